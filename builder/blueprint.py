@@ -1,0 +1,76 @@
+"""Blueprint source → validated IR and its analysis; the one path every command takes."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from . import ir
+from .analysis import Analysis, analyze
+from .errors import BlueprintError, Problem
+from .expand import expand
+from .lower import lower
+from .pattern import parse
+from .schema import validate
+from .source import Source, apply_overrides, from_expression, read
+from .tokens import TOKENS
+from .values import ValueProblem, convert
+
+
+@dataclass(frozen=True)
+class Compiled:
+    """A checked blueprint: the data it resolved to, its IR and its analysis."""
+
+    resolved: dict      # the blueprint with every override applied
+    network: ir.Network
+    analysis: Analysis
+
+
+def load(ref: str, overrides: list[str] | tuple[str, ...] = ()) -> Compiled:
+    """Read a blueprint file (or shipped name), apply ``KEY=VALUE`` overrides and check it."""
+    return compile_source(apply_overrides(read(ref), list(overrides)))
+
+
+def load_expression(pattern: str, overrides: list[str] | tuple[str, ...] = ()) -> Compiled:
+    """Check a one-line net such as ``INPUT(32x32x3)-CONV(10,5x5,pad=2)-RELU-FC(10)-SOFTMAX``."""
+    return compile_source(apply_overrides(from_expression(pattern), list(overrides)))
+
+
+def compile_source(src: Source) -> Compiled:
+    """Validate ``src`` fully; raise BlueprintError with every problem, located in the file."""
+    try:
+        problems = validate(src.data)
+        if problems:
+            raise BlueprintError(problems)
+        return _compile(src.data)
+    except BlueprintError as exc:
+        raise src.error(exc) from None
+
+
+def _compile(doc: dict[str, Any]) -> Compiled:
+    input_shape = None
+    if "input" in doc:
+        try:
+            input_shape = convert(TOKENS["INPUT"].arg("shape"), doc["input"], 0)
+        except ValueProblem as exc:
+            raise BlueprintError(Problem("input", str(exc))) from None
+    rank = len(input_shape) - 1 if input_shape else 2
+    tree = parse(doc["pattern"])
+    occurrences = expand(tree, doc.get("vars", {}), doc.get("layers", {}))
+    layers, classes, inline_shape = lower(occurrences, rank, doc.get("classes"))
+    if inline_shape and input_shape and inline_shape != input_shape:
+        raise BlueprintError(Problem("input", f"is {'x'.join(map(str, input_shape))} but the "
+                                     f"pattern's INPUT says {'x'.join(map(str, inline_shape))}"))
+    input_shape = input_shape or inline_shape
+    if input_shape is None:
+        raise BlueprintError(Problem("input", "is not set: add `input: [32, 32, 3]` (or "
+                                     "[40, 1] for 1-D signals), or start the pattern with "
+                                     "INPUT(32x32x3)"))
+    names = tuple(doc.get("class_names", ()))
+    if names and len(names) != classes:
+        raise BlueprintError(Problem("class_names", f"has {len(names)} names but the net has "
+                                     f"{classes} classes"))
+    weights = ir.Weights(**doc.get("weights", {}))
+    net = ir.Network(doc["name"], input_shape, classes, layers, weights,
+                     doc.get("strict", True), names)
+    resolved = dict(doc, input=list(input_shape), classes=classes)
+    return Compiled(resolved, net, analyze(net))

@@ -1,0 +1,178 @@
+"""Syntax tree + variables + layer defaults → a flat list of token occurrences.
+
+Repeats unroll, optional items are kept or dropped by their flag, and every value that
+varies by repetition is picked for its occurrence. A list nests one level per enclosing
+repeat, outermost first; a scalar applies to every repetition. So with
+``[(CONV-RELU)*N-POOL]*M``, ``filters: [64, 128]`` gives stage 1 64 filters and stage 2
+128, and ``N: [2, 3]`` gives stage 1 two convolutions and stage 2 three.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Mapping
+
+from .errors import BlueprintError, Problem
+from .pattern import Call, Node, Optional, Repeat, Seq, Word
+from .tokens import TOKENS, suggest
+
+
+@dataclass(frozen=True)
+class Occurrence:
+    """One token of the unrolled pattern with its raw values picked for this repetition.
+
+    ``values`` maps argument name → (value, source) where source is the key path that
+    supplied it (``pattern: CONV(...)`` or ``layers.CONV.filters``).
+    """
+
+    token: str
+    values: Mapping[str, tuple[Any, str]]
+    origin: str
+
+
+@dataclass(frozen=True)
+class _Level:
+    label: str  # the repeat's variable name, or its literal count
+    count: int
+    index: int
+
+
+class _Expander:
+    def __init__(self, variables: Mapping[str, Any], layer_defaults: Mapping[str, Mapping]):
+        self.vars = variables
+        self.defaults = layer_defaults
+        self.problems: list[Problem] = []
+        self.out: list[Occurrence] = []
+
+    def fail(self, path: str, message: str) -> None:
+        p = Problem(path, message)
+        if p not in self.problems:
+            self.problems.append(p)
+
+    # -- values that vary by repetition ------------------------------------------------
+    def pick(self, value: Any, source: str, stack: tuple[_Level, ...]) -> Any:
+        for level in stack:
+            if not isinstance(value, list):
+                return value
+            if len(value) != level.count:
+                self.fail(source, f"has {len(value)} values, but the repeat *{level.label} "
+                          f"that encloses it runs {level.count} times; give one value per "
+                          "repetition or a single value for all")
+                return None
+            value = value[level.index]
+        if isinstance(value, list):
+            depth = "no repeat encloses it" if not stack else \
+                f"only {len(stack)} repeat(s) enclose it ({', '.join('*' + l.label for l in stack)})"
+            self.fail(source, f"is a list nested one level too deep: {depth}")
+            return None
+        return value
+
+    def variable(self, name: str, column: int, stack: tuple[_Level, ...]) -> Any:
+        if name not in self.vars:
+            hint = suggest(name, self.vars)
+            self.fail("pattern", f"column {column}: variable {name} is unbound{hint}; bind it "
+                      f"under `vars:` or on the command line with --set {name}=...")
+            return None
+        return self.pick(self.vars[name], f"vars.{name}", stack)
+
+    # -- tree walk ---------------------------------------------------------------------
+    def walk(self, node: Node, stack: tuple[_Level, ...]) -> None:
+        if isinstance(node, Seq):
+            for item in node.items:
+                self.walk(item, stack)
+        elif isinstance(node, Repeat):
+            self.repeat(node, stack)
+        elif isinstance(node, Optional):
+            flag = self.variable(node.flag, node.column, stack)
+            if flag is None:
+                return
+            if not isinstance(flag, bool):
+                self.fail(f"vars.{node.flag}", f"is the flag of the optional at column "
+                          f"{node.column}; it must be true or false, got {flag!r}")
+            elif flag:
+                self.walk(node.body, stack)
+        else:
+            self.call(node, stack)
+
+    def repeat(self, node: Repeat, stack: tuple[_Level, ...]) -> None:
+        count = node.count
+        label = str(count)
+        if isinstance(count, str):
+            count = self.variable(count, node.column, stack)
+            if count is None:
+                return
+            if isinstance(count, bool) or not isinstance(count, int) or count < 0:
+                self.fail(f"vars.{label}", f"is the repeat count at column {node.column}; it "
+                          f"must be a whole number >= 0, got {count!r}")
+                return
+        for i in range(count):
+            self.walk(node.body, stack + (_Level(label, count, i),))
+
+    def call(self, node: Call, stack: tuple[_Level, ...]) -> None:
+        token = TOKENS.get(node.token)
+        if token is None:
+            self.fail("pattern", f"column {node.column}: unknown token {node.token}"
+                      f"{suggest(node.token, TOKENS)}; known tokens: {', '.join(TOKENS)}")
+            return
+        origin = f"pattern column {node.column}"
+        if stack:
+            origin += " at " + ", ".join(f"{l.label}[{l.index}]" for l in stack)
+        values: dict[str, tuple[Any, str]] = {}
+        for key, raw in (self.defaults.get(token.name) or {}).items():
+            values[key] = (raw, f"layers.{token.name}.{key}")
+        inline = f"pattern column {node.column}: {node.token}(...)"
+        positional = list(token.positional)
+        for raw in node.positional:
+            arg = self._choice_for(token, raw)
+            if arg is None:
+                if not positional:
+                    self.fail("pattern", f"column {node.column}: {node.token} takes "
+                              f"{len(token.positional) or 'no'} positional argument(s)"
+                              + (f" ({', '.join(token.positional)})" if token.positional else "")
+                              + f"; got {_show(raw)} too many — name it, e.g. key=value")
+                    continue
+                arg = positional.pop(0)
+            elif arg in positional:
+                positional.remove(arg)
+            values[arg] = (raw, inline)
+        for key, raw in node.keywords:
+            arg = token.arg(key)
+            if arg is None:
+                names = [a.name for a in token.args]
+                self.fail("pattern", f"column {node.column}: {node.token} has no argument "
+                          f"{key!r}{suggest(key, names)}; valid: {', '.join(names) or 'none'}")
+                continue
+            values[arg.name] = (raw, inline)
+        picked = {}
+        for key, (raw, source) in values.items():
+            if isinstance(raw, Word) and not self._is_choice(token, key, raw):
+                raw = self.variable(raw.name, node.column, stack)
+                source = f"vars.{getattr(values[key][0], 'name', key)}"
+            picked[key] = (self.pick(raw, source, stack), source)
+        self.out.append(Occurrence(token.name, picked, origin))
+
+    @staticmethod
+    def _choice_for(token, raw) -> str | None:
+        if isinstance(raw, Word):
+            for a in token.args:
+                if raw.name in a.choices or (a.kind == "padding" and raw.name in ("valid", "same")):
+                    return a.name
+        return None
+
+    @staticmethod
+    def _is_choice(token, key, raw: Word) -> bool:
+        arg = token.arg(key)
+        return arg is not None and (raw.name in arg.choices or raw.name in ("valid", "same", "true", "false"))
+
+
+def expand(tree: Node, variables: Mapping[str, Any],
+           layer_defaults: Mapping[str, Mapping]) -> list[Occurrence]:
+    """Unroll ``tree``; raise BlueprintError listing every problem found."""
+    ex = _Expander(variables, layer_defaults)
+    ex.walk(tree, ())
+    if ex.problems:
+        raise BlueprintError(ex.problems)
+    return ex.out
+
+
+def _show(v: Any) -> str:
+    return v.name if isinstance(v, Word) else str(v)

@@ -1,0 +1,132 @@
+"""The intermediate representation: a validated net as immutable plain dataclasses.
+
+Blueprint → IR is where validation happens; everything after (analysis tables, the Keras
+builder, export) trusts these objects. No TensorFlow here.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Union
+
+Size = tuple[int, ...]           # one entry per spatial axis
+Pads = tuple[tuple[int, int], ...]  # (before, after) per spatial axis
+Padding = Union[str, Pads]       # "valid", "same" or explicit pads
+
+
+@dataclass(frozen=True)
+class Conv:
+    kind = "CONV"
+    name: str
+    filters: int
+    kernel: Size
+    stride: Size
+    padding: Padding
+    dilation: Size
+    groups: int
+    bias: bool
+    rounding: str | None  # None: must tile exactly in strict mode
+    origin: str = ""      # where in the blueprint it came from, for messages
+
+
+@dataclass(frozen=True)
+class Pool:
+    kind = "POOL"
+    name: str
+    mode: str             # "max" | "avg"
+    size: Size
+    stride: Size
+    padding: Padding
+    rounding: str | None
+    origin: str = ""
+
+
+@dataclass(frozen=True)
+class GlobalPool:
+    kind = "GLOBAL_POOL"
+    name: str
+    mode: str
+    origin: str = ""
+
+
+@dataclass(frozen=True)
+class Activation:
+    kind = "ACTIVATION"
+    name: str
+    fn: str               # a token name: RELU, LEAKY_RELU, ELU, TANH, SIGMOID, GELU, SWISH
+    alpha: float | None = None
+    origin: str = ""
+
+
+@dataclass(frozen=True)
+class BatchNorm:
+    kind = "BN"
+    name: str
+    momentum: float
+    epsilon: float
+    origin: str = ""
+
+
+@dataclass(frozen=True)
+class LRN:
+    kind = "LRN"
+    name: str
+    size: int             # channels in the window, as in the AlexNet paper's n
+    alpha: float
+    beta: float
+    bias: float
+    origin: str = ""
+
+
+@dataclass(frozen=True)
+class Dropout:
+    kind = "DROPOUT"
+    name: str
+    rate: float
+    origin: str = ""
+
+
+@dataclass(frozen=True)
+class Flatten:
+    kind = "FLATTEN"
+    name: str
+    origin: str = ""
+
+
+@dataclass(frozen=True)
+class Dense:
+    kind = "FC"
+    name: str
+    units: int
+    bias: bool
+    softmax: bool = False  # the classifier: SOFTMAX folded into its FC
+    origin: str = ""
+
+
+Layer = Union[Conv, Pool, GlobalPool, Activation, BatchNorm, LRN, Dropout, Flatten, Dense]
+
+
+@dataclass(frozen=True)
+class Weights:
+    """Initialization and weight decay for every CONV and FC."""
+
+    init: str = "glorot_uniform"   # a Keras initializer name
+    bias_init: str = "zeros"
+    l2: float = 0.0                # L2 penalty on kernels (weight decay)
+    seed: int = 0                  # per-layer seeds derive from it: same seed, same net
+
+
+@dataclass(frozen=True)
+class Network:
+    """A whole net: ``input_shape`` is channels-last without the batch axis."""
+
+    name: str
+    input_shape: tuple[int, ...]
+    classes: int
+    layers: tuple[Layer, ...]
+    weights: Weights = field(default_factory=Weights)
+    strict: bool = True
+    class_names: tuple[str, ...] = ()
+
+    @property
+    def spatial_rank(self) -> int:
+        return len(self.input_shape) - 1

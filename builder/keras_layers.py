@@ -1,0 +1,58 @@
+"""Layers Keras lacks, registered so ``load_model(..., safe_mode=True)`` restores them.
+
+Import this module (``import builder.keras_layers``) before loading a saved model that
+uses LRN or ceil-mode / explicitly padded max pooling.
+"""
+from __future__ import annotations
+
+import keras
+import tensorflow as tf
+
+
+@keras.saving.register_keras_serializable(package="cnnbp")
+class LocalResponseNorm(keras.layers.Layer):
+    """AlexNet's LRN across channels: ``a / (k + alpha * sum(a^2 over n channels))^beta``.
+
+    ``alpha`` is the paper's (not divided by ``n``, unlike Caffe and PyTorch).
+    """
+
+    def __init__(self, size: int = 5, alpha: float = 1e-4, beta: float = 0.75,
+                 bias: float = 2.0, **kwargs):
+        super().__init__(**kwargs)
+        self.size, self.alpha, self.beta, self.bias = size, alpha, beta, bias
+
+    def call(self, x):
+        rank = len(x.shape)
+        if rank == 3:  # 1-D signals: LRN needs NHWC
+            x = tf.expand_dims(x, 1)
+        y = tf.nn.local_response_normalization(
+            x, depth_radius=(self.size - 1) // 2, bias=self.bias, alpha=self.alpha, beta=self.beta)
+        return tf.squeeze(y, 1) if rank == 3 else y
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        return {**super().get_config(), "size": self.size, "alpha": self.alpha,
+                "beta": self.beta, "bias": self.bias}
+
+
+@keras.saving.register_keras_serializable(package="cnnbp")
+class EdgePad(keras.layers.Layer):
+    """Pad the spatial axes with zeros, or with -inf so a following max pool ignores it."""
+
+    def __init__(self, pads=((0, 0),), fill: str = "zero", **kwargs):
+        super().__init__(**kwargs)
+        self.pads = tuple(tuple(int(v) for v in p) for p in pads)
+        self.fill = fill
+
+    def call(self, x):
+        value = float("-inf") if self.fill == "min" else 0.0
+        return tf.pad(x, [[0, 0], *self.pads, [0, 0]], constant_values=value)
+
+    def compute_output_shape(self, input_shape):
+        spatial = [None if n is None else n + a + b for n, (a, b) in zip(input_shape[1:-1], self.pads)]
+        return (input_shape[0], *spatial, input_shape[-1])
+
+    def get_config(self):
+        return {**super().get_config(), "pads": [list(p) for p in self.pads], "fill": self.fill}

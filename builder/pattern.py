@@ -1,0 +1,159 @@
+"""Pattern expression text → syntax tree.
+
+The seeds' notation parses as written::
+
+    [(CONV-RELU)*N-POOL?]*M-(FC-RELU)*K-SOFTMAX
+
+Grammar: ``-`` sequences items; ``( )`` and ``[ ]`` group; ``*n`` or ``*NAME`` repeats;
+``?`` or ``?FLAG`` makes an item optional (a flag, named after the token or given after
+the ``?``, decides); ``TOKEN(arg, key=value)`` passes inline arguments; ``5x5`` is a size.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Union
+
+from .errors import BlueprintError, Problem
+
+_GRAMMAR = r"""
+?start: seq
+seq: item ("-" item)*
+item: atom repeat? optional?
+repeat: "*" (INT | NAME)
+optional: "?" NAME?
+?atom: call | "(" seq ")" | "[" seq "]"
+call: NAME args?
+args: "(" [arg ("," arg)*] ")"
+arg: NAME "=" value  -> kwarg
+   | value           -> posarg
+?value: SIZE -> size
+      | SIGNED_NUMBER -> number
+      | NAME -> word
+SIZE.2: /\d+(x\d+)+/
+NAME: /[A-Za-z_][A-Za-z0-9_]*/
+%import common.INT
+%import common.SIGNED_NUMBER
+%import common.WS
+%ignore WS
+"""
+
+
+@dataclass(frozen=True)
+class Call:
+    """A token with its inline arguments, e.g. ``CONV(64, 3x3, stride=2)``."""
+
+    token: str
+    positional: tuple
+    keywords: tuple  # ((key, value), ...)
+    column: int
+
+
+@dataclass(frozen=True)
+class Seq:
+    items: tuple
+
+
+@dataclass(frozen=True)
+class Repeat:
+    body: "Node"
+    count: Union[int, str]
+    column: int
+
+
+@dataclass(frozen=True)
+class Optional:
+    body: "Node"
+    flag: str
+    column: int
+
+
+Node = Union[Call, Seq, Repeat, Optional]
+
+
+@dataclass(frozen=True)
+class Size:
+    """An ``AxBxC`` literal."""
+
+    dims: tuple[int, ...]
+
+    def __str__(self) -> str:
+        return "x".join(map(str, self.dims))
+
+
+@dataclass(frozen=True)
+class Word:
+    """A bare identifier used as a value: a variable name or a choice like ``avg``."""
+
+    name: str
+
+
+@lru_cache(maxsize=1)
+def _parser():
+    from lark import Lark
+    return Lark(_GRAMMAR, parser="lalr", propagate_positions=True, maybe_placeholders=False)
+
+
+def parse(text: str, path: str = "pattern") -> Node:
+    """Parse a pattern expression; raise BlueprintError with a caret on a syntax error."""
+    from lark import Token as LarkToken, Tree
+    from lark.exceptions import UnexpectedInput
+
+    try:
+        tree = _parser().parse(text)
+    except UnexpectedInput as exc:
+        col = getattr(exc, "column", 1) or 1
+        got = text[col - 1:col] or "end of pattern"
+        raise BlueprintError(Problem(
+            path, f"syntax error at column {col} (unexpected {got!r}): "
+            f"{text!r} — write tokens joined by '-', groups in ( ) or [ ], "
+            "repeats as *N, optional items as X?")) from None
+
+    def value(t):
+        tok = t.children[0]
+        if t.data == "size":
+            return Size(tuple(int(x) for x in tok.split("x")))
+        if t.data == "number":
+            s = str(tok)
+            return int(s) if s.lstrip("-").isdigit() else float(s)
+        if str(tok) in ("true", "false"):
+            return str(tok) == "true"
+        return Word(str(tok))
+
+    def build(t) -> Node:
+        if t.data == "seq":
+            items = tuple(build(c) for c in t.children)
+            return items[0] if len(items) == 1 else Seq(items)
+        if t.data == "item":
+            node = build(t.children[0])
+            for post in t.children[1:]:
+                col = post.meta.column
+                if post.data == "repeat":
+                    tok = post.children[0]
+                    count = int(tok) if tok.type == "INT" else str(tok)
+                    node = Repeat(node, count, col)
+                else:
+                    flag = str(post.children[0]) if post.children else _flag_name(node)
+                    if flag is None:
+                        raise BlueprintError(Problem(path, f"column {col}: an optional group "
+                                                     "needs a flag name after '?', e.g. (BN-RELU)?USE_BN"))
+                    node = Optional(node, flag, col)
+            return node
+        if t.data == "call":
+            name = t.children[0]
+            pos, kw = [], []
+            if len(t.children) > 1:
+                for a in t.children[1].children:
+                    if a.data == "kwarg":
+                        kw.append((str(a.children[0]), value(a.children[1])))
+                    else:
+                        pos.append(value(a.children[0]))
+            return Call(str(name), tuple(pos), tuple(kw), name.column)
+        raise AssertionError(t.data)  # grammar and builder out of step
+
+    assert isinstance(tree, Tree) and not isinstance(tree, LarkToken)
+    return build(tree)
+
+
+def _flag_name(node: Node) -> str | None:
+    return node.token if isinstance(node, Call) else None
