@@ -142,6 +142,11 @@ class _Walker:
                           f"{layer.groups} = {channels % layer.groups}, {layer.filters} % "
                           f"{layer.groups} = {layer.filters % layer.groups}")
                 return False
+            if max(layer.stride) > 1 and max(layer.dilation) > 1:
+                self.fail(layer, f"stride {fmt_size(layer.stride)} with dilation "
+                          f"{fmt_size(layer.dilation)}: TensorFlow's convolution cannot stride "
+                          "and dilate at once; keep one of them at 1")
+                return False
             spatial = self.window(layer, layer.kernel, layer.stride, layer.padding,
                                   layer.dilation, layer.rounding)
             if spatial is None:
@@ -155,6 +160,11 @@ class _Walker:
             desc = (f"{layer.filters} {fmt_shape(layer.kernel)} filters at stride "
                     f"{fmt_size(layer.stride)}, {_pads_text(layer.padding)}{dil}{g}")
         elif isinstance(layer, ir.Pool):
+            if layer.mode == "avg" and layer.rounding == "ceil":
+                self.fail(layer, "rounding: ceil is supported for max pooling only: frameworks "
+                          "disagree on how an average over a window hanging past the edge is "
+                          "divided (Caffe vs PyTorch); use floor, or explicit padding")
+                return False
             spatial = self.window(layer, layer.size, layer.stride, layer.padding, None,
                                   layer.rounding)
             if spatial is None:
@@ -177,6 +187,10 @@ class _Walker:
             params = 4 * channels  # gamma, beta and the two moving statistics
             shape, desc = self.shape, "batch normalization"
         elif isinstance(layer, ir.LRN):
+            if layer.size % 2 == 0:
+                self.fail(layer, f"size {layer.size} must be odd: the window is centred on "
+                          "each channel (n = 5 in AlexNet)")
+                return False
             shape = self.shape
             desc = f"LRN n={layer.size}, alpha={layer.alpha:g}, beta={layer.beta:g}, k={layer.bias:g}"
         elif isinstance(layer, ir.Dropout):

@@ -100,3 +100,22 @@ def _layers(layer: ir.Layer, net: ir.Network, rank: int, index: int, shape) -> l
     assert isinstance(layer, ir.Dense)
     return [L.Dense(layer.units, activation="softmax" if layer.softmax else None,
                     use_bias=layer.bias, name=layer.name, **_weights(net, index))]
+
+
+def save_model(model: keras.Model, path: str) -> None:
+    """Write ``model`` to ``path`` (.keras) through a temporary file, so no half file remains."""
+    import os
+    from pathlib import Path
+
+    target = Path(path)
+    if target.suffix != ".keras":
+        from .errors import BlueprintError, Problem
+        raise BlueprintError(Problem("--output", f"{path!r} must end in .keras (the Keras v3 "
+                                     "format that load_model reloads in safe mode)"))
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f".{target.stem}.{os.getpid()}.tmp.keras")
+    try:
+        model.save(tmp)
+        os.replace(tmp, target)
+    finally:
+        tmp.unlink(missing_ok=True)

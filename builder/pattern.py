@@ -102,10 +102,12 @@ def parse(text: str, path: str = "pattern") -> Node:
     try:
         tree = _parser().parse(text)
     except UnexpectedInput as exc:
-        col = getattr(exc, "column", 1) or 1
-        got = text[col - 1:col] or "end of pattern"
+        at_end = getattr(getattr(exc, "token", None), "type", "") == "$END" or \
+            type(exc).__name__ == "UnexpectedEOF"
+        col = len(text) + 1 if at_end else (getattr(exc, "column", 1) or 1)
+        got = "end of pattern" if at_end else text[col - 1:col]
         raise BlueprintError(Problem(
-            path, f"syntax error at column {col} (unexpected {got!r}): "
+            path, f"syntax error at column {col} (unexpected {got if at_end else repr(got)}): "
             f"{text!r} — write tokens joined by '-', groups in ( ) or [ ], "
             "repeats as *N, optional items as X?")) from None
 

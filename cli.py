@@ -1,0 +1,99 @@
+"""The ``cnnbp`` command: a thin layer over the packages (``python cli.py ...`` works too)."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+EXAMPLES = """examples:
+  cnnbp check vgg16                       shipped blueprint by name
+  cnnbp check blueprints/vgg16.yaml --json
+  cnnbp check mnist1d --set N=3 --set K=2 override variables
+  cnnbp show alexnet                      per-layer table
+  cnnbp check -e "INPUT(32x32x3)-CONV(10,5x5,stride=1,pad=2)-RELU-POOL-FC(10)-SOFTMAX"
+  cnnbp build digits -o model.keras
+"""
+
+
+def _blueprint_args(p: argparse.ArgumentParser) -> None:
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("blueprint", nargs="?", help="a blueprint file or a shipped name (vgg16)")
+    src.add_argument("-e", "--expr", metavar="PATTERN", help="a one-line net instead of a file")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a variable (N=3), a key (classes=10) or a key path "
+                        "(layers.CONV.kernel=5); repeatable")
+
+
+def _compile(args):
+    from builder import load, load_expression
+    if args.expr is not None:
+        return load_expression(args.expr, args.set)
+    return load(args.blueprint, args.set)
+
+
+def run_check(args) -> int:
+    from builder.report import summary
+    compiled = _compile(args)
+    if args.json:
+        print(json.dumps(compiled.analysis.to_json(), indent=2))
+    else:
+        print(summary(compiled.analysis))
+    return 0
+
+
+def run_show(args) -> int:
+    from builder.report import summary, table
+    compiled = _compile(args)
+    print(table(compiled.analysis))
+    print(summary(compiled.analysis))
+    return 0
+
+
+def run_build(args) -> int:
+    compiled = _compile(args)
+    from builder.tf_env import import_tensorflow
+    import_tensorflow()
+    from builder.keras_builder import build_model, save_model
+    model = build_model(compiled.network)
+    save_model(model, args.output)
+    print(f"{compiled.network.name}: wrote {args.output} ({model.count_params():,} params)")
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="cnnbp", epilog=EXAMPLES,
+                                formatter_class=argparse.RawDescriptionHelpFormatter,
+                                description="Describe, check and build classic CNNs from "
+                                            "declarative blueprints.")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    c = sub.add_parser("check", help="validate a blueprint and print its totals",
+                       epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    _blueprint_args(c)
+    c.add_argument("--json", action="store_true", help="print the per-layer analysis as JSON")
+    c.set_defaults(run=run_check)
+    s = sub.add_parser("show", help="print the per-layer table")
+    _blueprint_args(s)
+    s.set_defaults(run=run_show)
+    b = sub.add_parser("build", help="build the Keras model and save it")
+    _blueprint_args(b)
+    b.add_argument("-o", "--output", required=True, help="where to write the .keras file")
+    b.set_defaults(run=run_build)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run one command; blueprint mistakes print one message and return 2."""
+    from builder.errors import BlueprintError
+    args = parser().parse_args(argv)
+    try:
+        return args.run(args)
+    except BlueprintError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        print(f"error: {exc.filename or ''}: {exc.strerror or exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

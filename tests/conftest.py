@@ -1,0 +1,32 @@
+"""Shared fixtures: the repository root, shipped blueprints, and a quiet Keras."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+SHIPPED = sorted(p.stem for p in (ROOT / "blueprints").glob("*.yaml"))
+SMALL = ["digits", "mnist1d", "cifar10_small", "lenet5"]
+
+
+@pytest.fixture(scope="session")
+def keras():
+    from builder.tf_env import import_tensorflow
+    import_tensorflow()
+    import keras as k
+    return k
+
+
+@pytest.fixture
+def write_blueprint(tmp_path):
+    """Write YAML text to a file and return its path."""
+    def write(text: str, name: str = "bp.yaml") -> str:
+        path = tmp_path / name
+        path.write_text(text, encoding="utf-8")
+        return str(path)
+    return write
