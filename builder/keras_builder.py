@@ -1,13 +1,11 @@
 """IR → Keras functional model with the IR's layer names and seeded initialization."""
 from __future__ import annotations
 
-import math
-
 import keras
 
 from . import ir
 from .keras_layers import EdgePad, LocalResponseNorm
-from .shapes import effective_kernel
+from .shapes import effective_kernel, window_extent
 
 _ACTIVATION = {"RELU": "relu", "TANH": "tanh", "SIGMOID": "sigmoid", "GELU": "gelu",
                "SWISH": "silu"}
@@ -39,17 +37,16 @@ def _weights(net: ir.Network, index: int) -> dict:
 
 def _window_padding(layer, kernel, dilation, spatial, fill: str):
     """Return (keras padding, pad layer or None) for a window layer."""
-    if isinstance(layer.padding, str) and layer.rounding != "ceil":
-        return layer.padding, None
-    pads = [(0, 0)] * len(kernel) if isinstance(layer.padding, str) else list(layer.padding)
+    if layer.padding == "same" or (layer.padding == "valid" and layer.rounding != "ceil"):
+        return layer.padding, None  # "same" always gives ceil(N/S): rounding cannot change it
+    pads = [(0, 0)] * len(kernel) if layer.padding == "valid" else list(layer.padding)
     if layer.rounding == "ceil":
+        # Extend the far side so a floor-rounding Keras window yields the ceil size.
         for axis, n in enumerate(spatial):
             before, after = pads[axis]
             span = effective_kernel(kernel[axis], dilation[axis])
             s = layer.stride[axis]
-            out = math.ceil((n + before + after - span) / s) + 1
-            if (out - 1) * s >= n + before:
-                out -= 1
+            out = window_extent(n, kernel[axis], s, before, after, dilation[axis], ceil=True).length
             pads[axis] = (before, after + max((out - 1) * s + span - (n + before + after), 0))
     if all(s == 1 for s in layer.stride) and all(
             a == b and a + b == effective_kernel(k, d) - 1

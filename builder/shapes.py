@@ -55,8 +55,9 @@ def window_extent(n: int, kernel: int, stride: int, pad_before: int = 0,
     padded = n + pad_before + pad_after
     exact = Fraction(padded - span, stride) + 1
     length = math.ceil(exact) if ceil else math.floor(exact)
-    if ceil and (length - 1) * stride >= n + pad_before:
-        # The last window must start inside the input or its left padding (Caffe/PyTorch rule).
+    if ceil and exact.denominator != 1 and (length - 1) * stride >= n + pad_before:
+        # A window added by rounding up must start inside the input or its left padding
+        # (the Caffe/PyTorch rule).
         length -= 1
     pads = ""
     if pad_before or pad_after:

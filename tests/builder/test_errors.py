@@ -1,0 +1,123 @@
+"""Blueprint mistakes: one clear message naming the file, line, key or layer, and the fix."""
+import pytest
+
+from builder import load, load_expression
+from builder.errors import BlueprintError
+
+GOOD = """\
+name: small
+input: [16, 16, 1]
+classes: 4
+pattern: "[(CONV-RELU)*N-POOL]*M-(FC-RELU)*K-SOFTMAX"
+vars: {M: 2, N: 1, K: 1}
+layers:
+  CONV: {filters: [4, 8], kernel: 3, padding: same}
+  FC: {units: 16}
+"""
+
+
+def error_of(path, overrides=()):
+    with pytest.raises(BlueprintError) as exc:
+        load(path, overrides)
+    return str(exc.value)
+
+
+def test_good_blueprint_loads(write_blueprint):
+    assert load(write_blueprint(GOOD)).analysis.total_params > 0
+
+
+def test_unknown_key_has_file_line_column_and_suggestion(write_blueprint):
+    path = write_blueprint(GOOD.replace("classes: 4", "clases: 4"))
+    text = error_of(path)
+    assert f"{path}:3:" in text
+    assert "clases: unknown key (did you mean classes?)" in text
+
+
+def test_unknown_layer_argument_is_located(write_blueprint):
+    path = write_blueprint(GOOD.replace("kernel: 3", "kernal: 3"))
+    text = error_of(path)
+    assert f"{path}:7:" in text and "layers.CONV.kernal: unknown key (did you mean kernel?)" in text
+
+
+def test_every_schema_problem_is_reported(write_blueprint):
+    path = write_blueprint(GOOD.replace("classes: 4", "classes: one").replace("units: 16", "units: -3"))
+    text = error_of(path)
+    assert "2 problems" in text
+    assert f"{path}:3:" in text and "classes" in text
+    assert f"{path}:8:" in text and "layers.FC.units" in text
+
+
+def test_yaml_syntax_error_has_line(write_blueprint):
+    path = write_blueprint("name: x\npattern: [unclosed\n")
+    assert f"{path}:3:" in error_of(path) or f"{path}:2:" in error_of(path)
+
+
+def test_list_length_mismatch_points_at_the_key(write_blueprint):
+    path = write_blueprint(GOOD.replace("filters: [4, 8]", "filters: [4, 8, 16]"))
+    text = error_of(path)
+    assert f"{path}:7:" in text
+    assert "layers.CONV.filters: has 3 values, but the repeat *M that encloses it runs 2 times" in text
+
+
+def test_unbound_variable(write_blueprint):
+    text = error_of(write_blueprint(GOOD.replace("K: 1", "J: 1")))
+    assert "variable K is unbound" in text and "--set K=" in text
+
+
+def test_override_is_named_in_the_message(write_blueprint):
+    text = error_of(write_blueprint(GOOD), ["N=[1, 2, 3]"])
+    assert "(from --set N=[1, 2, 3])" in text
+
+
+def test_spatial_size_reaching_zero_shows_the_arithmetic(write_blueprint):
+    text = error_of(write_blueprint(GOOD), ["M=5", "layers.CONV.filters=4"])
+    assert "stage5_pool" in text and "(1 - 2)/2 + 1 = 0.50, rounded to 0" in text
+    assert "must stay >= 1" in text
+
+
+def test_groups_must_divide_channels():
+    with pytest.raises(BlueprintError, match=r"groups 2 must divide both the input channels \(3\)"):
+        load_expression("INPUT(8x8x3)-CONV(4, 3, groups=2)-SOFTMAX", ["classes=2"])
+
+
+def test_classes_must_match_the_last_fc():
+    with pytest.raises(BlueprintError, match="last FC before SOFTMAX has 10 units but the "
+                                             "blueprint has classes: 5"):
+        load_expression("INPUT(8x8x1)-CONV(4, 3)-FC(10)-SOFTMAX", ["classes=5"])
+
+
+def test_softmax_must_be_last():
+    with pytest.raises(BlueprintError, match="SOFTMAX must appear once, as the last token"):
+        load_expression("INPUT(8x8x1)-SOFTMAX-FC(3)")
+
+
+def test_conv_after_flatten_is_refused():
+    with pytest.raises(BlueprintError, match="CONV needs positions to work over"):
+        load_expression("INPUT(8x8x1)-FC(8)-CONV(4)-SOFTMAX", ["classes=2"])
+
+
+def test_missing_input_and_classes():
+    with pytest.raises(BlueprintError) as exc:
+        load_expression("CONV(4)-SOFTMAX")
+    assert "classes: is not set" in str(exc.value)
+
+
+def test_size_with_wrong_rank():
+    with pytest.raises(BlueprintError, match=r"stage1_conv1.kernel has 2 dimensions \(3x3\) but "
+                                             r"the input has 1 spatial dimension"):
+        load_expression("INPUT(40x1)-CONV(4, 3x3)-SOFTMAX", ["classes=2"])
+
+
+def test_missing_file_suggests_shipped_name():
+    with pytest.raises(BlueprintError, match=r"no blueprint file 'alexnte' \(did you mean alexnet\?\)"):
+        load("alexnte")
+
+
+def test_stride_with_dilation_is_refused_before_keras():
+    with pytest.raises(BlueprintError, match="cannot stride and dilate at once"):
+        load_expression("INPUT(16x16x1)-CONV(4, 3, stride=2, dilation=2)-SOFTMAX", ["classes=2"])
+
+
+def test_non_strict_accepts_floor_rounding():
+    a = load_expression("INPUT(7x7x1)-CONV(1, 3, stride=3)-SOFTMAX", ["classes=2", "strict=false"])
+    assert a.analysis.layers[0].output_shape == (2, 2, 1)

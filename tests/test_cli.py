@@ -1,0 +1,116 @@
+"""The cnnbp command as a user runs it: exit codes, output, no tracebacks, no TensorFlow for check."""
+import json
+import subprocess
+import sys
+
+import pytest
+from hypothesis import HealthCheck, given, settings, strategies as st
+
+import cli
+from tests.conftest import ROOT, SHIPPED
+
+
+def run(*args, **kw):
+    return subprocess.run([sys.executable, str(ROOT / "cli.py"), *args], capture_output=True,
+                          text=True, cwd=ROOT, **kw)
+
+
+def test_check_json_has_the_documented_keys():
+    proc = run("check", "blueprints/vgg16.yaml", "--json")
+    assert proc.returncode == 0, proc.stderr
+    doc = json.loads(proc.stdout)
+    assert doc["total_params"] == 138_357_544 and doc["total_macs"] == 15_470_264_320
+    first = doc["layers"][0]
+    assert {"name", "type", "output_shape", "params", "macs", "receptive_field"} <= set(first)
+    assert first["name"] == "stage1_conv1" and first["output_shape"] == [224, 224, 64]
+
+
+def test_check_does_not_import_tensorflow():
+    code = ("import sys, cli; rc = cli.main(['check', 'vgg16']); "
+            "assert rc == 0; assert 'tensorflow' not in sys.modules and 'keras' not in sys.modules")
+    proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+
+
+def test_show_prints_the_lecture_table(capsys):
+    assert cli.main(["show", "alexnet"]) == 0
+    out = capsys.readouterr().out
+    assert "[55x55x96]" in out and "96 11x11 filters at stride 4, pad 0" in out and "34,944" in out
+
+
+@pytest.mark.parametrize("name", SHIPPED)
+def test_every_shipped_blueprint_checks(name, capsys):
+    assert cli.main(["check", name]) == 0
+    assert capsys.readouterr().out.startswith(f"{name}: ok")
+
+
+def test_bad_blueprint_exits_2_with_one_message():
+    proc = run("check", "-e", "INPUT(7x7x1)-CONV(1,3,stride=3)-SOFTMAX", "--set", "classes=2")
+    assert proc.returncode == 2
+    assert proc.stderr.startswith("error: ") and "Traceback" not in proc.stderr
+    assert "(7 - 3)/3 + 1 = 2.33" in proc.stderr
+
+
+def test_set_overrides_variables(capsys):
+    assert cli.main(["check", "mnist1d", "--set", "N=1", "--set", "K=2", "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert [l["type"] for l in doc["layers"]].count("CONV") == 3
+    assert [l["type"] for l in doc["layers"]].count("FC") == 3
+
+
+def test_help_has_examples():
+    proc = run("--help")
+    assert proc.returncode == 0 and "examples:" in proc.stdout and "cnnbp check" in proc.stdout
+
+
+def test_console_script_is_installed():
+    script = ROOT / ".venv" / "bin" / "cnnbp"
+    if not script.exists():
+        pytest.skip("not run from the project's .venv")
+    proc = subprocess.run([str(script), "check", "lenet5"], capture_output=True, text=True)
+    assert proc.returncode == 0 and "61,706 params" in proc.stdout
+
+
+def test_build_writes_a_loadable_model(tmp_path, keras):
+    out = tmp_path / "sub" / "digits.keras"
+    proc = run("build", "digits", "-o", str(out))
+    assert proc.returncode == 0, proc.stderr
+    assert "cudart" not in proc.stderr and "cuInit" not in proc.stderr
+    model = keras.models.load_model(out, safe_mode=True)
+    assert model.count_params() == 99_178
+
+
+def test_build_refuses_a_wrong_suffix(tmp_path):
+    proc = run("build", "digits", "-o", str(tmp_path / "model.h5"))
+    assert proc.returncode == 2 and "must end in .keras" in proc.stderr
+    assert not list(tmp_path.iterdir())
+
+
+# --- generated bad input never produces a traceback -----------------------------------------
+PIECES = ["CONV", "RELU", "POOL", "FC", "SOFTMAX", "LRN", "BN", "(", ")", "[", "]", "-", "*",
+          "?", "N", "M", "2", "0", "3x3", ",", "=", "stride", "(8)", "(3, 2)", "COV", "INPUT(8x8x1)"]
+VALUES = st.recursive(st.none() | st.booleans() | st.integers(-3, 300) | st.floats(allow_nan=True)
+                      | st.text(max_size=12) | st.sampled_from(["3x3", "same", "valid", "avg"]),
+                      lambda inner: st.lists(inner, max_size=4) | st.dictionaries(
+                          st.sampled_from(["CONV", "POOL", "FC", "filters", "kernel", "units",
+                                           "stride", "x"]), inner, max_size=3), max_leaves=8)
+
+
+@st.composite
+def bad_blueprints(draw):
+    doc = {"name": draw(st.sampled_from(["x", "a b", ""])),
+           "pattern": "".join(draw(st.lists(st.sampled_from(PIECES), min_size=1, max_size=14)))}
+    for key in draw(st.lists(st.sampled_from(["input", "classes", "vars", "layers", "weights",
+                                              "strict", "class_names", "bogus"]), max_size=5)):
+        doc[key] = draw(VALUES)
+    return doc
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(doc=bad_blueprints())
+def test_generated_blueprints_never_crash(doc, tmp_path, capsys):
+    path = tmp_path / "fuzz.yaml"
+    path.write_text(json.dumps(doc))  # JSON is YAML
+    assert cli.main(["check", str(path)]) in (0, 2)
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
