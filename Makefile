@@ -26,7 +26,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/build_time.py
 
 schema: $(STAMP)
-	$(BIN)/python -m builder.schema
+	$(BIN)/python -c 'from builder.schema import write; write()'
 
 clean:
 	rm -rf $(VENV) runs build *.egg-info .pytest_cache .hypothesis

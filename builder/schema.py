@@ -1,7 +1,7 @@
 """The blueprint JSON Schema, generated from the token table, and validation against it.
 
 ``blueprints/blueprint.schema.json`` is this schema written out for editors; a test keeps
-the file and the generator equal (regenerate with ``python -m builder.schema``).
+the file and the generator equal (regenerate with ``make schema``).
 """
 from __future__ import annotations
 
@@ -16,6 +16,11 @@ from .tokens import TOKENS, suggest
 SCHEMA_FILE = Path(__file__).resolve().parent.parent / "blueprints" / "blueprint.schema.json"
 
 _NAME = "^[A-Za-z_][A-Za-z0-9_]*$"
+# Keras initializer names that build without extra arguments (tests build each one).
+INITIALIZERS = ("glorot_uniform", "glorot_normal", "he_uniform", "he_normal", "lecun_uniform",
+                "lecun_normal", "random_normal", "random_uniform", "truncated_normal",
+                "orthogonal", "variance_scaling", "zeros", "ones")
+BIAS_INITIALIZERS = ("zeros", "ones", "random_normal", "random_uniform", "truncated_normal")
 _SIZE = {"anyOf": [{"type": "integer", "minimum": 0}, {"type": "string", "pattern": r"^\d+(x\d+)*$"}]}
 _SCALARS = {
     "int": {"type": "integer"},
@@ -95,8 +100,8 @@ def generate() -> dict:
                        "description": "arguments for every occurrence of a token",
                        "properties": layer_props},
             "weights": {"type": "object", "additionalProperties": False, "properties": {
-                "init": {"type": "string", "description": "a Keras initializer name"},
-                "bias_init": {"type": "string"},
+                "init": {"enum": list(INITIALIZERS), "description": "a Keras initializer name"},
+                "bias_init": {"enum": list(BIAS_INITIALIZERS)},
                 "l2": {"type": "number", "minimum": 0, "description": "L2 weight decay"},
                 "seed": {"type": "integer", "minimum": 0}}},
             "strict": {"type": "boolean", "description": "refuse windows that do not tile "
@@ -143,11 +148,16 @@ def _explain(err) -> Problem:
         return Problem(path, err.message.replace("'", "`"))
     if err.validator == "anyOf" and "description" in schema:
         return Problem(path, f"must be {schema['description']}, got {err.instance!r}")
-    if err.validator in ("type", "enum", "minimum", "maximum", "pattern", "minItems", "maxItems"):
+    if err.validator == "enum":
+        hint = suggest(str(err.instance), [str(v) for v in err.validator_value])
+        return Problem(path, f"{err.instance!r} is not one of "
+                       f"{', '.join(map(str, err.validator_value))}{hint}")
+    if err.validator in ("type", "minimum", "maximum", "pattern", "minItems", "maxItems"):
         return Problem(path, f"{err.message}")
     return Problem(path, err.message)
 
 
-if __name__ == "__main__":
+def write() -> None:
+    """Regenerate ``blueprints/blueprint.schema.json`` (``make schema``)."""
     SCHEMA_FILE.write_text(json.dumps(generate(), indent=2) + "\n", encoding="utf-8")
     print(f"wrote {SCHEMA_FILE}")

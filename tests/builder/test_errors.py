@@ -121,3 +121,8 @@ def test_stride_with_dilation_is_refused_before_keras():
 def test_non_strict_accepts_floor_rounding():
     a = load_expression("INPUT(7x7x1)-CONV(1, 3, stride=3)-SOFTMAX", ["classes=2", "strict=false"])
     assert a.analysis.layers[0].output_shape == (2, 2, 1)
+
+
+def test_unknown_initializer_is_refused_at_check_time(write_blueprint):
+    text = error_of(write_blueprint(GOOD + "weights: {init: he_norml}\n"))
+    assert "weights.init: 'he_norml' is not one of" in text and "(did you mean he_normal?)" in text

@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 from builder import load, load_expression
+from builder.schema import BIAS_INITIALIZERS, INITIALIZERS
 
 CUSTOM = ("INPUT(9x9x6)-CONV(6, 3, pad=1)-RELU-LRN(5, alpha=0.01, beta=0.75, bias=2)-"
           "POOL(3, 2, rounding=ceil)-FC(7)-SOFTMAX")
@@ -84,3 +85,17 @@ def test_l2_weight_decay_is_applied(keras):
     model = build_model(load("digits", ["weights.l2=0.001"]).network)
     assert model.get_layer("stage1_conv1").kernel_regularizer is not None
     assert len(model.losses) == 6  # one penalty per CONV and FC kernel
+
+
+@pytest.mark.parametrize("name", INITIALIZERS)
+def test_every_allowed_kernel_initializer_builds(keras, name):
+    from builder.keras_builder import build_model
+    model = build_model(load("lenet5", [f"weights.init={name}"]).network)
+    assert model.count_params() == 61_706
+
+
+@pytest.mark.parametrize("name", BIAS_INITIALIZERS)
+def test_every_allowed_bias_initializer_builds(keras, name):
+    from builder.keras_builder import build_model
+    model = build_model(load("lenet5", [f"weights.bias_init={name}"]).network)
+    assert model.count_params() == 61_706
