@@ -13,10 +13,12 @@ $(STAMP): setup.cfg pyproject.toml
 	$(BIN)/python -m pip install -q -e ".[dev]"
 	touch $(STAMP)
 
+# The main job on the embedded default data: check, show, then train into runs/demo.
 demo: $(STAMP)
 	$(BIN)/cnnbp check digits
 	$(BIN)/cnnbp show digits
-	$(BIN)/cnnbp build digits -o runs/digits/model.keras
+	rm -rf runs/demo
+	$(BIN)/cnnbp train digits --data digits -o runs/demo
 
 test: $(STAMP)
 	$(BIN)/python -m pytest
@@ -24,6 +26,7 @@ test: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python bench/check_speed.py
 	$(BIN)/python bench/build_time.py
+	$(BIN)/python bench/train_speed.py
 
 schema: $(STAMP)
 	$(BIN)/python -c 'from builder.schema import write; write()'

@@ -12,6 +12,9 @@ EXAMPLES = """examples:
   cnnbp show alexnet                      per-layer table
   cnnbp check -e "INPUT(32x32x3)-CONV(10,5x5,stride=1,pad=2)-RELU-POOL-FC(10)-SOFTMAX"
   cnnbp build digits -o model.keras
+  cnnbp train digits --data digits -o runs/digits
+  cnnbp train mnist1d --data mnist1d --epochs 40 -o runs/mnist1d
+  cnnbp train --resume runs/digits        continue a run that was interrupted
 """
 
 
@@ -60,6 +63,34 @@ def run_build(args) -> int:
     return 0
 
 
+def run_train(args) -> int:
+    from builder.tf_env import import_tensorflow
+    from train.fit import resume, train
+    if args.resume:
+        import_tensorflow()
+        metrics = resume(args.resume, quiet=args.quiet)
+        out = args.resume
+    else:
+        if args.blueprint is None and args.expr is None or args.data is None or args.output is None:
+            print("error: train needs BLUEPRINT (or -e), --data and -o, or --resume RUN",
+                  file=sys.stderr)
+            return 2
+        overrides = list(args.set)
+        if args.epochs is not None:
+            overrides.append(f"training.epochs={args.epochs}")
+        if args.batch_size is not None:
+            overrides.append(f"training.batch_size={args.batch_size}")
+        args.set = overrides
+        compiled = _compile(args)
+        import_tensorflow()
+        metrics = train(compiled, args.data, args.output, quiet=args.quiet)
+        out = args.output
+    print(f"{metrics['blueprint']}: test accuracy {metrics['test_accuracy']:.4f}, "
+          f"loss {metrics['test_loss']:.4f} after {metrics['epochs']} epochs, "
+          f"{metrics['images_per_second']} images/s on {metrics['device']} -> {out}")
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="cnnbp", epilog=EXAMPLES,
                                 formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -78,6 +109,19 @@ def parser() -> argparse.ArgumentParser:
     _blueprint_args(b)
     b.add_argument("-o", "--output", required=True, help="where to write the .keras file")
     b.set_defaults(run=run_build)
+    t = sub.add_parser("train", help="train with Keras fit into a run directory",
+                       epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    t.add_argument("blueprint", nargs="?", help="a blueprint file or a shipped name")
+    t.add_argument("-e", "--expr", metavar="PATTERN", help="a one-line net instead of a file")
+    t.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    t.add_argument("--data", help="digits, mnist1d, mnist, fashion_mnist, cifar10 (online), "
+                                  "a .npz file or an image folder")
+    t.add_argument("--epochs", type=int, help="shorthand for --set training.epochs=N")
+    t.add_argument("--batch-size", type=int, help="shorthand for --set training.batch_size=N")
+    t.add_argument("-o", "--output", help="the run directory to create")
+    t.add_argument("--resume", metavar="RUN", help="continue an interrupted run")
+    t.add_argument("--quiet", action="store_true", help="no progress bar (for CI)")
+    t.set_defaults(run=run_train)
     return p
 
 

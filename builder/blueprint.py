@@ -13,6 +13,7 @@ from .pattern import parse
 from .schema import validate
 from .source import Source, apply_overrides, from_expression, read
 from .tokens import TOKENS
+from .training import training_from
 from .values import ValueProblem, convert
 
 
@@ -70,7 +71,8 @@ def _compile(doc: dict[str, Any]) -> Compiled:
         raise BlueprintError(Problem("class_names", f"has {len(names)} names but the net has "
                                      f"{classes} classes"))
     weights = ir.Weights(**doc.get("weights", {}))
+    training = training_from(doc.get("training"), len(input_shape) - 1)
     net = ir.Network(doc["name"], input_shape, classes, layers, weights,
-                     doc.get("strict", True), names)
+                     doc.get("strict", True), names, training)
     resolved = dict(doc, input=list(input_shape), classes=classes)
     return Compiled(resolved, net, analyze(net))

@@ -116,6 +116,45 @@ class Weights:
 
 
 @dataclass(frozen=True)
+class Augment:
+    """Random changes applied in the input pipeline while training (never in the model)."""
+
+    flip: str = "none"         # none | horizontal | vertical | both
+    translate: float = 0.0     # up to this fraction of each spatial size
+    crop: int = 0              # pad by this many pixels, then crop back at random
+    rotate: float = 0.0        # degrees, either way
+    contrast: float = 0.0
+    brightness: float = 0.0
+
+    @property
+    def any(self) -> bool:
+        return self.flip != "none" or any((self.translate, self.crop, self.rotate,
+                                           self.contrast, self.brightness))
+
+
+@dataclass(frozen=True)
+class Training:
+    """How the net is fitted; defaults are a sound Adam run."""
+
+    epochs: int = 10
+    batch_size: int = 64
+    optimizer: str = "adam"          # sgd | adam | adamw | rmsprop
+    learning_rate: float = 1e-3
+    momentum: float = 0.9            # sgd and rmsprop
+    nesterov: bool = False
+    weight_decay: float = 0.0        # decoupled, applied by the optimizer
+    schedule: str = "constant"       # constant | step | exponential | cosine
+    step_epochs: int = 10            # step: multiply by gamma every step_epochs
+    gamma: float = 0.1
+    warmup_epochs: float = 0.0       # linear warm-up before the schedule
+    label_smoothing: float = 0.0
+    early_stopping: int = 0          # patience in epochs on val_loss; 0 = off
+    validation_split: float = 0.1
+    seed: int = 0
+    augment: Augment = field(default_factory=Augment)
+
+
+@dataclass(frozen=True)
 class Network:
     """A whole net: ``input_shape`` is channels-last without the batch axis."""
 
@@ -126,6 +165,7 @@ class Network:
     weights: Weights = field(default_factory=Weights)
     strict: bool = True
     class_names: tuple[str, ...] = ()
+    training: Training = field(default_factory=Training)
 
     @property
     def spatial_rank(self) -> int:

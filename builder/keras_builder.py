@@ -95,24 +95,20 @@ def _layers(layer: ir.Layer, net: ir.Network, rank: int, index: int, shape) -> l
     if isinstance(layer, ir.Flatten):
         return [L.Flatten(name=layer.name)]
     assert isinstance(layer, ir.Dense)
+    # The classifier stays float32 under mixed precision so the softmax is computed exactly.
     return [L.Dense(layer.units, activation="softmax" if layer.softmax else None,
-                    use_bias=layer.bias, name=layer.name, **_weights(net, index))]
+                    use_bias=layer.bias, name=layer.name, dtype="float32" if layer.softmax else None,
+                    **_weights(net, index))]
 
 
 def save_model(model: keras.Model, path: str) -> None:
     """Write ``model`` to ``path`` (.keras) through a temporary file, so no half file remains."""
-    import os
     from pathlib import Path
 
-    target = Path(path)
-    if target.suffix != ".keras":
+    from .atomic import atomic_path
+    if Path(path).suffix != ".keras":
         from .errors import BlueprintError, Problem
         raise BlueprintError(Problem("--output", f"{path!r} must end in .keras (the Keras v3 "
                                      "format that load_model reloads in safe mode)"))
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{target.stem}.{os.getpid()}.tmp.keras")
-    try:
+    with atomic_path(path, suffix=".keras") as tmp:
         model.save(tmp)
-        os.replace(tmp, target)
-    finally:
-        tmp.unlink(missing_ok=True)

@@ -12,6 +12,7 @@ from typing import Any
 
 from .errors import Problem
 from .tokens import TOKENS, suggest
+from .training import schema as training_schema
 
 SCHEMA_FILE = Path(__file__).resolve().parent.parent / "blueprints" / "blueprint.schema.json"
 
@@ -104,6 +105,7 @@ def generate() -> dict:
                 "bias_init": {"enum": list(BIAS_INITIALIZERS)},
                 "l2": {"type": "number", "minimum": 0, "description": "L2 weight decay"},
                 "seed": {"type": "integer", "minimum": 0}}},
+            "training": training_schema(),
             "strict": {"type": "boolean", "description": "refuse windows that do not tile "
                        "their input unless the layer sets rounding (default true)"},
         },

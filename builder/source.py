@@ -10,7 +10,7 @@ from .errors import BlueprintError, Problem
 
 SHIPPED = Path(__file__).resolve().parent.parent / "blueprints"
 TOP_KEYS = ("name", "description", "input", "classes", "class_names", "pattern", "vars",
-            "layers", "weights", "strict")
+            "layers", "weights", "training", "strict")
 
 
 @dataclass

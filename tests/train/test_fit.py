@@ -1,0 +1,146 @@
+"""Training end to end on the embedded digits: the run directory, determinism, faults."""
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from builder import load
+from builder.errors import BlueprintError
+from tests.conftest import ROOT
+
+QUICK = ["training.epochs=2", "training.augment.translate=0"]
+
+
+def cnnbp(*args, **kw):
+    return subprocess.run([sys.executable, str(ROOT / "cli.py"), *args], cwd=ROOT,
+                          capture_output=True, text=True, **kw)
+
+
+@pytest.fixture(scope="module")
+def digits_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("runs") / "digits"
+    proc = cnnbp("train", "digits", "--data", "digits", "--epochs", "3", "-o", str(out), "--quiet")
+    assert proc.returncode == 0, proc.stderr
+    return out, proc
+
+
+def test_run_directory_is_complete(digits_run):
+    out, proc = digits_run
+    for name in ("model.keras", "best.keras", "blueprint.yaml", "preprocess.json", "labels.txt",
+                 "history.csv", "metrics.json", "curves.png", "confusion.png"):
+        assert (out / name).is_file(), name
+    assert not [p for p in out.rglob(".*tmp*")], "temporary files left behind"
+    assert "test accuracy" in proc.stdout and "Traceback" not in proc.stderr
+
+
+def test_metrics_and_history(digits_run):
+    out, _ = digits_run
+    m = json.loads((out / "metrics.json").read_text())
+    assert m["epochs"] == 3 and m["device"] == "CPU" and m["images_per_second"] > 0
+    assert 0.85 <= m["test_accuracy"] <= 1 and m["test_samples"] == 360
+    assert np.array(m["confusion_matrix"]).sum() == 360
+    assert set(m["per_class"]) == {str(i) for i in range(10)}
+    rows = list(csv.DictReader((out / "history.csv").open()))
+    assert [int(r["epoch"]) for r in rows] == [1, 2, 3]
+    assert {"loss", "accuracy", "val_loss", "val_accuracy", "learning_rate"} <= set(rows[0])
+
+
+def test_resolved_blueprint_and_preprocessing(digits_run):
+    out, _ = digits_run
+    again = load(str(out / "blueprint.yaml"))
+    assert again.network.training.epochs == 3  # the --epochs override was recorded
+    prep = json.loads((out / "preprocess.json").read_text())
+    assert prep["scale"] == 16.0 and prep["input_shape"] == [8, 8, 1]
+    assert (out / "labels.txt").read_text().split() == [str(i) for i in range(10)]
+
+
+def test_plots_are_real_images(digits_run):
+    out, _ = digits_run
+    for name in ("curves.png", "confusion.png"):
+        with Image.open(out / name) as im:
+            assert im.format == "PNG" and im.size[0] >= 400
+
+
+def test_saved_model_reloads_and_scores_as_reported(digits_run, keras):
+    out, _ = digits_run
+    from train.preprocess import Normalization
+    from train.sources import load_source
+    model = keras.models.load_model(out / "model.keras", safe_mode=True)
+    norm = Normalization.from_json(json.loads((out / "preprocess.json").read_text()))
+    data = load_source("digits")
+    accuracy = (model.predict(norm.apply(data.x_test), verbose=0).argmax(1) == data.y_test).mean()
+    reported = json.loads((out / "metrics.json").read_text())["test_accuracy"]
+    assert accuracy == pytest.approx(reported)
+
+
+def test_same_seed_same_weights(tmp_path):
+    runs = []
+    for name in ("a", "b"):
+        proc = cnnbp("train", "digits", "--data", "digits", *sum((["--set", s] for s in QUICK), []),
+                     "-o", str(tmp_path / name), "--quiet")
+        assert proc.returncode == 0, proc.stderr
+        runs.append(tmp_path / name / "model.keras")
+    import zipfile
+    weights = [zipfile.ZipFile(p).read("model.weights.h5") for p in runs]
+    import h5py, io
+    arrays = []
+    for blob in weights:
+        with h5py.File(io.BytesIO(blob)) as f:
+            collected = []
+            f.visititems(lambda n, o: collected.append(o[()]) if isinstance(o, h5py.Dataset) else None)
+            arrays.append(collected)
+    assert len(arrays[0]) > 0
+    assert all(np.array_equal(a, b) for a, b in zip(*arrays))
+
+
+def test_existing_run_is_not_overwritten(digits_run):
+    out, _ = digits_run
+    proc = cnnbp("train", "digits", "--data", "digits", "-o", str(out))
+    assert proc.returncode == 2 and "already holds a run" in proc.stderr
+
+
+def test_data_that_does_not_fit_fails_before_training(tmp_path):
+    proc = cnnbp("train", "cifar10_small", "--data", "digits", "-o", str(tmp_path / "r"))
+    assert proc.returncode == 2 and "samples are 8x8x1" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_early_stopping_restores_the_best(tmp_path):
+    from train.fit import train
+    m = train(load("digits", ["training.epochs=6", "training.early_stopping=1",
+                              "training.learning_rate=1e-9", "training.schedule=constant"]),
+              "digits", tmp_path / "r", quiet=True)
+    assert m["stopped_early"] and m["epochs"] == 2
+
+
+@pytest.mark.slow
+def test_sigkill_mid_epoch_then_resume(tmp_path):
+    out = tmp_path / "r"
+    args = [sys.executable, str(ROOT / "cli.py"), "train", "digits", "--data", "digits",
+            "--set", "training.epochs=6", "--set", "training.batch_size=8", "-o", str(out), "--quiet"]
+    proc = subprocess.Popen(args, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    state = out / "state" / "state.json"
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        if state.is_file() and json.loads(state.read_text())["epoch"] >= 2:
+            break
+        time.sleep(0.05)
+    time.sleep(0.3)  # into the next epoch
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    killed_at = json.loads(state.read_text())["epoch"]
+    assert 2 <= killed_at < 6, "the run was not interrupted mid-way"
+    assert not (out / "metrics.json").exists()
+    resumed = cnnbp("train", "--resume", str(out), "--quiet")
+    assert resumed.returncode == 0, resumed.stderr
+    rows = list(csv.DictReader((out / "history.csv").open()))
+    assert [int(r["epoch"]) for r in rows] == [1, 2, 3, 4, 5, 6]
+    assert json.loads((out / "metrics.json").read_text())["epochs"] == 6
+    assert len(list((out / "state").glob("epoch-*.keras"))) == 1

@@ -1,0 +1,97 @@
+"""Data sources: shapes, splits, files on disk, and clear errors — nothing downloads."""
+import socket
+import time
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from builder.errors import BlueprintError
+from train.sources import check_against, load_source
+
+
+def test_digits_is_the_bundled_set_split_80_20():
+    d = load_source("digits")
+    assert d.x_train.shape == (1437, 8, 8, 1) and d.x_test.shape == (360, 8, 8, 1)
+    assert len(d.x_train) + len(d.x_test) == 1797
+    assert 0.0 <= d.x_train.min() and d.x_train.max() <= 1.0 and d.scale == 16.0
+    assert sorted(set(d.y_test.tolist())) == list(range(10))
+
+
+def test_mnist1d_is_generated_locally_with_the_published_sizes():
+    state = np.random.get_state()[1].copy()
+    d = load_source("mnist1d")
+    assert d.x_train.shape == (4000, 40, 1) and d.x_test.shape == (1000, 40, 1)
+    assert np.array_equal(np.random.get_state()[1], state), "global NumPy RNG was disturbed"
+
+
+def test_npz_adds_the_channel_axis(tmp_path):
+    rng = np.random.default_rng(0)
+    path = tmp_path / "d.npz"
+    np.savez(path, x_train=rng.random((20, 6, 6)), y_train=np.arange(20) % 3,
+             x_test=rng.random((5, 6, 6)), y_test=np.arange(5) % 3, class_names=["a", "b", "c"])
+    d = load_source(str(path))
+    assert d.x_train.shape == (20, 6, 6, 1) and d.class_names == ("a", "b", "c")
+
+
+def test_npz_missing_keys(tmp_path):
+    path = tmp_path / "d.npz"
+    np.savez(path, x_train=np.zeros((2, 4, 4)), y_train=np.zeros(2))
+    with pytest.raises(BlueprintError, match="lacks x_test, y_test"):
+        load_source(str(path))
+
+
+def write_images(root, classes, per_class, size=(10, 12)):
+    rng = np.random.default_rng(0)
+    for c in classes:
+        (root / c).mkdir(parents=True)
+        for i in range(per_class):
+            pixels = (rng.random((size[1], size[0], 3)) * 255).astype("uint8")
+            Image.fromarray(pixels).save(root / c / f"{i}.{'png' if i % 2 else 'jpg'}")
+
+
+def test_image_folder_is_resized_and_split(tmp_path):
+    write_images(tmp_path, ["cat", "dog"], 10)
+    d = load_source(str(tmp_path), (8, 8, 1))
+    assert d.x_train.shape == (16, 8, 8, 1) and d.x_test.shape == (4, 8, 8, 1)
+    assert d.class_names == ("cat", "dog") and d.scale == 255.0
+
+
+def test_image_folder_with_train_and_test(tmp_path):
+    write_images(tmp_path / "train", ["a", "b", "c"], 4)
+    write_images(tmp_path / "test", ["a", "b", "c"], 2)
+    d = load_source(str(tmp_path), (8, 8, 3))
+    assert len(d.x_train) == 12 and len(d.x_test) == 6
+
+
+def test_undecodable_image_is_named(tmp_path):
+    write_images(tmp_path, ["a", "b"], 2)
+    (tmp_path / "a" / "broken.png").write_bytes(b"not a png")
+    with pytest.raises(BlueprintError, match="broken.png is not a readable image"):
+        load_source(str(tmp_path), (8, 8, 3))
+
+
+def test_unknown_source():
+    with pytest.raises(BlueprintError, match="'nope' is not a data source: use digits, mnist1d"):
+        load_source("nope")
+
+
+def test_online_dataset_fails_fast_offline(tmp_path, monkeypatch):
+    with socket.socket() as s:  # a loopback port with nothing listening
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    monkeypatch.setenv("CNNBP_DATASET_HOST", f"127.0.0.1:{port}")
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path))
+    started = time.perf_counter()
+    with pytest.raises(BlueprintError, match="cifar10 must be downloaded from 127.0.0.1"):
+        load_source("cifar10")
+    assert time.perf_counter() - started < 5
+
+
+def test_shape_and_class_checks_name_the_fix():
+    d = load_source("digits")
+    with pytest.raises(BlueprintError, match=r"samples are 8x8x1 but the blueprint's input is "
+                                             r"32x32x3.*--set input=\[8, 8, 1\]"):
+        check_against(d, (32, 32, 3), 10)
+    with pytest.raises(BlueprintError, match="has 10 classes but the blueprint has classes: 5"):
+        check_against(d, (8, 8, 1), 5)

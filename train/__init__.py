@@ -1,0 +1,1 @@
+"""Checked blueprint + data source → trained model in a run directory (Keras ``fit``)."""

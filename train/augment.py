@@ -1,0 +1,48 @@
+"""Batched random augmentation for the tf.data pipeline (never part of the exported model)."""
+from __future__ import annotations
+
+from builder import ir
+
+def make_augment(aug: ir.Augment, input_shape: tuple[int, ...], seed: int):
+    """Return a function ``batch -> batch`` for ``Dataset.map``, or None when nothing is on."""
+    if not aug.any:
+        return None
+    import keras
+    import tensorflow as tf
+
+    one_d = len(input_shape) == 2
+    h, w = (1, input_shape[0]) if one_d else input_shape[:2]
+    L = keras.layers
+    spatial = []
+    if aug.crop or aug.translate:
+        fy = max(aug.translate, aug.crop / h) if h > 1 else 0.0
+        fx = max(aug.translate, aug.crop / w)
+        spatial.append(L.RandomTranslation(fy, fx, fill_mode="constant", seed=seed,
+                                           interpolation="nearest" if aug.crop else "bilinear"))
+    if aug.rotate:
+        spatial.append(L.RandomRotation(aug.rotate / 360.0, fill_mode="constant", seed=seed + 1))
+    flips = {"horizontal": (2,), "vertical": (1,), "both": (1, 2)}.get(aug.flip, ())
+
+    def augment(x, y):
+        if one_d:
+            x = tf.expand_dims(x, 1)  # (B, L, C) -> (B, 1, L, C): a 1-pixel-high image
+        n = tf.shape(x)[0]
+        for axis in flips:
+            coin = tf.random.uniform([n, 1, 1, 1], seed=seed + 10 + axis) < 0.5
+            x = tf.where(coin, tf.reverse(x, [axis]), x)
+        for layer in spatial:
+            x = layer(x, training=True)
+        if aug.contrast:
+            factor = tf.random.uniform([n, 1, 1, 1], 1 - aug.contrast, 1 + aug.contrast,
+                                       seed=seed + 20)
+            mean = tf.reduce_mean(x, axis=[1, 2], keepdims=True)
+            x = (x - mean) * factor + mean
+        if aug.brightness:  # data is normalized, so this shifts by a fraction of one std
+            x = x + tf.random.uniform([n, 1, 1, 1], -aug.brightness, aug.brightness,
+                                      seed=seed + 30)
+        if one_d:
+            x = tf.squeeze(x, 1)
+        return x, y
+
+    return augment
+

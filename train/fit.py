@@ -1,0 +1,213 @@
+"""Checked blueprint + data source → a trained run directory, resumable after any kill.
+
+One training contract (model, optimizer, loss, metrics, run-directory callback) serves two
+drivers: Keras ``fit`` here, and the distributed step in ``train.multiworker``.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from builder import Compiled, compile_source
+from builder.atomic import write_json
+from builder.errors import BlueprintError, Problem
+from builder.source import read
+
+from . import device as devices
+from .pipeline import Pipelines, make_pipelines
+from .preprocess import Normalization, fit as fit_normalization
+from .rundir import RunDir, write_plots
+from .sources import check_against, load_source
+
+log = logging.getLogger(__name__)
+MIN_DELTA = 1e-4  # a smaller fall in the watched loss does not count as an improvement
+
+
+@dataclass
+class Session:
+    """Everything one training run needs, prepared the same way for both drivers."""
+
+    compiled: Compiled
+    run: RunDir
+    data_spec: str
+    pipelines: Pipelines
+    norm: Normalization
+    class_names: tuple[str, ...]
+    device: devices.Device
+    state: dict
+
+
+def prepare(compiled: Compiled, data_spec: str, out: str | Path, resume: bool = False,
+            device: devices.Device | None = None) -> Session:
+    """Load data, fit normalization, write the run's fixed files; or reload them to resume."""
+    from builder.tf_env import import_tensorflow
+    import_tensorflow()
+    import keras
+    import tensorflow as tf
+
+    run = RunDir(out)
+    net = compiled.network
+    keras.utils.set_random_seed(net.training.seed)
+    tf.config.experimental.enable_op_determinism()
+    device = device or devices.configure()
+    data = load_source(data_spec, net.input_shape)
+    check_against(data, net.input_shape, net.classes)
+    names = net.class_names or data.class_names
+    if resume:
+        norm = Normalization.from_json(json.loads((run / "preprocess.json").read_text()))
+        state = run.read_state()
+    else:
+        norm = fit_normalization(data.x_train, data.scale)
+        run.path.mkdir(parents=True, exist_ok=True)
+        run.write_blueprint(compiled.resolved)
+        run.write_labels(names)
+        write_json(run / "preprocess.json", norm.to_json(net.input_shape, names))
+        state = {"epoch": 0, "history": [], "best": None, "wait": 0, "data": data_spec,
+                 "checkpoint": None, "train_seconds": 0.0, "samples_seen": 0,
+                 "data_source": data.source}
+        run.write_state(state)
+    return Session(compiled, run, data_spec, make_pipelines(data, norm, net), norm, names,
+                   device, state)
+
+
+def compile_model(session: Session):
+    """The model with its optimizer, loss and metrics (fresh, or restored to resume)."""
+    import keras
+    from builder.keras_builder import build_model
+
+    from . import schedules
+    net = session.compiled.network
+    t = net.training
+    with session.device.strategy.scope():
+        if session.state["checkpoint"]:
+            import builder.keras_layers  # noqa: F401  (registers the custom layers)
+            return keras.models.load_model(session.run.path / session.state["checkpoint"])
+        model = build_model(net)
+        steps = max(1, -(-session.pipelines.train_size // t.batch_size))
+        model.compile(optimizer=schedules.optimizer(t, steps),
+                      loss=keras.losses.CategoricalCrossentropy(label_smoothing=t.label_smoothing),
+                      metrics=[keras.metrics.CategoricalAccuracy(name="accuracy")],
+                      steps_per_execution=session.device.steps_per_execution,
+                      jit_compile=session.device.jit_compile)
+    return model
+
+
+def make_callback(session: Session, model):
+    """The run-directory callback: checkpoint, history, best model, early stopping."""
+    import keras
+    from builder.keras_builder import build_model
+
+    net = session.compiled.network
+    run, state = session.run, session.state
+    patience = net.training.early_stopping
+    shadow = build_model(net)  # uncompiled twin: best.keras carries weights, no optimizer
+
+    class RunCallback(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            self.started = time.perf_counter()
+
+        def on_epoch_end(self, epoch, logs=None):
+            logs = {k: float(v) for k, v in (logs or {}).items()}
+            row = {"epoch": epoch + 1, **logs,
+                   "learning_rate": float(keras.ops.convert_to_numpy(
+                       model.optimizer.learning_rate)),
+                   "seconds": round(time.perf_counter() - self.started, 3)}
+            state["history"].append(row)
+            state["train_seconds"] += row["seconds"]
+            state["samples_seen"] += session.pipelines.train_size
+            watched = logs.get("val_loss", logs.get("loss"))
+            if state["best"] is None or watched < state["best"] - MIN_DELTA:
+                state["best"], state["wait"] = watched, 0
+                shadow.set_weights(model.get_weights())
+                run.save_model(shadow, "best.keras")
+            else:
+                state["wait"] += 1
+            checkpoint = f"state/epoch-{epoch + 1}.keras"
+            run.save_model(model, checkpoint)
+            previous, state["checkpoint"], state["epoch"] = state["checkpoint"], checkpoint, epoch + 1
+            if patience and state["wait"] >= patience:
+                state["stopped_early"] = True
+                model.stop_training = True
+            run.write_state(state)  # the commit point: resume starts from here
+            run.write_history(state["history"])
+            if previous:
+                (run.path / previous).unlink(missing_ok=True)
+
+    return RunCallback()
+
+
+def finish(session: Session, model, wall_started: float) -> dict:
+    """Write model.keras, metrics.json and the plots; return the metrics."""
+    import keras
+    from builder.keras_builder import build_model
+
+    from .evaluate import classification_report
+    net = session.compiled.network
+    final = build_model(net)
+    if session.state.get("stopped_early"):
+        final = keras.models.load_model(session.run / "best.keras")
+    else:
+        final.set_weights(model.get_weights())
+    session.run.save_model(final, "model.keras")
+    probabilities = final.predict(session.pipelines.x_test, batch_size=256, verbose=0)
+    metrics = classification_report(probabilities, session.pipelines.y_test, session.class_names)
+    seconds = session.state["train_seconds"]
+    metrics.update({
+        "blueprint": net.name, "data": session.state.get("data_source", session.data_spec),
+        "epochs": session.state["epoch"], "stopped_early": bool(session.state.get("stopped_early")),
+        "train_samples": session.pipelines.train_size, "train_seconds": round(seconds, 3),
+        "images_per_second": round(session.state["samples_seen"] / seconds, 1) if seconds else None,
+        "wall_seconds": round(time.perf_counter() - wall_started, 3),
+        "device": session.device.name, "mixed_precision": session.device.mixed_precision,
+        "versions": _versions(),
+    })
+    write_json(session.run / "metrics.json", metrics)
+    write_plots(session.run, session.state["history"], metrics["confusion_matrix"],
+                session.class_names)
+    return metrics
+
+
+def train(compiled: Compiled, data_spec: str, out: str | Path, quiet: bool = False) -> dict:
+    """Train a checked blueprint into a new run directory with Keras ``fit``."""
+    run = RunDir(out)
+    if run.exists():
+        raise BlueprintError(Problem("", f"{run.path} already holds a run; resume it with "
+                                     f"`cnnbp train --resume {run.path}` or pick another -o"),
+                             "--output")
+    return _fit(prepare(compiled, data_spec, out), quiet)
+
+
+def resume(out: str | Path, quiet: bool = False) -> dict:
+    """Continue an interrupted run from its last completed epoch."""
+    run = RunDir(out)
+    if not run.state_file.is_file():
+        raise BlueprintError(Problem("", f"{run.path} is not a run directory (no "
+                                     f"state/state.json)"), "--resume")
+    state = run.read_state()
+    compiled = compile_source(read(str(run / "blueprint.yaml")))
+    return _fit(prepare(compiled, state["data"], out, resume=True), quiet)
+
+
+def _fit(session: Session, quiet: bool) -> dict:
+    started = time.perf_counter()
+    t = session.compiled.network.training
+    model = compile_model(session)
+    done = session.state["epoch"]
+    if done < t.epochs and not session.state.get("stopped_early"):
+        model.fit(session.pipelines.train, validation_data=session.pipelines.validation,
+                  epochs=t.epochs, initial_epoch=done, verbose=0 if quiet else "auto",
+                  shuffle=False,  # the pipeline shuffles, seeded
+                  callbacks=[make_callback(session, model)])
+    return finish(session, model, started)
+
+
+def _versions() -> dict:
+    import keras
+    import tensorflow as tf
+    return {"tensorflow": tf.__version__, "keras": keras.__version__,
+            "numpy": np.__version__}

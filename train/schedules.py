@@ -1,0 +1,64 @@
+"""Optimizer and learning-rate schedule from ``ir.Training`` (per-epoch settings → steps)."""
+from __future__ import annotations
+
+import keras
+
+from builder import ir
+
+
+@keras.saving.register_keras_serializable(package="cnnbp")
+class Warmup(keras.optimizers.schedules.LearningRateSchedule):
+    """Linear warm-up from 0 to the wrapped schedule's start over ``warmup_steps``."""
+
+    def __init__(self, after, warmup_steps: int, target: float):
+        self.after = after
+        self.warmup_steps = int(warmup_steps)
+        self.target = float(target)
+
+    def __call__(self, step):
+        step = keras.ops.cast(step, "float32")
+        warm = self.target * (step + 1) / max(self.warmup_steps, 1)
+        rest = self.after(keras.ops.maximum(step - self.warmup_steps, 0)) \
+            if callable(self.after) else self.after
+        return keras.ops.where(step < self.warmup_steps, warm, rest)
+
+    def get_config(self):
+        after = keras.optimizers.schedules.serialize(self.after) if callable(self.after) \
+            else self.after
+        return {"after": after, "warmup_steps": self.warmup_steps, "target": self.target}
+
+    @classmethod
+    def from_config(cls, config):
+        after = config["after"]
+        if isinstance(after, dict):
+            after = keras.optimizers.schedules.deserialize(after)
+        return cls(after, config["warmup_steps"], config["target"])
+
+
+def learning_rate(t: ir.Training, steps_per_epoch: int):
+    """A float or a schedule of optimizer steps."""
+    warm = int(round(t.warmup_epochs * steps_per_epoch))
+    S = keras.optimizers.schedules
+    if t.schedule == "step":
+        after = S.ExponentialDecay(t.learning_rate, t.step_epochs * steps_per_epoch, t.gamma,
+                                   staircase=True)
+    elif t.schedule == "exponential":
+        after = S.ExponentialDecay(t.learning_rate, steps_per_epoch, t.gamma)
+    elif t.schedule == "cosine":
+        after = S.CosineDecay(t.learning_rate, max((t.epochs * steps_per_epoch) - warm, 1))
+    else:
+        after = t.learning_rate
+    return Warmup(after, warm, t.learning_rate) if warm else after
+
+
+def optimizer(t: ir.Training, steps_per_epoch: int) -> keras.optimizers.Optimizer:
+    lr = learning_rate(t, steps_per_epoch)
+    O = keras.optimizers
+    decay = t.weight_decay or None
+    if t.optimizer == "sgd":
+        return O.SGD(lr, momentum=t.momentum, nesterov=t.nesterov, weight_decay=decay)
+    if t.optimizer == "rmsprop":
+        return O.RMSprop(lr, momentum=t.momentum, weight_decay=decay)
+    if t.optimizer == "adamw":
+        return O.AdamW(lr, weight_decay=t.weight_decay or 0.004)
+    return O.Adam(lr, weight_decay=decay)
