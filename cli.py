@@ -69,7 +69,6 @@ def run_train(args) -> int:
     if args.resume:
         import_tensorflow()
         metrics = resume(args.resume, quiet=args.quiet)
-        out = args.resume
     else:
         if args.blueprint is None and args.expr is None or args.data is None or args.output is None:
             print("error: train needs BLUEPRINT (or -e), --data and -o, or --resume RUN",
@@ -82,12 +81,15 @@ def run_train(args) -> int:
             overrides.append(f"training.batch_size={args.batch_size}")
         args.set = overrides
         compiled = _compile(args)
-        import_tensorflow()
-        metrics = train(compiled, args.data, args.output, quiet=args.quiet)
-        out = args.output
+        from train.multiworker import cluster, train_multiworker
+        if cluster():  # TF_CONFIG names several workers
+            metrics = train_multiworker(compiled, args.data, args.output, quiet=args.quiet)
+        else:
+            import_tensorflow()
+            metrics = train(compiled, args.data, args.output, quiet=args.quiet)
     print(f"{metrics['blueprint']}: test accuracy {metrics['test_accuracy']:.4f}, "
           f"loss {metrics['test_loss']:.4f} after {metrics['epochs']} epochs, "
-          f"{metrics['images_per_second']} images/s on {metrics['device']} -> {out}")
+          f"{metrics['images_per_second']} images/s on {metrics['device']} -> {metrics['run_dir']}")
     return 0
 
 

@@ -158,7 +158,8 @@ def finish(session: Session, model, wall_started: float) -> dict:
     metrics = classification_report(probabilities, session.pipelines.y_test, session.class_names)
     seconds = session.state["train_seconds"]
     metrics.update({
-        "blueprint": net.name, "data": session.state.get("data_source", session.data_spec),
+        "blueprint": net.name, "run_dir": str(session.run.path),
+        "data": session.state.get("data_source", session.data_spec),
         "epochs": session.state["epoch"], "stopped_early": bool(session.state.get("stopped_early")),
         "train_samples": session.pipelines.train_size, "train_seconds": round(seconds, 3),
         "images_per_second": round(session.state["samples_seen"] / seconds, 1) if seconds else None,
