@@ -40,6 +40,7 @@ class Session:
     class_names: tuple[str, ...]
     device: devices.Device
     state: dict
+    best_weights: list | None = None  # in memory; saved with each epoch's state
 
 
 def prepare(compiled: Compiled, data_spec: str, out: str | Path, resume: bool = False,
@@ -84,9 +85,6 @@ def compile_model(session: Session):
     net = session.compiled.network
     t = net.training
     with session.device.strategy.scope():
-        if session.state["checkpoint"]:
-            import builder.keras_layers  # noqa: F401  (registers the custom layers)
-            return keras.models.load_model(session.run.path / session.state["checkpoint"])
         model = build_model(net)
         steps = max(1, -(-session.pipelines.train_size // t.batch_size))
         model.compile(optimizer=schedules.optimizer(t, steps),
@@ -94,18 +92,41 @@ def compile_model(session: Session):
                       metrics=[keras.metrics.CategoricalAccuracy(name="accuracy")],
                       steps_per_execution=session.device.steps_per_execution,
                       jit_compile=session.device.jit_compile)
+        if session.state["checkpoint"]:
+            restore_state(session, model)
     return model
 
 
-def make_callback(session: Session, model):
-    """The run-directory callback: checkpoint, history, best model, early stopping."""
-    import keras
-    from builder.keras_builder import build_model
+def save_state(session: Session, model, best_weights) -> str:
+    """Weights, optimizer variables and best weights of this epoch, as one .npz."""
+    from builder.atomic import atomic_path
+    arrays = {f"w{i}": w for i, w in enumerate(model.get_weights())}
+    arrays.update({f"o{i}": v.numpy() for i, v in enumerate(model.optimizer.variables)})
+    arrays.update({f"b{i}": w for i, w in enumerate(best_weights or [])})
+    name = f"state/epoch-{session.state['epoch'] + 1}.npz"
+    with atomic_path(session.run.path / name) as tmp, open(tmp, "wb") as f:
+        np.savez(f, **arrays)
+    return name
 
-    net = session.compiled.network
+
+def restore_state(session: Session, model) -> None:
+    """Put a saved epoch's weights and optimizer state back (see ``save_state``)."""
+    with np.load(session.run.path / session.state["checkpoint"]) as z:
+        pick = lambda prefix: [z[f"{prefix}{i}"] for i in range(
+            sum(1 for k in z.files if k[0] == prefix and k[1:].isdigit()))]
+        model.set_weights(pick("w"))
+        model.optimizer.build(model.trainable_variables)
+        for variable, value in zip(model.optimizer.variables, pick("o")):
+            variable.assign(value)
+        session.best_weights = pick("b") or None
+
+
+def make_callback(session: Session, model):
+    """The run-directory callback: epoch state, history, best weights, early stopping."""
+    import keras
+
     run, state = session.run, session.state
-    patience = net.training.early_stopping
-    shadow = build_model(net)  # uncompiled twin: best.keras carries weights, no optimizer
+    patience = session.compiled.network.training.early_stopping
 
     class RunCallback(keras.callbacks.Callback):
         def on_epoch_begin(self, epoch, logs=None):
@@ -117,19 +138,18 @@ def make_callback(session: Session, model):
                    "learning_rate": float(keras.ops.convert_to_numpy(
                        model.optimizer.learning_rate)),
                    "seconds": round(time.perf_counter() - self.started, 3)}
-            state["history"].append(row)
-            state["train_seconds"] += row["seconds"]
-            state["samples_seen"] += session.pipelines.train_size
             watched = logs.get("val_loss", logs.get("loss"))
             if state["best"] is None or watched < state["best"] - MIN_DELTA:
                 state["best"], state["wait"] = watched, 0
-                shadow.set_weights(model.get_weights())
-                run.save_model(shadow, "best.keras")
+                session.best_weights = [w.copy() for w in model.get_weights()]
             else:
                 state["wait"] += 1
-            checkpoint = f"state/epoch-{epoch + 1}.keras"
-            run.save_model(model, checkpoint)
-            previous, state["checkpoint"], state["epoch"] = state["checkpoint"], checkpoint, epoch + 1
+            checkpoint = save_state(session, model, session.best_weights)
+            previous = state["checkpoint"]
+            state["history"].append(row)
+            state["train_seconds"] += row["seconds"]
+            state["samples_seen"] += session.pipelines.train_size
+            state.update(checkpoint=checkpoint, epoch=epoch + 1)
             if patience and state["wait"] >= patience:
                 state["stopped_early"] = True
                 model.stop_training = True
@@ -143,15 +163,15 @@ def make_callback(session: Session, model):
 
 def finish(session: Session, model, wall_started: float) -> dict:
     """Write model.keras, metrics.json and the plots; return the metrics."""
-    import keras
     from builder.keras_builder import build_model
 
     from .evaluate import classification_report
     net = session.compiled.network
-    final = build_model(net)
-    if session.state.get("stopped_early"):
-        final = keras.models.load_model(session.run / "best.keras")
-    else:
+    final = build_model(net)  # uncompiled: the saved models carry weights, no optimizer
+    best = session.best_weights or model.get_weights()
+    final.set_weights(best)
+    session.run.save_model(final, "best.keras")
+    if not session.state.get("stopped_early"):
         final.set_weights(model.get_weights())
     session.run.save_model(final, "model.keras")
     probabilities = final.predict(session.pipelines.x_test, batch_size=256, verbose=0)

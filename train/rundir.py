@@ -8,7 +8,8 @@
     history.csv      one row an epoch
     metrics.json     test loss/accuracy, per-class precision/recall, confusion matrix, speed
     curves.png, confusion.png
-    state/           what --resume needs: last.keras (with optimizer) and state.json
+    state/           what --resume needs: epoch-N.npz (weights, optimizer, best weights) and
+                     state.json, which names it and is written last
 """
 from __future__ import annotations
 
@@ -32,10 +33,6 @@ class RunDir:
     @property
     def state_file(self) -> Path:
         return self.path / STATE / "state.json"
-
-    @property
-    def last_model(self) -> Path:
-        return self.path / STATE / "last.keras"
 
     def exists(self) -> bool:
         return self.path.is_dir() and any(self.path.iterdir())

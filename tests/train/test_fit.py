@@ -143,4 +143,4 @@ def test_sigkill_mid_epoch_then_resume(tmp_path):
     rows = list(csv.DictReader((out / "history.csv").open()))
     assert [int(r["epoch"]) for r in rows] == [1, 2, 3, 4, 5, 6]
     assert json.loads((out / "metrics.json").read_text())["epochs"] == 6
-    assert len(list((out / "state").glob("epoch-*.keras"))) == 1
+    assert len(list((out / "state").glob("epoch-*.npz"))) == 1
