@@ -15,6 +15,8 @@ EXAMPLES = """examples:
   cnnbp train digits --data digits -o runs/digits
   cnnbp train mnist1d --data mnist1d --epochs 40 -o runs/mnist1d
   cnnbp train --resume runs/digits        continue a run that was interrupted
+  cnnbp export runs/digits -o bundles/digits --triton model_repository
+  cnnbp validate bundles/digits
 """
 
 
@@ -93,6 +95,53 @@ def run_train(args) -> int:
     return 0
 
 
+def run_export(args) -> int:
+    from builder.tf_env import import_tensorflow
+    import_tensorflow()
+    from export.bundle import ExportRefused, export_bundle
+    try:
+        report = export_bundle(args.source, args.output, args.opset, args.max_batch, args.atol,
+                               not args.no_variants)
+    except ExportRefused as exc:
+        print(f"error: {args.source}: {exc}", file=sys.stderr)
+        return 1
+    print(f"{args.output}: ONNX opset {report['opset']}, max |diff| vs Keras "
+          f"{report['max_abs']:.2g} (bar {report['atol']:g}), top-1 agreement "
+          f"{report['top1_agreement']:.4f} over {len(report['cases'])} checks")
+    for name, v in report.get("variants", {}).items():
+        extra = f", accuracy change {v['accuracy_change_points']:+.2f} points" \
+            if "accuracy_change_points" in v else ""
+        state = "kept" if v.get("kept", True) else f"dropped ({v.get('error') or 'failed its bar'})"
+        print(f"  variant {name}: {state}" + (f", max |diff| {v['max_abs']:.2g}{extra}"
+                                             if "max_abs" in v else ""))
+    if args.triton:
+        from pathlib import Path
+        from export.triton import write_repository
+        import json
+        prep = json.loads((Path(args.output) / "preprocess.json").read_text())
+        classes = len((Path(args.output) / "labels.txt").read_text().split())
+        folder = write_repository(Path(args.triton), Path(args.output).name, Path(args.output),
+                                  prep["input_shape"], classes, args.max_batch,
+                                  f"KIND_{args.triton_kind.upper()}")
+        print(f"  Triton model repository: {folder}")
+    return 0
+
+
+def run_validate(args) -> int:
+    from builder.tf_env import import_tensorflow
+    import_tensorflow()
+    from export.bundle import validate_bundle
+    report = validate_bundle(args.bundle, args.atol)
+    tv = report["test_vectors"]
+    print(f"{args.bundle}: test vectors max |diff| {tv['max_abs']:.2g}"
+          + (f"; parity vs source model max |diff| {report['parity']['max_abs']:.2g}, top-1 "
+             f"agreement {report['parity']['top1_agreement']:.4f}, source weights "
+             f"{'unchanged' if report['source_unchanged'] else 'CHANGED'}"
+             if report["parity"] else f"; {report['note']}")
+          + f" — {'passed' if report['passed'] else 'FAILED'}")
+    return 0 if report["passed"] else 1
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="cnnbp", epilog=EXAMPLES,
                                 formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -124,6 +173,23 @@ def parser() -> argparse.ArgumentParser:
     t.add_argument("--resume", metavar="RUN", help="continue an interrupted run")
     t.add_argument("--quiet", action="store_true", help="no progress bar (for CI)")
     t.set_defaults(run=run_train)
+    x = sub.add_parser("export", help="export to ONNX, validate against Keras, write a bundle",
+                       epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    x.add_argument("source", help="a run directory or a .keras file")
+    x.add_argument("-o", "--output", required=True, help="the bundle directory to write")
+    x.add_argument("--opset", type=int, default=17, help="ONNX opset (default 17: ONNX Runtime "
+                                                         "and TensorRT both take it)")
+    x.add_argument("--max-batch", type=int, default=64, help="largest batch validated and "
+                                                             "configured for Triton (default 64)")
+    x.add_argument("--atol", type=float, default=1e-5, help="parity bar (default 1e-5)")
+    x.add_argument("--no-variants", action="store_true", help="skip optimized/fp16/int8")
+    x.add_argument("--triton", metavar="REPO", help="also write a Triton model repository")
+    x.add_argument("--triton-kind", choices=["cpu", "gpu"], default="cpu")
+    x.set_defaults(run=run_export)
+    v = sub.add_parser("validate", help="re-run a bundle's checks")
+    v.add_argument("bundle")
+    v.add_argument("--atol", type=float, help="override the bundle's parity bar")
+    v.set_defaults(run=run_validate)
     return p
 
 

@@ -4,11 +4,10 @@ from __future__ import annotations
 import keras
 
 from . import ir
-from .keras_layers import EdgePad, LocalResponseNorm
+from .keras_layers import EdgePad, ExactGelu, LocalResponseNorm
 from .shapes import effective_kernel, window_extent
 
-_ACTIVATION = {"RELU": "relu", "TANH": "tanh", "SIGMOID": "sigmoid", "GELU": "gelu",
-               "SWISH": "silu"}
+_ACTIVATION = {"RELU": "relu", "TANH": "tanh", "SIGMOID": "sigmoid", "SWISH": "silu"}
 
 
 def build_model(net: ir.Network) -> keras.Model:
@@ -83,6 +82,8 @@ def _layers(layer: ir.Layer, net: ir.Network, rank: int, index: int, shape) -> l
             return [L.LeakyReLU(negative_slope=layer.alpha, name=layer.name)]
         if layer.fn == "ELU":
             return [L.ELU(alpha=layer.alpha, name=layer.name)]
+        if layer.fn == "GELU":
+            return [ExactGelu(name=layer.name)]
         return [L.Activation(_ACTIVATION[layer.fn], name=layer.name)]
     if isinstance(layer, ir.BatchNorm):
         return [L.BatchNormalization(momentum=layer.momentum, epsilon=layer.epsilon,

@@ -56,3 +56,18 @@ class EdgePad(keras.layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "pads": [list(p) for p in self.pads], "fill": self.fill}
+
+
+@keras.saving.register_keras_serializable(package="cnnbp")
+class ExactGelu(keras.layers.Layer):
+    """GELU without approximation, written with ``erf``.
+
+    Keras's exact gelu lowers to TensorFlow's ``Erfc``, which tf2onnx cannot convert; ``Erf``
+    it can, and ``0.5 x (1 + erf(x / sqrt 2))`` is the same function.
+    """
+
+    def call(self, x):
+        return 0.5 * x * (1.0 + tf.math.erf(x * 0.7071067811865476))
+
+    def compute_output_shape(self, input_shape):
+        return input_shape

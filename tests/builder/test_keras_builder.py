@@ -99,3 +99,10 @@ def test_every_allowed_bias_initializer_builds(keras, name):
     from builder.keras_builder import build_model
     model = build_model(load("lenet5", [f"weights.bias_init={name}"]).network)
     assert model.count_params() == 61_706
+
+
+def test_exact_gelu_matches_keras_gelu(keras):
+    from builder.keras_layers import ExactGelu
+    x = np.linspace(-6, 6, 101, dtype="float32")
+    np.testing.assert_allclose(np.asarray(ExactGelu()(x)),
+                               np.asarray(keras.activations.gelu(x, approximate=False)), atol=1e-6)

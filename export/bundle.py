@@ -1,0 +1,255 @@
+"""Run directory (or .keras file) → a validated deployment bundle, written atomically.
+
+    model.onnx  blueprint.yaml  labels.txt  preprocess.json  validation.json  README.md
+    test_data_set_0/input_0.pb, output_0.pb     (ONNX model-zoo test vectors)
+    variants/model.optimized.onnx, model.fp16.onnx, model.int8.onnx
+"""
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from builder.atomic import atomic_path, write_json, write_text
+from builder.errors import BlueprintError, Problem
+
+from . import parity, variants
+from .onnx_export import DEFAULT_OPSET, INPUT, OUTPUT, to_onnx, weights_sha256
+
+
+class ExportRefused(Exception):
+    """The ONNX model does not compute what Keras computes; no bundle was written."""
+
+    def __init__(self, message: str, report: dict):
+        super().__init__(message)
+        self.report = report
+
+
+@dataclass
+class Source:
+    model: object
+    path: Path
+    run: Path | None
+    preprocess: dict
+    class_names: list[str]
+    blueprint_text: str | None
+    x_test: np.ndarray | None = None
+    y_test: np.ndarray | None = None
+    x_calibration: np.ndarray | None = None
+
+
+def load_source(ref: str | Path) -> Source:
+    """A run directory (preferred: it brings data for parity and int8) or a .keras file."""
+    import keras
+
+    import builder.keras_layers  # noqa: F401  (registers LRN and padding layers)
+    path = Path(ref)
+    run = path if (path / "model.keras").is_file() else None
+    model_file = path / "model.keras" if run else path
+    if not model_file.is_file() or model_file.suffix != ".keras":
+        raise BlueprintError(Problem("", f"{ref} is neither a run directory (with model.keras) "
+                                     "nor a .keras file"), "SOURCE")
+    model = keras.models.load_model(model_file, safe_mode=True)
+    classes = int(model.output_shape[-1])
+    if run is None:
+        shape = list(model.input_shape[1:])
+        prep = {"input_shape": shape, "layout": "channels_last", "dtype": "float32", "scale": 1.0,
+                "mean": [0.0] * shape[-1], "std": [1.0] * shape[-1],
+                "formula": "x = (raw / scale - mean) / std, per channel",
+                "class_names": [str(i) for i in range(classes)]}
+        return Source(model, model_file, None, prep, prep["class_names"], None)
+    prep = json.loads((run / "preprocess.json").read_text())
+    src = Source(model, model_file, run, prep, (run / "labels.txt").read_text().split("\n")[:classes],
+                 (run / "blueprint.yaml").read_text())
+    state = json.loads((run / "state" / "state.json").read_text())
+    from train.preprocess import Normalization
+    from train.sources import load_source as load_data
+    data = load_data(state["data"], tuple(prep["input_shape"]))
+    norm = Normalization.from_json(prep)
+    src.x_test, src.y_test = norm.apply(data.x_test), data.y_test
+    src.x_calibration = norm.apply(data.x_train[:512])
+    return src
+
+
+def export_bundle(ref: str | Path, out: str | Path, opset: int = DEFAULT_OPSET,
+                  max_batch: int = 64, atol: float = parity.FLOAT32_ATOL,
+                  with_variants: bool = True) -> dict:
+    """Export, validate, and write the bundle; raise ExportRefused when parity fails."""
+    import onnx
+    import tf2onnx
+    import onnxruntime as ort
+    import tensorflow as tf
+    import keras
+
+    src = load_source(ref)
+    before = weights_sha256(src.model)
+    metadata = {"blueprint": src.blueprint_text or "", "class_names": src.class_names,
+                "preprocess": src.preprocess, "weights_sha256": before,
+                "versions": {"tensorflow": tf.__version__, "keras": keras.__version__,
+                             "tf2onnx": tf2onnx.__version__, "onnx": onnx.__version__,
+                             "onnxruntime": ort.__version__},
+                "source": str(src.path)}
+    try:
+        proto = to_onnx(src.model, opset, metadata)
+        onnx.shape_inference.infer_shapes(proto, check_type=True, strict_mode=True)
+    except Exception as exc:  # converter or checker: the model cannot be exported as is
+        raise ExportRefused(f"tf2onnx could not produce a valid ONNX model at opset {opset}: "
+                            f"{str(exc).splitlines()[0]}; no bundle written", {}) from None
+    report = parity.check(src.model, proto, src.x_test, (1, 7, max_batch), atol)
+    report.update({"opset": opset, "source": str(src.path), "weights_sha256": before,
+                   "keras_untouched": weights_sha256(src.model) == before,
+                   "providers": ["CPUExecutionProvider"], "max_batch": max_batch})
+    if not report["passed"]:
+        where = report.get("first_diverging_layer")
+        raise ExportRefused(
+            f"ONNX Runtime disagrees with Keras: max |diff| {report['max_abs']:.3g} (bar {atol:g}), "
+            f"top-1 agreement {report['top1_agreement']:.4f}"
+            + (f"; first diverging layer {where['layer']} (|diff| {where['max_abs']:.3g})"
+               if where else "") + "; no bundle written", report)
+
+    with atomic_path(out) as tmp:
+        tmp.mkdir(parents=True)
+        onnx.save(proto, str(tmp / "model.onnx"))
+        write_text(tmp / "labels.txt", "".join(f"{n}\n" for n in src.class_names))
+        write_json(tmp / "preprocess.json", src.preprocess)
+        if src.blueprint_text:
+            write_text(tmp / "blueprint.yaml", src.blueprint_text)
+        _test_vectors(tmp, src)
+        if with_variants:
+            report["variants"] = _variants(tmp, src, max_batch)
+        if src.x_test is not None:
+            report["test_accuracy"] = variants.accuracy(tmp / "model.onnx", src.x_test, src.y_test)
+        write_json(tmp / "validation.json", report)
+        write_text(tmp / "README.md", model_card(src, report, Path(out).name))
+    return report
+
+
+def _test_vectors(folder: Path, src: Source) -> None:
+    from onnx import numpy_helper
+    x = parity.inputs_for("held-out" if src.x_test is not None else "random", 1,
+                          tuple(src.model.input_shape[1:]), src.x_test)
+    y = np.asarray(src.model(x, training=False))
+    vectors = folder / "test_data_set_0"
+    vectors.mkdir()
+    (vectors / "input_0.pb").write_bytes(numpy_helper.from_array(x, INPUT).SerializeToString())
+    (vectors / "output_0.pb").write_bytes(numpy_helper.from_array(y, OUTPUT).SerializeToString())
+
+
+def _variants(folder: Path, src: Source, max_batch: int) -> dict:
+    """Build each variant, validate it like the main model, keep it only if it passes."""
+    out = folder / "variants"
+    out.mkdir()
+    base = folder / "model.onnx"
+    plan = {"optimized": ("model.optimized.onnx", parity.FLOAT32_ATOL, 1.0),
+            "fp16": ("model.fp16.onnx", 1e-2, 0.99)}
+    if src.x_calibration is not None:
+        plan["int8"] = ("model.int8.onnx", 1.0, 0.0)  # judged by test accuracy, below
+    results = {}
+    with tempfile.TemporaryDirectory() as work:
+        for name, (file, atol, top1) in plan.items():
+            target = out / file
+            try:
+                if name == "optimized":
+                    variants.optimized(base, target)
+                elif name == "fp16":
+                    variants.float16(base, target)
+                else:
+                    variants.int8(base, target, src.x_calibration, Path(work))
+                r = parity.check(src.model, str(target), src.x_test, (1, 7, max_batch), atol, top1)
+                r = {k: v for k, v in r.items() if k != "cases"} | {"file": f"variants/{file}"}
+            except Exception as exc:  # a variant that cannot be built is reported, not fatal
+                r = {"passed": False, "error": f"{type(exc).__name__}: {exc}"}
+            if name == "int8" and "error" not in r and src.x_test is not None:
+                base_acc = variants.accuracy(base, src.x_test, src.y_test)
+                acc = variants.accuracy(target, src.x_test, src.y_test)
+                r.update(test_accuracy=acc, fp32_test_accuracy=base_acc,
+                         accuracy_change_points=round(100 * (acc - base_acc), 3))
+                r["passed"] = r["accuracy_change_points"] > -1.0
+            if not r["passed"]:
+                target.unlink(missing_ok=True)
+                r["kept"] = False
+            results[name] = r
+    return results
+
+
+def model_card(src: Source, report: dict, name: str) -> str:
+    """The bundle's README.md: what the model is, how it was checked, how to call it."""
+    lines = [f"# {name}", ""]
+    if src.blueprint_text:
+        from builder import compile_source
+        from builder.report import table
+        from builder.source import Source as BlueprintSource
+        from ruamel.yaml import YAML
+        compiled = compile_source(BlueprintSource(YAML(typ="safe", pure=True).load(
+            src.blueprint_text), "blueprint.yaml"))
+        lines += ["## Architecture", "", "```", table(compiled.analysis), "```", ""]
+    if src.run and (src.run / "metrics.json").is_file():
+        m = json.loads((src.run / "metrics.json").read_text())
+        lines += ["## Training", "", f"- data: {m['data']}",
+                  f"- test accuracy (Keras): {m['test_accuracy']:.4f}, loss {m['test_loss']:.4f}",
+                  f"- epochs: {m['epochs']}, device: {m['device']}", ""]
+    lines += ["## Validation (ONNX Runtime vs Keras)", "",
+              f"- opset {report['opset']}, bar: max |diff| <= {report['atol']:g} and 100% top-1 "
+              f"agreement; result: max |diff| {report['max_abs']:.3g}, top-1 agreement "
+              f"{report['top1_agreement']:.4f} — {'passed' if report['passed'] else 'FAILED'}",
+              "", "| inputs | batch | max abs | max rel | top-1 agreement |", "|---|---|---|---|---|"]
+    lines += [f"| {c['inputs']} | {c['batch']} | {c['max_abs']:.3g} | {c['max_rel']:.3g} | "
+              f"{c['top1_agreement']:.4f} |" for c in report["cases"]]
+    for vname, v in report.get("variants", {}).items():
+        extra = f", accuracy change {v['accuracy_change_points']:+.2f} points" \
+            if "accuracy_change_points" in v else ""
+        lines.append(f"- variant {vname}: {'kept' if v.get('kept', True) else 'dropped'}"
+                     + (f", max |diff| {v['max_abs']:.3g}{extra}" if "max_abs" in v else
+                        f" ({v.get('error', '')})"))
+    p = src.preprocess
+    lines += ["", "## How to call it", "",
+              f"Input `input`: float32 `[batch, {', '.join(map(str, p['input_shape']))}]` "
+              "(channels last), prepared as "
+              f"`x = (raw / {p['scale']:g} - mean) / std` with mean {p['mean']} and std {p['std']} "
+              "per channel. Output `probabilities`: float32 `[batch, "
+              f"{len(src.class_names)}]`, classes in `labels.txt` order.", "", "```python",
+              "import json, numpy as np, onnxruntime as ort",
+              "prep = json.load(open('preprocess.json'))",
+              "session = ort.InferenceSession('model.onnx', providers=['CPUExecutionProvider'])",
+              "x = (raw / prep['scale'] - np.float32(prep['mean'])) / np.float32(prep['std'])",
+              "probabilities = session.run(None, {'input': x.astype('float32')})[0]", "```", "",
+              "`cnnbp validate` re-runs the checks; `test_data_set_0/` holds ONNX model-zoo test "
+              "vectors (`onnx_test_runner` reads them).", ""]
+    return "\n".join(lines)
+
+
+def validate_bundle(folder: str | Path, atol: float | None = None) -> dict:
+    """Re-run the bundle's checks: test vectors, metadata, and full parity if the source exists."""
+    import onnx
+    from onnx import numpy_helper
+    folder = Path(folder)
+    if not (folder / "model.onnx").is_file():
+        raise BlueprintError(Problem("", f"{folder} is not a bundle (no model.onnx)"), "BUNDLE")
+    saved = json.loads((folder / "validation.json").read_text())
+    atol = atol if atol is not None else saved["atol"]
+    proto = onnx.load(str(folder / "model.onnx"))
+    onnx.checker.check_model(proto, full_check=True)
+    meta = {p.key: p.value for p in proto.metadata_props}
+    x = numpy_helper.to_array(onnx.load_tensor(str(folder / "test_data_set_0" / "input_0.pb")))
+    y = numpy_helper.to_array(onnx.load_tensor(str(folder / "test_data_set_0" / "output_0.pb")))
+    got = parity.session(str(folder / "model.onnx")).run(None, {INPUT: x})[0]
+    vectors = parity.compare(y, got)
+    report = {"test_vectors": vectors | {"passed": vectors["max_abs"] <= atol},
+              "weights_sha256": meta.get("weights_sha256")}
+    source = Path(meta.get("source", ""))
+    if source.is_file():
+        import keras
+        import builder.keras_layers  # noqa: F401
+        model = keras.models.load_model(source, safe_mode=True)
+        report["source_unchanged"] = weights_sha256(model) == meta.get("weights_sha256")
+        report["parity"] = parity.check(model, proto, None, (1, 7, saved.get("max_batch", 64)), atol)
+    else:
+        report["parity"] = None
+        report["note"] = f"source model {source} not found: checked the test vectors only"
+    report["passed"] = report["test_vectors"]["passed"] and \
+        (report["parity"] is None or (report["parity"]["passed"] and report["source_unchanged"]))
+    return report

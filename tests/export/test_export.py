@@ -1,0 +1,170 @@
+"""ONNX export end to end: bundle contents, metadata, parity, refusal, validate, Triton config."""
+import json
+import subprocess
+import sys
+
+import numpy as np
+import onnx
+import pytest
+from onnx import numpy_helper
+
+from tests.conftest import ROOT
+
+
+def cnnbp(*args):
+    return subprocess.run([sys.executable, str(ROOT / "cli.py"), *args], cwd=ROOT,
+                          capture_output=True, text=True)
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory):
+    out = tmp_path_factory.mktemp("runs") / "digits"
+    proc = cnnbp("train", "digits", "--data", "digits", "--epochs", "2", "-o", str(out), "--quiet")
+    assert proc.returncode == 0, proc.stderr
+    return out
+
+
+@pytest.fixture(scope="module")
+def bundle(run_dir, tmp_path_factory):
+    base = tmp_path_factory.mktemp("bundles")
+    proc = cnnbp("export", str(run_dir), "-o", str(base / "digits"), "--max-batch", "32",
+                 "--triton", str(base / "repo"))
+    assert proc.returncode == 0, proc.stderr
+    return base / "digits", base / "repo", proc
+
+
+def test_bundle_has_every_file(bundle):
+    folder, _, proc = bundle
+    for name in ("model.onnx", "blueprint.yaml", "labels.txt", "preprocess.json",
+                 "validation.json", "README.md", "test_data_set_0/input_0.pb",
+                 "test_data_set_0/output_0.pb", "variants/model.optimized.onnx",
+                 "variants/model.fp16.onnx"):
+        assert (folder / name).is_file(), name
+    int8 = json.loads((folder / "validation.json").read_text())["variants"]["int8"]
+    assert (folder / "variants/model.int8.onnx").is_file() == int8.get("kept", True)
+    assert not list(folder.parent.glob(".*tmp*")), "temporary directory left behind"
+    assert "Traceback" not in proc.stderr
+
+
+def test_model_io_names_dynamic_batch_and_layer_names(bundle):
+    model = onnx.load(str(bundle[0] / "model.onnx"))
+    onnx.checker.check_model(model, full_check=True)
+    (inp,), (out,) = model.graph.input, model.graph.output
+    assert inp.name == "input" and out.name == "probabilities"
+    dims = inp.type.tensor_type.shape.dim
+    assert not dims[0].HasField("dim_value") and [d.dim_value for d in dims[1:]] == [8, 8, 1]
+    nodes = {n.name.split("/")[0] for n in model.graph.node}
+    assert {"stage1_conv1", "stage2_conv2", "fc1", "predictions"} <= nodes
+
+
+def test_metadata_props(bundle, run_dir, keras):
+    from export.onnx_export import weights_sha256
+    meta = {p.key: p.value for p in onnx.load(str(bundle[0] / "model.onnx")).metadata_props}
+    assert "pattern:" in meta["blueprint"] and json.loads(meta["class_names"]) == [str(i) for i in range(10)]
+    assert json.loads(meta["preprocess"])["scale"] == 16.0
+    assert {"tensorflow", "keras", "tf2onnx", "onnx", "onnxruntime"} <= set(json.loads(meta["versions"]))
+    model = keras.models.load_model(run_dir / "model.keras")
+    assert meta["weights_sha256"] == weights_sha256(model)
+
+
+def test_validation_report_meets_the_bar(bundle):
+    report = json.loads((bundle[0] / "validation.json").read_text())
+    assert report["passed"] and report["keras_untouched"]
+    assert {(c["inputs"], c["batch"]) for c in report["cases"]} == \
+        {(k, b) for k in ("random", "held-out") for b in (1, 7, 32)}
+    assert all(c["max_abs"] <= 1e-5 and c["top1_agreement"] == 1.0 for c in report["cases"])
+    int8 = report["variants"]["int8"]  # kept only within 1 point of float32 test accuracy
+    assert int8["test_accuracy"] - int8["fp32_test_accuracy"] == pytest.approx(
+        int8["accuracy_change_points"] / 100, abs=1e-4)
+    assert int8.get("kept", True) == (int8["accuracy_change_points"] > -1.0)
+
+
+def test_test_vectors_reproduce_in_onnx_runtime(bundle):
+    import onnxruntime as ort
+    folder = bundle[0]
+    x = numpy_helper.to_array(onnx.load_tensor(str(folder / "test_data_set_0/input_0.pb")))
+    y = numpy_helper.to_array(onnx.load_tensor(str(folder / "test_data_set_0/output_0.pb")))
+    got = ort.InferenceSession(str(folder / "model.onnx")).run(None, {"input": x})[0]
+    np.testing.assert_allclose(got, y, atol=1e-5)
+
+
+@pytest.mark.parametrize("variant,atol", [("optimized", 1e-5), ("fp16", 1e-2)])
+def test_variants_run_and_agree(bundle, variant, atol):
+    import onnxruntime as ort
+    folder = bundle[0]
+    x = numpy_helper.to_array(onnx.load_tensor(str(folder / "test_data_set_0/input_0.pb")))
+    y = numpy_helper.to_array(onnx.load_tensor(str(folder / "test_data_set_0/output_0.pb")))
+    got = ort.InferenceSession(str(folder / f"variants/model.{variant}.onnx")).run(None, {"input": x})[0]
+    np.testing.assert_allclose(got, y, atol=atol)
+
+
+def test_model_card(bundle):
+    card = (bundle[0] / "README.md").read_text()
+    assert "[8x8x32]" in card and "stage1_conv1" in card and "onnxruntime" in card
+    assert "passed" in card
+
+
+def test_triton_config_parses_with_tritons_protobufs(bundle):
+    from google.protobuf import text_format
+    from tritonclient.grpc import model_config_pb2
+    repo = bundle[1]
+    config = text_format.Parse((repo / "digits" / "config.pbtxt").read_text(),
+                               model_config_pb2.ModelConfig())
+    assert config.name == "digits" and config.platform == "onnxruntime_onnx"
+    assert config.max_batch_size == 32
+    assert list(config.input[0].dims) == [8, 8, 1] and config.input[0].name == "input"
+    assert config.input[0].data_type == model_config_pb2.TYPE_FP32
+    assert list(config.output[0].dims) == [10] and config.output[0].name == "probabilities"
+    assert config.dynamic_batching.max_queue_delay_microseconds == 100
+    assert config.instance_group[0].kind == model_config_pb2.ModelInstanceGroup.KIND_CPU
+    assert (repo / "digits" / "1" / "model.onnx").is_file()
+
+
+def test_validate_passes_then_catches_a_tampered_vector(bundle, tmp_path):
+    import shutil
+    assert cnnbp("validate", str(bundle[0])).returncode == 0
+    copy = tmp_path / "copy"
+    shutil.copytree(bundle[0], copy)
+    x = numpy_helper.to_array(onnx.load_tensor(str(copy / "test_data_set_0/output_0.pb")))
+    (copy / "test_data_set_0/output_0.pb").write_bytes(
+        numpy_helper.from_array(x[:, ::-1].copy(), "probabilities").SerializeToString())
+    proc = cnnbp("validate", str(copy))
+    assert proc.returncode == 1 and "FAILED" in proc.stdout
+
+
+def test_failed_parity_refuses_and_leaves_nothing(run_dir, tmp_path):
+    proc = cnnbp("export", str(run_dir), "-o", str(tmp_path / "b"), "--atol", "1e-12",
+                 "--no-variants")
+    assert proc.returncode == 1 and "no bundle written" in proc.stderr
+    assert "first diverging layer" in proc.stderr and "Traceback" not in proc.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_first_diverging_layer_is_named(run_dir, keras):
+    from export.onnx_export import to_onnx
+    from export.parity import check
+    model = keras.models.load_model(run_dir / "model.keras")
+    proto = to_onnx(model)
+    target = next(i for i in proto.graph.initializer
+                  if i.name.startswith("stage2_conv1") and len(i.dims) == 4)
+    w = numpy_helper.to_array(target).copy()
+    w += 0.5
+    target.CopyFrom(numpy_helper.from_array(w, target.name))
+    report = check(model, proto, None, (1, 7))
+    assert not report["passed"]
+    assert report["first_diverging_layer"]["layer"] == "stage2_conv1"
+
+
+def test_export_from_a_keras_file_with_custom_layers(tmp_path):
+    expr = ("INPUT(9x9x6)-CONV(6,3,pad=1)-RELU-LRN(5,alpha=0.01)-POOL(3,2,rounding=ceil)-"
+            "CONV(4,3,stride=2,pad=1,rounding=floor)-GELU-GLOBAL_POOL-FC(7)-SOFTMAX")
+    assert cnnbp("build", "-e", expr, "-o", str(tmp_path / "m.keras")).returncode == 0
+    proc = cnnbp("export", str(tmp_path / "m.keras"), "-o", str(tmp_path / "b"), "--no-variants")
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads((tmp_path / "b" / "validation.json").read_text())
+    assert report["passed"] and {c["inputs"] for c in report["cases"]} == {"random"}
+
+
+def test_missing_source_is_a_clear_error(tmp_path):
+    proc = cnnbp("export", str(tmp_path / "nope"), "-o", str(tmp_path / "b"))
+    assert proc.returncode == 2 and "neither a run directory" in proc.stderr
