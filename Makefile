@@ -13,12 +13,15 @@ $(STAMP): setup.cfg pyproject.toml
 	$(BIN)/python -m pip install -q -e ".[dev]"
 	touch $(STAMP)
 
-# The main job on the embedded default data: check, show, then train into runs/demo.
+# The main job on the embedded default data: check, show, train into runs/demo, then export
+# a validated ONNX bundle (bundles/demo) and a Triton model repository (model_repository/).
 demo: $(STAMP)
 	$(BIN)/cnnbp check digits
 	$(BIN)/cnnbp show digits
-	rm -rf runs/demo
+	rm -rf runs/demo bundles/demo model_repository/demo
 	$(BIN)/cnnbp train digits --data digits -o runs/demo
+	$(BIN)/cnnbp export runs/demo -o bundles/demo --triton model_repository
+	$(BIN)/cnnbp validate bundles/demo
 
 test: $(STAMP)
 	$(BIN)/python -m pytest
@@ -27,6 +30,8 @@ bench: $(STAMP)
 	$(BIN)/python bench/check_speed.py
 	$(BIN)/python bench/build_time.py
 	$(BIN)/python bench/train_speed.py
+	$(BIN)/python bench/latency.py
+	$(BIN)/python bench/export_vgg16.py
 
 schema: $(STAMP)
 	$(BIN)/python -c 'from builder.schema import write; write()'
