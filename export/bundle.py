@@ -1,6 +1,7 @@
 """Run directory (or .keras file) → a validated deployment bundle, written atomically.
 
     model.onnx  blueprint.yaml  labels.txt  preprocess.json  validation.json  README.md
+    model.onnx.data                             (only for weights over 256 MiB)
     test_data_set_0/input_0.pb, output_0.pb     (ONNX model-zoo test vectors)
     variants/model.optimized.onnx, model.fp16.onnx, model.int8.onnx
 """
@@ -17,8 +18,8 @@ import numpy as np
 from builder.atomic import atomic_path, write_json, write_text
 from builder.errors import BlueprintError, Problem
 
-from . import parity, variants
-from .onnx_export import DEFAULT_OPSET, INPUT, OUTPUT, to_onnx, weights_sha256
+from . import memory, parity, variants
+from .onnx_export import DEFAULT_OPSET, INPUT, OUTPUT, save_checked, to_onnx, weights_sha256
 
 
 class ExportRefused(Exception):
@@ -86,6 +87,7 @@ def export_bundle(ref: str | Path, out: str | Path, opset: int = DEFAULT_OPSET,
     import keras
 
     src = load_source(ref)
+    memory.check(src.model, max_batch)
     before = weights_sha256(src.model)
     metadata = {"blueprint": src.blueprint_text or "", "class_names": src.class_names,
                 "preprocess": src.preprocess, "weights_sha256": before,
@@ -93,27 +95,28 @@ def export_bundle(ref: str | Path, out: str | Path, opset: int = DEFAULT_OPSET,
                              "tf2onnx": tf2onnx.__version__, "onnx": onnx.__version__,
                              "onnxruntime": ort.__version__},
                 "source": str(src.path)}
-    try:
-        proto = to_onnx(src.model, opset, metadata)
-        onnx.shape_inference.infer_shapes(proto, check_type=True, strict_mode=True)
-    except Exception as exc:  # converter or checker: the model cannot be exported as is
-        raise ExportRefused(f"tf2onnx could not produce a valid ONNX model at opset {opset}: "
-                            f"{str(exc).splitlines()[0]}; no bundle written", {}) from None
-    report = parity.check(src.model, proto, src.x_test, (1, 7, max_batch), atol)
-    report.update({"opset": opset, "source": str(src.path), "weights_sha256": before,
-                   "keras_untouched": weights_sha256(src.model) == before,
-                   "providers": ["CPUExecutionProvider"], "max_batch": max_batch})
-    if not report["passed"]:
-        where = report.get("first_diverging_layer")
-        raise ExportRefused(
-            f"ONNX Runtime disagrees with Keras: max |diff| {report['max_abs']:.3g} (bar {atol:g}), "
-            f"top-1 agreement {report['top1_agreement']:.4f}"
-            + (f"; first diverging layer {where['layer']} (|diff| {where['max_abs']:.3g})"
-               if where else "") + "; no bundle written", report)
-
     with atomic_path(out) as tmp:
         tmp.mkdir(parents=True)
-        onnx.save(proto, str(tmp / "model.onnx"))
+        model_path = tmp / "model.onnx"
+        try:
+            save_checked(to_onnx(src.model, opset, metadata), model_path)
+        except Exception as exc:  # converter or checker: the model cannot be exported as is
+            raise ExportRefused(f"tf2onnx could not produce a valid ONNX model at opset {opset}: "
+                                f"{str(exc).splitlines()[0]}; no bundle written", {}) from None
+        report = parity.check(src.model, str(model_path), src.x_test, (1, 7, max_batch), atol)
+        report.update({"opset": opset, "source": str(src.path), "weights_sha256": before,
+                       "keras_untouched": weights_sha256(src.model) == before,
+                       "providers": ["CPUExecutionProvider"], "max_batch": max_batch})
+        if not report["passed"]:
+            report["first_diverging_layer"] = parity.first_diverging_layer(
+                src.model, onnx.load(str(model_path)), report.pop("worst_input"), atol)
+            where = report.get("first_diverging_layer")
+            raise ExportRefused(
+                f"ONNX Runtime disagrees with Keras: max |diff| {report['max_abs']:.3g} (bar "
+                f"{atol:g}), top-1 agreement {report['top1_agreement']:.4f}"
+                + (f"; first diverging layer {where['layer']} (|diff| {where['max_abs']:.3g})"
+                   if where else "") + "; no bundle written", report)
+        report.pop("worst_input", None)
         write_text(tmp / "labels.txt", "".join(f"{n}\n" for n in src.class_names))
         write_json(tmp / "preprocess.json", src.preprocess)
         if src.blueprint_text:
@@ -160,7 +163,8 @@ def _variants(folder: Path, src: Source, max_batch: int) -> dict:
                 else:
                     variants.int8(base, target, src.x_calibration, Path(work))
                 r = parity.check(src.model, str(target), src.x_test, (1, 7, max_batch), atol, top1)
-                r = {k: v for k, v in r.items() if k != "cases"} | {"file": f"variants/{file}"}
+                r = {k: v for k, v in r.items() if k not in ("cases", "worst_input")} \
+                    | {"file": f"variants/{file}"}
             except Exception as exc:  # a variant that cannot be built is reported, not fatal
                 r = {"passed": False, "error": f"{type(exc).__name__}: {exc}"}
             if name == "int8" and "error" not in r and src.x_test is not None:

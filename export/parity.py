@@ -52,9 +52,12 @@ def check(keras_model, onnx_model, held_out: np.ndarray | None, batch_sizes=(1, 
               "min_top1_agreement": min_top1, "cases": cases,
               "max_abs": max(c["max_abs"] for c in cases),
               "top1_agreement": min(c["top1_agreement"] for c in cases)}
-    if not report["passed"] and hasattr(onnx_model, "graph"):
-        report["first_diverging_layer"] = first_diverging_layer(keras_model, onnx_model,
-                                                                worst[1], atol)
+    if not report["passed"]:
+        if hasattr(onnx_model, "graph"):
+            report["first_diverging_layer"] = first_diverging_layer(keras_model, onnx_model,
+                                                                    worst[1], atol)
+        else:  # a file: the caller loads the graph only when it needs to look inside
+            report["worst_input"] = worst[1]
     return report
 
 

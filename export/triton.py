@@ -47,6 +47,8 @@ def write_repository(repo: Path, name: str, bundle: Path, input_shape, classes: 
     with atomic_path(target) as tmp:
         (tmp / "1").mkdir(parents=True)
         shutil.copy2(bundle / "model.onnx", tmp / "1" / "model.onnx")
+        if (bundle / "model.onnx.data").is_file():  # external weights of a large model
+            shutil.copy2(bundle / "model.onnx.data", tmp / "1" / "model.onnx.data")
         shutil.copy2(bundle / "labels.txt", tmp / "labels.txt")
         write_text(tmp / "config.pbtxt", config_pbtxt(name, input_shape, classes,
                                                        max_batch_size, kind))

@@ -168,3 +168,26 @@ def test_export_from_a_keras_file_with_custom_layers(tmp_path):
 def test_missing_source_is_a_clear_error(tmp_path):
     proc = cnnbp("export", str(tmp_path / "nope"), "-o", str(tmp_path / "b"))
     assert proc.returncode == 2 and "neither a run directory" in proc.stderr
+
+
+def test_too_large_for_the_machine_is_refused_before_starting(keras):
+    from builder import build_model, load
+    from builder.errors import BlueprintError
+    from export import memory
+    model = build_model(load("vgg16").network)
+    total, weights, activations = memory.needed_bytes(model, 64)
+    assert weights == 138_357_544 * 4  # every parameter, float32
+    with pytest.raises(BlueprintError, match=r"needs about .* GiB .* lower --max-batch"):
+        memory.check(model, 64, available=total - 1)
+    memory.check(model, 64, available=total)  # exactly enough is enough
+    keras.backend.clear_session()
+
+
+def test_memory_estimate_agrees_with_the_static_analysis(keras):
+    from builder import build_model, load
+    from export import memory
+    compiled = load("vgg16")
+    _, _, activations = memory.needed_bytes(build_model(compiled.network), 1)
+    # two independent counts of float32 activations per image: Keras layers vs the analysis
+    assert activations == 2 * compiled.analysis.total_memory
+    keras.backend.clear_session()

@@ -1,0 +1,49 @@
+"""Refuse an export the machine cannot hold, before it starts, instead of an out-of-memory kill."""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+# Measured: VGG-16 (553 MB of weights) exported at 2.75 GiB peak with batch-2 parity checks
+# (docs/benchmarks.md): about 3 copies of the weights plus ~1 GiB of TensorFlow and ONNX
+# Runtime. Allow 4 copies and 1.5 GiB, plus each parity batch's activations in Keras and in
+# ONNX Runtime at once.
+WEIGHT_COPIES = 4
+BASE_BYTES = 3 << 29  # 1.5 GiB
+
+
+def available_bytes() -> int:
+    """MemAvailable, lowered to the cgroup's limit when the process runs under one."""
+    available = math.inf
+    for line in Path("/proc/meminfo").read_text().splitlines():
+        if line.startswith("MemAvailable:"):
+            available = int(line.split()[1]) * 1024
+    limit, usage = Path("/sys/fs/cgroup/memory.max"), Path("/sys/fs/cgroup/memory.current")
+    try:
+        if limit.read_text().strip() != "max":
+            available = min(available, int(limit.read_text()) - int(usage.read_text()))
+    except (OSError, ValueError):
+        pass
+    return int(available) if available != math.inf else 1 << 62
+
+
+def needed_bytes(model, max_batch: int) -> tuple[int, int, int]:
+    """(total, weights, activations at max_batch) for exporting and validating ``model``."""
+    weights = sum(int(math.prod(w.shape)) * 4 for w in model.weights)
+    per_sample = sum(int(math.prod(l.output.shape[1:])) * 4 for l in model.layers[1:])
+    activations = 2 * per_sample * max_batch  # Keras and ONNX Runtime hold a batch each
+    return WEIGHT_COPIES * weights + activations + BASE_BYTES, weights, activations
+
+
+def check(model, max_batch: int, available: int | None = None) -> None:
+    """Raise BlueprintError naming the figures when the export would not fit."""
+    from builder.errors import BlueprintError, Problem
+    available = available_bytes() if available is None else available
+    total, weights, activations = needed_bytes(model, max_batch)
+    if total > available:
+        gib = lambda n: f"{n / (1 << 30):.1f} GiB"
+        raise BlueprintError(Problem("", (
+            f"exporting this model needs about {gib(total)} ({WEIGHT_COPIES} x {gib(weights)} of "
+            f"weights + {gib(activations)} of activations for parity checks at batch {max_batch} "
+            f"+ {gib(BASE_BYTES)}), but only {gib(available)} is available; lower --max-batch "
+            "or export on a larger machine. Nothing was written.")), "export")
