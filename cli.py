@@ -17,6 +17,9 @@ EXAMPLES = """examples:
   cnnbp train --resume runs/digits        continue a run that was interrupted
   cnnbp export runs/digits -o bundles/digits --triton model_repository
   cnnbp validate bundles/digits
+  cnnbp serve bundles/ --port 8000        every bundle under bundles/, on 127.0.0.1
+  cnnbp predict bundles/digits digit.png
+  cnnbp predict --url http://127.0.0.1:8000 --model digits digit.png
 """
 
 
@@ -142,6 +145,36 @@ def run_validate(args) -> int:
     return 0 if report["passed"] else 1
 
 
+def run_serve(args) -> int:
+    import os
+    from serve.runner import serve
+    serve(args.path, args.host, args.port, args.max_batch, args.max_delay_ms, args.max_body,
+          args.token or os.environ.get("CNNBP_TOKEN"))
+    return 0
+
+
+def run_predict(args) -> int:
+    import os
+    from serve.client import predict_local, predict_remote
+    from serve.protocol import BadRequest
+    try:
+        if args.url:
+            if not args.model:
+                print("error: --url needs --model NAME", file=sys.stderr)
+                return 2
+            results = predict_remote(args.url, args.model, [args.bundle] + args.files, args.top_k,
+                                     args.token or os.environ.get("CNNBP_TOKEN"))
+        else:
+            results = predict_local(args.bundle, args.files, args.top_k)
+    except BadRequest as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    for r in results:
+        print(f"{r['file']}: " + ", ".join(f"{t['label']} ({t['probability']:.3f})"
+                                           for t in r["top_k"]))
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="cnnbp", epilog=EXAMPLES,
                                 formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -190,6 +223,25 @@ def parser() -> argparse.ArgumentParser:
     v.add_argument("bundle")
     v.add_argument("--atol", type=float, help="override the bundle's parity bar")
     v.set_defaults(run=run_validate)
+    sv = sub.add_parser("serve", help="serve bundles over HTTP (Open Inference Protocol)",
+                        epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sv.add_argument("path", help="a bundle, a folder of bundles, or a Triton model repository")
+    sv.add_argument("--host", default="127.0.0.1")
+    sv.add_argument("--port", type=int, default=8000)
+    sv.add_argument("--max-batch", type=int, default=64, help="dynamic batching: rows per call")
+    sv.add_argument("--max-delay-ms", type=float, default=2.0,
+                    help="dynamic batching: longest wait for a batch to fill (0 = off)")
+    sv.add_argument("--max-body", type=int, default=16 << 20, help="request size limit in bytes")
+    sv.add_argument("--token", help="require Authorization: Bearer TOKEN (or CNNBP_TOKEN)")
+    sv.set_defaults(run=run_serve)
+    pr = sub.add_parser("predict", help="classify images or signals, locally or via a server")
+    pr.add_argument("bundle", help="a bundle (local), or the first file with --url")
+    pr.add_argument("files", nargs="*", help="PNG/JPEG images, or .npy/.json 1-D signals")
+    pr.add_argument("--url", help="a running `cnnbp serve`")
+    pr.add_argument("--model", help="the model's name on the server")
+    pr.add_argument("--top-k", type=int, default=3)
+    pr.add_argument("--token")
+    pr.set_defaults(run=run_predict)
     return p
 
 

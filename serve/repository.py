@@ -1,0 +1,147 @@
+"""Bundles on disk → loaded models: one bundle, a folder of bundles, or a Triton repository."""
+from __future__ import annotations
+
+import io
+import json
+import logging
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from builder.errors import BlueprintError, Problem
+
+from .protocol import BadRequest
+
+log = logging.getLogger("cnnbp.serve")
+NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
+
+
+def cuda_device_present() -> bool:
+    """True when a CUDA driver and device exist (checked without ONNX Runtime's error dump)."""
+    if not any(Path("/dev").glob("nvidia[0-9]*")):
+        return False
+    import ctypes
+    try:
+        ctypes.CDLL("libcuda.so.1")
+        return True
+    except OSError:
+        return False
+
+
+def make_session(path: Path):
+    """An ONNX Runtime session on CUDA when usable, else CPU; returns (session, provider)."""
+    import onnxruntime as ort
+    options = ort.SessionOptions()
+    options.log_severity_level = 3
+    if "CUDAExecutionProvider" in ort.get_available_providers() and cuda_device_present():
+        try:
+            s = ort.InferenceSession(str(path), options,
+                                     providers=["CUDAExecutionProvider", "CPUExecutionProvider"])
+            if s.get_providers()[0] == "CUDAExecutionProvider":
+                return s, "CUDAExecutionProvider"
+        except Exception as exc:  # a broken CUDA install: say so once, serve on CPU
+            log.warning("CUDA provider unusable (%s); using CPU", exc)
+    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"]), \
+        "CPUExecutionProvider"
+
+
+@dataclass
+class ServedModel:
+    name: str
+    path: Path
+    session: object
+    provider: str
+    input_shape: tuple[int, ...]
+    labels: list[str]
+    preprocess: dict
+    batcher: object = field(default=None, repr=False)
+
+    def run(self, x: np.ndarray) -> np.ndarray:
+        return self.session.run(None, {"input": x})[0]
+
+    def metadata(self) -> dict:
+        return {"name": self.name, "versions": ["1"], "platform": "onnxruntime_onnx",
+                "inputs": [{"name": "input", "datatype": "FP32", "shape": [-1, *self.input_shape]}],
+                "outputs": [{"name": "probabilities", "datatype": "FP32",
+                             "shape": [-1, len(self.labels)]}]}
+
+    def _normalize(self, x01: np.ndarray) -> np.ndarray:
+        p = self.preprocess
+        return ((x01 - np.float32(p["mean"])) / np.float32(p["std"])).astype("float32")
+
+    def from_image(self, data: bytes) -> np.ndarray:
+        """PNG/JPEG bytes → one normalized sample (pixels / 255, resized to the input)."""
+        from PIL import Image, UnidentifiedImageError
+        if len(self.input_shape) != 3:
+            raise BadRequest(f"model {self.name!r} takes 1-D signals, not images: send JSON "
+                             '{"signal": [...]}')
+        h, w, c = self.input_shape
+        try:
+            with Image.open(io.BytesIO(data)) as im:
+                im = im.convert("L" if c == 1 else "RGB").resize((w, h))
+                x = np.asarray(im, dtype="float32").reshape(h, w, c) / 255.0
+        except (UnidentifiedImageError, OSError, ValueError) as exc:
+            raise BadRequest(f"cannot decode the image: {exc}") from None
+        return self._normalize(x)[None]
+
+    def from_signal(self, values) -> np.ndarray:
+        """A raw 1-D signal (list of numbers, or of channel lists) → one normalized sample."""
+        try:
+            x = np.asarray(values, dtype="float32")
+        except (ValueError, TypeError):
+            raise BadRequest("signal must be a list of numbers") from None
+        if x.ndim == 1:
+            x = x[:, None]
+        if x.shape != tuple(self.input_shape):
+            raise BadRequest(f"signal has shape {list(x.shape)}; model {self.name!r} takes "
+                             f"{list(self.input_shape)}")
+        if not np.isfinite(x).all():
+            raise BadRequest("signal contains NaN or Inf")
+        return self._normalize(x / np.float32(self.preprocess.get("scale", 1.0)))[None]
+
+
+def discover(root: str | Path) -> dict[str, Path]:
+    """Model name → model.onnx for every bundle under ``root``."""
+    root = Path(root)
+    if (root / "model.onnx").is_file():
+        found = {root.resolve().name: root / "model.onnx"}
+    else:
+        found = {}
+        for d in sorted(p for p in root.iterdir() if p.is_dir()) if root.is_dir() else []:
+            if (d / "model.onnx").is_file():
+                found[d.name] = d / "model.onnx"
+            elif (d / "config.pbtxt").is_file():  # Triton layout: the highest version wins
+                versions = sorted((v for v in d.iterdir() if v.name.isdigit()
+                                   and (v / "model.onnx").is_file()), key=lambda v: int(v.name))
+                if versions:
+                    found[d.name] = versions[-1] / "model.onnx"
+    if not found:
+        raise BlueprintError(Problem("", f"{root} holds no bundle (model.onnx) and no Triton "
+                                     "model repository (<name>/config.pbtxt, <name>/1/model.onnx)"),
+                             "serve")
+    bad = [n for n in found if not NAME.match(n)]
+    if bad:
+        raise BlueprintError(Problem("", f"model names must be letters, digits, '_', '.', '-': "
+                                     f"{bad}"), "serve")
+    return found
+
+
+def load(root: str | Path) -> dict[str, ServedModel]:
+    models = {}
+    for name, path in discover(root).items():
+        import onnx
+        meta = {p.key: p.value for p in onnx.load(str(path), load_external_data=False).metadata_props}
+        session, provider = make_session(path)
+        shape = tuple(int(d) for d in session.get_inputs()[0].shape[1:])
+        classes = int(session.get_outputs()[0].shape[-1])
+        labels = json.loads(meta["class_names"]) if "class_names" in meta else \
+            [str(i) for i in range(classes)]
+        prep = json.loads(meta["preprocess"]) if "preprocess" in meta else \
+            {"scale": 1.0, "mean": [0.0] * shape[-1], "std": [1.0] * shape[-1]}
+        models[name] = ServedModel(name, path, session, provider, shape, labels, prep)
+        log.info("serving %s from %s on %s", name, path,
+                 "the GPU (CUDAExecutionProvider)" if provider.startswith("CUDA")
+                 else "the CPU (CPUExecutionProvider; no usable CUDA device)")
+    return models

@@ -1,0 +1,92 @@
+"""A real `cnnbp serve` process on a free loopback port, over real exported bundles."""
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+
+import pytest
+
+from tests.conftest import ROOT
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def cnnbp(*args):
+    proc = subprocess.run([sys.executable, str(ROOT / "cli.py"), *args], cwd=ROOT,
+                          capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    return proc
+
+
+class Server:
+    def __init__(self, path, *args, env=None):
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.proc = subprocess.Popen(
+            [sys.executable, str(ROOT / "cli.py"), "serve", str(path), "--port", str(self.port), *args],
+            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+            env={**os.environ, **(env or {})})
+        deadline = time.time() + 60
+        while time.time() < deadline:
+            try:
+                with urllib.request.urlopen(f"{self.url}/v2/health/ready", timeout=1):
+                    return
+            except OSError:
+                if self.proc.poll() is not None:
+                    raise RuntimeError(self.proc.stdout.read())
+                time.sleep(0.2)
+        raise RuntimeError("server did not start")
+
+    def stop(self):
+        self.proc.terminate()
+        try:
+            return self.proc.wait(timeout=30)
+        finally:
+            self.proc.stdout.close()
+
+
+@pytest.fixture(scope="session")
+def repo(tmp_path_factory):
+    """bundles/digits (2-D, 8x8x1) and bundles/mnist1d (1-D, 40x1), exported from built nets."""
+    base = tmp_path_factory.mktemp("serve")
+    for name in ("digits", "mnist1d"):
+        cnnbp("build", name, "-o", str(base / f"{name}.keras"))
+        cnnbp("export", str(base / f"{name}.keras"), "-o", str(base / "bundles" / name),
+              "--no-variants", "--triton", str(base / "triton"))
+    return base
+
+
+@pytest.fixture(scope="session")
+def server(repo):
+    s = Server(repo / "bundles", "--max-body", "300000")
+    yield s
+    s.stop()
+
+
+@pytest.fixture(scope="session")
+def session(repo):
+    import onnxruntime as ort
+    return ort.InferenceSession(str(repo / "bundles" / "digits" / "model.onnx"),
+                                providers=["CPUExecutionProvider"])
+
+
+def post(url, body, headers=None, method="POST"):
+    req = urllib.request.Request(url, data=body, headers=headers or {}, method=method)
+    try:
+        with urllib.request.urlopen(req, timeout=30) as r:
+            return r.status, dict(r.headers), r.read()
+    except urllib.error.HTTPError as e:
+        return e.code, dict(e.headers), e.read()
+
+
+def infer_json(x, name="input", datatype="FP32", shape=None):
+    return json.dumps({"id": "t1", "inputs": [{"name": name, "datatype": datatype,
+                                               "shape": list(shape or x.shape),
+                                               "data": x.reshape(-1).tolist()}]}).encode()

@@ -1,0 +1,248 @@
+"""Every endpoint and every error case of the server, over real HTTP on loopback."""
+import io
+import json
+import signal
+import threading
+import time
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from tests.serve.conftest import Server, infer_json, post
+
+RNG = np.random.default_rng(0)
+
+
+def get(url):
+    return post(url, None, method="GET")
+
+
+def test_health_and_metadata(server):
+    assert get(f"{server.url}/v2/health/live")[0] == 200
+    status, _, body = get(f"{server.url}/v2/health/ready")
+    assert status == 200 and json.loads(body)["ready"] is True
+    meta = json.loads(get(f"{server.url}/v2")[2])
+    assert "binary_tensor_data" in meta["extensions"]
+    for path in ("/v2/models/digits", "/v2/models/digits/versions/1"):
+        m = json.loads(get(server.url + path)[2])
+        assert m["inputs"] == [{"name": "input", "datatype": "FP32", "shape": [-1, 8, 8, 1]}]
+        assert m["outputs"][0]["name"] == "probabilities" and m["outputs"][0]["shape"] == [-1, 10]
+    assert json.loads(get(f"{server.url}/v2/models/mnist1d/ready")[2])["ready"] is True
+
+
+def test_json_infer_equals_onnx_runtime(server, session):
+    x = RNG.normal(size=(3, 8, 8, 1)).astype("float32")
+    status, _, body = post(f"{server.url}/v2/models/digits/infer", infer_json(x))
+    doc = json.loads(body)
+    assert status == 200 and doc["id"] == "t1" and doc["model_name"] == "digits"
+    out = doc["outputs"][0]
+    assert out["shape"] == [3, 10] and out["datatype"] == "FP32"
+    np.testing.assert_allclose(np.array(out["data"]).reshape(3, 10),
+                               session.run(None, {"input": x})[0], atol=1e-6)
+
+
+def binary_request(x, binary_output=True, truncate=0):
+    raw = x.astype("<f4").tobytes()
+    head = json.dumps({"inputs": [{"name": "input", "datatype": "FP32", "shape": list(x.shape),
+                                   "parameters": {"binary_data_size": len(raw)}}],
+                       "outputs": [{"name": "probabilities",
+                                    "parameters": {"binary_data": binary_output}}]}).encode()
+    return head + raw[:len(raw) - truncate], {"Inference-Header-Content-Length": str(len(head))}
+
+
+def test_binary_infer_both_ways(server, session):
+    x = RNG.normal(size=(2, 8, 8, 1)).astype("float32")
+    body, headers = binary_request(x)
+    status, resp_headers, resp = post(f"{server.url}/v2/models/digits/infer", body, headers)
+    assert status == 200
+    n = int(resp_headers["inference-header-content-length"])
+    head = json.loads(resp[:n])
+    assert head["outputs"][0]["parameters"]["binary_data_size"] == 2 * 10 * 4
+    got = np.frombuffer(resp[n:], "<f4").reshape(2, 10)
+    np.testing.assert_allclose(got, session.run(None, {"input": x})[0], atol=1e-6)
+
+
+@pytest.mark.parametrize("binary", [True, False])
+def test_tritons_own_http_client(server, session, binary):
+    import tritonclient.http as httpclient
+    client = httpclient.InferenceServerClient(url=server.url.removeprefix("http://"))
+    assert client.is_server_live() and client.is_model_ready("digits")
+    x = RNG.normal(size=(4, 8, 8, 1)).astype("float32")
+    inp = httpclient.InferInput("input", list(x.shape), "FP32")
+    inp.set_data_from_numpy(x, binary_data=binary)
+    out = httpclient.InferRequestedOutput("probabilities", binary_data=binary)
+    result = client.infer("digits", [inp], outputs=[out])
+    np.testing.assert_allclose(result.as_numpy("probabilities"),
+                               session.run(None, {"input": x})[0], atol=1e-6)
+    # default mode: no outputs named, binary tensors in the request
+    default = client.infer("digits", [httpclient.InferInput("input", list(x.shape), "FP32")
+                                      .set_data_from_numpy(x) or inp])
+    assert default.as_numpy("probabilities").shape == (4, 10)
+    client.close()
+
+
+@pytest.mark.parametrize("body,headers,status,message", [
+    (lambda x: infer_json(x, shape=[1, 8, 8, 2]), {}, 400, "this model takes [batch, 8, 8, 1]"),
+    (lambda x: infer_json(x, datatype="INT32"), {}, 400, "must have datatype FP32"),
+    (lambda x: infer_json(x, name="image"), {}, 400, "missing input 'input'"),
+    (lambda x: b'{"inputs": [', {}, 400, "malformed JSON"),
+    (lambda x: binary_request(x, truncate=8)[0], None, 400, "truncated"),
+    (lambda x: infer_json(np.full_like(x, np.nan)), {}, 400, "JSON has no NaN"),
+    (lambda x: binary_request(np.full_like(x, np.inf))[0], "inf", 400, "NaN or Inf"),
+    (lambda x: b"{}", {}, 400, '"inputs"'),
+])
+def test_bad_infer_requests(server, body, headers, status, message):
+    x = RNG.normal(size=(1, 8, 8, 1)).astype("float32")
+    data = body(x)
+    if headers is None:
+        headers = binary_request(x, truncate=8)[1]
+    elif headers == "inf":
+        headers = binary_request(x)[1]
+    code, _, resp = post(f"{server.url}/v2/models/digits/infer", data, headers)
+    assert code == status and message in json.loads(resp)["error"]
+
+
+def test_other_errors_are_4xx_with_a_message(server):
+    cases = [
+        (post, "/v2/models/nope/infer", b"{}", 404, "unknown model 'nope'"),
+        (post, "/v2/models/digits/versions/2/infer", b"{}", 404, "version 1 only"),
+        (post, "/v2/models/dig%20its/infer", b"{}", 400, "invalid model name"),
+        (post, "/v2/models/..%2F..%2Fetc/infer", b"{}", 404, "no route"),
+        (get, "/v2/models/digits/infer", None, 405, "takes POST"),
+        (get, "/v3/anything", None, 404, "no route"),
+        (post, "/v2/models/digits/classify", b"not an image", 400, "cannot decode the image"),
+        (post, "/v2/models/digits/infer", b"x" * 300001, 413, "exceeds the limit"),
+    ]
+    for fn, path, body, status, message in cases:
+        code, _, resp = fn(server.url + path, body) if fn is post else fn(server.url + path)
+        assert code == status, path
+        assert message in json.loads(resp)["error"], path
+    assert get(f"{server.url}/v2/health/live")[0] == 200  # still serving
+
+
+def png_bytes(pixels):
+    buf = io.BytesIO()
+    Image.fromarray(pixels).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def test_classify_an_image_and_a_signal(server, session, repo):
+    pixels = (RNG.random((16, 16)) * 255).astype("uint8")
+    status, _, body = post(f"{server.url}/v2/models/digits/classify?top_k=3", png_bytes(pixels),
+                           {"content-type": "image/png"})
+    doc = json.loads(body)
+    assert status == 200 and len(doc["top_k"]) == 3
+    probs = [t["probability"] for t in doc["top_k"]]
+    assert probs == sorted(probs, reverse=True)
+    # the same preprocessing done by hand (untrained bundle: scale 1, mean 0, std 1)
+    x = np.asarray(Image.fromarray(pixels).convert("L").resize((8, 8)), "float32")[None, :, :, None] / 255
+    expected = session.run(None, {"input": x})[0][0]
+    assert doc["top_k"][0]["index"] == int(expected.argmax())
+    assert doc["top_k"][0]["probability"] == pytest.approx(float(expected.max()), abs=1e-6)
+    signal_doc = json.dumps({"signal": RNG.normal(size=40).tolist()}).encode()
+    status, _, body = post(f"{server.url}/v2/models/mnist1d/classify", signal_doc,
+                           {"content-type": "application/json"})
+    assert status == 200 and len(json.loads(body)["top_k"]) == 3
+    status, _, body = post(f"{server.url}/v2/models/mnist1d/classify", png_bytes(pixels),
+                           {"content-type": "image/png"})
+    assert status == 400 and "1-D signals" in json.loads(body)["error"]
+
+
+def test_metrics_in_prometheus_format(server):
+    post(f"{server.url}/v2/models/nope/infer", b"{}")
+    text = get(f"{server.url}/metrics")[2].decode()
+    assert 'cnnbp_requests_total{route="infer",status="200"}' in text
+    assert 'status="404"' in text
+    for name in ("cnnbp_request_seconds_bucket", "cnnbp_batch_size_bucket",
+                 "cnnbp_queue_seconds_count"):
+        assert name in text
+    assert "# TYPE cnnbp_request_seconds histogram" in text
+
+
+def test_load_zero_errors_and_exact_answers(server, session):
+    """2,000 requests at concurrency 32 through dynamic batching; each answer checked."""
+    import http.client
+    inputs = RNG.normal(size=(2000, 1, 8, 8, 1)).astype("float32")
+    expected = session.run(None, {"input": inputs.reshape(2000, 8, 8, 1)})[0]
+    local = threading.local()
+
+    def one(i):
+        if not hasattr(local, "conn"):
+            local.conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
+        body, headers = binary_request(inputs[i])
+        local.conn.request("POST", "/v2/models/digits/infer", body, headers)
+        resp = local.conn.getresponse()
+        data = resp.read()
+        n = int(resp.getheader("inference-header-content-length"))
+        return resp.status, np.frombuffer(data[n:], "<f4").reshape(1, 10)
+
+    with ThreadPoolExecutor(32) as pool:
+        results = list(pool.map(one, range(2000)))
+    assert [s for s, _ in results].count(200) == 2000
+    got = np.concatenate([r for _, r in results])
+    np.testing.assert_allclose(got, expected, atol=1e-5)
+    text = get(f"{server.url}/metrics")[2].decode()
+    batched = [l for l in text.splitlines() if l.startswith('cnnbp_batch_size_bucket{le="1"}')]
+    total = [l for l in text.splitlines() if l.startswith("cnnbp_batch_size_count")]
+    assert int(batched[0].split()[-1]) < int(total[0].split()[-1]), "no request was batched"
+
+
+def test_graceful_shutdown_finishes_in_flight_requests(repo):
+    s = Server(repo / "bundles", "--max-delay-ms", "400")
+    x = RNG.normal(size=(1, 8, 8, 1)).astype("float32")
+    with ThreadPoolExecutor(8) as pool:
+        futures = [pool.submit(post, f"{s.url}/v2/models/digits/infer", infer_json(x))
+                   for _ in range(8)]
+        time.sleep(0.15)  # requests are queued in the 400 ms batching window
+        s.proc.send_signal(signal.SIGTERM)
+        statuses = [f.result()[0] for f in futures]
+    assert statuses == [200] * 8
+    # uvicorn re-raises the signal after draining, so the process ends "killed by SIGTERM"
+    assert s.proc.wait(timeout=30) in (0, -signal.SIGTERM)
+    s.proc.stdout.close()
+
+
+def test_bearer_token(repo):
+    s = Server(repo / "bundles", "--token", "s3cret")
+    try:
+        x = RNG.normal(size=(1, 8, 8, 1)).astype("float32")
+        assert post(f"{s.url}/v2/models/digits/infer", infer_json(x))[0] == 401
+        assert post(f"{s.url}/v2/models/digits/infer", infer_json(x),
+                    {"authorization": "Bearer wrong"})[0] == 401
+        assert post(f"{s.url}/v2/models/digits/infer", infer_json(x),
+                    {"authorization": "Bearer s3cret"})[0] == 200
+        assert get(f"{s.url}/v2/health/live")[0] == 200
+    finally:
+        s.stop()
+
+
+def test_public_bind_needs_a_token(repo):
+    import subprocess, sys
+    from tests.conftest import ROOT
+    proc = subprocess.run([sys.executable, str(ROOT / "cli.py"), "serve", str(repo / "bundles"),
+                           "--host", "0.0.0.0"], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2 and "--token" in proc.stderr
+
+
+def test_triton_repository_is_served_as_is(repo):
+    s = Server(repo / "triton")
+    try:
+        assert json.loads(get(f"{s.url}/v2/models/mnist1d")[2])["inputs"][0]["shape"] == [-1, 40, 1]
+    finally:
+        s.stop()
+
+
+def test_predict_locally_and_through_the_server(server, repo, tmp_path):
+    import subprocess, sys
+    from tests.conftest import ROOT
+    image = tmp_path / "d.png"
+    image.write_bytes(png_bytes((RNG.random((8, 8)) * 255).astype("uint8")))
+    local = subprocess.run([sys.executable, str(ROOT / "cli.py"), "predict",
+                            str(repo / "bundles" / "digits"), str(image)], capture_output=True, text=True)
+    remote = subprocess.run([sys.executable, str(ROOT / "cli.py"), "predict", "--url", server.url,
+                             "--model", "digits", str(image)], capture_output=True, text=True)
+    assert local.returncode == 0 and remote.returncode == 0, local.stderr + remote.stderr
+    assert local.stdout.split(": ", 1)[1] == remote.stdout.split(": ", 1)[1]
