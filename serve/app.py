@@ -11,7 +11,7 @@ from urllib.parse import parse_qs
 import numpy as np
 import orjson
 
-from .batcher import Batcher
+from .batcher import INLINE_SECONDS, Batcher
 from .metrics import Metrics
 from .protocol import HEADER_LENGTH, BadRequest, infer_response, parse_infer
 from .repository import NAME, ServedModel
@@ -31,7 +31,7 @@ class App:
         self.executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="ort")
         for m in models.values():
             m.batcher = Batcher(m.run, max_batch, max_delay_ms / 1000, self.executor,
-                                self._observe)
+                                self._observe, workers, inline=m.call_seconds < INLINE_SECONDS)
 
     def _observe(self, rows: int, queued: float) -> None:
         if queued >= 0 and rows == 0:

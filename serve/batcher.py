@@ -1,4 +1,10 @@
-"""Dynamic batching like Triton's: gather requests up to a batch size within a queue delay."""
+"""Dynamic batching like Triton's: gather requests up to a batch size within a queue delay.
+
+Adaptive: a request that arrives alone runs at once; requests that queue up while the
+workers are busy run together, and the batcher waits up to ``max_delay`` for more only when
+the previous batch showed concurrency. Models whose call takes under ``INLINE_SECONDS`` run
+on the event loop itself: the hop to a worker thread would cost more than the call.
+"""
 from __future__ import annotations
 
 import asyncio
@@ -8,6 +14,8 @@ from typing import Callable
 
 import numpy as np
 
+INLINE_SECONDS = 200e-6
+
 
 class Batcher:
     """Run ``fn`` on concatenated request tensors; route each caller its own rows.
@@ -16,21 +24,29 @@ class Batcher:
     """
 
     def __init__(self, fn: Callable[[np.ndarray], np.ndarray], max_batch: int, max_delay: float,
-                 executor: ThreadPoolExecutor, observe: Callable[[int, float], None] = lambda b, q: None):
+                 executor: ThreadPoolExecutor, observe: Callable[[int, float], None] = lambda b, q: None,
+                 workers: int = 2, inline: bool = False):
         self.fn, self.max_batch, self.max_delay = fn, max_batch, max_delay
-        self.executor, self.observe = executor, observe
+        self.executor, self.observe, self.inline = executor, observe, inline
+        self.workers = workers
         self.queue: asyncio.Queue | None = None
         self.task: asyncio.Task | None = None
+        self.slots: asyncio.Semaphore | None = None
+        self.last_batch = 1
+
+    async def _call(self, x: np.ndarray) -> np.ndarray:
+        if self.inline:
+            return self.fn(x)
+        return await asyncio.get_running_loop().run_in_executor(self.executor, self.fn, x)
 
     async def submit(self, x: np.ndarray) -> np.ndarray:
-        loop = asyncio.get_running_loop()
         if self.max_delay <= 0 or len(x) >= self.max_batch:
             self.observe(len(x), 0.0)
-            return await loop.run_in_executor(self.executor, self.fn, x)
+            return await self._call(x)
         if self.task is None:
-            self.queue = asyncio.Queue()
-            self.task = loop.create_task(self._run())
-        future = loop.create_future()
+            self.queue, self.slots = asyncio.Queue(), asyncio.Semaphore(self.workers)
+            self.task = asyncio.get_running_loop().create_task(self._run())
+        future = asyncio.get_running_loop().create_future()
         await self.queue.put((x, future, time.perf_counter()))
         return await future
 
@@ -38,38 +54,50 @@ class Batcher:
         loop = asyncio.get_running_loop()
         while True:
             first = await self.queue.get()
+            await self.slots.acquire()  # requests keep queueing while every worker is busy
             batch, rows = [first], len(first[0])
-            deadline = loop.time() + self.max_delay
-            while rows < self.max_batch:
-                timeout = deadline - loop.time()
-                if timeout <= 0:
-                    break
-                try:
-                    item = await asyncio.wait_for(self.queue.get(), timeout)
-                except asyncio.TimeoutError:
-                    break
+            while rows < self.max_batch and not self.queue.empty():
+                item = self.queue.get_nowait()
                 batch.append(item)
                 rows += len(item[0])
+            if rows < self.max_batch and self.last_batch > 1:
+                deadline = loop.time() + self.max_delay
+                while rows < self.max_batch and (timeout := deadline - loop.time()) > 0:
+                    try:
+                        item = await asyncio.wait_for(self.queue.get(), timeout)
+                    except asyncio.TimeoutError:
+                        break
+                    batch.append(item)
+                    rows += len(item[0])
+            self.last_batch = len(batch)
             started = time.perf_counter()
             for _, _, queued in batch:
                 self.observe(0, started - queued)
             self.observe(rows, -1.0)
-            try:
-                x = np.concatenate([b[0] for b in batch]) if len(batch) > 1 else batch[0][0]
-                y = await loop.run_in_executor(self.executor, self.fn, x)
-            except Exception as exc:  # every caller of the batch learns what went wrong
-                for _, future, _ in batch:
-                    if not future.done():
-                        future.set_exception(exc)
-                continue
-            start = 0
-            for part, future, _ in batch:
+            if self.inline:
+                await self._execute(batch)
+            else:
+                loop.create_task(self._execute(batch))
+
+    async def _execute(self, batch) -> None:
+        try:
+            x = np.concatenate([b[0] for b in batch]) if len(batch) > 1 else batch[0][0]
+            y = await self._call(x)
+        except Exception as exc:  # every caller of the batch learns what went wrong
+            for _, future, _ in batch:
                 if not future.done():
-                    future.set_result(y[start:start + len(part)])
-                start += len(part)
+                    future.set_exception(exc)
+            return
+        finally:
+            self.slots.release()
+        start = 0
+        for part, future, _ in batch:
+            if not future.done():
+                future.set_result(y[start:start + len(part)])
+            start += len(part)
 
     async def close(self) -> None:
         if self.task is not None:
-            while self.queue is not None and not self.queue.empty():
-                await asyncio.sleep(0.001)  # let queued requests finish before stopping
+            while not self.queue.empty() or self.slots._value < self.workers:
+                await asyncio.sleep(0.001)  # let queued and running batches finish
             self.task.cancel()

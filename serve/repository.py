@@ -57,6 +57,17 @@ class ServedModel:
     labels: list[str]
     preprocess: dict
     batcher: object = field(default=None, repr=False)
+    call_seconds: float = 0.0  # median time of one batch-1 call, measured at load
+
+    def measure(self) -> None:
+        import time
+        x = np.zeros((1, *self.input_shape), "float32")
+        times = []
+        for _ in range(20):
+            start = time.perf_counter()
+            self.run(x)
+            times.append(time.perf_counter() - start)
+        self.call_seconds = float(np.median(times[5:]))
 
     def run(self, x: np.ndarray) -> np.ndarray:
         return self.session.run(None, {"input": x})[0]
@@ -141,6 +152,7 @@ def load(root: str | Path) -> dict[str, ServedModel]:
         prep = json.loads(meta["preprocess"]) if "preprocess" in meta else \
             {"scale": 1.0, "mean": [0.0] * shape[-1], "std": [1.0] * shape[-1]}
         models[name] = ServedModel(name, path, session, provider, shape, labels, prep)
+        models[name].measure()
         log.info("serving %s from %s on %s", name, path,
                  "the GPU (CUDAExecutionProvider)" if provider.startswith("CUDA")
                  else "the CPU (CPUExecutionProvider; no usable CUDA device)")
