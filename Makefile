@@ -14,7 +14,8 @@ $(STAMP): setup.cfg pyproject.toml
 	touch $(STAMP)
 
 # The main job on the embedded default data: check, show, train into runs/demo, then export
-# a validated ONNX bundle (bundles/demo) and a Triton model repository (model_repository/).
+# a validated ONNX bundle (bundles/demo) and a Triton model repository (model_repository/),
+# and print the one command that serves it.
 demo: $(STAMP)
 	$(BIN)/cnnbp check digits
 	$(BIN)/cnnbp show digits
@@ -22,6 +23,7 @@ demo: $(STAMP)
 	$(BIN)/cnnbp train digits --data digits -o runs/demo
 	$(BIN)/cnnbp export runs/demo -o bundles/demo --triton model_repository
 	$(BIN)/cnnbp validate bundles/demo
+	@echo "Serve it (Open Inference Protocol on http://127.0.0.1:8000):  $(BIN)/cnnbp serve bundles/demo"
 
 test: $(STAMP)
 	$(BIN)/python -m pytest
@@ -31,7 +33,8 @@ bench: $(STAMP)
 	$(BIN)/python bench/build_time.py
 	$(BIN)/python bench/train_speed.py
 	$(BIN)/python bench/latency.py
-	$(BIN)/python bench/export_vgg16.py
+	$(BIN)/python bench/export_vgg16.py --baseline
+	$(BIN)/python bench/serve_speed.py
 
 schema: $(STAMP)
 	$(BIN)/python -c 'from builder.schema import write; write()'

@@ -6,15 +6,12 @@ order. Responses carry outputs the same way when the client asks for binary data
 """
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
 import numpy as np
 import orjson
 
 HEADER_LENGTH = "inference-header-content-length"
-_NOT_NUMERIC = re.compile(rb"[^\[\]\s,0-9eE+\-.]")
-_EMPTY_ELEMENT = re.compile(rb",\s*[,\]]|\[\s*,")
 
 
 class BadRequest(Exception):
@@ -47,7 +44,6 @@ def parse_infer(body: bytes, header_length: str | None, input_name: str,
         head, rest = body[:n], memoryview(body)[n:]
     else:
         head, rest = body, memoryview(b"")
-    fast, head = _split_data(head) if header_length is None else (None, head)
     try:
         doc = orjson.loads(head)
     except orjson.JSONDecodeError as exc:
@@ -65,8 +61,6 @@ def parse_infer(body: bytes, header_length: str | None, input_name: str,
     for spec in inputs:  # binary inputs are laid out in request order
         size = (spec.get("parameters") or {}).get("binary_data_size") if isinstance(spec, dict) else None
         if spec is found[0]:
-            if fast is not None and spec.get("data") is None and len(inputs) == 1:
-                spec = {**spec, "data": fast}
             tensor = _tensor(spec, rest[offset:offset + size] if size is not None else None,
                              input_shape)
         if size is not None:
@@ -80,41 +74,6 @@ def parse_infer(body: bytes, header_length: str | None, input_name: str,
             binary = True
     rid = doc.get("id")
     return InferRequest(str(rid) if rid is not None else None, tensor, binary)
-
-
-def _split_data(head: bytes) -> tuple[np.ndarray | None, bytes]:
-    """Parse a lone ``"data": [...]`` array with NumPy instead of as Python floats.
-
-    Returns (values, the JSON with that array replaced by null); (None, head) whenever the
-    shortcut does not apply cleanly, so the general parser sees the original text.
-    """
-    key = head.find(b'"data"')
-    if key < 0 or head.find(b'"data"', key + 6) >= 0:
-        return None, head
-    start = head.find(b"[", key)
-    if start < 0 or head[key + 6:start].strip(b" \t\r\n:") != b"":
-        return None, head
-    depth, end = 0, start
-    for end in range(start, len(head)):
-        c = head[end]
-        if c == 0x5B:
-            depth += 1
-        elif c == 0x5D:
-            depth -= 1
-            if depth == 0:
-                break
-    else:
-        return None, head
-    span = head[start:end + 1]
-    # numbers, brackets and commas only, and no empty element: what JSON would accept
-    if _NOT_NUMERIC.search(span) or _EMPTY_ELEMENT.search(span):
-        return None, head
-    try:
-        values = np.array(span.replace(b"[", b" ").replace(b"]", b" ").replace(b",", b" ").split(),
-                          dtype="float32")
-    except ValueError:
-        return None, head
-    return values, head[:start] + b"null" + head[end + 1:]
 
 
 def _tensor(spec: dict, raw, input_shape: tuple[int, ...]) -> np.ndarray:
@@ -138,7 +97,7 @@ def _tensor(spec: dict, raw, input_shape: tuple[int, ...]) -> np.ndarray:
         if data is None:
             raise BadRequest(f"input {name!r} has neither data nor binary_data_size")
         try:
-            array = data if isinstance(data, np.ndarray) else np.asarray(data)
+            array = np.asarray(data)
         except (ValueError, TypeError):
             raise BadRequest(f"input {name!r}: data must be a (nested) list of numbers") from None
         if array.dtype.kind not in "iuf":  # strings, booleans, ragged lists

@@ -1,4 +1,4 @@
-"""The request codec on its own: the NumPy fast path for JSON data must equal the general one."""
+"""The request codec on its own: flat and nested JSON data, strict types, binary equals JSON."""
 import json
 
 import numpy as np
@@ -13,7 +13,7 @@ def body(data, shape):
 
 
 @pytest.mark.parametrize("nested", [False, True])
-def test_fast_json_path_equals_numpy(nested):
+def test_flat_and_nested_json_data(nested):
     x = np.random.default_rng(1).normal(size=(2, 3, 3, 1)).astype("float32")
     data = x.tolist() if nested else x.reshape(-1).tolist()
     got = parse_infer(body(data, [2, 3, 3, 1]), None, "input", (3, 3, 1)).tensor
@@ -21,7 +21,7 @@ def test_fast_json_path_equals_numpy(nested):
 
 
 @pytest.mark.parametrize("bad", ["[1, , 2]", "[1, 2,]", "[, 1]", '["1", 2]'])
-def test_fast_path_never_accepts_what_json_would_not(bad):
+def test_data_that_is_not_a_list_of_numbers_is_refused(bad):
     text = ('{"inputs": [{"name": "input", "datatype": "FP32", "shape": [1, 2], "data": '
             + bad + "}]}").encode()
     with pytest.raises(BadRequest):
