@@ -31,7 +31,6 @@ def main(epochs: int = 10, repeats: int = 3) -> None:
     from builder.tf_env import import_tensorflow
     import_tensorflow()
     import keras
-    import numpy as np
     from builder import load
     from train import device as devices
     from train.fit import compile_model, make_callback, prepare

@@ -6,7 +6,7 @@ the JSON Schema's enumerations and the did-you-mean suggestions.
 from __future__ import annotations
 
 import difflib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 REQUIRED = object()  # marks an argument with no default

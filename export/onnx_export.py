@@ -33,7 +33,6 @@ def weights_sha256(model) -> str:
 
 def to_onnx(model, opset: int = DEFAULT_OPSET, metadata: dict | None = None):
     """Convert; returns the ModelProto with ``metadata`` in ``metadata_props``."""
-    import onnx
     import tensorflow as tf
     import tf2onnx
 

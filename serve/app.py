@@ -1,7 +1,6 @@
 """The ASGI application: Open Inference Protocol routes, a classify shortcut, metrics, auth."""
 from __future__ import annotations
 
-import asyncio
 import hmac
 import re
 import time

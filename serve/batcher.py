@@ -35,7 +35,7 @@ class Batcher:
         self.last_batch = 1
 
     async def _call(self, x: np.ndarray) -> np.ndarray:
-        if self.inline:
+        if self.inline and len(x) <= self.max_batch:  # a big request must not block the loop
             return self.fn(x)
         return await asyncio.get_running_loop().run_in_executor(self.executor, self.fn, x)
 
@@ -74,7 +74,7 @@ class Batcher:
             for _, _, queued in batch:
                 self.observe(0, started - queued)
             self.observe(rows, -1.0)
-            if self.inline:
+            if self.inline and rows <= self.max_batch:
                 await self._execute(batch)
             else:
                 loop.create_task(self._execute(batch))

@@ -30,3 +30,23 @@ def write_blueprint(tmp_path):
         path.write_text(text, encoding="utf-8")
         return str(path)
     return write
+
+
+def free_port() -> int:
+    """A loopback port nothing listens on right now."""
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def keras_file_weights(path) -> list:
+    """(name, array) for every weight stored in a .keras file, read straight from its H5."""
+    import io
+    import zipfile
+
+    import h5py
+    with zipfile.ZipFile(path) as z, h5py.File(io.BytesIO(z.read("model.weights.h5"))) as f:
+        found = []
+        f.visititems(lambda n, o: found.append((n, o[()])) if isinstance(o, h5py.Dataset) else None)
+        return found

@@ -6,7 +6,6 @@ drivers: Keras ``fit`` here, and the distributed step in ``train.multiworker``.
 from __future__ import annotations
 
 import json
-import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,7 +23,6 @@ from .preprocess import Normalization, fit as fit_normalization
 from .rundir import RunDir, write_plots
 from .sources import check_against, load_source
 
-log = logging.getLogger(__name__)
 MIN_DELTA = 1e-4  # a smaller fall in the watched loss does not count as an improvement
 
 

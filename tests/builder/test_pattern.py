@@ -2,7 +2,7 @@
 import pytest
 
 from builder.errors import BlueprintError
-from builder.pattern import Call, Optional, Repeat, Seq, Size, Word, parse
+from builder.pattern import Optional, Repeat, Seq, Size, Word, parse
 
 
 def test_seed_notation_parses_as_written():

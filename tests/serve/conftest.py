@@ -1,7 +1,6 @@
 """A real `cnnbp serve` process on a free loopback port, over real exported bundles."""
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -9,13 +8,7 @@ import urllib.request
 
 import pytest
 
-from tests.conftest import ROOT
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from tests.conftest import ROOT, free_port
 
 
 def cnnbp(*args):

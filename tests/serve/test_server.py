@@ -4,7 +4,6 @@ import json
 import signal
 import threading
 import time
-import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -190,16 +189,29 @@ def test_load_zero_errors_and_exact_answers(server, session):
     assert int(batched[0].split()[-1]) < int(total[0].split()[-1]), "no request was batched"
 
 
-def test_graceful_shutdown_finishes_in_flight_requests(repo):
-    s = Server(repo / "bundles", "--max-delay-ms", "400")
-    x = RNG.normal(size=(1, 8, 8, 1)).astype("float32")
-    with ThreadPoolExecutor(8) as pool:
-        futures = [pool.submit(post, f"{s.url}/v2/models/digits/infer", infer_json(x))
-                   for _ in range(8)]
-        time.sleep(0.15)  # requests are queued in the 400 ms batching window
+def test_graceful_shutdown_finishes_in_flight_requests(repo, session):
+    """SIGTERM while three large requests (~1 s of compute each) run: all three still succeed."""
+    s = Server(repo / "bundles", "--max-body", str(64 << 20))
+    x = RNG.normal(size=(65536, 8, 8, 1)).astype("float32")
+    body, headers = binary_request(x)
+    finished = []
+
+    def call():
+        status, resp_headers, resp = post(f"{s.url}/v2/models/digits/infer", body, headers)
+        finished.append(time.perf_counter())
+        n = int(resp_headers.get("inference-header-content-length", 0))
+        return status, np.frombuffer(resp[n:], "<f4").reshape(-1, 10) if status == 200 else None
+
+    with ThreadPoolExecutor(3) as pool:
+        futures = [pool.submit(call) for _ in range(3)]
+        time.sleep(0.3)
+        signalled = time.perf_counter()
         s.proc.send_signal(signal.SIGTERM)
-        statuses = [f.result()[0] for f in futures]
-    assert statuses == [200] * 8
+        results = [f.result() for f in futures]
+    assert [status for status, _ in results] == [200] * 3
+    assert min(finished) > signalled, "the requests were not in flight when SIGTERM came"
+    expected = session.run(None, {"input": x[:100]})[0]
+    assert all(np.allclose(out[:100], expected, atol=1e-5) for _, out in results)
     # uvicorn re-raises the signal after draining, so the process ends "killed by SIGTERM"
     assert s.proc.wait(timeout=30) in (0, -signal.SIGTERM)
     s.proc.stdout.close()

@@ -12,8 +12,7 @@ import pytest
 from PIL import Image
 
 from builder import load
-from builder.errors import BlueprintError
-from tests.conftest import ROOT
+from tests.conftest import ROOT, keras_file_weights
 
 QUICK = ["training.epochs=2", "training.augment.translate=0"]
 
@@ -87,15 +86,7 @@ def test_same_seed_same_weights(tmp_path):
                      "-o", str(tmp_path / name), "--quiet")
         assert proc.returncode == 0, proc.stderr
         runs.append(tmp_path / name / "model.keras")
-    import zipfile
-    weights = [zipfile.ZipFile(p).read("model.weights.h5") for p in runs]
-    import h5py, io
-    arrays = []
-    for blob in weights:
-        with h5py.File(io.BytesIO(blob)) as f:
-            collected = []
-            f.visititems(lambda n, o: collected.append(o[()]) if isinstance(o, h5py.Dataset) else None)
-            arrays.append(collected)
+    arrays = [[w for _, w in keras_file_weights(p)] for p in runs]
     assert len(arrays[0]) > 0
     assert all(np.array_equal(a, b) for a, b in zip(*arrays))
 

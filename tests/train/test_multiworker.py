@@ -1,32 +1,15 @@
 """Multi-host training: two real worker processes on 127.0.0.1 end with identical weights."""
-import io
 import json
 import os
-import socket
 import subprocess
 import sys
-import zipfile
 
-import h5py
 import numpy as np
 import pytest
 
 from builder.errors import BlueprintError
-from tests.conftest import ROOT
+from tests.conftest import ROOT, free_port, keras_file_weights
 from train.multiworker import cluster
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def weights_of(path):
-    with zipfile.ZipFile(path) as z, h5py.File(io.BytesIO(z.read("model.weights.h5"))) as f:
-        found = []
-        f.visititems(lambda n, o: found.append((n, o[()])) if isinstance(o, h5py.Dataset) else None)
-        return found
 
 
 @pytest.mark.slow
@@ -44,7 +27,8 @@ def test_two_workers_end_with_identical_weights(tmp_path):
     results = [p.communicate(timeout=300) for p in procs]
     for p, (stdout, stderr) in zip(procs, results):
         assert p.returncode == 0, stderr[-2000:]
-    chief, other = weights_of(out / "model.keras"), weights_of(tmp_path / "run.worker1" / "model.keras")
+    chief = keras_file_weights(out / "model.keras")
+    other = keras_file_weights(tmp_path / "run.worker1" / "model.keras")
     assert [n for n, _ in chief] == [n for n, _ in other] and len(chief) > 0
     assert all(np.array_equal(a, b) for (_, a), (_, b) in zip(chief, other))
     metrics = json.loads((out / "metrics.json").read_text())

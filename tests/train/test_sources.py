@@ -1,5 +1,4 @@
 """Data sources: shapes, splits, files on disk, and clear errors — nothing downloads."""
-import socket
 import time
 
 import numpy as np
@@ -7,6 +6,7 @@ import pytest
 from PIL import Image
 
 from builder.errors import BlueprintError
+from tests.conftest import free_port
 from train.sources import check_against, load_source
 
 
@@ -77,9 +77,7 @@ def test_unknown_source():
 
 
 def test_online_dataset_fails_fast_offline(tmp_path, monkeypatch):
-    with socket.socket() as s:  # a loopback port with nothing listening
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()  # a loopback port with nothing listening
     monkeypatch.setenv("CNNBP_DATASET_HOST", f"127.0.0.1:{port}")
     monkeypatch.setenv("KERAS_HOME", str(tmp_path))
     started = time.perf_counter()
