@@ -75,7 +75,7 @@ def run_train(args) -> int:
         import_tensorflow()
         metrics = resume(args.resume, quiet=args.quiet)
     else:
-        if args.blueprint is None and args.expr is None or args.data is None or args.output is None:
+        if (args.blueprint is None and args.expr is None) or args.data is None or args.output is None:
             print("error: train needs BLUEPRINT (or -e), --data and -o, or --resume RUN",
                   file=sys.stderr)
             return 2

@@ -30,13 +30,8 @@ class App:
         self.executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="ort")
         for m in models.values():
             m.batcher = Batcher(m.run, max_batch, max_delay_ms / 1000, self.executor,
-                                self._observe, workers, inline=m.call_seconds < INLINE_SECONDS)
-
-    def _observe(self, rows: int, queued: float) -> None:
-        if queued >= 0 and rows == 0:
-            self.metrics.queue.observe(queued)
-        elif rows:
-            self.metrics.batch.observe(rows)
+                                self.metrics.batch.observe, self.metrics.queue.observe, workers,
+                                inline=m.call_seconds < INLINE_SECONDS)
 
     async def __call__(self, scope, receive, send):
         if scope["type"] == "lifespan":

@@ -24,11 +24,13 @@ class Batcher:
     """
 
     def __init__(self, fn: Callable[[np.ndarray], np.ndarray], max_batch: int, max_delay: float,
-                 executor: ThreadPoolExecutor, observe: Callable[[int, float], None] = lambda b, q: None,
-                 workers: int = 2, inline: bool = False):
+                 executor: ThreadPoolExecutor, on_batch: Callable[[int], None] = lambda rows: None,
+                 on_queue: Callable[[float], None] = lambda seconds: None, workers: int = 2,
+                 inline: bool = False):
         self.fn, self.max_batch, self.max_delay = fn, max_batch, max_delay
-        self.executor, self.observe, self.inline = executor, observe, inline
-        self.workers = workers
+        self.executor, self.inline, self.workers = executor, inline, workers
+        self.on_batch, self.on_queue = on_batch, on_queue
+        self.running = 0  # batches handed to a worker and not yet answered
         self.queue: asyncio.Queue | None = None
         self.task: asyncio.Task | None = None
         self.slots: asyncio.Semaphore | None = None
@@ -41,7 +43,8 @@ class Batcher:
 
     async def submit(self, x: np.ndarray) -> np.ndarray:
         if self.max_delay <= 0 or len(x) >= self.max_batch:
-            self.observe(len(x), 0.0)
+            self.on_queue(0.0)
+            self.on_batch(len(x))
             return await self._call(x)
         if self.task is None:
             self.queue, self.slots = asyncio.Queue(), asyncio.Semaphore(self.workers)
@@ -72,8 +75,9 @@ class Batcher:
             self.last_batch = len(batch)
             started = time.perf_counter()
             for _, _, queued in batch:
-                self.observe(0, started - queued)
-            self.observe(rows, -1.0)
+                self.on_queue(started - queued)
+            self.on_batch(rows)
+            self.running += 1
             if self.inline and rows <= self.max_batch:
                 await self._execute(batch)
             else:
@@ -89,6 +93,7 @@ class Batcher:
                     future.set_exception(exc)
             return
         finally:
+            self.running -= 1
             self.slots.release()
         start = 0
         for part, future, _ in batch:
@@ -98,6 +103,6 @@ class Batcher:
 
     async def close(self) -> None:
         if self.task is not None:
-            while not self.queue.empty() or self.slots._value < self.workers:
+            while not self.queue.empty() or self.running:
                 await asyncio.sleep(0.001)  # let queued and running batches finish
             self.task.cancel()
