@@ -101,13 +101,21 @@ def run_train(args) -> int:
 def run_export(args) -> int:
     from builder.tf_env import import_tensorflow
     import_tensorflow()
+    from pathlib import Path
+    from export import destination
     from export.bundle import ExportRefused, export_bundle
+    if args.triton:  # refuse a bad Triton target before the export's work, not after
+        destination.check(Path(args.triton) / Path(args.output).resolve().name,
+                          [args.source, args.output], args.force, "Triton model",
+                          destination.is_triton_model, "--triton")
     try:
         report = export_bundle(args.source, args.output, args.opset, args.max_batch, args.atol,
-                               not args.no_variants)
+                               not args.no_variants, args.force)
     except ExportRefused as exc:
         print(f"error: {args.source}: {exc}", file=sys.stderr)
         return 1
+    if "moved_aside" in report:
+        print(f"{args.output}: its previous contents were moved to {report['moved_aside']}")
     print(f"{args.output}: ONNX opset {report['opset']}, max |diff| vs Keras "
           f"{report['max_abs']:.2g} (bar {report['atol']:g}), top-1 agreement "
           f"{report['top1_agreement']:.4f} over {len(report['cases'])} checks")
@@ -118,14 +126,14 @@ def run_export(args) -> int:
         print(f"  variant {name}: {state}" + (f", max |diff| {v['max_abs']:.2g}{extra}"
                                              if "max_abs" in v else ""))
     if args.triton:
-        from pathlib import Path
         from export.triton import write_repository
-        import json
-        prep = json.loads((Path(args.output) / "preprocess.json").read_text())
-        classes = len((Path(args.output) / "labels.txt").read_text().split())
-        folder = write_repository(Path(args.triton), Path(args.output).name, Path(args.output),
-                                  prep["input_shape"], classes, args.max_batch,
-                                  f"KIND_{args.triton_kind.upper()}")
+        name = Path(args.output).resolve().name
+        keep = destination.check(Path(args.triton) / name, [args.source, args.output],
+                                 args.force, "Triton model", destination.is_triton_model,
+                                 "--triton")
+        folder = write_repository(Path(args.triton), name, Path(args.output),
+                                  report["input_shape"], report["classes"], args.max_batch,
+                                  f"KIND_{args.triton_kind.upper()}", keep)
         print(f"  Triton model repository: {folder}")
     return 0
 
@@ -218,6 +226,9 @@ def parser() -> argparse.ArgumentParser:
     x.add_argument("--no-variants", action="store_true", help="skip optimized/fp16/int8")
     x.add_argument("--triton", metavar="REPO", help="also write a Triton model repository")
     x.add_argument("--triton-kind", choices=["cpu", "gpu"], default="cpu")
+    x.add_argument("--force", action="store_true",
+                   help="when -o (or the Triton model folder) holds files an export did not "
+                        "write, move them aside to NAME.replaced-<time> instead of refusing")
     x.set_defaults(run=run_export)
     v = sub.add_parser("validate", help="re-run a bundle's checks")
     v.add_argument("bundle")
@@ -245,18 +256,35 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
+INTERNAL_ERROR = 70  # EX_SOFTWARE: a bug in cnnbp, not in what the user gave it
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Run one command; blueprint mistakes print one message and return 2."""
-    from builder.errors import BlueprintError
+    """Run one command. Every problem the user can act on prints one paragraph and exits with
+    its kind's code (2: bad input, 1: refused or failed); only a bug in cnnbp exits 70, and
+    shows its traceback only with CNNBP_DEBUG=1."""
+    import os
+    from contract.errors import CnnbpError
     args = parser().parse_args(argv)
     try:
         return args.run(args)
-    except BlueprintError as exc:
+    except CnnbpError as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return exc.exit_code
     except OSError as exc:
-        print(f"error: {exc.filename or ''}: {exc.strerror or exc}", file=sys.stderr)
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"error: {where}{exc.strerror or exc}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:
+        if os.environ.get("CNNBP_DEBUG"):
+            raise
+        print(f"error: internal error in cnnbp {args.command} ({type(exc).__name__}: {exc}); "
+              "this is a bug — rerun with CNNBP_DEBUG=1 for the traceback and report it",
+              file=sys.stderr)
+        return INTERNAL_ERROR
 
 
 if __name__ == "__main__":

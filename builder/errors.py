@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from contract.errors import CnnbpError
+
 
 @dataclass(frozen=True)
 class Problem:
@@ -31,7 +33,7 @@ class Problem:
         return f"{where}: {key}{self.message}"
 
 
-class BlueprintError(Exception):
+class BlueprintError(CnnbpError):
     """A user mistake in a blueprint or an override; never a bug in the tool.
 
     The CLI prints ``str(error)`` without a traceback and exits 2.

@@ -7,21 +7,22 @@
 """
 from __future__ import annotations
 
-import json
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from builder.atomic import atomic_path, write_json, write_text
-from builder.errors import BlueprintError, Problem
+from contract import records
+from contract.atomic import atomic_path, write_json, write_text
+from contract.errors import ArtifactError, RefusedError
+from contract.rundir import RunDir
 
-from . import memory, parity, variants
+from . import destination, memory, parity, variants
 from .onnx_export import DEFAULT_OPSET, INPUT, OUTPUT, save_checked, to_onnx, weights_sha256
 
 
-class ExportRefused(Exception):
+class ExportRefused(RefusedError):
     """The ONNX model does not compute what Keras computes; no bundle was written."""
 
     def __init__(self, message: str, report: dict):
@@ -50,10 +51,18 @@ def load_source(ref: str | Path) -> Source:
     path = Path(ref)
     run = path if (path / "model.keras").is_file() else None
     model_file = path / "model.keras" if run else path
+    if not path.exists():
+        raise ArtifactError(ref, "does not exist; give a run directory (runs/NAME) or a saved "
+                                 ".keras model")
     if not model_file.is_file() or model_file.suffix != ".keras":
-        raise BlueprintError(Problem("", f"{ref} is neither a run directory (with model.keras) "
-                                     "nor a .keras file"), "SOURCE")
-    model = keras.models.load_model(model_file, safe_mode=True)
+        raise ArtifactError(ref, "is neither a finished run directory (with model.keras) nor a "
+                                 "saved .keras model")
+    try:
+        model = keras.models.load_model(model_file, safe_mode=True)
+    except Exception as exc:  # Keras raises many kinds for a damaged or foreign archive
+        raise ArtifactError(model_file, f"Keras cannot load the model ({type(exc).__name__}: "
+                                        f"{str(exc).splitlines()[0] if str(exc) else ''}); "
+                                        "the file is damaged or not a Keras 3 model") from None
     classes = int(model.output_shape[-1])
     if run is None:
         shape = list(model.input_shape[1:])
@@ -62,13 +71,17 @@ def load_source(ref: str | Path) -> Source:
                 "formula": "x = (raw / scale - mean) / std, per channel",
                 "class_names": [str(i) for i in range(classes)]}
         return Source(model, model_file, None, prep, prep["class_names"], None)
-    prep = json.loads((run / "preprocess.json").read_text())
-    src = Source(model, model_file, run, prep, (run / "labels.txt").read_text().split("\n")[:classes],
-                 (run / "blueprint.yaml").read_text())
-    state = json.loads((run / "state" / "state.json").read_text())
+    prep = records.read_json(run / "preprocess.json", "preprocessing record")
+    if not isinstance(prep, dict) or not isinstance(prep.get("input_shape"), list):
+        raise ArtifactError(run / "preprocess.json", "the preprocessing record has no "
+                                                     "input_shape list")
+    labels = _read_text(run / "labels.txt", "class names").split("\n")[:classes]
+    blueprint = _read_text(run / "blueprint.yaml", "resolved blueprint")
+    src = Source(model, model_file, run, prep, labels, blueprint)
+    state = RunDir(run).read_state()
     from train.preprocess import Normalization
     from train.sources import load_source as load_data
-    data = load_data(state["data"], tuple(prep["input_shape"]))
+    data = load_data(state.data, tuple(prep["input_shape"]))
     norm = Normalization.from_json(prep)
     src.x_test, src.y_test = norm.apply(data.x_test), data.y_test
     src.x_calibration = norm.apply(data.x_train[:512])
@@ -77,14 +90,19 @@ def load_source(ref: str | Path) -> Source:
 
 def export_bundle(ref: str | Path, out: str | Path, opset: int = DEFAULT_OPSET,
                   max_batch: int = 64, atol: float = parity.FLOAT32_ATOL,
-                  with_variants: bool = True) -> dict:
-    """Export, validate, and write the bundle; raise ExportRefused when parity fails."""
+                  with_variants: bool = True, force: bool = False) -> dict:
+    """Export, validate, and write the bundle; raise ExportRefused when parity fails.
+
+    ``out`` may be new, empty, or an earlier bundle (replaced atomically); a folder of other
+    files is refused, or moved aside with ``force`` (the report says where).
+    """
     import onnx
     import tf2onnx
     import onnxruntime as ort
     import tensorflow as tf
     import keras
 
+    moved_to = destination.check(out, [ref], force)
     src = load_source(ref)
     memory.check(src.model, max_batch)
     before = weights_sha256(src.model)
@@ -94,7 +112,7 @@ def export_bundle(ref: str | Path, out: str | Path, opset: int = DEFAULT_OPSET,
                              "tf2onnx": tf2onnx.__version__, "onnx": onnx.__version__,
                              "onnxruntime": ort.__version__},
                 "source": str(src.path)}
-    with atomic_path(out) as tmp:
+    with atomic_path(out, keep_old=moved_to) as tmp:
         tmp.mkdir(parents=True)
         model_path = tmp / "model.onnx"
         try:
@@ -105,7 +123,9 @@ def export_bundle(ref: str | Path, out: str | Path, opset: int = DEFAULT_OPSET,
         report = parity.check(src.model, str(model_path), src.x_test, (1, 7, max_batch), atol)
         report.update({"opset": opset, "source": str(src.path), "weights_sha256": before,
                        "keras_untouched": weights_sha256(src.model) == before,
-                       "providers": ["CPUExecutionProvider"], "max_batch": max_batch})
+                       "providers": ["CPUExecutionProvider"], "max_batch": max_batch,
+                       "input_shape": [int(d) for d in src.model.input_shape[1:]],
+                       "classes": len(src.class_names)})
         if not report["passed"]:
             report["first_diverging_layer"] = parity.first_diverging_layer(
                 src.model, onnx.load(str(model_path)), report.pop("worst_input"), atol)
@@ -126,7 +146,9 @@ def export_bundle(ref: str | Path, out: str | Path, opset: int = DEFAULT_OPSET,
         if src.x_test is not None:
             report["test_accuracy"] = variants.accuracy(tmp / "model.onnx", src.x_test, src.y_test)
         write_json(tmp / "validation.json", report)
-        write_text(tmp / "README.md", model_card(src, report, Path(out).name))
+        write_text(tmp / "README.md", model_card(src, report, Path(out).resolve().name))
+    if moved_to is not None:
+        report["moved_aside"] = str(moved_to)
     return report
 
 
@@ -191,10 +213,14 @@ def model_card(src: Source, report: dict, name: str) -> str:
             src.blueprint_text), "blueprint.yaml"))
         lines += ["## Architecture", "", "```", table(compiled.analysis), "```", ""]
     if src.run and (src.run / "metrics.json").is_file():
-        m = json.loads((src.run / "metrics.json").read_text())
-        lines += ["## Training", "", f"- data: {m['data']}",
-                  f"- test accuracy (Keras): {m['test_accuracy']:.4f}, loss {m['test_loss']:.4f}",
-                  f"- epochs: {m['epochs']}, device: {m['device']}", ""]
+        m = records.read_json(src.run / "metrics.json", "training metrics")
+        try:
+            lines += ["## Training", "", f"- data: {m['data']}",
+                      f"- test accuracy (Keras): {m['test_accuracy']:.4f}, loss "
+                      f"{m['test_loss']:.4f}", f"- epochs: {m['epochs']}, device: {m['device']}", ""]
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ArtifactError(src.run / "metrics.json", f"the training metrics lack a valid "
+                                                          f"{exc}") from None
     lines += ["## Validation (ONNX Runtime vs Keras)", "",
               f"- opset {report['opset']}, bar: max |diff| <= {report['atol']:g} and 100% top-1 "
               f"agreement; result: max |diff| {report['max_abs']:.3g}, top-1 agreement "
@@ -226,28 +252,57 @@ def model_card(src: Source, report: dict, name: str) -> str:
 
 
 def validate_bundle(folder: str | Path, atol: float | None = None) -> dict:
-    """Re-run the bundle's checks: test vectors, metadata, and full parity if the source exists."""
+    """Re-run the bundle's checks: test vectors, metadata, and full parity if the source exists.
+
+    A bundle whose files are missing or damaged is an ``ArtifactError`` naming the file.
+    """
     import onnx
     from onnx import numpy_helper
     folder = Path(folder)
     if not (folder / "model.onnx").is_file():
-        raise BlueprintError(Problem("", f"{folder} is not a bundle (no model.onnx)"), "BUNDLE")
-    saved = json.loads((folder / "validation.json").read_text())
+        raise ArtifactError(folder, "is not a bundle (no model.onnx); give the folder that "
+                                    "`cnnbp export -o` wrote")
+    saved = records.read_json(folder / "validation.json", "validation report")
+    if not isinstance(saved, dict) or not _number(saved.get("atol")) or \
+            type(saved.get("max_batch", 64)) is not int or not 1 <= saved.get("max_batch", 64):
+        raise ArtifactError(folder / "validation.json", "the validation report lacks a numeric "
+                                                        "atol or a whole max_batch of 1 or more")
     atol = atol if atol is not None else saved["atol"]
-    proto = onnx.load(str(folder / "model.onnx"))
-    onnx.checker.check_model(proto, full_check=True)
+    model_path = folder / "model.onnx"
+    try:
+        proto = onnx.load(str(model_path))
+        onnx.checker.check_model(proto, full_check=True)
+    except Exception as exc:  # protobuf DecodeError, checker and shape-inference errors
+        raise ArtifactError(model_path, f"is not a valid ONNX model ({type(exc).__name__}: "
+                                        f"{_first_line(exc)}); the file is damaged") from None
     meta = {p.key: p.value for p in proto.metadata_props}
-    x = numpy_helper.to_array(onnx.load_tensor(str(folder / "test_data_set_0" / "input_0.pb")))
-    y = numpy_helper.to_array(onnx.load_tensor(str(folder / "test_data_set_0" / "output_0.pb")))
-    got = parity.session(str(folder / "model.onnx")).run(None, {INPUT: x})[0]
-    vectors = parity.compare(y, got)
+    vectors = {}
+    for name in ("input_0.pb", "output_0.pb"):
+        path = folder / "test_data_set_0" / name
+        try:
+            vectors[name] = numpy_helper.to_array(onnx.load_tensor(str(path)))
+        except Exception as exc:
+            raise ArtifactError(path, f"the test vector cannot be read ({type(exc).__name__}: "
+                                      f"{_first_line(exc)})") from None
+    x, y = vectors["input_0.pb"], vectors["output_0.pb"]
+    try:
+        got = parity.session(str(model_path)).run(None, {INPUT: x})[0]
+        vectors = parity.compare(y, got)
+    except Exception as exc:  # a vector of the wrong shape or type for the model
+        raise ArtifactError(folder / "test_data_set_0", f"the test vectors do not fit the model "
+                                                        f"({type(exc).__name__}: "
+                                                        f"{_first_line(exc)})") from None
     report = {"test_vectors": vectors | {"passed": vectors["max_abs"] <= atol},
               "weights_sha256": meta.get("weights_sha256")}
     source = Path(meta.get("source", ""))
-    if source.is_file():
+    if meta.get("source") and source.is_file():
         import keras
         import builder.keras_layers  # noqa: F401
-        model = keras.models.load_model(source, safe_mode=True)
+        try:
+            model = keras.models.load_model(source, safe_mode=True)
+        except Exception as exc:
+            raise ArtifactError(source, f"the bundle's source model cannot be loaded "
+                                        f"({type(exc).__name__}: {_first_line(exc)})") from None
         report["source_unchanged"] = weights_sha256(model) == meta.get("weights_sha256")
         report["parity"] = parity.check(model, proto, None, (1, 7, saved.get("max_batch", 64)), atol)
     else:
@@ -256,3 +311,19 @@ def validate_bundle(folder: str | Path, atol: float | None = None) -> dict:
     report["passed"] = report["test_vectors"]["passed"] and \
         (report["parity"] is None or (report["parity"]["passed"] and report["source_unchanged"]))
     return report
+
+
+def _read_text(path: Path, what: str) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ArtifactError(path, f"the {what} cannot be read as UTF-8 text: {exc}") from None
+
+
+def _number(value) -> bool:
+    return type(value) in (int, float) and value == value and value >= 0
+
+
+def _first_line(exc: Exception) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0][:200] if text else "no detail"

@@ -40,11 +40,14 @@ instance_group [
 
 
 def write_repository(repo: Path, name: str, bundle: Path, input_shape, classes: int,
-                     max_batch_size: int, kind: str) -> Path:
-    """Copy the bundle's model into a Triton layout; returns the model's folder."""
-    from builder.atomic import atomic_path, write_text
+                     max_batch_size: int, kind: str, keep_old: Path | None = None) -> Path:
+    """Copy the bundle's model into a Triton layout; returns the model's folder.
+
+    An existing folder of that name is replaced atomically, or moved to ``keep_old``.
+    """
+    from contract.atomic import atomic_path, write_text
     target = repo / name
-    with atomic_path(target) as tmp:
+    with atomic_path(target, keep_old=keep_old) as tmp:
         (tmp / "1").mkdir(parents=True)
         shutil.copy2(bundle / "model.onnx", tmp / "1" / "model.onnx")
         if (bundle / "model.onnx.data").is_file():  # external weights of a large model

@@ -50,3 +50,16 @@ def keras_file_weights(path) -> list:
         found = []
         f.visititems(lambda n, o: found.append((n, o[()])) if isinstance(o, h5py.Dataset) else None)
         return found
+
+
+@pytest.fixture(scope="session")
+def made(tmp_path_factory, keras):
+    """A one-epoch digits run (``run``) and its bundle without variants (``bundle``), made by
+    the CLI in this process. Tests copy them before changing anything."""
+    import cli
+    base = tmp_path_factory.mktemp("made")
+    assert cli.main(["train", "digits", "--data", "digits", "--epochs", "1", "--quiet",
+                     "-o", str(base / "run")]) == 0
+    assert cli.main(["export", str(base / "run"), "-o", str(base / "bundle"),
+                     "--no-variants"]) == 0
+    return base

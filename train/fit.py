@@ -5,7 +5,6 @@ drivers: Keras ``fit`` here, and the distributed step in ``train.multiworker``.
 """
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,14 +12,16 @@ from pathlib import Path
 import numpy as np
 
 from builder import Compiled, compile_source
-from builder.atomic import write_json
-from builder.errors import BlueprintError, Problem
 from builder.source import read
+from contract import records
+from contract.atomic import write_json
+from contract.errors import ArtifactError
+from contract.rundir import RunDir, RunState, check_new, creating, resumable
 
 from . import device as devices
 from .pipeline import Pipelines, make_pipelines
+from .plots import write_plots
 from .preprocess import Normalization, fit as fit_normalization
-from .rundir import RunDir, write_plots
 from .sources import check_against, load_source
 
 MIN_DELTA = 1e-4  # a smaller fall in the watched loss does not count as an improvement
@@ -37,7 +38,7 @@ class Session:
     norm: Normalization
     class_names: tuple[str, ...]
     device: devices.Device
-    state: dict
+    state: RunState
     best_weights: list | None = None  # in memory; saved with each epoch's state
 
 
@@ -58,18 +59,16 @@ def prepare(compiled: Compiled, data_spec: str, out: str | Path, resume: bool = 
     check_against(data, net.input_shape, net.classes)
     names = net.class_names or data.class_names
     if resume:
-        norm = Normalization.from_json(json.loads((run / "preprocess.json").read_text()))
+        norm = _read_normalization(run)
         state = run.read_state()
     else:
         norm = fit_normalization(data.x_train, data.scale)
-        run.path.mkdir(parents=True, exist_ok=True)
-        run.write_blueprint(compiled.resolved)
-        run.write_labels(names)
-        write_json(run / "preprocess.json", norm.to_json(net.input_shape, names))
-        state = {"epoch": 0, "history": [], "best": None, "wait": 0, "data": data_spec,
-                 "checkpoint": None, "train_seconds": 0.0, "samples_seen": 0,
-                 "data_source": data.source}
-        run.write_state(state)
+        state = RunState(data=data_spec, data_source=data.source)
+        with creating(out) as fresh:  # the folder appears with its state, or not at all
+            fresh.write_blueprint(compiled.resolved)
+            fresh.write_labels(names)
+            write_json(fresh / "preprocess.json", norm.to_json(net.input_shape, names))
+            fresh.write_state(state)
     return Session(compiled, run, data_spec, make_pipelines(data, norm, net), norm, names,
                    device, state)
 
@@ -90,33 +89,65 @@ def compile_model(session: Session):
                       metrics=[keras.metrics.CategoricalAccuracy(name="accuracy")],
                       steps_per_execution=session.device.steps_per_execution,
                       jit_compile=session.device.jit_compile)
-        if session.state["checkpoint"]:
+        if session.state.checkpoint:
             restore_state(session, model)
     return model
 
 
 def save_state(session: Session, model, best_weights) -> str:
     """Weights, optimizer variables and best weights of this epoch, as one .npz."""
-    from builder.atomic import atomic_path
+    from contract.atomic import atomic_path
     arrays = {f"w{i}": w for i, w in enumerate(model.get_weights())}
     arrays.update({f"o{i}": v.numpy() for i, v in enumerate(model.optimizer.variables)})
     arrays.update({f"b{i}": w for i, w in enumerate(best_weights or [])})
-    name = f"state/epoch-{session.state['epoch'] + 1}.npz"
+    name = f"state/epoch-{session.state.epoch + 1}.npz"
     with atomic_path(session.run.path / name) as tmp, open(tmp, "wb") as f:
         np.savez(f, **arrays)
     return name
 
 
 def restore_state(session: Session, model) -> None:
-    """Put a saved epoch's weights and optimizer state back (see ``save_state``)."""
-    with np.load(session.run.path / session.state["checkpoint"]) as z:
-        pick = lambda prefix: [z[f"{prefix}{i}"] for i in range(
-            sum(1 for k in z.files if k[0] == prefix and k[1:].isdigit()))]
-        model.set_weights(pick("w"))
-        model.optimizer.build(model.trainable_variables)
-        for variable, value in zip(model.optimizer.variables, pick("o")):
-            variable.assign(value)
-        session.best_weights = pick("b") or None
+    """Put a saved epoch's weights and optimizer state back (see ``save_state``).
+
+    A checkpoint that is missing, cut short, or not this net's is an ``ArtifactError``.
+    """
+    path = session.run.checkpoint_file(session.state)
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            pick = lambda prefix: [z[f"{prefix}{i}"] for i in range(
+                sum(1 for k in z.files if k[0] == prefix and k[1:].isdigit()))]
+            weights, optimizer, best = pick("w"), pick("o"), pick("b")
+    except FileNotFoundError:
+        raise ArtifactError(path, "the checkpoint that state/state.json names is missing") \
+            from None
+    except Exception as exc:  # zipfile, pickle and format errors all mean a damaged file
+        raise ArtifactError(path, f"the checkpoint cannot be read ({type(exc).__name__}: "
+                                  f"{exc}); it is damaged") from None
+    expected = [tuple(w.shape) for w in model.weights]
+    for name, arrays in (("weights", weights), ("best weights", best or weights)):
+        if [tuple(a.shape) for a in arrays] != expected:
+            raise ArtifactError(path, f"the checkpoint's {name} do not fit this run's net "
+                                      f"({len(arrays)} arrays, the net has {len(expected)}): "
+                                      "it belongs to another run")
+    model.set_weights(weights)
+    model.optimizer.build(model.trainable_variables)
+    if len(optimizer) != len(model.optimizer.variables) or any(
+            tuple(v.shape) != a.shape for v, a in zip(model.optimizer.variables, optimizer)):
+        raise ArtifactError(path, "the checkpoint's optimizer state does not fit this run's "
+                                  "optimizer: it belongs to another run")
+    for variable, value in zip(model.optimizer.variables, optimizer):
+        variable.assign(value)
+    session.best_weights = best or None
+
+
+def _read_normalization(run: RunDir) -> Normalization:
+    path = run / "preprocess.json"
+    doc = records.read_json(path, "preprocessing record")
+    try:
+        return Normalization.from_json(doc)
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise ArtifactError(path, f"the preprocessing record lacks a valid mean, std or scale "
+                                  f"({type(exc).__name__}: {exc})") from None
 
 
 def make_callback(session: Session, model):
@@ -137,22 +168,22 @@ def make_callback(session: Session, model):
                        model.optimizer.learning_rate)),
                    "seconds": round(time.perf_counter() - self.started, 3)}
             watched = logs.get("val_loss", logs.get("loss"))
-            if state["best"] is None or watched < state["best"] - MIN_DELTA:
-                state["best"], state["wait"] = watched, 0
+            if state.best is None or watched < state.best - MIN_DELTA:
+                state.best, state.wait = watched, 0
                 session.best_weights = [w.copy() for w in model.get_weights()]
             else:
-                state["wait"] += 1
+                state.wait += 1
             checkpoint = save_state(session, model, session.best_weights)
-            previous = state["checkpoint"]
-            state["history"].append(row)
-            state["train_seconds"] += row["seconds"]
-            state["samples_seen"] += session.pipelines.train_size
-            state.update(checkpoint=checkpoint, epoch=epoch + 1)
-            if patience and state["wait"] >= patience:
-                state["stopped_early"] = True
+            previous = state.checkpoint
+            state.history.append(row)
+            state.train_seconds += row["seconds"]
+            state.samples_seen += session.pipelines.train_size
+            state.checkpoint, state.epoch = checkpoint, epoch + 1
+            if patience and state.wait >= patience:
+                state.stopped_early = True
                 model.stop_training = True
             run.write_state(state)  # the commit point: resume starts from here
-            run.write_history(state["history"])
+            run.write_history(state.history)
             if previous:
                 (run.path / previous).unlink(missing_ok=True)
 
@@ -169,55 +200,48 @@ def finish(session: Session, model, wall_started: float) -> dict:
     best = session.best_weights or model.get_weights()
     final.set_weights(best)
     session.run.save_model(final, "best.keras")
-    if not session.state.get("stopped_early"):
+    if not session.state.stopped_early:
         final.set_weights(model.get_weights())
     session.run.save_model(final, "model.keras")
     probabilities = final.predict(session.pipelines.x_test, batch_size=256, verbose=0)
     metrics = classification_report(probabilities, session.pipelines.y_test, session.class_names)
-    seconds = session.state["train_seconds"]
+    seconds = session.state.train_seconds
     metrics.update({
         "blueprint": net.name, "run_dir": str(session.run.path),
-        "data": session.state.get("data_source", session.data_spec),
-        "epochs": session.state["epoch"], "stopped_early": bool(session.state.get("stopped_early")),
+        "data": session.state.data_source or session.data_spec,
+        "epochs": session.state.epoch, "stopped_early": session.state.stopped_early,
         "train_samples": session.pipelines.train_size, "train_seconds": round(seconds, 3),
-        "images_per_second": round(session.state["samples_seen"] / seconds, 1) if seconds else None,
+        "images_per_second": round(session.state.samples_seen / seconds, 1) if seconds else None,
         "wall_seconds": round(time.perf_counter() - wall_started, 3),
         "device": session.device.name, "mixed_precision": session.device.mixed_precision,
         "versions": _versions(),
     })
     write_json(session.run / "metrics.json", metrics)
-    write_plots(session.run, session.state["history"], metrics["confusion_matrix"],
+    write_plots(session.run, session.state.history, metrics["confusion_matrix"],
                 session.class_names)
     return metrics
 
 
 def train(compiled: Compiled, data_spec: str, out: str | Path, quiet: bool = False) -> dict:
     """Train a checked blueprint into a new run directory with Keras ``fit``."""
-    run = RunDir(out)
-    if run.exists():
-        raise BlueprintError(Problem("", f"{run.path} already holds a run; resume it with "
-                                     f"`cnnbp train --resume {run.path}` or pick another -o"),
-                             "--output")
+    check_new(RunDir(out))  # before any data is loaded
     return _fit(prepare(compiled, data_spec, out), quiet)
 
 
 def resume(out: str | Path, quiet: bool = False) -> dict:
     """Continue an interrupted run from its last completed epoch."""
-    run = RunDir(out)
-    if not run.state_file.is_file():
-        raise BlueprintError(Problem("", f"{run.path} is not a run directory (no "
-                                     f"state/state.json)"), "--resume")
+    run = resumable(out)
     state = run.read_state()
     compiled = compile_source(read(str(run / "blueprint.yaml")))
-    return _fit(prepare(compiled, state["data"], out, resume=True), quiet)
+    return _fit(prepare(compiled, state.data, out, resume=True), quiet)
 
 
 def _fit(session: Session, quiet: bool) -> dict:
     started = time.perf_counter()
     t = session.compiled.network.training
     model = compile_model(session)
-    done = session.state["epoch"]
-    if done < t.epochs and not session.state.get("stopped_early"):
+    done = session.state.epoch
+    if done < t.epochs and not session.state.stopped_early:
         model.fit(session.pipelines.train, validation_data=session.pipelines.validation,
                   epochs=t.epochs, initial_epoch=done, verbose=0 if quiet else "auto",
                   shuffle=False,  # the pipeline shuffles, seeded

@@ -95,7 +95,7 @@ def train_multiworker(compiled: Compiled, data_spec: str, out: str | Path,
                                 tf.cast(tf.shape(y)[0], "float32")])
         return totals
 
-    for epoch in range(session.state["epoch"], t.epochs):
+    for epoch in range(session.state.epoch, t.epochs):
         callback.on_epoch_begin(epoch)
         loss_sum, correct, count = train_epoch(iter(train_data)).numpy()
         logs = {"accuracy": correct / count, "loss": loss_sum / count}

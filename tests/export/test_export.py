@@ -167,7 +167,10 @@ def test_export_from_a_keras_file_with_custom_layers(tmp_path):
 
 def test_missing_source_is_a_clear_error(tmp_path):
     proc = cnnbp("export", str(tmp_path / "nope"), "-o", str(tmp_path / "b"))
-    assert proc.returncode == 2 and "neither a run directory" in proc.stderr
+    assert proc.returncode == 2 and "nope: does not exist" in proc.stderr
+    (tmp_path / "empty").mkdir()
+    proc = cnnbp("export", str(tmp_path / "empty"), "-o", str(tmp_path / "b"))
+    assert proc.returncode == 2 and "neither a finished run directory" in proc.stderr
 
 
 def test_too_large_for_the_machine_is_refused_before_starting(keras):
