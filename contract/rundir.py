@@ -5,6 +5,8 @@
     blueprint.yaml   the resolved blueprint, every override applied
     preprocess.json  input normalization, shape and class names needed at inference
     labels.txt       class names, one a line
+    samples.npz      held-out rows with labels and calibration rows, already normalized: what
+                     export checks parity and calibrates int8 on, without the data source
     history.csv      one row an epoch
     metrics.json     test loss/accuracy, per-class precision/recall, confusion matrix, speed
     curves.png, confusion.png
@@ -31,10 +33,12 @@ from .atomic import atomic_path, recover, write_text
 from .errors import ArtifactError
 
 STATE = "state"
+SAMPLES = "samples.npz"
+SAMPLE_ROWS, SAMPLE_BYTES = 512, 32 << 20  # per array: bounded whatever the data's size
 CHECKPOINT = re.compile(r"^state/epoch-([1-9][0-9]*)\.npz$")
 # What a run folder holds before its first epoch: the files written before state.json was,
 # when a run is made in place (runs from before the folder was made atomically).
-PRELUDE = {"blueprint.yaml", "labels.txt", "preprocess.json", STATE}
+PRELUDE = {"blueprint.yaml", "labels.txt", "preprocess.json", SAMPLES, STATE}
 
 
 class RunState(records.Record):
@@ -139,6 +143,35 @@ class RunDir:
         writer.writeheader()
         writer.writerows(rows)
         write_text(self / "history.csv", buf.getvalue())
+
+    def write_samples(self, x_test, y_test, x_calibration) -> None:
+        """Keep a bounded, already-normalized sample of held-out and training rows."""
+        import numpy as np
+        rows = max(1, min(SAMPLE_ROWS, SAMPLE_BYTES // max(1, x_test[:1].nbytes)))
+        with atomic_path(self / SAMPLES) as tmp, open(tmp, "wb") as f:
+            np.savez(f, x_test=x_test[:rows], y_test=y_test[:rows],
+                     x_calibration=x_calibration[:rows])
+
+    def read_samples(self, input_shape):
+        """``(x_test, y_test, x_calibration)`` from ``samples.npz``; ``None`` for runs made
+        before it existed. A damaged file or one of another shape is an ``ArtifactError``."""
+        import numpy as np
+        path = self / SAMPLES
+        if not path.is_file():
+            return None
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                x, y, cal = z["x_test"], z["y_test"], z["x_calibration"]
+        except Exception as exc:  # zipfile, format and missing-key errors: a damaged file
+            raise ArtifactError(path, f"the held-out samples cannot be read "
+                                      f"({type(exc).__name__}: {exc})") from None
+        shape = tuple(input_shape)
+        if x.shape[1:] != shape or cal.shape[1:] != shape or y.shape != x.shape[:1] \
+                or x.dtype != np.float32:
+            raise ArtifactError(path, f"the held-out samples do not fit the net's input "
+                                      f"{list(shape)} (x_test {list(x.shape)}, y_test "
+                                      f"{list(y.shape)}): they belong to another run")
+        return x, y.astype("int64"), cal
 
     def save_model(self, model, name: str) -> None:
         with atomic_path(self.path / name, suffix=".keras") as tmp:

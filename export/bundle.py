@@ -16,6 +16,7 @@ import numpy as np
 from contract import records
 from contract.atomic import atomic_path, write_json, write_text
 from contract.errors import ArtifactError, RefusedError
+from contract.preprocessing import Preprocessing
 from contract.rundir import RunDir
 
 from . import destination, memory, parity, variants
@@ -35,7 +36,7 @@ class Source:
     model: object
     path: Path
     run: Path | None
-    preprocess: dict
+    preprocess: Preprocessing
     class_names: list[str]
     blueprint_text: str | None
     x_test: np.ndarray | None = None
@@ -64,27 +65,25 @@ def load_source(ref: str | Path) -> Source:
                                         f"{str(exc).splitlines()[0] if str(exc) else ''}); "
                                         "the file is damaged or not a Keras 3 model") from None
     classes = int(model.output_shape[-1])
-    if run is None:
-        shape = list(model.input_shape[1:])
-        prep = {"input_shape": shape, "layout": "channels_last", "dtype": "float32", "scale": 1.0,
-                "mean": [0.0] * shape[-1], "std": [1.0] * shape[-1],
-                "formula": "x = (raw / scale - mean) / std, per channel",
-                "class_names": [str(i) for i in range(classes)]}
-        return Source(model, model_file, None, prep, prep["class_names"], None)
-    prep = records.read_json(run / "preprocess.json", "preprocessing record")
-    if not isinstance(prep, dict) or not isinstance(prep.get("input_shape"), list):
-        raise ArtifactError(run / "preprocess.json", "the preprocessing record has no "
-                                                     "input_shape list")
-    labels = _read_text(run / "labels.txt", "class names").split("\n")[:classes]
+    shape = [int(d) for d in model.input_shape[1:]]
+    if run is None:  # a bare model: identity preprocessing, numbered classes
+        prep = Preprocessing(input_shape=shape, domain="signal" if len(shape) == 2 else "tensor",
+                             mean=[0.0] * shape[-1], std=[1.0] * shape[-1],
+                             class_names=[str(i) for i in range(classes)])
+        return Source(model, model_file, None, prep, prep.class_names, None)
+    prep = records.read(Preprocessing, run / "preprocess.json", "preprocessing record")
+    if prep.input_shape != shape or len(prep.class_names) != classes:
+        raise ArtifactError(run / "preprocess.json", f"the preprocessing record is for input "
+                                                     f"{prep.input_shape} and "
+                                                     f"{len(prep.class_names)} classes, but "
+                                                     f"model.keras takes {shape} and gives "
+                                                     f"{classes}: the files are from different runs")
     blueprint = _read_text(run / "blueprint.yaml", "resolved blueprint")
-    src = Source(model, model_file, run, prep, labels, blueprint)
-    state = RunDir(run).read_state()
-    from train.preprocess import Normalization
-    from train.sources import load_source as load_data
-    data = load_data(state.data, tuple(prep["input_shape"]))
-    norm = Normalization.from_json(prep)
-    src.x_test, src.y_test = norm.apply(data.x_test), data.y_test
-    src.x_calibration = norm.apply(data.x_train[:512])
+    src = Source(model, model_file, run, prep, prep.class_names, blueprint)
+    RunDir(run).read_state()  # a run's state must be sound before its model is shipped
+    samples = RunDir(run).read_samples(shape)
+    if samples is not None:
+        src.x_test, src.y_test, src.x_calibration = samples
     return src
 
 
@@ -107,7 +106,7 @@ def export_bundle(ref: str | Path, out: str | Path, opset: int = DEFAULT_OPSET,
     memory.check(src.model, max_batch)
     before = weights_sha256(src.model)
     metadata = {"blueprint": src.blueprint_text or "", "class_names": src.class_names,
-                "preprocess": src.preprocess, "weights_sha256": before,
+                "preprocess": src.preprocess.to_json(), "weights_sha256": before,
                 "versions": {"tensorflow": tf.__version__, "keras": keras.__version__,
                              "tf2onnx": tf2onnx.__version__, "onnx": onnx.__version__,
                              "onnxruntime": ort.__version__},
@@ -137,7 +136,7 @@ def export_bundle(ref: str | Path, out: str | Path, opset: int = DEFAULT_OPSET,
                    if where else "") + "; no bundle written", report)
         report.pop("worst_input", None)
         write_text(tmp / "labels.txt", "".join(f"{n}\n" for n in src.class_names))
-        write_json(tmp / "preprocess.json", src.preprocess)
+        src.preprocess.write(tmp / "preprocess.json")
         if src.blueprint_text:
             write_text(tmp / "blueprint.yaml", src.blueprint_text)
         _test_vectors(tmp, src)
@@ -236,11 +235,14 @@ def model_card(src: Source, report: dict, name: str) -> str:
                         f" ({v.get('error', '')})"))
     p = src.preprocess
     lines += ["", "## How to call it", "",
-              f"Input `input`: float32 `[batch, {', '.join(map(str, p['input_shape']))}]` "
+              f"Input `input`: float32 `[batch, {', '.join(map(str, p.input_shape))}]` "
               "(channels last), prepared as "
-              f"`x = (raw / {p['scale']:g} - mean) / std` with mean {p['mean']} and std {p['std']} "
+              f"`x = (raw / {p.scale:g} - mean) / std` with mean {p.mean} and std {p.std} "
               "per channel. Output `probabilities`: float32 `[batch, "
-              f"{len(src.class_names)}]`, classes in `labels.txt` order.", "", "```python",
+              f"{len(src.class_names)}]`, classes in `labels.txt` order."
+              + (f" An image file is decoded to 8-bit pixels, resized ({p.resize}) to "
+                 f"{p.input_shape[1]}x{p.input_shape[0]}, and read as raw = pixels / 255 * "
+                 f"{p.raw_max:g}." if p.takes_images else ""), "", "```python",
               "import json, numpy as np, onnxruntime as ort",
               "prep = json.load(open('preprocess.json'))",
               "session = ort.InferenceSession('model.onnx', providers=['CPUExecutionProvider'])",

@@ -71,7 +71,11 @@ EXPORT_DAMAGE = {
     "metrics.json without figures": ("metrics.json", lambda p: p.write_text("{}")),
     "state.json garbage": ("state/state.json", lambda p: p.write_text("]")),
     "preprocess.json empty": ("preprocess.json", lambda p: p.write_text("")),
-    "labels.txt not text": ("labels.txt", lambda p: p.write_bytes(b"\xff\xfe\x00")),
+    "blueprint.yaml not text": ("blueprint.yaml", lambda p: p.write_bytes(b"\xff\xfe\x00")),
+    "samples.npz truncated": ("samples.npz", half),
+    "samples.npz of another net": ("samples.npz", foreign_npz),
+    "preprocess.json of another net": ("preprocess.json", lambda p: p.write_text(
+        p.read_text().replace('"input_shape": [\n    8,', '"input_shape": [\n    9,'))),
 }
 
 

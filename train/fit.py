@@ -16,12 +16,12 @@ from builder.source import read
 from contract import records
 from contract.atomic import write_json
 from contract.errors import ArtifactError
-from contract.rundir import RunDir, RunState, check_new, creating, resumable
+from contract.preprocessing import Preprocessing, fit as fit_preprocessing
+from contract.rundir import SAMPLE_ROWS, RunDir, RunState, check_new, creating, resumable
 
 from . import device as devices
 from .pipeline import Pipelines, make_pipelines
 from .plots import write_plots
-from .preprocess import Normalization, fit as fit_normalization
 from .sources import check_against, load_source
 
 MIN_DELTA = 1e-4  # a smaller fall in the watched loss does not count as an improvement
@@ -35,7 +35,7 @@ class Session:
     run: RunDir
     data_spec: str
     pipelines: Pipelines
-    norm: Normalization
+    prep: Preprocessing
     class_names: tuple[str, ...]
     device: devices.Device
     state: RunState
@@ -59,17 +59,24 @@ def prepare(compiled: Compiled, data_spec: str, out: str | Path, resume: bool = 
     check_against(data, net.input_shape, net.classes)
     names = net.class_names or data.class_names
     if resume:
-        norm = _read_normalization(run)
+        prep = records.read(Preprocessing, run / "preprocess.json", "preprocessing record")
         state = run.read_state()
     else:
-        norm = fit_normalization(data.x_train, data.scale)
+        shape = list(net.input_shape)
+        domain = "signal" if len(shape) == 2 else \
+            "image" if data.raw_max and shape[-1] in (1, 3) else "tensor"
+        prep = fit_preprocessing(data.x_train, input_shape=shape, domain=domain,
+                                 raw_max=data.raw_max if domain == "image" else None,
+                                 scale=data.scale, class_names=list(names))
         state = RunState(data=data_spec, data_source=data.source)
         with creating(out) as fresh:  # the folder appears with its state, or not at all
             fresh.write_blueprint(compiled.resolved)
             fresh.write_labels(names)
-            write_json(fresh / "preprocess.json", norm.to_json(net.input_shape, names))
+            prep.write(fresh / "preprocess.json")
+            fresh.write_samples(prep.normalize(data.x_test[:SAMPLE_ROWS]), data.y_test[:SAMPLE_ROWS],
+                                prep.normalize(data.x_train[:SAMPLE_ROWS]))
             fresh.write_state(state)
-    return Session(compiled, run, data_spec, make_pipelines(data, norm, net), norm, names,
+    return Session(compiled, run, data_spec, make_pipelines(data, prep, net), prep, names,
                    device, state)
 
 
@@ -140,14 +147,6 @@ def restore_state(session: Session, model) -> None:
     session.best_weights = best or None
 
 
-def _read_normalization(run: RunDir) -> Normalization:
-    path = run / "preprocess.json"
-    doc = records.read_json(path, "preprocessing record")
-    try:
-        return Normalization.from_json(doc)
-    except (KeyError, TypeError, ValueError, AttributeError) as exc:
-        raise ArtifactError(path, f"the preprocessing record lacks a valid mean, std or scale "
-                                  f"({type(exc).__name__}: {exc})") from None
 
 
 def make_callback(session: Session, model):

@@ -8,7 +8,7 @@ import numpy as np
 from builder import ir
 
 from .augment import make_augment
-from .preprocess import Normalization
+from contract.preprocessing import Preprocessing
 from .sources import Dataset
 
 
@@ -32,14 +32,14 @@ def split_validation(x, y, fraction: float, seed: int):
     return x[tr], y[tr], x[val], y[val]
 
 
-def make_pipelines(data: Dataset, norm: Normalization, net: ir.Network) -> Pipelines:
+def make_pipelines(data: Dataset, prep: Preprocessing, net: ir.Network) -> Pipelines:
     import tensorflow as tf
 
     t = net.training
     onehot = lambda y: np.eye(net.classes, dtype="float32")[y]
-    x_tr, y_tr, x_val, y_val = split_validation(norm.apply(data.x_train), data.y_train,
+    x_tr, y_tr, x_val, y_val = split_validation(prep.normalize(data.x_train), data.y_train,
                                                 t.validation_split, t.seed)
-    x_te = norm.apply(data.x_test)
+    x_te = prep.normalize(data.x_test)
     auto = tf.data.AUTOTUNE
 
     train = tf.data.Dataset.from_tensor_slices((x_tr, onehot(y_tr))).cache()

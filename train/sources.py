@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from builder.errors import BlueprintError, Problem
+from contract.preprocessing import image_pixels
 
 ONLINE = ("mnist", "fashion_mnist", "cifar10")
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg"}
@@ -31,6 +32,7 @@ class Dataset:
     class_names: tuple[str, ...]
     source: str
     scale: float = 1.0  # raw values were divided by this (16 for digits, 255 for images)
+    raw_max: float | None = None  # the raw value of full white; None: not images
 
 
 def fail(message: str) -> BlueprintError:
@@ -70,7 +72,7 @@ def _digits() -> Dataset:
     x_tr, x_te, y_tr, y_te = _split(x, d.target.astype("int64"))
     return Dataset(x_tr, y_tr, x_te, y_te, tuple(str(n) for n in d.target_names),
                    "scikit-learn load_digits (1,797 8x8 images), stratified 80/20 split, seed 0",
-                   16.0)
+                   16.0, 16.0)
 
 
 def _mnist1d() -> Dataset:
@@ -106,7 +108,7 @@ def _online(name: str) -> Dataset:
         name, tuple(str(i) for i in range(10)))
     prep = lambda a: (a.astype("float32") / 255.0).reshape(a.shape + ((1,) if a.ndim == 3 else ()))
     return Dataset(prep(x_tr), y_tr.reshape(-1).astype("int64"), prep(x_te),
-                   y_te.reshape(-1).astype("int64"), names, f"keras.datasets.{name}", 255.0)
+                   y_te.reshape(-1).astype("int64"), names, f"keras.datasets.{name}", 255.0, 255.0)
 
 
 def _npz(path: Path) -> Dataset:
@@ -119,6 +121,7 @@ def _npz(path: Path) -> Dataset:
             arrays = {k: z[k] for k in z.files}
     except (OSError, ValueError) as exc:
         raise fail(f"{path} is not a readable .npz file: {exc}") from None
+    raw_max = _raw_max(arrays["x_train"], arrays["x_test"])
     x_tr, x_te = (arrays[k].astype("float32") for k in ("x_train", "x_test"))
     y_tr, y_te = (arrays[k].reshape(-1).astype("int64") for k in ("y_train", "y_test"))
     for label, x, y in (("train", x_tr, y_tr), ("test", x_te, y_te)):
@@ -131,7 +134,17 @@ def _npz(path: Path) -> Dataset:
     count = int(max(y_tr.max(), y_te.max())) + 1
     names = tuple(str(n) for n in arrays["class_names"]) if "class_names" in arrays else \
         tuple(str(i) for i in range(count))
-    return Dataset(x_tr, y_tr, x_te, y_te, names, f"{path}")
+    return Dataset(x_tr, y_tr, x_te, y_te, names, f"{path}", 1.0,
+                   raw_max if x_tr.ndim == 4 else None)
+
+
+def _raw_max(*arrays) -> float | None:
+    """Full white in an array's own units: 255 for uint8 pixels, 1 for floats in [0, 1]."""
+    if all(a.dtype == np.uint8 for a in arrays):
+        return 255.0
+    if all(a.dtype.kind == "f" and a.size and a.min() >= 0 and a.max() <= 1 for a in arrays):
+        return 1.0
+    return None
 
 
 def _folder(path: Path, input_shape) -> Dataset:
@@ -157,8 +170,7 @@ def _folder(path: Path, input_shape) -> Dataset:
                     continue
                 try:
                     with Image.open(f) as im:
-                        im = im.convert(mode).resize((w, h))
-                        xs.append(np.asarray(im, dtype="float32").reshape(h, w, c) / 255.0)
+                        xs.append(image_pixels(im, input_shape) / 255.0)
                 except (UnidentifiedImageError, OSError) as exc:
                     raise fail(f"{f} is not a readable image: {exc}") from None
                 ys.append(label)
@@ -174,7 +186,7 @@ def _folder(path: Path, input_shape) -> Dataset:
         x_tr, x_te, y_tr, y_te = _split(x, y)
     return Dataset(x_tr, y_tr, x_te, y_te, tuple(classes),
                    f"image folder {path} ({len(x_tr) + len(x_te)} images resized to {h}x{w}, {mode})",
-                   255.0)
+                   255.0, 255.0)
 
 
 def check_against(data: Dataset, input_shape: tuple[int, ...], classes: int) -> None:

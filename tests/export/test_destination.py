@@ -1,7 +1,9 @@
 """Export never deletes what it did not write: its source, the current folder, a user's files."""
+import json
 import os
 import shutil
 
+import numpy as np
 import pytest
 
 import cli
@@ -82,3 +84,21 @@ def test_a_triton_folder_of_user_files_is_refused(run, tmp_path, capsys):
                           "--triton", str(tmp_path / "repo"))
     assert code == 2 and "notes.txt" in err
     assert (tmp_path / "repo" / "digits" / "notes.txt").read_text() == "mine"
+
+
+def test_export_needs_no_data_source(tmp_path, capsys, keras):
+    # A uint8 .npz trained in 0..255, deleted before the export: the run keeps what export needs.
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 256, (120, 8, 8, 1), dtype=np.uint8)
+    y = np.arange(120) % 10
+    data = tmp_path / "pixels.npz"
+    np.savez(data, x_train=x[:100], y_train=y[:100], x_test=x[100:], y_test=y[100:])
+    assert cli.main(["train", "digits", "--data", str(data), "--epochs", "1", "--quiet",
+                     "-o", str(tmp_path / "run")]) == 0
+    data.unlink()
+    code, _, err = export(capsys, str(tmp_path / "run"), "-o", str(tmp_path / "bundle"))
+    assert code == 0, err
+    report = json.loads((tmp_path / "bundle" / "validation.json").read_text())
+    assert {c["inputs"] for c in report["cases"]} == {"random", "held-out"}
+    prep = json.loads((tmp_path / "bundle" / "preprocess.json").read_text())
+    assert prep["domain"] == "image" and prep["raw_max"] == 255.0 and prep["scale"] == 1.0

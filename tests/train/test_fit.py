@@ -69,12 +69,13 @@ def test_plots_are_real_images(digits_run):
 
 def test_saved_model_reloads_and_scores_as_reported(digits_run, keras):
     out, _ = digits_run
-    from train.preprocess import Normalization
+    from contract.preprocessing import Preprocessing
     from train.sources import load_source
     model = keras.models.load_model(out / "model.keras", safe_mode=True)
-    norm = Normalization.from_json(json.loads((out / "preprocess.json").read_text()))
+    prep = Preprocessing.model_validate_json((out / "preprocess.json").read_text())
     data = load_source("digits")
-    accuracy = (model.predict(norm.apply(data.x_test), verbose=0).argmax(1) == data.y_test).mean()
+    accuracy = (model.predict(prep.normalize(data.x_test), verbose=0).argmax(1)
+                == data.y_test).mean()
     reported = json.loads((out / "metrics.json").read_text())["test_accuracy"]
     assert accuracy == pytest.approx(reported)
 

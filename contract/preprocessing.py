@@ -1,0 +1,120 @@
+"""How a raw input becomes the model's input: one implementation for training, the export's
+metadata, the Triton config, ``/classify`` and ``cnnbp predict``.
+
+    raw      the source's own units: 8-bit pixels, digits' 0..16 gray levels, signal values
+    fitted   raw / scale — the units the mean and std were fitted in
+    model    (fitted - mean) / std, per channel (channels last), float32
+
+An image file is decoded to pixels (0..255), resized by the ``resize`` policy, and mapped to
+raw units with ``raw = pixels / 255 * raw_max``: ``raw_max`` is the raw value of full white
+(255 for image folders and uint8 arrays, 16 for digits, 1 for float arrays in [0, 1]); it is
+unset where images have no meaning (signals, arbitrary float tensors).
+"""
+from __future__ import annotations
+
+import io
+from typing import Literal
+
+import numpy as np
+from pydantic import model_validator
+
+from .records import Record
+
+Domain = Literal["image", "signal", "tensor"]
+Resize = Literal["stretch", "center_crop", "letterbox"]
+FORMULA = "x = (raw / scale - mean) / std, per channel"
+
+
+class Preprocessing(Record):
+    """``preprocess.json`` of a run and a bundle, and the bundle's ``preprocess`` metadata."""
+
+    input_shape: list[int]
+    domain: Domain
+    raw_max: float | None = None
+    resize: Resize = "stretch"
+    scale: float = 1.0
+    mean: list[float]
+    std: list[float]
+    class_names: list[str]
+    layout: Literal["channels_last"] = "channels_last"
+    dtype: Literal["float32"] = "float32"
+    formula: str = FORMULA
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_older_files(cls, doc):
+        # Runs and bundles written before format_version had no domain: images were served as
+        # pixels / 255 in fitted units, which raw_max = scale reproduces exactly.
+        if isinstance(doc, dict) and "domain" not in doc and "format_version" not in doc:
+            shape = doc.get("input_shape")
+            signal = isinstance(shape, list) and len(shape) == 2
+            doc = {**doc, "domain": "signal" if signal else "image",
+                   "raw_max": None if signal else doc.get("scale", 1.0)}
+        return doc
+
+    @model_validator(mode="after")
+    def _consistent(self):
+        channels = self.input_shape[-1] if self.input_shape else 0
+        if not 2 <= len(self.input_shape) <= 3 or min(self.input_shape) < 1:
+            raise ValueError(f"input_shape {self.input_shape} is not [L, C] or [H, W, C]")
+        if len(self.mean) != channels or len(self.std) != channels:
+            raise ValueError(f"mean and std need {channels} values (one per channel), got "
+                             f"{len(self.mean)} and {len(self.std)}")
+        if self.scale <= 0 or any(s <= 0 for s in self.std):
+            raise ValueError("scale and every std must be above 0")
+        if self.domain == "image" and (len(self.input_shape) != 3 or channels not in (1, 3)
+                                       or not self.raw_max):
+            raise ValueError("an image domain needs an HxWx1 or HxWx3 input and a raw_max")
+        return self
+
+    # -- arithmetic ---------------------------------------------------------------------------
+    def normalize(self, fitted: np.ndarray) -> np.ndarray:
+        """Fitted units (raw / scale) → the model's input."""
+        return ((fitted - np.float32(self.mean)) / np.float32(self.std)).astype("float32")
+
+    def apply(self, raw: np.ndarray) -> np.ndarray:
+        """Raw units → the model's input."""
+        return self.normalize(np.asarray(raw, dtype="float32") / np.float32(self.scale))
+
+    # -- images -------------------------------------------------------------------------------
+    @property
+    def takes_images(self) -> bool:
+        return self.domain == "image"
+
+    def pixels(self, im) -> np.ndarray:
+        """A PIL image → HxWxC float32 pixels (0..255) at the net's size."""
+        return image_pixels(im, self.input_shape, self.resize)
+
+    def raw_from_pixels(self, pixels: np.ndarray) -> np.ndarray:
+        return pixels * np.float32(self.raw_max / 255.0)
+
+    def from_image_bytes(self, data: bytes) -> np.ndarray:
+        """Encoded image bytes → one model input ``(1, H, W, C)``; PIL's errors propagate."""
+        from PIL import Image
+        with Image.open(io.BytesIO(data)) as im:
+            return self.apply(self.raw_from_pixels(self.pixels(im)))[None]
+
+
+def fit(x_fitted: np.ndarray, **fields) -> Preprocessing:
+    """Fit the per-channel mean and std over every sample and position of ``x_fitted``."""
+    axes = tuple(range(x_fitted.ndim - 1))
+    std = x_fitted.std(axis=axes, dtype="float64")
+    return Preprocessing(mean=[float(m) for m in x_fitted.mean(axis=axes, dtype="float64")],
+                         std=[float(s) if s > 1e-8 else 1.0 for s in std], **fields)
+
+
+def image_pixels(im, input_shape, resize: Resize = "stretch") -> np.ndarray:
+    """A PIL image → ``input_shape`` (HxWx1 gray or HxWx3 RGB) float32 pixels, 0..255.
+
+    Training's image loader and serving both call this, so a photo is resized the same way.
+    """
+    from PIL import Image, ImageOps
+    h, w, c = input_shape
+    im = im.convert("L" if c == 1 else "RGB")
+    if resize == "center_crop":
+        im = ImageOps.fit(im, (w, h), Image.Resampling.BILINEAR)
+    elif resize == "letterbox":
+        im = ImageOps.pad(im, (w, h), Image.Resampling.BILINEAR, color=0)
+    else:
+        im = im.resize((w, h), Image.Resampling.BILINEAR)
+    return np.asarray(im, dtype="float32").reshape(h, w, c)
