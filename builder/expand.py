@@ -4,7 +4,9 @@ Repeats unroll, optional items are kept or dropped by their flag, and every valu
 varies by repetition is picked for its occurrence. A list nests one level per enclosing
 repeat, outermost first; a scalar applies to every repetition. So with
 ``[(CONV-RELU)*N-POOL]*M``, ``filters: [64, 128]`` gives stage 1 64 filters and stage 2
-128, and ``N: [2, 3]`` gives stage 1 two convolutions and stage 2 three.
+128, and ``N: [2, 3]`` gives stage 1 two convolutions and stage 2 three. Before anything
+is unrolled, the size is counted from the repeat counts, and a pattern over ``MAX_LAYERS``
+layers or ``MAX_STEPS`` steps is refused.
 """
 from __future__ import annotations
 
@@ -14,6 +16,9 @@ from typing import Any, Mapping
 from .errors import BlueprintError, Problem
 from .pattern import Call, Node, Optional, Repeat, Seq, Word
 from .tokens import TOKENS, suggest
+
+MAX_LAYERS = 10_000    # tokens after unrolling; the classic nets have under 50
+MAX_STEPS = 100_000    # items the unrolling visits, counting repeats of bodies left empty
 
 
 @dataclass(frozen=True)
@@ -164,9 +169,103 @@ class _Expander:
         return arg is not None and (raw.name in arg.choices or raw.name in ("valid", "same", "true", "false"))
 
 
+class _Size:
+    """How much unrolling would produce, computed without unrolling.
+
+    A repeat multiplies its body's size unless a value that varies by repetition decides a
+    count or flag inside it; only then are its repetitions counted one by one, and those
+    are bounded by the length of the list that varies.
+    """
+
+    def __init__(self, variables: Mapping[str, Any]):
+        self.vars = variables
+        self.biggest: Repeat | None = None  # the repeat with the largest count, to name it
+        self.biggest_count = 0
+        self.stopped = False  # counting stopped early: the totals are lower bounds
+
+    def value(self, name: str, stack: tuple[_Level, ...]) -> tuple[Any, set[int]]:
+        """The variable as ``_Expander.pick`` would pick it, and the levels it varies by."""
+        value, varies = self.vars.get(name), set()
+        for depth, level in enumerate(stack):
+            if not isinstance(value, list):
+                return value, varies
+            if len(value) != level.count:
+                return None, varies  # the expander reports the mismatch
+            varies.add(depth)
+            value = value[level.index]
+        return (None if isinstance(value, list) else value), varies
+
+    def size(self, node: Node, stack: tuple[_Level, ...]) -> tuple[int, int, set[int]]:
+        """(tokens, items visited, stack depths whose index changed the answer)."""
+        if isinstance(node, Call):
+            return int(node.token != "INPUT"), 1, set()
+        if isinstance(node, Seq):
+            tokens, steps, varies = 0, 1, set()
+            for item in node.items:
+                t, s, v = self.size(item, stack)
+                tokens, steps, varies = tokens + t, steps + s, varies | v
+            return tokens, steps, varies
+        if isinstance(node, Optional):
+            flag, varies = self.value(node.flag, stack)
+            if flag is not True:
+                return 0, 1, varies
+            tokens, steps, inner = self.size(node.body, stack)
+            return tokens, steps + 1, varies | inner
+        count, varies = node.count, set()
+        if isinstance(count, str):
+            count, varies = self.value(count, stack)
+            if isinstance(count, bool) or not isinstance(count, int) or count < 0:
+                return 0, 1, varies
+        if count > self.biggest_count:
+            self.biggest, self.biggest_count = node, count
+        if count == 0:
+            return 0, 1, varies
+        depth = len(stack)
+        tokens, steps, inner = self.size(node.body, stack + (_Level("", count, 0),))
+        if depth not in inner:
+            return count * tokens, 1 + count * steps, varies | inner
+        for i in range(1, count):
+            if steps > MAX_STEPS:  # enough to refuse; the rest cannot make it smaller
+                self.stopped = True
+                break
+            t, s, v = self.size(node.body, stack + (_Level("", count, i),))
+            tokens, steps, inner = tokens + t, steps + s, inner | v
+        return tokens, steps + 1, varies | (inner - {depth})
+
+
+def _check_size(tree: Node, variables: Mapping[str, Any]) -> None:
+    """Refuse a pattern that would unroll to more than MAX_LAYERS tokens, before unrolling."""
+    sizer = _Size(variables)
+    tokens, steps, _ = sizer.size(tree, ())
+    if tokens <= MAX_LAYERS and steps <= MAX_STEPS:
+        return
+    node, path, why = sizer.biggest, "pattern", ""
+    if node is not None:
+        label = f"*{node.count} " if isinstance(node.count, str) else ""
+        why = (f" (the repeat {label}at pattern column {node.column} runs "
+               f"{_amount(sizer.biggest_count)} times)")
+        if label:
+            path = f"vars.{node.count}"
+    at_least = "more than " if sizer.stopped else ""
+    if tokens > MAX_LAYERS:
+        raise BlueprintError(Problem(path, f"the pattern unrolls to {at_least}{_amount(tokens)} "
+                                     f"layers; the limit is {MAX_LAYERS:,}{why}; lower the "
+                                     "repeat counts"))
+    raise BlueprintError(Problem(path, f"unrolling the pattern would take {at_least}"
+                                 f"{_amount(steps)} steps (one per item per repetition), though "
+                                 f"most add no layer; the limit is {MAX_STEPS:,}{why}; lower "
+                                 "the repeat counts"))
+
+
+def _amount(n: int) -> str:
+    """A count for a message: exact when readable, else its order of magnitude."""
+    return f"{n:,}" if n < 10**15 else f"about 10^{len(str(n)) - 1}"
+
+
 def expand(tree: Node, variables: Mapping[str, Any],
            layer_defaults: Mapping[str, Mapping]) -> list[Occurrence]:
     """Unroll ``tree``; raise BlueprintError listing every problem found."""
+    _check_size(tree, variables)
     ex = _Expander(variables, layer_defaults)
     ex.walk(tree, ())
     if ex.problems:

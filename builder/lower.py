@@ -1,11 +1,12 @@
 """Unrolled token occurrences → typed IR layers with stable names.
 
 Structure rules checked here: INPUT only first, SOFTMAX exactly once and last, no
-CONV/POOL/LRN after the net is flattened, and the classifier FC has ``classes`` units.
-A FLATTEN is implied before the first FC; SOFTMAX folds into the FC right before it, or
-adds one of ``classes`` units. Names: stage k begins at the first CONV after the
-(k-1)-th POOL (``stage2_conv1``, ``stage2_relu1``, ``stage2_pool``); the head is
-``flatten``, ``fc1``, ``fc1_relu``, ``fc1_dropout``, …, ``predictions``.
+CONV/POOL/LRN after the net is flattened, the classifier FC has ``classes`` units, and
+the strides do not multiply past 64 bits. A FLATTEN is implied before the first FC;
+SOFTMAX folds into the FC right before it, or adds one of ``classes`` units. Names:
+stage k begins at the first CONV after the (k-1)-th POOL (``stage2_conv1``,
+``stage2_relu1``, ``stage2_pool``); the head is ``flatten``, ``fc1``, ``fc1_relu``,
+``fc1_dropout``, …, ``predictions``.
 """
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from typing import Any
 from . import ir
 from .errors import BlueprintError, Problem
 from .expand import Occurrence
+from .source import MAX_INT
 from .tokens import ACTIVATIONS, REQUIRED, TOKENS
 from .values import ValueProblem, convert
 
@@ -41,6 +43,7 @@ def lower(occurrences: list[Occurrence], rank: int, classes: int | None
     if problems:
         raise BlueprintError(problems)
     layers = tuple(_layer(o.token, n, a, classes, o.origin) for o, n, a in zip(occ, names, args))
+    _check_strides(layers)
     return layers, classes, input_shape
 
 
@@ -164,6 +167,23 @@ def _classes(occ, args, classes, problems) -> int:
                                 f"but the blueprint has classes: {classes}; make them equal "
                                 f"(or drop the FC's units to take {classes})"))
     return classes
+
+
+def _check_strides(layers: tuple[ir.Layer, ...]) -> None:
+    """Refuse strides whose product passes 64 bits, before the analysis multiplies them.
+
+    No input is that large, and the receptive field's arithmetic would otherwise grow to
+    thousands of digits (one more digit per layer of stride 10).
+    """
+    jump: tuple[int, ...] | None = None
+    for layer in layers:
+        if isinstance(layer, (ir.Conv, ir.Pool)):
+            jump = tuple(j * s for j, s in zip(jump or (1,) * len(layer.stride), layer.stride))
+            if max(jump) > MAX_INT:
+                raise BlueprintError(Problem(layer.name, f"({layer.kind}; {layer.origin}) the "
+                                             "strides up to here multiply to more than "
+                                             f"{MAX_INT:,} (64 bits), far beyond any input's "
+                                             "size; lower the strides"))
 
 
 def _layer(token: str, name: str, a: dict[str, Any], classes: int, origin: str) -> ir.Layer:

@@ -7,6 +7,8 @@ The seeds' notation parses as written::
 Grammar: ``-`` sequences items; ``( )`` and ``[ ]`` group; ``*n`` or ``*NAME`` repeats;
 ``?`` or ``?FLAG`` makes an item optional (a flag, named after the token or given after
 the ``?``, decides); ``TOKEN(arg, key=value)`` passes inline arguments; ``5x5`` is a size.
+A pattern longer than ``MAX_PATTERN_CHARS``, nested deeper than ``MAX_NESTING`` or with a
+whole number beyond 64 bits is refused before it is parsed or built.
 """
 from __future__ import annotations
 
@@ -15,6 +17,10 @@ from functools import lru_cache
 from typing import Union
 
 from .errors import BlueprintError, Problem
+from .source import MAX_INT
+
+MAX_PATTERN_CHARS = 10_000   # lark parses ~100 KB/s; the classic nets need under 100
+MAX_NESTING = 100            # brackets inside brackets; the tree walks recurse per level
 
 _GRAMMAR = r"""
 ?start: seq
@@ -102,6 +108,7 @@ def parse(text: str, path: str = "pattern") -> Node:
     from lark import Token as LarkToken, Tree
     from lark.exceptions import UnexpectedInput
 
+    _check_size(text, path)
     try:
         tree = _parser().parse(text)
     except UnexpectedInput as exc:
@@ -114,13 +121,23 @@ def parse(text: str, path: str = "pattern") -> Node:
             f"{text!r} — write tokens joined by '-', groups in ( ) or [ ], "
             "repeats as *N, optional items as X?")) from None
 
+    def whole(text: str, column: int) -> int:
+        # int() refuses more than 4,300 digits, and no size needs more than 64 bits.
+        digits = text.lstrip("-").lstrip("0")
+        if len(digits) > 19 or (digits and int(digits) > MAX_INT):
+            shown = text if len(text) <= 40 else f"{text[:20]}… ({len(digits):,} digits)"
+            raise BlueprintError(Problem(path, f"column {column}: {shown} does not fit in 64 "
+                                         f"bits; whole numbers may be at most {MAX_INT:,} in "
+                                         "size"))
+        return int(text)
+
     def value(t):
         tok = t.children[0]
         if t.data == "size":
-            return Size(tuple(int(x) for x in tok.split("x")))
+            return Size(tuple(whole(x, tok.column) for x in tok.split("x")))
         if t.data == "number":
             s = str(tok)
-            return int(s) if s.lstrip("-").isdigit() else float(s)
+            return whole(s, tok.column) if s.lstrip("-").isdigit() else float(s)
         if str(tok) in ("true", "false"):
             return str(tok) == "true"
         return Word(str(tok))
@@ -135,7 +152,7 @@ def parse(text: str, path: str = "pattern") -> Node:
                 col = post.meta.column
                 if post.data == "repeat":
                     tok = post.children[0]
-                    count = int(tok) if tok.type == "INT" else str(tok)
+                    count = whole(str(tok), tok.column) if tok.type == "INT" else str(tok)
                     node = Repeat(node, count, col)
                 else:
                     flag = str(post.children[0]) if post.children else _flag_name(node)
@@ -158,6 +175,24 @@ def parse(text: str, path: str = "pattern") -> Node:
 
     assert isinstance(tree, Tree) and not isinstance(tree, LarkToken)
     return build(tree)
+
+
+def _check_size(text: str, path: str) -> None:
+    """Refuse a pattern nested too deep to walk or too long to parse quickly."""
+    depth = 0
+    for column, char in enumerate(text, 1):
+        if char in "([":
+            depth += 1
+            if depth > MAX_NESTING:
+                raise BlueprintError(Problem(path, f"column {column}: brackets nest more than "
+                                             f"{MAX_NESTING} levels deep; the limit is "
+                                             f"{MAX_NESTING}"))
+        elif char in ")]":
+            depth = max(depth - 1, 0)
+    if len(text) > MAX_PATTERN_CHARS:
+        raise BlueprintError(Problem(path, f"is {len(text):,} characters long; the limit is "
+                                     f"{MAX_PATTERN_CHARS:,} — write repeated parts once, "
+                                     "with *N"))
 
 
 def _flag_name(node: Node) -> str | None:
