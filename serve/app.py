@@ -1,9 +1,12 @@
 """The ASGI application: Open Inference Protocol routes, a classify shortcut, metrics, auth."""
 from __future__ import annotations
 
+import asyncio
 import hmac
+import logging
 import re
 import time
+import warnings
 from concurrent.futures import ThreadPoolExecutor
 from urllib.parse import parse_qs
 
@@ -13,10 +16,17 @@ import orjson
 from .batcher import INLINE_SECONDS, Batcher
 from .metrics import Metrics
 from .protocol import HEADER_LENGTH, BadRequest, infer_response, parse_infer
-from .repository import NAME, ServedModel
+from .repository import MAX_IMAGE_PIXELS, NAME, ServedModel
 
 VERSION = "0.1.0"
 MODEL_ROUTE = re.compile(r"^/v2/models/([^/]+)(?:/versions/([^/]+))?(/ready|/infer|/classify)?$")
+ROUTES = {"/v2/health/live": "health", "/v2/health/ready": "health", "/metrics": "metrics",
+          "/v2": "server"}
+ACTIONS = {None: "metadata", "/ready": "metadata", "/infer": "infer", "/classify": "classify"}
+METHODS = {"health": "GET", "metrics": "GET", "server": "GET", "metadata": "GET",
+           "infer": "POST", "classify": "POST"}
+JSON = {"content-type": "application/json"}
+log = logging.getLogger("cnnbp.serve")
 
 
 class App:
@@ -24,10 +34,22 @@ class App:
 
     def __init__(self, models: dict[str, ServedModel], max_batch: int = 64,
                  max_delay_ms: float = 2.0, max_body: int = 16 << 20, token: str | None = None,
-                 workers: int = 2):
+                 workers: int = 2, max_batch_rows: int | None = None,
+                 max_image_pixels: int = MAX_IMAGE_PIXELS, decode_workers: int = 2):
         self.models, self.metrics = models, Metrics()
         self.max_body, self.token = max_body, token
+        self.max_batch_rows = max_batch if max_batch_rows is None else max_batch_rows
+        self.max_image_pixels = max_image_pixels
+        # header bytes are compared raw; the token is sent as UTF-8 (surrogateescape keeps a
+        # CNNBP_TOKEN that is not valid UTF-8 as the bytes it was)
+        self.expected_auth = None if token is None else \
+            b"Bearer " + token.encode("utf-8", "surrogateescape")
         self.executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="ort")
+        # images decode on their own threads: a slow decode never holds up an ONNX Runtime worker
+        self.decoder = ThreadPoolExecutor(max_workers=decode_workers, thread_name_prefix="decode")
+        from PIL import Image
+        Image.MAX_IMAGE_PIXELS = max_image_pixels  # PIL's own bomb check agrees with ours
+        warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)  # refused as 413
         for m in models.values():
             m.batcher = Batcher(m.run, max_batch, max_delay_ms / 1000, self.executor,
                                 self.metrics.batch.observe, self.metrics.queue.observe, workers,
@@ -39,16 +61,19 @@ class App:
         if scope["type"] != "http":
             return
         started = time.perf_counter()
-        route, status = "other", 500
+        path, match = scope["path"], None
+        route = ROUTES.get(path)
+        if route is None:
+            match = MODEL_ROUTE.match(path)
+            route = ACTIONS[match.group(3)] if match else "other"
         try:
-            route, status, body, headers = await self._handle(scope, receive)
+            status, body, headers = await self._handle(scope, receive, route, match)
         except BadRequest as exc:
-            status, body, headers = exc.status, orjson.dumps({"error": str(exc)}), \
-                {"content-type": "application/json"}
-        except Exception as exc:  # never a traceback to the client; the server keeps serving
-            status, body, headers = 500, orjson.dumps({"error": f"internal error: "
-                                                       f"{type(exc).__name__}: {exc}"}), \
-                {"content-type": "application/json"}
+            status, body = exc.status, orjson.dumps({"error": str(exc)})
+            headers = {**JSON, **exc.headers} if exc.headers else JSON
+        except Exception:  # a bug: the traceback goes to the log, never to the client
+            log.exception("internal error on %s %r", scope.get("method"), path)
+            status, body, headers = 500, b'{"error":"internal error"}', JSON
         raw_headers = [(k.encode(), v.encode()) for k, v in headers.items()]
         raw_headers.append((b"content-length", str(len(body)).encode()))
         await send({"type": "http.response.start", "status": status, "headers": raw_headers})
@@ -64,13 +89,17 @@ class App:
                 for m in self.models.values():
                     await m.batcher.close()
                 self.executor.shutdown(wait=True)
+                self.decoder.shutdown(wait=True)
                 await send({"type": "lifespan.shutdown.complete"})
                 return
 
     async def _body(self, scope, receive) -> bytes:
+        """The request body, up to ``max_body`` (the connection layer times out a slow one)."""
         declared = self._header(scope, "content-length")
-        if declared is not None and declared.isdigit() and int(declared) > self.max_body:
-            raise BadRequest(f"body of {declared} bytes exceeds the limit of {self.max_body}", 413)
+        if declared is not None and declared.isascii() and declared.isdigit() \
+                and int(declared) > self.max_body:
+            raise BadRequest(f"body of {declared} bytes exceeds the limit of {self.max_body} "
+                             "(--max-body)", 413)
         chunks, size = [], 0
         while True:
             message = await receive()
@@ -79,44 +108,50 @@ class App:
             chunk = message.get("body", b"")
             size += len(chunk)
             if size > self.max_body:
-                raise BadRequest(f"body exceeds the limit of {self.max_body} bytes", 413)
+                raise BadRequest(f"body exceeds the limit of {self.max_body} bytes (--max-body)",
+                                 413)
             chunks.append(chunk)
             if not message.get("more_body"):
                 return b"".join(chunks)
 
     @staticmethod
-    def _header(scope, name: str) -> str | None:
-        key = name.encode()
+    def _raw_header(scope, key: bytes) -> bytes | None:
         for k, v in scope["headers"]:
             if k == key:
-                return v.decode("latin-1")
+                return v
         return None
 
+    @classmethod
+    def _header(cls, scope, name: str) -> str | None:
+        value = cls._raw_header(scope, name.encode())
+        return None if value is None else value.decode("latin-1")
+
     def _json(self, doc, status: int = 200):
-        return status, orjson.dumps(doc), {"content-type": "application/json"}
+        return status, orjson.dumps(doc), JSON
 
     def _authorized(self, scope) -> bool:
-        if self.token is None:
+        if self.expected_auth is None:
             return True
-        given = self._header(scope, "authorization") or ""
-        return hmac.compare_digest(given.encode(), f"Bearer {self.token}".encode())
+        return hmac.compare_digest(self._raw_header(scope, b"authorization") or b"",
+                                   self.expected_auth)
 
-    async def _handle(self, scope, receive):
+    async def _handle(self, scope, receive, route: str, match):
         path, method = scope["path"], scope["method"]
-        if path in ("/v2/health/live", "/v2/health/ready"):
-            return ("health",) + self._json({"live": True} if path.endswith("live") else
-                                            {"ready": bool(self.models)})
+        if route == "health":
+            self._allow(route, method, path)
+            return self._json({"live": True} if path.endswith("live") else
+                              {"ready": bool(self.models)})
         if not self._authorized(scope):
             raise BadRequest("missing or wrong bearer token (Authorization: Bearer <token>)", 401)
-        if path == "/metrics":
-            return "metrics", 200, self.metrics.render().encode(), \
-                {"content-type": "text/plain; version=0.0.4"}
-        if path == "/v2":
-            return ("server",) + self._json({"name": "cnnbp", "version": VERSION,
-                                             "extensions": ["binary_tensor_data", "classify"]})
-        match = MODEL_ROUTE.match(path)
-        if not match:
+        if route == "other":
             raise BadRequest(f"no route {method} {path}", 404)
+        self._allow(route, method, path)
+        if route == "metrics":
+            return 200, self.metrics.render().encode(), \
+                {"content-type": "text/plain; version=0.0.4"}
+        if route == "server":
+            return self._json({"name": "cnnbp", "version": VERSION,
+                               "extensions": ["binary_tensor_data", "classify"]})
         name, version, action = match.groups()
         if not NAME.match(name):
             raise BadRequest(f"invalid model name {name!r}: letters, digits, '_', '.', '-'", 400)
@@ -125,23 +160,33 @@ class App:
             raise BadRequest(f"unknown model {name!r}; serving: {', '.join(sorted(self.models))}", 404)
         if version not in (None, "1"):
             raise BadRequest(f"model {name!r} has version 1 only, not {version!r}", 404)
-        if action in (None, "/ready"):
-            if method != "GET":
-                raise BadRequest(f"{path} takes GET", 405)
-            return ("metadata",) + self._json(model.metadata() if action is None
-                                              else {"name": name, "ready": True})
-        if method != "POST":
-            raise BadRequest(f"{path} takes POST", 405)
+        if route == "metadata":
+            return self._json(model.metadata() if action is None else {"name": name, "ready": True})
         body = await self._body(scope, receive)
-        if action == "/infer":
-            req = parse_infer(body, self._header(scope, HEADER_LENGTH), "input", model.input_shape)
-            probs = await model.batcher.submit(req.tensor)
-            return ("infer",) + (200,) + infer_response(name, req.id, "probabilities", probs,
-                                                        req.binary_output)
-        return ("classify",) + self._json(await self._classify(model, scope, body))
+        if route == "infer":
+            req = parse_infer(body, self._header(scope, HEADER_LENGTH), "input", model.input_shape,
+                              self.max_batch_rows)
+            probs = self._finite(await model.batcher.submit(req.tensor))
+            return (200,) + infer_response(name, req.id, "probabilities", probs, req.binary_output)
+        return self._json(await self._classify(model, scope, body))
+
+    @staticmethod
+    def _allow(route: str, method: str, path: str) -> None:
+        allowed = METHODS[route]
+        if method != allowed:
+            raise BadRequest(f"{path} takes {allowed}, not {method}", 405, {"allow": allowed})
+
+    @staticmethod
+    def _finite(probs: np.ndarray) -> np.ndarray:
+        # rows are independent, so a NaN here comes from this request's own inputs
+        if not np.isfinite(probs).all():
+            raise BadRequest("the model's outputs are not finite (NaN or Inf): the input values "
+                             "are so large that float32 arithmetic overflows; send inputs in the "
+                             "range the model was trained on", 422)
+        return probs
 
     async def _classify(self, model: ServedModel, scope, body: bytes) -> dict:
-        query = parse_qs(scope.get("query_string", b"").decode())
+        query = parse_qs(scope.get("query_string", b"").decode("utf-8", "replace"))
         try:
             k = int(query.get("top_k", ["3"])[0])
         except ValueError:
@@ -156,8 +201,9 @@ class App:
                 raise BadRequest('send {"signal": [numbers]} or an image (PNG/JPEG)')
             x = model.from_signal(doc["signal"])
         else:
-            x = model.from_image(body)
-        probs = (await model.batcher.submit(x))[0]
+            x = await asyncio.get_running_loop().run_in_executor(
+                self.decoder, model.from_image, body, self.max_image_pixels)
+        probs = self._finite(await model.batcher.submit(x))[0]
         top = np.argsort(-probs)[:max(1, min(k, len(probs)))]
         return {"model_name": model.name, "top_k": [
             {"label": model.labels[i], "index": int(i), "probability": float(probs[i])} for i in top]}

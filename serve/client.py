@@ -12,9 +12,20 @@ IMAGES = {".png", ".jpg", ".jpeg"}
 
 
 def _signal(path: Path):
-    if path.suffix == ".npy":
-        return np.load(path).tolist()
-    return json.loads(path.read_text())
+    """A 1-D signal from a .npy array or a JSON list; a clear error naming the file if not."""
+    if path.suffix.lower() == ".npy":
+        try:
+            return np.load(path).tolist()
+        except FileNotFoundError:
+            raise
+        except (ValueError, EOFError, OSError) as exc:  # not .npy, truncated, or pickled
+            raise BadRequest(f"{path}: not a loadable .npy array ({exc})") from None
+    try:
+        return json.loads(path.read_bytes())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise BadRequest(f"{path}: not a PNG/JPEG image (by its suffix), so read as a signal, "
+                         f"but it is not JSON ({exc}); give a .png/.jpg image, a .npy array or "
+                         "a .json list of numbers") from None
 
 
 def predict_local(bundle: str, files: list[str], top_k: int = 3) -> list[dict]:
@@ -25,8 +36,12 @@ def predict_local(bundle: str, files: list[str], top_k: int = 3) -> list[dict]:
     model = next(iter(models.values()))
     results = []
     for f in map(Path, files):
-        x = model.from_image(f.read_bytes()) if f.suffix.lower() in IMAGES else \
-            model.from_signal(_signal(f))
+        try:
+            x = model.from_image(f.read_bytes()) if f.suffix.lower() in IMAGES else \
+                model.from_signal(_signal(f))
+        except BadRequest as exc:
+            raise BadRequest(str(exc) if str(exc).startswith(f"{f}: ") else f"{f}: {exc}") \
+                from None
         probs = model.run(x)[0]
         top = np.argsort(-probs)[:top_k]
         results.append({"file": str(f), "top_k": [{"label": model.labels[i], "index": int(i),
@@ -46,15 +61,27 @@ def predict_remote(url: str, model: str, files: list[str], top_k: int = 3,
             body, kind = json.dumps({"signal": _signal(f)}).encode(), "application/json"
         req = urllib.request.Request(f"{url.rstrip('/')}/v2/models/{model}/classify?top_k={top_k}",
                                      data=body, headers={"content-type": kind}, method="POST")
-        if token:
-            req.add_header("authorization", f"Bearer {token}")
+        if token:  # bytes: http.client would send a str as Latin-1; the server expects UTF-8
+            req.add_header("authorization", b"Bearer " + token.encode("utf-8", "surrogateescape"))
         try:
             with urllib.request.urlopen(req, timeout=30) as resp:
                 doc = json.loads(resp.read())
+            results.append({"file": str(f), "top_k": doc["top_k"]})
         except urllib.error.HTTPError as exc:
-            raise BadRequest(f"{f}: server answered {exc.code}: "
-                             f"{json.loads(exc.read() or b'{}').get('error', '')}") from None
+            raise BadRequest(f"{f}: server answered {exc.code}: {_error_text(exc.read())}") \
+                from None
         except urllib.error.URLError as exc:
             raise BadRequest(f"cannot reach {url}: {exc.reason}") from None
-        results.append({"file": str(f), "top_k": doc["top_k"]})
+        except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError):
+            raise BadRequest(f"{f}: {url} did not answer like `cnnbp serve` (no top_k in the "
+                             "reply)") from None
+        except OSError as exc:  # reset or timed out mid-request
+            raise BadRequest(f"{f}: the connection to {url} failed: {exc}") from None
     return results
+
+
+def _error_text(body: bytes) -> str:
+    try:
+        return str(json.loads(body).get("error", ""))
+    except (ValueError, AttributeError):  # not JSON, or JSON that is not an object
+        return body[:200].decode("utf-8", "replace")

@@ -6,6 +6,7 @@ order. Responses carry outputs the same way when the client asks for binary data
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -15,11 +16,12 @@ HEADER_LENGTH = "inference-header-content-length"
 
 
 class BadRequest(Exception):
-    """Turned into HTTP ``status`` with ``{"error": message}``."""
+    """Turned into HTTP ``status`` with ``{"error": message}`` (and any extra ``headers``)."""
 
-    def __init__(self, message: str, status: int = 400):
+    def __init__(self, message: str, status: int = 400, headers: dict[str, str] | None = None):
         super().__init__(message)
         self.status = status
+        self.headers = headers or {}
 
 
 @dataclass
@@ -29,9 +31,33 @@ class InferRequest:
     binary_output: bool
 
 
+def _object(value, where: str) -> dict:
+    """``value`` if it is a JSON object or absent (None → {}); else a 400 naming ``where``."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise BadRequest(f"{where} must be a JSON object, got {type(value).__name__} "
+                         f"{short_repr(value)}")
+    return value
+
+
+def short_repr(value) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _whole(value) -> bool:
+    """A JSON whole number: bool is an int subclass in Python, so it is excluded."""
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
 def parse_infer(body: bytes, header_length: str | None, input_name: str,
-                input_shape: tuple[int, ...]) -> InferRequest:
-    """Decode an infer request for a model with one FP32 input of ``(batch, *input_shape)``."""
+                input_shape: tuple[int, ...], max_rows: int | None = None) -> InferRequest:
+    """Decode an infer request for a model with one FP32 input of ``(batch, *input_shape)``.
+
+    ``max_rows`` caps the batch of one request (413 over it), checked on the declared shape
+    before any tensor is allocated.
+    """
     if header_length is not None:
         try:
             n = int(header_length)
@@ -52,41 +78,59 @@ def parse_infer(body: bytes, header_length: str | None, input_name: str,
         raise BadRequest(f"malformed JSON: {exc}{hint}") from None
     if not isinstance(doc, dict) or not isinstance(doc.get("inputs"), list) or not doc["inputs"]:
         raise BadRequest('the request needs "inputs": [{"name", "shape", "datatype", "data"}]')
-    inputs = doc["inputs"]
-    found = [i for i in inputs if isinstance(i, dict) and i.get("name") == input_name]
-    if not found:
-        names = [i.get("name") for i in inputs if isinstance(i, dict)]
-        raise BadRequest(f"missing input {input_name!r} (got {names})")
-    offset, tensor = 0, None
-    for spec in inputs:  # binary inputs are laid out in request order
-        size = (spec.get("parameters") or {}).get("binary_data_size") if isinstance(spec, dict) else None
-        if spec is found[0]:
-            tensor = _tensor(spec, rest[offset:offset + size] if size is not None else None,
-                             input_shape)
-        if size is not None:
-            offset += int(size)
-    if offset > len(rest):
-        raise BadRequest(f"binary data truncated: inputs declare {offset} bytes, the body has "
-                         f"{len(rest)}")
-    binary = bool((doc.get("parameters") or {}).get("binary_data_output"))
-    for out in doc.get("outputs") or []:
-        if isinstance(out, dict) and (out.get("parameters") or {}).get("binary_data"):
+    spec = _the_input(doc["inputs"], input_name)
+    size = _object(spec.get("parameters"), f"input {input_name!r}: parameters") \
+        .get("binary_data_size")
+    if size is not None:
+        if not _whole(size) or size < 0:
+            raise BadRequest(f"input {input_name!r}: binary_data_size must be a whole number of "
+                             f"bytes >= 0, got {short_repr(size)}")
+        if size > len(rest):
+            raise BadRequest(f"binary data truncated: inputs declare {size} bytes, the body has "
+                             f"{len(rest)}")
+    tensor = _tensor(spec, rest[:size] if size is not None else None, input_shape, max_rows)
+    binary = bool(_object(doc.get("parameters"), "parameters").get("binary_data_output"))
+    outputs = doc.get("outputs")
+    if outputs is not None and not isinstance(outputs, list):
+        raise BadRequest(f'"outputs" must be a list of {{"name", "parameters"}} objects, got '
+                         f"{short_repr(outputs)}")
+    for i, out in enumerate(outputs or []):
+        if _object(_object(out, f"outputs[{i}]").get("parameters"),
+                   f"outputs[{i}].parameters").get("binary_data"):
             binary = True
     rid = doc.get("id")
     return InferRequest(str(rid) if rid is not None else None, tensor, binary)
 
 
-def _tensor(spec: dict, raw, input_shape: tuple[int, ...]) -> np.ndarray:
+def _the_input(inputs: list, input_name: str) -> dict:
+    """The one input the model takes; missing, duplicate or unknown inputs are refused."""
+    names = [i.get("name") if isinstance(i, dict) else None for i in inputs]
+    if input_name not in names:
+        raise BadRequest(f"missing input {input_name!r} (got {names})")
+    if names.count(input_name) > 1:
+        raise BadRequest(f"input {input_name!r} appears {names.count(input_name)} times; send "
+                         "it once")
+    others = [n for n in names if n != input_name]
+    if others:
+        raise BadRequest(f"unknown inputs {others}: this model takes one input, {input_name!r}")
+    return inputs[names.index(input_name)]
+
+
+def _tensor(spec: dict, raw, input_shape: tuple[int, ...], max_rows: int | None) -> np.ndarray:
     name = spec.get("name")
     if spec.get("datatype") != "FP32":
-        raise BadRequest(f"input {name!r} must have datatype FP32, got {spec.get('datatype')!r}")
+        raise BadRequest(f"input {name!r} must have datatype FP32, got "
+                         f"{short_repr(spec.get('datatype'))}")
     shape = spec.get("shape")
-    if not (isinstance(shape, list) and shape and all(isinstance(d, int) and d >= 0 for d in shape)):
-        raise BadRequest(f"input {name!r} needs a shape of whole numbers, got {shape!r}")
+    if not (isinstance(shape, list) and shape and all(_whole(d) and d >= 0 for d in shape)):
+        raise BadRequest(f"input {name!r} needs a shape of whole numbers, got {short_repr(shape)}")
     if tuple(shape[1:]) != tuple(input_shape) or shape[0] < 1:
         want = "[batch, " + ", ".join(map(str, input_shape)) + "]"
-        raise BadRequest(f"input {name!r} has shape {shape}; this model takes {want}")
-    count = int(np.prod(shape))
+        raise BadRequest(f"input {name!r} has shape {short_repr(shape)}; this model takes {want}")
+    if max_rows is not None and shape[0] > max_rows:
+        raise BadRequest(f"input {name!r} has a batch of {shape[0]} rows; this server takes at "
+                         f"most {max_rows} per request (--max-batch-rows): split the batch", 413)
+    count = math.prod(shape)  # Python ints: no overflow, and the rows are bounded above
     if raw is not None:
         if len(raw) != count * 4:
             raise BadRequest(f"input {name!r}: binary_data_size {len(raw)} bytes, but shape "
@@ -96,9 +140,14 @@ def _tensor(spec: dict, raw, input_shape: tuple[int, ...]) -> np.ndarray:
         data = spec.get("data")
         if data is None:
             raise BadRequest(f"input {name!r} has neither data nor binary_data_size")
+        # a flat list has `count` items, a nested one `rows`: anything else is refused before
+        # NumPy copies it, so a small shape cannot carry a huge list
+        if not isinstance(data, list) or len(data) not in (count, shape[0]):
+            raise BadRequest(f"input {name!r}: data must be a list of {count} numbers (flat) "
+                             f"or {shape[0]} nested rows for shape {shape}")
         try:
             array = np.asarray(data)
-        except (ValueError, TypeError):
+        except (ValueError, TypeError, OverflowError):
             raise BadRequest(f"input {name!r}: data must be a (nested) list of numbers") from None
         if array.dtype.kind not in "iuf":  # strings, booleans, ragged lists
             raise BadRequest(f"input {name!r}: data must be a (nested) list of numbers")
@@ -107,7 +156,8 @@ def _tensor(spec: dict, raw, input_shape: tuple[int, ...]) -> np.ndarray:
             raise BadRequest(f"input {name!r}: {array.size} values for shape {shape} ({count})")
         array = array.reshape(shape)
     if not np.isfinite(array).all():
-        raise BadRequest(f"input {name!r} contains NaN or Inf")
+        raise BadRequest(f"input {name!r} contains NaN or Inf (or a value beyond the float32 "
+                         "range, about 3.4e38)")
     return array
 
 

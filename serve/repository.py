@@ -12,10 +12,17 @@ import numpy as np
 
 from builder.errors import BlueprintError, Problem
 
-from .protocol import BadRequest
+from .protocol import BadRequest, short_repr
 
 log = logging.getLogger("cnnbp.serve")
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
+IMAGE_FORMATS = ("PNG", "JPEG")  # what the README promises; PIL's other parsers stay unused
+MAX_IMAGE_PIXELS = 25_000_000  # a 6000x4000 photo; a decoded RGB frame of 75 MB at most
+
+
+def _too_many_pixels(size: str, limit: int) -> BadRequest:
+    return BadRequest(f"image of {size} pixels exceeds the limit of {limit:,} pixels "
+                      "(--max-image-pixels): send a smaller image", 413)
 
 
 def cuda_device_present() -> bool:
@@ -82,26 +89,56 @@ class ServedModel:
         p = self.preprocess
         return ((x01 - np.float32(p["mean"])) / np.float32(p["std"])).astype("float32")
 
-    def from_image(self, data: bytes) -> np.ndarray:
-        """PNG/JPEG bytes → one normalized sample (pixels / 255, resized to the input)."""
+    def from_image(self, data: bytes, max_pixels: int = MAX_IMAGE_PIXELS) -> np.ndarray:
+        """PNG/JPEG bytes → one normalized sample (pixels / 255, resized to the input).
+
+        The size in the header is checked before any pixel is decoded (413 over
+        ``max_pixels``); JPEGs decode at the smallest 1/2, 1/4 or 1/8 scale that still
+        covers the input (PIL's draft mode). Blocking: the server runs it off the event loop.
+        """
         from PIL import Image, UnidentifiedImageError
         if len(self.input_shape) != 3:
             raise BadRequest(f"model {self.name!r} takes 1-D signals, not images: send JSON "
                              '{"signal": [...]}')
         h, w, c = self.input_shape
+        mode = "L" if c == 1 else "RGB"
         try:
-            with Image.open(io.BytesIO(data)) as im:
-                im = im.convert("L" if c == 1 else "RGB").resize((w, h))
+            with Image.open(io.BytesIO(data), formats=IMAGE_FORMATS) as im:
+                width, height = im.size
+                if width * height > max_pixels:
+                    raise _too_many_pixels(f"{width}x{height}", max_pixels)
+                im.draft(mode, (w, h))  # no-op for PNG
+                im = im.convert(mode).resize((w, h))
                 x = np.asarray(im, dtype="float32").reshape(h, w, c) / 255.0
-        except (UnidentifiedImageError, OSError, ValueError) as exc:
-            raise BadRequest(f"cannot decode the image: {exc}") from None
+        except BadRequest:
+            raise
+        except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+            raise _too_many_pixels("over the limit", max_pixels) from None
+        except UnidentifiedImageError:  # its text holds an object address: not for clients
+            raise BadRequest("cannot decode the image: the body is not a PNG or JPEG file") \
+                from None
+        except (OSError, SyntaxError, ValueError, EOFError) as exc:  # PIL's corrupt-data errors
+            raise BadRequest(f"cannot decode the image: corrupt or truncated PNG/JPEG ({exc})") \
+                from None
+        except Exception as exc:  # any other failure inside a decoder is still bad data
+            log.debug("image decoder failed", exc_info=exc)
+            raise BadRequest("cannot decode the image: corrupt PNG/JPEG data") from None
         return self._normalize(x)[None]
 
     def from_signal(self, values) -> np.ndarray:
         """A raw 1-D signal (list of numbers, or of channel lists) → one normalized sample."""
+        if len(self.input_shape) != 2:
+            raise BadRequest(f"model {self.name!r} takes images, not 1-D signals: send a PNG or "
+                             "JPEG body")
+        n = self.input_shape[0]
+        if not isinstance(values, list) or len(values) != n:  # before NumPy copies a huge list
+            got = f"{len(values)} values" if isinstance(values, list) else short_repr(values)
+            raise BadRequest(f"signal must be a list of {n} numbers (or of {n} lists of "
+                             f"{self.input_shape[-1]} channel values) for model {self.name!r}; "
+                             f"got {got}")
         try:
             x = np.asarray(values, dtype="float32")
-        except (ValueError, TypeError):
+        except (ValueError, TypeError, OverflowError):
             raise BadRequest("signal must be a list of numbers") from None
         if x.ndim == 1:
             x = x[:, None]

@@ -19,12 +19,21 @@ def cnnbp(*args):
 
 
 class Server:
-    def __init__(self, path, *args, env=None):
+    """`cnnbp serve PATH ARGS`; keyword arguments go straight to serve.runner.serve() instead,
+    for the settings that have no command-line flag."""
+
+    def __init__(self, path, *args, env=None, **serve_kwargs):
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
+        if serve_kwargs:
+            command = [sys.executable, "-c", "import json, sys; from serve.runner import serve; "
+                       "serve(sys.argv[1], **json.loads(sys.argv[2]))", str(path),
+                       json.dumps({"port": self.port, **serve_kwargs})]
+        else:
+            command = [sys.executable, str(ROOT / "cli.py"), "serve", str(path), "--port",
+                       str(self.port), *args]
         self.proc = subprocess.Popen(
-            [sys.executable, str(ROOT / "cli.py"), "serve", str(path), "--port", str(self.port), *args],
-            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+            command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
             env={**os.environ, **(env or {})})
         deadline = time.time() + 60
         while time.time() < deadline:

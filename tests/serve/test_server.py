@@ -193,7 +193,7 @@ def test_load_zero_errors_and_exact_answers(server, session):
 
 def test_graceful_shutdown_finishes_in_flight_requests(repo, session):
     """SIGTERM while three large requests (~1 s of compute each) run: all three still succeed."""
-    s = Server(repo / "bundles", "--max-body", str(64 << 20))
+    s = Server(repo / "bundles", max_body=64 << 20, max_batch_rows=65536)
     x = RNG.normal(size=(65536, 8, 8, 1)).astype("float32")
     body, headers = binary_request(x)
     finished = []
