@@ -10,7 +10,7 @@ from typing import ClassVar, TypeVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 
-from .atomic import write_text
+from .atomic import write_json
 from .errors import ArtifactError
 
 MAX_BYTES = 64 << 20  # no record this tool writes comes near; a larger file is not one of ours
@@ -38,7 +38,7 @@ class Record(BaseModel):
         return self.model_dump(mode="json")
 
     def write(self, path: str | os.PathLike) -> None:
-        write_text(path, json.dumps(self.to_json(), indent=2, ensure_ascii=False) + "\n")
+        write_json(path, self.to_json())
 
 
 R = TypeVar("R", bound=Record)
