@@ -37,7 +37,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/serve_speed.py
 
 schema: $(STAMP)
-	$(BIN)/python -c 'from builder.schema import write; write()'
+	$(BIN)/python -c 'from cnnbp.builder.schema import write; write()'
 
 clean:
 	rm -rf $(VENV) runs build *.egg-info .pytest_cache .hypothesis

@@ -5,6 +5,23 @@ import argparse
 import json
 import sys
 
+
+def _checkout_as_package() -> None:
+    """``python cli.py`` from a checkout that pip has not installed: import this folder as the
+    ``cnnbp`` package, so the code reads the same either way."""
+    import importlib.util
+    from pathlib import Path
+    if importlib.util.find_spec("cnnbp") is None:
+        here = Path(__file__).resolve().parent
+        spec = importlib.util.spec_from_file_location("cnnbp", here / "__init__.py",
+                                                      submodule_search_locations=[str(here)])
+        sys.modules["cnnbp"] = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(sys.modules["cnnbp"])
+
+
+if __name__ == "__main__":
+    _checkout_as_package()
+
 EXAMPLES = """examples:
   cnnbp check vgg16                       shipped blueprint by name
   cnnbp check blueprints/vgg16.yaml --json
@@ -33,14 +50,14 @@ def _blueprint_args(p: argparse.ArgumentParser) -> None:
 
 
 def _compile(args):
-    from builder import load, load_expression
+    from cnnbp.builder import load, load_expression
     if args.expr is not None:
         return load_expression(args.expr, args.set)
     return load(args.blueprint, args.set)
 
 
 def run_check(args) -> int:
-    from builder.report import summary
+    from cnnbp.builder.report import summary
     compiled = _compile(args)
     if args.json:
         print(json.dumps(compiled.analysis.to_json(), indent=2))
@@ -50,7 +67,7 @@ def run_check(args) -> int:
 
 
 def run_show(args) -> int:
-    from builder.report import summary, table
+    from cnnbp.builder.report import summary, table
     compiled = _compile(args)
     print(table(compiled.analysis))
     print(summary(compiled.analysis))
@@ -59,9 +76,9 @@ def run_show(args) -> int:
 
 def run_build(args) -> int:
     compiled = _compile(args)
-    from builder.tf_env import import_tensorflow
+    from cnnbp.builder.tf_env import import_tensorflow
     import_tensorflow()
-    from builder.keras_builder import build_model, save_model
+    from cnnbp.builder.keras_builder import build_model, save_model
     model = build_model(compiled.network)
     save_model(model, args.output)
     print(f"{compiled.network.name}: wrote {args.output} ({model.count_params():,} params)")
@@ -69,8 +86,8 @@ def run_build(args) -> int:
 
 
 def run_train(args) -> int:
-    from builder.tf_env import import_tensorflow
-    from train.fit import resume, train
+    from cnnbp.builder.tf_env import import_tensorflow
+    from cnnbp.train.fit import resume, train
     if args.resume:
         import_tensorflow()
         metrics = resume(args.resume, quiet=args.quiet)
@@ -86,7 +103,7 @@ def run_train(args) -> int:
             overrides.append(f"training.batch_size={args.batch_size}")
         args.set = overrides
         compiled = _compile(args)
-        from train.multiworker import cluster, train_multiworker
+        from cnnbp.train.multiworker import cluster, train_multiworker
         if cluster():  # TF_CONFIG names several workers
             metrics = train_multiworker(compiled, args.data, args.output, quiet=args.quiet)
         else:
@@ -99,11 +116,11 @@ def run_train(args) -> int:
 
 
 def run_export(args) -> int:
-    from builder.tf_env import import_tensorflow
+    from cnnbp.builder.tf_env import import_tensorflow
     import_tensorflow()
     from pathlib import Path
-    from export import destination
-    from export.bundle import ExportRefused, export_bundle
+    from cnnbp.export import destination
+    from cnnbp.export.bundle import ExportRefused, export_bundle
     if args.triton:  # refuse a bad Triton target before the export's work, not after
         destination.check(Path(args.triton) / Path(args.output).resolve().name,
                           [args.source, args.output], args.force, "Triton model",
@@ -126,7 +143,7 @@ def run_export(args) -> int:
         print(f"  variant {name}: {state}" + (f", max |diff| {v['max_abs']:.2g}{extra}"
                                              if "max_abs" in v else ""))
     if args.triton:
-        from export.triton import write_repository
+        from cnnbp.export.triton import write_repository
         name = Path(args.output).resolve().name
         keep = destination.check(Path(args.triton) / name, [args.source, args.output],
                                  args.force, "Triton model", destination.is_triton_model,
@@ -139,9 +156,9 @@ def run_export(args) -> int:
 
 
 def run_validate(args) -> int:
-    from builder.tf_env import import_tensorflow
+    from cnnbp.builder.tf_env import import_tensorflow
     import_tensorflow()
-    from export.bundle import validate_bundle
+    from cnnbp.export.bundle import validate_bundle
     report = validate_bundle(args.bundle, args.atol)
     tv = report["test_vectors"]
     print(f"{args.bundle}: test vectors max |diff| {tv['max_abs']:.2g}"
@@ -155,7 +172,7 @@ def run_validate(args) -> int:
 
 def run_serve(args) -> int:
     import os
-    from serve.runner import serve
+    from cnnbp.serve.runner import serve
     serve(args.path, args.host, args.port, args.max_batch, args.max_delay_ms, args.max_body,
           args.token or os.environ.get("CNNBP_TOKEN"), max_batch_rows=args.max_batch_rows,
           max_image_pixels=args.max_image_pixels, max_header_bytes=args.max_header_bytes,
@@ -166,8 +183,8 @@ def run_serve(args) -> int:
 
 def run_predict(args) -> int:
     import os
-    from serve.client import predict_local, predict_remote
-    from serve.protocol import BadRequest
+    from cnnbp.serve.client import predict_local, predict_remote
+    from cnnbp.serve.protocol import BadRequest
     try:
         if args.url:
             if not args.model:
@@ -281,7 +298,7 @@ def main(argv: list[str] | None = None) -> int:
     its kind's code (2: bad input, 1: refused or failed); only a bug in cnnbp exits 70, and
     shows its traceback only with CNNBP_DEBUG=1."""
     import os
-    from contract.errors import CnnbpError
+    from cnnbp.contract.errors import CnnbpError
     args = parser().parse_args(argv)
     try:
         return args.run(args)
@@ -295,6 +312,10 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except ModuleNotFoundError as exc:  # a checkout run before its dependencies were installed
+        print(f"error: cnnbp needs the Python package {exc.name!r}, which is not installed: run "
+              "`make demo` (or `pip install -e .`) first", file=sys.stderr)
+        return 1
     except Exception as exc:
         if os.environ.get("CNNBP_DEBUG"):
             raise

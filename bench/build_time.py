@@ -25,10 +25,10 @@ def timed(fn) -> float:
 
 
 def main(repeats: int = 5) -> None:
-    from builder.tf_env import import_tensorflow
+    from cnnbp.builder.tf_env import import_tensorflow
     import_tensorflow()
     import handwritten_vgg16
-    from builder import build_model, load
+    from cnnbp.builder import build_model, load
     net = load("vgg16").network
     generated = lambda: build_model(net)
     timed(generated), timed(handwritten_vgg16.build)  # warm-up

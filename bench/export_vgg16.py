@@ -34,7 +34,7 @@ def rss_gib(pid: int) -> float:
 BASELINE = """
 import sys
 sys.path.insert(0, {root!r})
-from builder.tf_env import import_tensorflow
+from cnnbp.builder.tf_env import import_tensorflow
 tf = import_tensorflow()
 import keras, tf2onnx
 m = keras.models.load_model({model!r})

@@ -27,13 +27,13 @@ def timings(fn, n: int, warmup: int = 10) -> tuple[float, float]:
 
 
 def main(n: int = 200) -> None:
-    from builder.tf_env import import_tensorflow
+    from cnnbp.builder.tf_env import import_tensorflow
     tf = import_tensorflow()
     import onnx
-    from builder import build_model, load
-    from export import variants
-    from export.onnx_export import to_onnx
-    from export.parity import session
+    from cnnbp.builder import build_model, load
+    from cnnbp.export import variants
+    from cnnbp.export.onnx_export import to_onnx
+    from cnnbp.export.parity import session
 
     print(f"{'model':14} {'batch':>5}  {'method':22} {'p50 ms':>8} {'p99 ms':>8}")
     for name in ("digits", "cifar10_small"):

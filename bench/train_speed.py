@@ -28,12 +28,12 @@ def handwritten_model(keras):
 
 
 def main(epochs: int = 10, repeats: int = 3) -> None:
-    from builder.tf_env import import_tensorflow
+    from cnnbp.builder.tf_env import import_tensorflow
     import_tensorflow()
     import keras
-    from builder import load
-    from train import device as devices
-    from train.fit import compile_model, make_callback, prepare
+    from cnnbp.builder import load
+    from cnnbp.train import device as devices
+    from cnnbp.train.fit import compile_model, make_callback, prepare
 
     overrides = [f"training.epochs={epochs}", "training.augment.translate=0",
                  "training.batch_size=32", "training.validation_split=0.1"]
@@ -54,7 +54,7 @@ def main(epochs: int = 10, repeats: int = 3) -> None:
                   epochs=epochs, verbose=0, shuffle=False, callbacks=callbacks)
         return session.pipelines.train_size * epochs / (time.perf_counter() - start)
 
-    from train.sources import load_source
+    from cnnbp.train.sources import load_source
     data = load_source("digits")
     x = ((data.x_train - data.x_train.mean()) / data.x_train.std()).astype("float32")
     y = data.y_train

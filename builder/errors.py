@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from contract.errors import CnnbpError
+from cnnbp.contract.errors import CnnbpError
 
 
 @dataclass(frozen=True)

@@ -106,7 +106,7 @@ def save_model(model: keras.Model, path: str) -> None:
     """Write ``model`` to ``path`` (.keras) through a temporary file, so no half file remains."""
     from pathlib import Path
 
-    from contract.atomic import atomic_path
+    from cnnbp.contract.atomic import atomic_path
     if Path(path).suffix != ".keras":
         from .errors import BlueprintError, Problem
         raise BlueprintError(Problem("--output", f"{path!r} must end in .keras (the Keras v3 "

@@ -1,6 +1,6 @@
 """Layers Keras lacks, registered so ``load_model(..., safe_mode=True)`` restores them.
 
-Import this module (``import builder.keras_layers``) before loading a saved model that
+Import this module (``import cnnbp.builder.keras_layers``) before loading a saved model that
 uses LRN or ceil-mode / explicitly padded max pooling.
 """
 from __future__ import annotations

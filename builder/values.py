@@ -16,7 +16,7 @@ def convert(arg: Arg, raw: Any, rank: int) -> Any:
 
     Sizes become tuples of ``rank`` ints; explicit padding becomes ((before, after), ...).
 
-    >>> from builder.tokens import TOKENS
+    >>> from cnnbp.builder.tokens import TOKENS
     >>> convert(TOKENS["CONV"].arg("kernel"), "5x5", 2)
     (5, 5)
     >>> convert(TOKENS["CONV"].arg("padding"), 2, 2)

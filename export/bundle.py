@@ -13,11 +13,11 @@ from pathlib import Path
 
 import numpy as np
 
-from contract import records
-from contract.atomic import atomic_path, write_json, write_text
-from contract.errors import ArtifactError, RefusedError
-from contract.preprocessing import Preprocessing
-from contract.rundir import RunDir
+from cnnbp.contract import records
+from cnnbp.contract.atomic import atomic_path, write_json, write_text
+from cnnbp.contract.errors import ArtifactError, RefusedError
+from cnnbp.contract.preprocessing import Preprocessing
+from cnnbp.contract.rundir import RunDir
 
 from . import destination, memory, parity, variants
 from .onnx_export import DEFAULT_OPSET, INPUT, OUTPUT, save_checked, to_onnx, weights_sha256
@@ -48,7 +48,7 @@ def load_source(ref: str | Path) -> Source:
     """A run directory (preferred: it brings data for parity and int8) or a .keras file."""
     import keras
 
-    import builder.keras_layers  # noqa: F401  (registers LRN and padding layers)
+    import cnnbp.builder.keras_layers  # noqa: F401  (registers LRN and padding layers)
     path = Path(ref)
     run = path if (path / "model.keras").is_file() else None
     model_file = path / "model.keras" if run else path
@@ -204,9 +204,9 @@ def model_card(src: Source, report: dict, name: str) -> str:
     """The bundle's README.md: what the model is, how it was checked, how to call it."""
     lines = [f"# {name}", ""]
     if src.blueprint_text:
-        from builder import compile_source
-        from builder.report import table
-        from builder.source import Source as BlueprintSource
+        from cnnbp.builder import compile_source
+        from cnnbp.builder.report import table
+        from cnnbp.builder.source import Source as BlueprintSource
         from ruamel.yaml import YAML
         compiled = compile_source(BlueprintSource(YAML(typ="safe", pure=True).load(
             src.blueprint_text), "blueprint.yaml"))
@@ -299,7 +299,7 @@ def validate_bundle(folder: str | Path, atol: float | None = None) -> dict:
     source = Path(meta.get("source", ""))
     if meta.get("source") and source.is_file():
         import keras
-        import builder.keras_layers  # noqa: F401
+        import cnnbp.builder.keras_layers  # noqa: F401
         try:
             model = keras.models.load_model(source, safe_mode=True)
         except Exception as exc:

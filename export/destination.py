@@ -7,8 +7,8 @@ import time
 from pathlib import Path
 from typing import Callable
 
-from contract.atomic import recover
-from contract.errors import UsageError
+from cnnbp.contract.atomic import recover
+from cnnbp.contract.errors import UsageError
 
 # Every entry an export writes at a bundle's top level (report.html: written by later versions).
 BUNDLE_ENTRIES = {"model.onnx", "model.onnx.data", "blueprint.yaml", "labels.txt",

@@ -37,7 +37,7 @@ def needed_bytes(model, max_batch: int) -> tuple[int, int, int]:
 
 def check(model, max_batch: int, available: int | None = None) -> None:
     """Raise BlueprintError naming the figures when the export would not fit."""
-    from builder.errors import BlueprintError, Problem
+    from cnnbp.builder.errors import BlueprintError, Problem
     available = available_bytes() if available is None else available
     total, weights, activations = needed_bytes(model, max_batch)
     if total > available:

@@ -45,7 +45,7 @@ def write_repository(repo: Path, name: str, bundle: Path, input_shape, classes: 
 
     An existing folder of that name is replaced atomically, or moved to ``keep_old``.
     """
-    from contract.atomic import atomic_path, write_text
+    from cnnbp.contract.atomic import atomic_path, write_text
     target = repo / name
     with atomic_path(target, keep_old=keep_old) as tmp:
         (tmp / "1").mkdir(parents=True)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from builder.errors import BlueprintError, Problem
+from cnnbp.builder.errors import BlueprintError, Problem
 
 from .protocol import BadRequest, short_repr
 

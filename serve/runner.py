@@ -8,7 +8,7 @@ from __future__ import annotations
 import ipaddress
 import logging
 
-from builder.errors import BlueprintError, Problem
+from cnnbp.builder.errors import BlueprintError, Problem
 
 from . import repository
 from .app import App

@@ -16,7 +16,7 @@ SMALL = ["digits", "mnist1d", "cifar10_small", "lenet5"]
 
 @pytest.fixture(scope="session")
 def keras():
-    from builder.tf_env import import_tensorflow
+    from cnnbp.builder.tf_env import import_tensorflow
     import_tensorflow()
     import keras as k
     return k
@@ -56,7 +56,7 @@ def keras_file_weights(path) -> list:
 def made(tmp_path_factory, keras):
     """A one-epoch digits run (``run``) and its bundle without variants (``bundle``), made by
     the CLI in this process. Tests copy them before changing anything."""
-    import cli
+    from cnnbp import cli
     base = tmp_path_factory.mktemp("made")
     assert cli.main(["train", "digits", "--data", "digits", "--epochs", "1", "--quiet",
                      "-o", str(base / "run")]) == 0

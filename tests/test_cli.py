@@ -6,7 +6,7 @@ import sys
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-import cli
+from cnnbp import cli
 from tests.conftest import ROOT, SHIPPED
 
 
@@ -69,6 +69,17 @@ def test_console_script_is_installed():
         pytest.skip("not run from the project's .venv")
     proc = subprocess.run([str(script), "check", "lenet5"], capture_output=True, text=True)
     assert proc.returncode == 0 and "61,706 params" in proc.stdout
+
+
+def test_installs_only_the_cnnbp_name():
+    from importlib.metadata import distribution
+    top = distribution("cnn-blueprint").read_text("top_level.txt").split()
+    assert top == ["cnnbp"]
+    code = ("import importlib.util as u; import cnnbp.builder, cnnbp.cli; "
+            "print([n for n in ('builder', 'contract', 'train', 'export', 'serve', 'cli') "
+            "if u.find_spec(n)])")
+    proc = subprocess.run([sys.executable, "-c", code], cwd="/", capture_output=True, text=True)
+    assert proc.returncode == 0 and proc.stdout.strip() == "[]", proc.stderr
 
 
 def test_build_writes_a_loadable_model(tmp_path, keras):

@@ -5,7 +5,7 @@ import shutil
 import numpy as np
 import pytest
 
-import cli
+from cnnbp import cli
 
 
 def run_cli(capsys, *args):

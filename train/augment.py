@@ -1,7 +1,7 @@
 """Batched random augmentation for the tf.data pipeline (never part of the exported model)."""
 from __future__ import annotations
 
-from builder import ir
+from cnnbp.builder import ir
 
 def make_augment(aug: ir.Augment, input_shape: tuple[int, ...], seed: int):
     """Return a function ``batch -> batch`` for ``Dataset.map``, or None when nothing is on."""

@@ -11,13 +11,13 @@ from pathlib import Path
 
 import numpy as np
 
-from builder import Compiled, compile_source
-from builder.source import read
-from contract import records
-from contract.atomic import write_json
-from contract.errors import ArtifactError
-from contract.preprocessing import Preprocessing, fit as fit_preprocessing
-from contract.rundir import SAMPLE_ROWS, RunDir, RunState, check_new, creating, resumable
+from cnnbp.builder import Compiled, compile_source
+from cnnbp.builder.source import read
+from cnnbp.contract import records
+from cnnbp.contract.atomic import write_json
+from cnnbp.contract.errors import ArtifactError
+from cnnbp.contract.preprocessing import Preprocessing, fit as fit_preprocessing
+from cnnbp.contract.rundir import SAMPLE_ROWS, RunDir, RunState, check_new, creating, resumable
 
 from . import device as devices
 from .pipeline import Pipelines, make_pipelines
@@ -45,7 +45,7 @@ class Session:
 def prepare(compiled: Compiled, data_spec: str, out: str | Path, resume: bool = False,
             device: devices.Device | None = None) -> Session:
     """Load data, fit normalization, write the run's fixed files; or reload them to resume."""
-    from builder.tf_env import import_tensorflow
+    from cnnbp.builder.tf_env import import_tensorflow
     import_tensorflow()
     import keras
     import tensorflow as tf
@@ -83,7 +83,7 @@ def prepare(compiled: Compiled, data_spec: str, out: str | Path, resume: bool = 
 def compile_model(session: Session):
     """The model with its optimizer, loss and metrics (fresh, or restored to resume)."""
     import keras
-    from builder.keras_builder import build_model
+    from cnnbp.builder.keras_builder import build_model
 
     from . import schedules
     net = session.compiled.network
@@ -103,7 +103,7 @@ def compile_model(session: Session):
 
 def save_state(session: Session, model, best_weights) -> str:
     """Weights, optimizer variables and best weights of this epoch, as one .npz."""
-    from contract.atomic import atomic_path
+    from cnnbp.contract.atomic import atomic_path
     arrays = {f"w{i}": w for i, w in enumerate(model.get_weights())}
     arrays.update({f"o{i}": v.numpy() for i, v in enumerate(model.optimizer.variables)})
     arrays.update({f"b{i}": w for i, w in enumerate(best_weights or [])})
@@ -191,7 +191,7 @@ def make_callback(session: Session, model):
 
 def finish(session: Session, model, wall_started: float) -> dict:
     """Write model.keras, metrics.json and the plots; return the metrics."""
-    from builder.keras_builder import build_model
+    from cnnbp.builder.keras_builder import build_model
 
     from .evaluate import classification_report
     net = session.compiled.network

@@ -17,8 +17,8 @@ import os
 import time
 from pathlib import Path
 
-from builder import Compiled
-from builder.errors import BlueprintError, Problem
+from cnnbp.builder import Compiled
+from cnnbp.builder.errors import BlueprintError, Problem
 
 
 def cluster() -> tuple[int, int] | None:
@@ -42,7 +42,7 @@ def cluster() -> tuple[int, int] | None:
 def train_multiworker(compiled: Compiled, data_spec: str, out: str | Path,
                       quiet: bool = False) -> dict:
     """Train on every worker in TF_CONFIG; all end with the same weights."""
-    from builder.tf_env import import_tensorflow
+    from cnnbp.builder.tf_env import import_tensorflow
     tf = import_tensorflow()
     from . import device as devices
     from .fit import compile_model, finish, make_callback, prepare

@@ -5,10 +5,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from builder import ir
+from cnnbp.builder import ir
 
 from .augment import make_augment
-from contract.preprocessing import Preprocessing
+from cnnbp.contract.preprocessing import Preprocessing
 from .sources import Dataset
 
 

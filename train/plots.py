@@ -3,8 +3,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from contract.atomic import atomic_path
-from contract.rundir import RunDir
+from cnnbp.contract.atomic import atomic_path
+from cnnbp.contract.rundir import RunDir
 
 
 def write_plots(run: RunDir, history: list[dict], confusion, class_names) -> None:

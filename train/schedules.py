@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import keras
 
-from builder import ir
+from cnnbp.builder import ir
 
 
 @keras.saving.register_keras_serializable(package="cnnbp")

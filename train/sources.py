@@ -11,8 +11,8 @@ from pathlib import Path
 
 import numpy as np
 
-from builder.errors import BlueprintError, Problem
-from contract.preprocessing import image_pixels
+from cnnbp.builder.errors import BlueprintError, Problem
+from cnnbp.contract.preprocessing import image_pixels
 
 ONLINE = ("mnist", "fashion_mnist", "cifar10")
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg"}

@@ -1,8 +1,8 @@
 """Blueprint mistakes: one clear message naming the file, line, key or layer, and the fix."""
 import pytest
 
-from builder import load, load_expression
-from builder.errors import BlueprintError
+from cnnbp.builder import load, load_expression
+from cnnbp.builder.errors import BlueprintError
 
 GOOD = """\
 name: small

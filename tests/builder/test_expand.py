@@ -1,9 +1,9 @@
 """Unrolling: repeats, flags, and values that vary by repetition."""
 import pytest
 
-from builder.errors import BlueprintError
-from builder.expand import expand
-from builder.pattern import parse
+from cnnbp.builder.errors import BlueprintError
+from cnnbp.builder.expand import expand
+from cnnbp.builder.pattern import parse
 
 SEED = "[(CONV-RELU)*N-POOL?]*M-(FC-RELU)*K-SOFTMAX"
 

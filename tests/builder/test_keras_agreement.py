@@ -2,13 +2,13 @@
 import pytest
 from hypothesis import HealthCheck, assume, given, settings, strategies as st
 
-from builder import load, load_expression
-from builder.errors import BlueprintError
+from cnnbp.builder import load, load_expression
+from cnnbp.builder.errors import BlueprintError
 from tests.conftest import SHIPPED, SMALL
 
 
 def assert_agrees(keras, compiled):
-    from builder.keras_builder import build_model
+    from cnnbp.builder.keras_builder import build_model
     model = build_model(compiled.network)
     try:
         by_name = {layer.name: layer for layer in model.layers}

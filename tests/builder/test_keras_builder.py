@@ -4,8 +4,8 @@ import json
 import numpy as np
 import pytest
 
-from builder import load, load_expression
-from builder.schema import BIAS_INITIALIZERS, INITIALIZERS
+from cnnbp.builder import load, load_expression
+from cnnbp.builder.schema import BIAS_INITIALIZERS, INITIALIZERS
 
 CUSTOM = ("INPUT(9x9x6)-CONV(6, 3, pad=1)-RELU-LRN(5, alpha=0.01, beta=0.75, bias=2)-"
           "POOL(3, 2, rounding=ceil)-FC(7)-SOFTMAX")
@@ -16,7 +16,7 @@ def weights(model):
 
 
 def test_layer_names_follow_the_blueprint(keras):
-    from builder.keras_builder import build_model
+    from cnnbp.builder.keras_builder import build_model
     names = [layer.name for layer in build_model(load("vgg16", ["layers.CONV.filters=1",
                                                                "layers.FC.units=2",
                                                                "input=[32,32,1]"]).network).layers]
@@ -27,7 +27,7 @@ def test_layer_names_follow_the_blueprint(keras):
 
 
 def test_same_seed_same_weights_other_seed_other_weights(keras):
-    from builder.keras_builder import build_model
+    from cnnbp.builder.keras_builder import build_model
     net = load("digits").network
     first, second = weights(build_model(net)), weights(build_model(net))
     assert all(np.array_equal(a, b) for a, b in zip(first, second))
@@ -36,7 +36,7 @@ def test_same_seed_same_weights_other_seed_other_weights(keras):
 
 
 def test_saved_model_reloads_identically_in_safe_mode(keras, tmp_path):
-    from builder.keras_builder import build_model, save_model
+    from cnnbp.builder.keras_builder import build_model, save_model
     model = build_model(load_expression(CUSTOM).network)
     path = tmp_path / "m.keras"
     save_model(model, str(path))
@@ -50,7 +50,7 @@ def test_saved_model_reloads_identically_in_safe_mode(keras, tmp_path):
 
 
 def test_lrn_matches_the_alexnet_formula(keras):
-    from builder.keras_layers import LocalResponseNorm
+    from cnnbp.builder.keras_layers import LocalResponseNorm
     x = np.random.default_rng(1).normal(size=(2, 4, 4, 7)).astype("float32")
     n, alpha, beta, k = 5, 0.01, 0.75, 2.0
     got = np.asarray(LocalResponseNorm(n, alpha, beta, k)(x))
@@ -62,7 +62,7 @@ def test_lrn_matches_the_alexnet_formula(keras):
 
 
 def test_ceil_max_pool_keeps_the_partial_window(keras):
-    from builder.keras_builder import build_model
+    from cnnbp.builder.keras_builder import build_model
     net = load_expression("INPUT(5x5x1)-POOL(2, 2, rounding=ceil)-SOFTMAX", ["classes=2"]).network
     model = build_model(net)
     pooled = keras.Model(model.input, model.get_layer("stage1_pool").output)
@@ -73,7 +73,7 @@ def test_ceil_max_pool_keeps_the_partial_window(keras):
 
 
 def test_explicit_padding_that_equals_same_adds_no_layer(keras):
-    from builder.keras_builder import build_model
+    from cnnbp.builder.keras_builder import build_model
     model = build_model(load("vgg11", ["input=[32,32,1]", "layers.CONV.filters=1",
                                        "layers.FC.units=2"]).network)
     assert not [layer for layer in model.layers if layer.name.endswith("_pad")]
@@ -81,7 +81,7 @@ def test_explicit_padding_that_equals_same_adds_no_layer(keras):
 
 
 def test_l2_weight_decay_is_applied(keras):
-    from builder.keras_builder import build_model
+    from cnnbp.builder.keras_builder import build_model
     model = build_model(load("digits", ["weights.l2=0.001"]).network)
     assert model.get_layer("stage1_conv1").kernel_regularizer is not None
     assert len(model.losses) == 6  # one penalty per CONV and FC kernel
@@ -89,20 +89,20 @@ def test_l2_weight_decay_is_applied(keras):
 
 @pytest.mark.parametrize("name", INITIALIZERS)
 def test_every_allowed_kernel_initializer_builds(keras, name):
-    from builder.keras_builder import build_model
+    from cnnbp.builder.keras_builder import build_model
     model = build_model(load("lenet5", [f"weights.init={name}"]).network)
     assert model.count_params() == 61_706
 
 
 @pytest.mark.parametrize("name", BIAS_INITIALIZERS)
 def test_every_allowed_bias_initializer_builds(keras, name):
-    from builder.keras_builder import build_model
+    from cnnbp.builder.keras_builder import build_model
     model = build_model(load("lenet5", [f"weights.bias_init={name}"]).network)
     assert model.count_params() == 61_706
 
 
 def test_exact_gelu_matches_keras_gelu(keras):
-    from builder.keras_layers import ExactGelu
+    from cnnbp.builder.keras_layers import ExactGelu
     x = np.linspace(-6, 6, 101, dtype="float32")
     np.testing.assert_allclose(np.asarray(ExactGelu()(x)),
                                np.asarray(keras.activations.gelu(x, approximate=False)), atol=1e-6)

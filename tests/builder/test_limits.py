@@ -10,10 +10,10 @@ import time
 
 import pytest
 
-from builder import source
-from builder.errors import BlueprintError
-from builder.expand import MAX_LAYERS, expand
-from builder.pattern import parse
+from cnnbp.builder import source
+from cnnbp.builder.errors import BlueprintError
+from cnnbp.builder.expand import MAX_LAYERS, expand
+from cnnbp.builder.pattern import parse
 from tests.conftest import ROOT
 
 MEMORY_CAP = 2 << 30   # a check needs ~50 MB; the bombs below ask for many GB

@@ -1,8 +1,8 @@
 """The pattern grammar: the seeds' notation as written, inline arguments, syntax errors."""
 import pytest
 
-from builder.errors import BlueprintError
-from builder.pattern import Optional, Repeat, Seq, Size, Word, parse
+from cnnbp.builder.errors import BlueprintError
+from cnnbp.builder.pattern import Optional, Repeat, Seq, Size, Word, parse
 
 
 def test_seed_notation_parses_as_written():

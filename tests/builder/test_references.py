@@ -1,8 +1,8 @@
 """The published figures of ../shared/REFERENCES.md, reproduced exactly."""
 import pytest
 
-from builder import load, load_expression
-from builder.errors import BlueprintError
+from cnnbp.builder import load, load_expression
+from cnnbp.builder.errors import BlueprintError
 
 # (blueprint, params, MACs or None) — REFERENCES.md, "Architectures"
 FIGURES = [

@@ -5,7 +5,7 @@ import pytest
 from jsonschema import Draft202012Validator
 from ruamel.yaml import YAML
 
-from builder.schema import SCHEMA_FILE, generate
+from cnnbp.builder.schema import SCHEMA_FILE, generate
 from tests.conftest import ROOT, SHIPPED
 
 

@@ -4,7 +4,7 @@ import importlib
 
 import pytest
 
-from builder.shapes import same_extent, same_pads, window_extent
+from cnnbp.builder.shapes import same_extent, same_pads, window_extent
 
 
 @pytest.mark.parametrize("stride,expected", [(1, 5), (2, 3)])
@@ -40,8 +40,8 @@ def test_same_padding_matches_tensorflow_placement():
     assert same_pads(224, 3, 2) == (0, 1)
 
 
-@pytest.mark.parametrize("module", ["builder.shapes", "builder.values", "builder.tokens",
-                                    "builder.report"])
+@pytest.mark.parametrize("module", ["cnnbp.builder.shapes", "cnnbp.builder.values", "cnnbp.builder.tokens",
+                                    "cnnbp.builder.report"])
 def test_doctests(module):
     result = doctest.testmod(importlib.import_module(module))
     assert result.attempted > 0 and result.failed == 0

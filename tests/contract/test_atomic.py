@@ -8,7 +8,7 @@ import textwrap
 
 import pytest
 
-from contract.atomic import atomic_path, leftovers, recover
+from cnnbp.contract.atomic import atomic_path, leftovers, recover
 from tests.conftest import ROOT
 
 # A writer that replaces the folder ``target`` atomically and SIGKILLs itself at the n-th
@@ -16,7 +16,7 @@ from tests.conftest import ROOT
 WRITER = textwrap.dedent("""
     import os, signal, sys
     sys.path.insert(0, {root!r})
-    from contract import atomic
+    from cnnbp.contract import atomic
     target, kill_at = sys.argv[1], int(sys.argv[2])
     real, calls = os.replace, []
     def replace(a, b):

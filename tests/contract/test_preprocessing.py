@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from contract.errors import ArtifactError
-from contract.preprocessing import Preprocessing, fit, image_pixels
-from contract.records import parse
+from cnnbp.contract.errors import ArtifactError
+from cnnbp.contract.preprocessing import Preprocessing, fit, image_pixels
+from cnnbp.contract.records import parse
 
 NAMES = ["ankle boot", "a,b", 'say "hi"', "café", "日本", "x'y"]
 

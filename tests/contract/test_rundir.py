@@ -7,8 +7,8 @@ import textwrap
 
 import pytest
 
-from contract.errors import ArtifactError
-from contract.rundir import RunDir, RunState, creating, resumable
+from cnnbp.contract.errors import ArtifactError
+from cnnbp.contract.rundir import RunDir, RunState, creating, resumable
 from tests.conftest import ROOT
 
 GOOD = {"data": "digits", "data_source": "d", "epoch": 1,
@@ -58,7 +58,7 @@ def test_damaged_state_is_named_with_its_field(tmp_path, content, says):
 CREATOR = textwrap.dedent("""
     import os, signal, sys
     sys.path.insert(0, {root!r})
-    from contract.rundir import creating
+    from cnnbp.contract.rundir import creating
     with creating(sys.argv[1]) as fresh:
         (fresh / "blueprint.yaml").write_text("name: x")
         (fresh / "labels.txt").write_text("a")

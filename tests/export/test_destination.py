@@ -6,7 +6,7 @@ import shutil
 import numpy as np
 import pytest
 
-import cli
+from cnnbp import cli
 
 
 def export(capsys, *args):

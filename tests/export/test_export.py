@@ -58,7 +58,7 @@ def test_model_io_names_dynamic_batch_and_layer_names(bundle):
 
 
 def test_metadata_props(bundle, run_dir, keras):
-    from export.onnx_export import weights_sha256
+    from cnnbp.export.onnx_export import weights_sha256
     meta = {p.key: p.value for p in onnx.load(str(bundle[0] / "model.onnx")).metadata_props}
     assert "pattern:" in meta["blueprint"] and json.loads(meta["class_names"]) == [str(i) for i in range(10)]
     assert json.loads(meta["preprocess"])["scale"] == 16.0
@@ -141,8 +141,8 @@ def test_failed_parity_refuses_and_leaves_nothing(run_dir, tmp_path):
 
 
 def test_first_diverging_layer_is_named(run_dir, keras):
-    from export.onnx_export import to_onnx
-    from export.parity import check
+    from cnnbp.export.onnx_export import to_onnx
+    from cnnbp.export.parity import check
     model = keras.models.load_model(run_dir / "model.keras")
     proto = to_onnx(model)
     target = next(i for i in proto.graph.initializer
@@ -174,9 +174,9 @@ def test_missing_source_is_a_clear_error(tmp_path):
 
 
 def test_too_large_for_the_machine_is_refused_before_starting(keras):
-    from builder import build_model, load
-    from builder.errors import BlueprintError
-    from export import memory
+    from cnnbp.builder import build_model, load
+    from cnnbp.builder.errors import BlueprintError
+    from cnnbp.export import memory
     model = build_model(load("vgg16").network)
     total, weights, activations = memory.needed_bytes(model, 64)
     assert weights == 138_357_544 * 4  # every parameter, float32
@@ -187,8 +187,8 @@ def test_too_large_for_the_machine_is_refused_before_starting(keras):
 
 
 def test_memory_estimate_agrees_with_the_static_analysis(keras):
-    from builder import build_model, load
-    from export import memory
+    from cnnbp.builder import build_model, load
+    from cnnbp.export import memory
     compiled = load("vgg16")
     _, _, activations = memory.needed_bytes(build_model(compiled.network), 1)
     # two independent counts of float32 activations per image: Keras layers vs the analysis

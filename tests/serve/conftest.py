@@ -26,7 +26,7 @@ class Server:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         if serve_kwargs:
-            command = [sys.executable, "-c", "import json, sys; from serve.runner import serve; "
+            command = [sys.executable, "-c", "import json, sys; from cnnbp.serve.runner import serve; "
                        "serve(sys.argv[1], **json.loads(sys.argv[2]))", str(path),
                        json.dumps({"port": self.port, **serve_kwargs})]
         else:

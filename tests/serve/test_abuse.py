@@ -88,7 +88,7 @@ def test_rows_per_request_are_capped_before_decoding(server):
 
 
 def test_protocol_checks_rows_and_list_length_before_numpy():
-    from serve.protocol import BadRequest, parse_infer
+    from cnnbp.serve.protocol import BadRequest, parse_infer
     big = json.dumps(request_doc(np.zeros((1, 2), "float32"), shape=[100, 2])).encode()
     with pytest.raises(BadRequest) as info:
         parse_infer(big, None, "input", (2,), max_rows=64)
@@ -328,7 +328,7 @@ def test_an_internal_error_is_logged_and_not_leaked(caplog, monkeypatch):
     """A bug answers 500 {"error": "internal error"}; the traceback goes to the log only."""
     import warnings
     from types import SimpleNamespace
-    from serve.app import App
+    from cnnbp.serve.app import App
     monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", Image.MAX_IMAGE_PIXELS)  # App sets it
 
     def broken(x):
@@ -449,8 +449,8 @@ def bad_files(tmp_path):
 
 @pytest.mark.parametrize("name", ["text.png", "broken.png", "bad.npy", "bad.json", "notes.txt"])
 def test_predict_names_a_bad_file(repo, bad_files, name):
-    from serve.client import predict_local
-    from serve.protocol import BadRequest
+    from cnnbp.serve.client import predict_local
+    from cnnbp.serve.protocol import BadRequest
     bundle = repo / "bundles" / ("digits" if name.endswith(".png") else "mnist1d")
     with pytest.raises(BadRequest) as info:
         predict_local(str(bundle), [str(bad_files / name)])

@@ -4,7 +4,7 @@ import json
 import numpy as np
 import pytest
 
-from serve.protocol import BadRequest, parse_infer
+from cnnbp.serve.protocol import BadRequest, parse_infer
 
 
 def body(data, shape):

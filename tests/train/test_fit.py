@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from builder import load
+from cnnbp.builder import load
 from tests.conftest import ROOT, keras_file_weights
 
 QUICK = ["training.epochs=2", "training.augment.translate=0"]
@@ -69,8 +69,8 @@ def test_plots_are_real_images(digits_run):
 
 def test_saved_model_reloads_and_scores_as_reported(digits_run, keras):
     out, _ = digits_run
-    from contract.preprocessing import Preprocessing
-    from train.sources import load_source
+    from cnnbp.contract.preprocessing import Preprocessing
+    from cnnbp.train.sources import load_source
     model = keras.models.load_model(out / "model.keras", safe_mode=True)
     prep = Preprocessing.model_validate_json((out / "preprocess.json").read_text())
     data = load_source("digits")
@@ -105,7 +105,7 @@ def test_data_that_does_not_fit_fails_before_training(tmp_path):
 
 
 def test_early_stopping_restores_the_best(tmp_path):
-    from train.fit import train
+    from cnnbp.train.fit import train
     m = train(load("digits", ["training.epochs=6", "training.early_stopping=1",
                               "training.learning_rate=1e-9", "training.schedule=constant"]),
               "digits", tmp_path / "r", quiet=True)

@@ -7,9 +7,9 @@ import sys
 import numpy as np
 import pytest
 
-from builder.errors import BlueprintError
+from cnnbp.builder.errors import BlueprintError
 from tests.conftest import ROOT, free_port, keras_file_weights
-from train.multiworker import cluster
+from cnnbp.train.multiworker import cluster
 
 
 @pytest.mark.slow

@@ -5,9 +5,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from builder.errors import BlueprintError
+from cnnbp.builder.errors import BlueprintError
 from tests.conftest import free_port
-from train.sources import check_against, load_source
+from cnnbp.train.sources import check_against, load_source
 
 
 def test_digits_is_the_bundled_set_split_80_20():

@@ -2,8 +2,8 @@
 import numpy as np
 import pytest
 
-from builder import ir
-from train.evaluate import classification_report
+from cnnbp.builder import ir
+from cnnbp.train.evaluate import classification_report
 
 
 def test_classification_report_by_hand():
@@ -18,7 +18,7 @@ def test_classification_report_by_hand():
 
 
 def test_step_schedule_and_warmup(keras):
-    from train.schedules import Warmup, learning_rate
+    from cnnbp.train.schedules import Warmup, learning_rate
     t = ir.Training(epochs=30, learning_rate=0.1, schedule="step", step_epochs=10, gamma=0.1,
                     warmup_epochs=2)
     lr = learning_rate(t, steps_per_epoch=5)
@@ -31,13 +31,13 @@ def test_step_schedule_and_warmup(keras):
 
 
 def test_cosine_schedule_ends_near_zero(keras):
-    from train.schedules import learning_rate
+    from cnnbp.train.schedules import learning_rate
     lr = learning_rate(ir.Training(epochs=10, learning_rate=0.5, schedule="cosine"), 4)
     assert float(lr(0)) == pytest.approx(0.5) and float(lr(40)) < 1e-6
 
 
 def test_flip_reverses_some_samples_and_keeps_shapes(keras):
-    from train.augment import make_augment
+    from cnnbp.train.augment import make_augment
     x = np.arange(16 * 10, dtype="float32").reshape(16, 10, 1)
     fn = make_augment(ir.Augment(flip="horizontal"), (10, 1), seed=3)
     out, _ = fn(x, np.zeros(16))
@@ -48,7 +48,7 @@ def test_flip_reverses_some_samples_and_keeps_shapes(keras):
 
 
 def test_translate_moves_images_within_bounds(keras):
-    from train.augment import make_augment
+    from cnnbp.train.augment import make_augment
     x = np.zeros((8, 12, 12, 1), "float32")
     x[:, 5:7, 5:7] = 1
     out = np.asarray(make_augment(ir.Augment(crop=2), (12, 12, 1), seed=0)(x, None)[0])
@@ -58,12 +58,12 @@ def test_translate_moves_images_within_bounds(keras):
 
 
 def test_no_augmentation_means_no_map():
-    from train.augment import make_augment
+    from cnnbp.train.augment import make_augment
     assert make_augment(ir.Augment(), (8, 8, 1), 0) is None
 
 
 def test_rotation_is_refused_for_signals():
-    from builder import load
-    from builder.errors import BlueprintError
+    from cnnbp.builder import load
+    from cnnbp.builder.errors import BlueprintError
     with pytest.raises(BlueprintError, match=r"training.augment.rotate: .*rotate needs 2-D images"):
         load("mnist1d", ["training.augment.rotate=10"])
