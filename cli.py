@@ -109,9 +109,9 @@ def run_train(args) -> int:
         else:
             import_tensorflow()
             metrics = train(compiled, args.data, args.output, quiet=args.quiet)
-    print(f"{metrics['blueprint']}: test accuracy {metrics['test_accuracy']:.4f}, "
-          f"loss {metrics['test_loss']:.4f} after {metrics['epochs']} epochs, "
-          f"{metrics['images_per_second']} images/s on {metrics['device']} -> {metrics['run_dir']}")
+    print(f"{metrics.blueprint}: test accuracy {metrics.test_accuracy:.4f}, "
+          f"loss {metrics.test_loss:.4f} after {metrics.epochs} epochs, "
+          f"{metrics.images_per_second} images/s on {metrics.device} -> {metrics.run_dir}")
     return 0
 
 
@@ -126,22 +126,23 @@ def run_export(args) -> int:
                           [args.source, args.output], args.force, "Triton model",
                           destination.is_triton_model, "--triton")
     try:
-        report = export_bundle(args.source, args.output, args.opset, args.max_batch, args.atol,
-                               not args.no_variants, args.force)
+        exported = export_bundle(args.source, args.output, args.opset, args.max_batch,
+                                 args.atol, not args.no_variants, args.force)
     except ExportRefused as exc:
         print(f"error: {args.source}: {exc}", file=sys.stderr)
         return 1
-    if "moved_aside" in report:
-        print(f"{args.output}: its previous contents were moved to {report['moved_aside']}")
-    print(f"{args.output}: ONNX opset {report['opset']}, max |diff| vs Keras "
-          f"{report['max_abs']:.2g} (bar {report['atol']:g}), top-1 agreement "
-          f"{report['top1_agreement']:.4f} over {len(report['cases'])} checks")
-    for name, v in report.get("variants", {}).items():
-        extra = f", accuracy change {v['accuracy_change_points']:+.2f} points" \
-            if "accuracy_change_points" in v else ""
-        state = "kept" if v.get("kept", True) else f"dropped ({v.get('error') or 'failed its bar'})"
-        print(f"  variant {name}: {state}" + (f", max |diff| {v['max_abs']:.2g}{extra}"
-                                             if "max_abs" in v else ""))
+    report = exported.report
+    if exported.moved_aside:
+        print(f"{args.output}: its previous contents were moved to {exported.moved_aside}")
+    print(f"{args.output}: ONNX opset {report.opset}, max |diff| vs Keras "
+          f"{report.max_abs:.2g} (bar {report.atol:g}), top-1 agreement "
+          f"{report.top1_agreement:.4f} over {len(report.cases)} checks")
+    for name, v in report.variants.items():
+        extra = f", accuracy change {v.accuracy_change_points:+.2f} points" \
+            if v.accuracy_change_points is not None else ""
+        state = "kept" if v.kept else f"dropped ({v.error or 'failed its bar'})"
+        print(f"  variant {name}: {state}" + (f", max |diff| {v.max_abs:.2g}{extra}"
+                                             if v.max_abs is not None else ""))
     if args.triton:
         from cnnbp.export.triton import write_repository
         name = Path(args.output).resolve().name
@@ -149,7 +150,7 @@ def run_export(args) -> int:
                                  args.force, "Triton model", destination.is_triton_model,
                                  "--triton")
         folder = write_repository(Path(args.triton), name, Path(args.output),
-                                  report["input_shape"], report["classes"], args.max_batch,
+                                  report.input_shape, report.classes, args.max_batch,
                                   f"KIND_{args.triton_kind.upper()}", keep)
         print(f"  Triton model repository: {folder}")
     return 0
@@ -201,6 +202,22 @@ def run_predict(args) -> int:
         print(f"{r['file']}: " + ", ".join(f"{t['label']} ({t['probability']:.3f})"
                                            for t in r["top_k"]))
     return 0
+
+
+# Each names a module with ``register(subparsers)``, which adds its command(s) and sets
+# ``run``. Registering must stay cheap and free of TensorFlow: ``check`` builds this parser too.
+COMMAND_MODULES = ("cnnbp.search.command", "cnnbp.report.command")
+
+
+def _register(sub, name: str) -> None:
+    import importlib
+    try:
+        module = importlib.import_module(name)
+    except ModuleNotFoundError as exc:
+        if exc.name != name and not name.startswith(f"{exc.name}."):
+            raise  # the module exists but needs something missing: say so, do not hide it
+        return
+    module.register(sub)
 
 
 def parser() -> argparse.ArgumentParser:
@@ -287,6 +304,8 @@ def parser() -> argparse.ArgumentParser:
     pr.add_argument("--top-k", type=int, default=3)
     pr.add_argument("--token")
     pr.set_defaults(run=run_predict)
+    for name in COMMAND_MODULES:  # commands that live beside their package's code
+        _register(sub, name)
     return p
 
 

@@ -31,6 +31,7 @@ from pydantic import field_validator, model_validator
 from . import records
 from .atomic import atomic_path, recover, write_text
 from .errors import ArtifactError
+from .labels import write_labels
 
 STATE = "state"
 SAMPLES = "samples.npz"
@@ -133,7 +134,7 @@ class RunDir:
         write_text(self / "blueprint.yaml", buf.getvalue())
 
     def write_labels(self, names) -> None:
-        write_text(self / "labels.txt", "".join(f"{n}\n" for n in names))
+        write_labels(self / "labels.txt", names)
 
     def write_history(self, rows: list[dict]) -> None:
         if not rows:

@@ -14,8 +14,11 @@ from pathlib import Path
 import numpy as np
 
 from cnnbp.contract import records
-from cnnbp.contract.atomic import atomic_path, write_json, write_text
+from cnnbp.contract.atomic import atomic_path, write_text
+from cnnbp.contract.bundle import Bundle, ParityReport, VariantResult, metadata
 from cnnbp.contract.errors import ArtifactError, RefusedError
+from cnnbp.contract.labels import write_labels
+from cnnbp.contract.metrics import TrainMetrics
 from cnnbp.contract.preprocessing import Preprocessing
 from cnnbp.contract.rundir import RunDir
 
@@ -26,9 +29,15 @@ from .onnx_export import DEFAULT_OPSET, INPUT, OUTPUT, save_checked, to_onnx, we
 class ExportRefused(RefusedError):
     """The ONNX model does not compute what Keras computes; no bundle was written."""
 
-    def __init__(self, message: str, report: dict):
+    def __init__(self, message: str, report: ParityReport | None):
         super().__init__(message)
         self.report = report
+
+
+@dataclass(frozen=True)
+class Exported:
+    report: ParityReport
+    moved_aside: Path | None  # where --force put what the output folder held before
 
 
 @dataclass
@@ -67,9 +76,7 @@ def load_source(ref: str | Path) -> Source:
     classes = int(model.output_shape[-1])
     shape = [int(d) for d in model.input_shape[1:]]
     if run is None:  # a bare model: identity preprocessing, numbered classes
-        prep = Preprocessing(input_shape=shape, domain="signal" if len(shape) == 2 else "tensor",
-                             mean=[0.0] * shape[-1], std=[1.0] * shape[-1],
-                             class_names=[str(i) for i in range(classes)])
+        prep = Preprocessing.identity(shape, classes)
         return Source(model, model_file, None, prep, prep.class_names, None)
     prep = records.read(Preprocessing, run / "preprocess.json", "preprocessing record")
     if prep.input_shape != shape or len(prep.class_names) != classes:
@@ -89,7 +96,7 @@ def load_source(ref: str | Path) -> Source:
 
 def export_bundle(ref: str | Path, out: str | Path, opset: int = DEFAULT_OPSET,
                   max_batch: int = 64, atol: float = parity.FLOAT32_ATOL,
-                  with_variants: bool = True, force: bool = False) -> dict:
+                  with_variants: bool = True, force: bool = False) -> Exported:
     """Export, validate, and write the bundle; raise ExportRefused when parity fails.
 
     ``out`` may be new, empty, or an earlier bundle (replaced atomically); a folder of other
@@ -105,50 +112,48 @@ def export_bundle(ref: str | Path, out: str | Path, opset: int = DEFAULT_OPSET,
     src = load_source(ref)
     memory.check(src.model, max_batch)
     before = weights_sha256(src.model)
-    metadata = {"blueprint": src.blueprint_text or "", "class_names": src.class_names,
-                "preprocess": src.preprocess.to_json(), "weights_sha256": before,
-                "versions": {"tensorflow": tf.__version__, "keras": keras.__version__,
-                             "tf2onnx": tf2onnx.__version__, "onnx": onnx.__version__,
-                             "onnxruntime": ort.__version__},
-                "source": str(src.path)}
+    props = metadata(src.preprocess, blueprint=src.blueprint_text or "", weights_sha256=before,
+                     versions={"tensorflow": tf.__version__, "keras": keras.__version__,
+                               "tf2onnx": tf2onnx.__version__, "onnx": onnx.__version__,
+                               "onnxruntime": ort.__version__},
+                     source=str(src.path))
     with atomic_path(out, keep_old=moved_to) as tmp:
         tmp.mkdir(parents=True)
         model_path = tmp / "model.onnx"
         try:
-            save_checked(to_onnx(src.model, opset, metadata), model_path)
+            save_checked(to_onnx(src.model, opset, props), model_path)
         except Exception as exc:  # converter or checker: the model cannot be exported as is
             raise ExportRefused(f"tf2onnx could not produce a valid ONNX model at opset {opset}: "
-                                f"{str(exc).splitlines()[0]}; no bundle written", {}) from None
-        report = parity.check(src.model, str(model_path), src.x_test, (1, 7, max_batch), atol)
-        report.update({"opset": opset, "source": str(src.path), "weights_sha256": before,
-                       "keras_untouched": weights_sha256(src.model) == before,
-                       "providers": ["CPUExecutionProvider"], "max_batch": max_batch,
-                       "input_shape": [int(d) for d in src.model.input_shape[1:]],
-                       "classes": len(src.class_names)})
-        if not report["passed"]:
-            report["first_diverging_layer"] = parity.first_diverging_layer(
-                src.model, onnx.load(str(model_path)), report.pop("worst_input"), atol)
-            where = report.get("first_diverging_layer")
+                                f"{str(exc).splitlines()[0]}; no bundle written", None) from None
+        found = parity.check(src.model, str(model_path), src.x_test, (1, 7, max_batch), atol)
+        worst = found.pop("worst_input", None)
+        if not found["passed"]:
+            found["first_diverging_layer"] = parity.first_diverging_layer(
+                src.model, onnx.load(str(model_path)), worst, atol)
+        report = ParityReport(**found, opset=opset, source=str(src.path), weights_sha256=before,
+                              keras_untouched=weights_sha256(src.model) == before,
+                              providers=["CPUExecutionProvider"], max_batch=max_batch,
+                              input_shape=list(src.preprocess.input_shape),
+                              classes=len(src.class_names))
+        if not report.passed:
+            where = report.first_diverging_layer
             raise ExportRefused(
-                f"ONNX Runtime disagrees with Keras: max |diff| {report['max_abs']:.3g} (bar "
-                f"{atol:g}), top-1 agreement {report['top1_agreement']:.4f}"
-                + (f"; first diverging layer {where['layer']} (|diff| {where['max_abs']:.3g})"
+                f"ONNX Runtime disagrees with Keras: max |diff| {report.max_abs:.3g} (bar "
+                f"{atol:g}), top-1 agreement {report.top1_agreement:.4f}"
+                + (f"; first diverging layer {where.layer} (|diff| {where.max_abs:.3g})"
                    if where else "") + "; no bundle written", report)
-        report.pop("worst_input", None)
-        write_text(tmp / "labels.txt", "".join(f"{n}\n" for n in src.class_names))
+        write_labels(tmp / "labels.txt", src.class_names)
         src.preprocess.write(tmp / "preprocess.json")
         if src.blueprint_text:
             write_text(tmp / "blueprint.yaml", src.blueprint_text)
         _test_vectors(tmp, src)
         if with_variants:
-            report["variants"] = _variants(tmp, src, max_batch)
+            report.variants = _variants(tmp, src, max_batch)
         if src.x_test is not None:
-            report["test_accuracy"] = variants.accuracy(tmp / "model.onnx", src.x_test, src.y_test)
-        write_json(tmp / "validation.json", report)
+            report.test_accuracy = variants.accuracy(tmp / "model.onnx", src.x_test, src.y_test)
+        report.write(tmp / "validation.json")
         write_text(tmp / "README.md", model_card(src, report, Path(out).resolve().name))
-    if moved_to is not None:
-        report["moved_aside"] = str(moved_to)
-    return report
+    return Exported(report, moved_to)
 
 
 def _test_vectors(folder: Path, src: Source) -> None:
@@ -162,7 +167,7 @@ def _test_vectors(folder: Path, src: Source) -> None:
     (vectors / "output_0.pb").write_bytes(numpy_helper.from_array(y, OUTPUT).SerializeToString())
 
 
-def _variants(folder: Path, src: Source, max_batch: int) -> dict:
+def _variants(folder: Path, src: Source, max_batch: int) -> dict[str, VariantResult]:
     """Build each variant, validate it like the main model, keep it only if it passes."""
     out = folder / "variants"
     out.mkdir()
@@ -196,11 +201,11 @@ def _variants(folder: Path, src: Source, max_batch: int) -> dict:
             if not r["passed"]:
                 target.unlink(missing_ok=True)
                 r["kept"] = False
-            results[name] = r
+            results[name] = VariantResult(**r)
     return results
 
 
-def model_card(src: Source, report: dict, name: str) -> str:
+def model_card(src: Source, report: ParityReport, name: str) -> str:
     """The bundle's README.md: what the model is, how it was checked, how to call it."""
     lines = [f"# {name}", ""]
     if src.blueprint_text:
@@ -212,27 +217,23 @@ def model_card(src: Source, report: dict, name: str) -> str:
             src.blueprint_text), "blueprint.yaml"))
         lines += ["## Architecture", "", "```", table(compiled.analysis), "```", ""]
     if src.run and (src.run / "metrics.json").is_file():
-        m = records.read_json(src.run / "metrics.json", "training metrics")
-        try:
-            lines += ["## Training", "", f"- data: {m['data']}",
-                      f"- test accuracy (Keras): {m['test_accuracy']:.4f}, loss "
-                      f"{m['test_loss']:.4f}", f"- epochs: {m['epochs']}, device: {m['device']}", ""]
-        except (KeyError, TypeError, ValueError) as exc:
-            raise ArtifactError(src.run / "metrics.json", f"the training metrics lack a valid "
-                                                          f"{exc}") from None
+        m = records.read(TrainMetrics, src.run / "metrics.json", "training metrics")
+        lines += ["## Training", "", f"- data: {m.data}",
+                  f"- test accuracy (Keras): {m.test_accuracy:.4f}, loss {m.test_loss:.4f}",
+                  f"- epochs: {m.epochs}, device: {m.device}", ""]
     lines += ["## Validation (ONNX Runtime vs Keras)", "",
-              f"- opset {report['opset']}, bar: max |diff| <= {report['atol']:g} and 100% top-1 "
-              f"agreement; result: max |diff| {report['max_abs']:.3g}, top-1 agreement "
-              f"{report['top1_agreement']:.4f} — {'passed' if report['passed'] else 'FAILED'}",
+              f"- opset {report.opset}, bar: max |diff| <= {report.atol:g} and 100% top-1 "
+              f"agreement; result: max |diff| {report.max_abs:.3g}, top-1 agreement "
+              f"{report.top1_agreement:.4f} — {'passed' if report.passed else 'FAILED'}",
               "", "| inputs | batch | max abs | max rel | top-1 agreement |", "|---|---|---|---|---|"]
-    lines += [f"| {c['inputs']} | {c['batch']} | {c['max_abs']:.3g} | {c['max_rel']:.3g} | "
-              f"{c['top1_agreement']:.4f} |" for c in report["cases"]]
-    for vname, v in report.get("variants", {}).items():
-        extra = f", accuracy change {v['accuracy_change_points']:+.2f} points" \
-            if "accuracy_change_points" in v else ""
-        lines.append(f"- variant {vname}: {'kept' if v.get('kept', True) else 'dropped'}"
-                     + (f", max |diff| {v['max_abs']:.3g}{extra}" if "max_abs" in v else
-                        f" ({v.get('error', '')})"))
+    lines += [f"| {c.inputs} | {c.batch} | {c.max_abs:.3g} | {c.max_rel:.3g} | "
+              f"{c.top1_agreement:.4f} |" for c in report.cases]
+    for vname, v in report.variants.items():
+        extra = f", accuracy change {v.accuracy_change_points:+.2f} points" \
+            if v.accuracy_change_points is not None else ""
+        lines.append(f"- variant {vname}: {'kept' if v.kept else 'dropped'}"
+                     + (f", max |diff| {v.max_abs:.3g}{extra}" if v.max_abs is not None else
+                        f" ({v.error or ''})"))
     p = src.preprocess
     lines += ["", "## How to call it", "",
               f"Input `input`: float32 `[batch, {', '.join(map(str, p.input_shape))}]` "
@@ -260,16 +261,10 @@ def validate_bundle(folder: str | Path, atol: float | None = None) -> dict:
     """
     import onnx
     from onnx import numpy_helper
-    folder = Path(folder)
-    if not (folder / "model.onnx").is_file():
-        raise ArtifactError(folder, "is not a bundle (no model.onnx); give the folder that "
-                                    "`cnnbp export -o` wrote")
-    saved = records.read_json(folder / "validation.json", "validation report")
-    if not isinstance(saved, dict) or not _number(saved.get("atol")) or \
-            type(saved.get("max_batch", 64)) is not int or not 1 <= saved.get("max_batch", 64):
-        raise ArtifactError(folder / "validation.json", "the validation report lacks a numeric "
-                                                        "atol or a whole max_batch of 1 or more")
-    atol = atol if atol is not None else saved["atol"]
+    bundle = Bundle(folder)
+    folder = bundle.path
+    saved = bundle.report()
+    atol = atol if atol is not None else saved.atol
     model_path = folder / "model.onnx"
     try:
         proto = onnx.load(str(model_path))
@@ -306,7 +301,7 @@ def validate_bundle(folder: str | Path, atol: float | None = None) -> dict:
             raise ArtifactError(source, f"the bundle's source model cannot be loaded "
                                         f"({type(exc).__name__}: {_first_line(exc)})") from None
         report["source_unchanged"] = weights_sha256(model) == meta.get("weights_sha256")
-        report["parity"] = parity.check(model, proto, None, (1, 7, saved.get("max_batch", 64)), atol)
+        report["parity"] = parity.check(model, proto, None, (1, 7, saved.max_batch), atol)
     else:
         report["parity"] = None
         report["note"] = f"source model {source} not found: checked the test vectors only"
@@ -320,10 +315,6 @@ def _read_text(path: Path, what: str) -> str:
         return path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise ArtifactError(path, f"the {what} cannot be read as UTF-8 text: {exc}") from None
-
-
-def _number(value) -> bool:
-    return type(value) in (int, float) and value == value and value >= 0
 
 
 def _first_line(exc: Exception) -> str:

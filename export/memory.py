@@ -36,14 +36,14 @@ def needed_bytes(model, max_batch: int) -> tuple[int, int, int]:
 
 
 def check(model, max_batch: int, available: int | None = None) -> None:
-    """Raise BlueprintError naming the figures when the export would not fit."""
-    from cnnbp.builder.errors import BlueprintError, Problem
+    """Raise RefusedError naming the figures when the export would not fit."""
+    from cnnbp.contract.errors import RefusedError
     available = available_bytes() if available is None else available
     total, weights, activations = needed_bytes(model, max_batch)
     if total > available:
         gib = lambda n: f"{n / (1 << 30):.1f} GiB"
-        raise BlueprintError(Problem("", (
+        raise RefusedError((
             f"exporting this model needs about {gib(total)} ({WEIGHT_COPIES} x {gib(weights)} of "
             f"weights + {gib(activations)} of activations for parity checks at batch {max_batch} "
             f"+ {gib(BASE_BYTES)}), but only {gib(available)} is available; lower --max-batch "
-            "or export on a larger machine. Nothing was written.")), "export")
+            "or export on a larger machine. Nothing was written."))

@@ -1,8 +1,6 @@
 """Bundles on disk → loaded models: one bundle, a folder of bundles, or a Triton repository."""
 from __future__ import annotations
 
-import io
-import json
 import logging
 import re
 from dataclasses import dataclass, field
@@ -10,7 +8,9 @@ from pathlib import Path
 
 import numpy as np
 
-from cnnbp.builder.errors import BlueprintError, Problem
+from cnnbp.contract.bundle import served
+from cnnbp.contract.errors import ArtifactError
+from cnnbp.contract.preprocessing import ImageTooLarge, Preprocessing
 
 from .protocol import BadRequest, short_repr
 
@@ -61,8 +61,7 @@ class ServedModel:
     session: object
     provider: str
     input_shape: tuple[int, ...]
-    labels: list[str]
-    preprocess: dict
+    prep: Preprocessing
     batcher: object = field(default=None, repr=False)
     call_seconds: float = 0.0  # median time of one batch-1 call, measured at load
 
@@ -76,6 +75,10 @@ class ServedModel:
             times.append(time.perf_counter() - start)
         self.call_seconds = float(np.median(times[5:]))
 
+    @property
+    def labels(self) -> list[str]:
+        return self.prep.class_names
+
     def run(self, x: np.ndarray) -> np.ndarray:
         return self.session.run(None, {"input": x})[0]
 
@@ -83,35 +86,26 @@ class ServedModel:
         return {"name": self.name, "versions": ["1"], "platform": "onnxruntime_onnx",
                 "inputs": [{"name": "input", "datatype": "FP32", "shape": [-1, *self.input_shape]}],
                 "outputs": [{"name": "probabilities", "datatype": "FP32",
-                             "shape": [-1, len(self.labels)]}]}
-
-    def _normalize(self, x01: np.ndarray) -> np.ndarray:
-        p = self.preprocess
-        return ((x01 - np.float32(p["mean"])) / np.float32(p["std"])).astype("float32")
+                             "shape": [-1, len(self.labels)]}],
+                # an extension field: the class of each output column, and how inputs are made
+                "parameters": {"class_names": self.labels, "preprocess": self.prep.to_json()}}
 
     def from_image(self, data: bytes, max_pixels: int = MAX_IMAGE_PIXELS) -> np.ndarray:
-        """PNG/JPEG bytes → one normalized sample (pixels / 255, resized to the input).
+        """PNG/JPEG bytes → one model input, decoded, resized and scaled as in training.
 
         The size in the header is checked before any pixel is decoded (413 over
-        ``max_pixels``); JPEGs decode at the smallest 1/2, 1/4 or 1/8 scale that still
-        covers the input (PIL's draft mode). Blocking: the server runs it off the event loop.
+        ``max_pixels``). Blocking: the server runs it off the event loop.
         """
         from PIL import Image, UnidentifiedImageError
-        if len(self.input_shape) != 3:
-            raise BadRequest(f"model {self.name!r} takes 1-D signals, not images: send JSON "
-                             '{"signal": [...]}')
-        h, w, c = self.input_shape
-        mode = "L" if c == 1 else "RGB"
+        if not self.prep.takes_images:
+            kind = "1-D signals" if self.prep.domain == "signal" else "tensors, not images"
+            how = 'send JSON {"signal": [...]}' if self.prep.domain == "signal" else \
+                "send the normalized tensor to /v2/models/NAME/infer"
+            raise BadRequest(f"model {self.name!r} takes {kind}: {how}")
         try:
-            with Image.open(io.BytesIO(data), formats=IMAGE_FORMATS) as im:
-                width, height = im.size
-                if width * height > max_pixels:
-                    raise _too_many_pixels(f"{width}x{height}", max_pixels)
-                im.draft(mode, (w, h))  # no-op for PNG
-                im = im.convert(mode).resize((w, h))
-                x = np.asarray(im, dtype="float32").reshape(h, w, c) / 255.0
-        except BadRequest:
-            raise
+            return self.prep.from_image_bytes(data, max_pixels, IMAGE_FORMATS)
+        except ImageTooLarge as exc:
+            raise _too_many_pixels(str(exc), max_pixels) from None
         except (Image.DecompressionBombError, Image.DecompressionBombWarning):
             raise _too_many_pixels("over the limit", max_pixels) from None
         except UnidentifiedImageError:  # its text holds an object address: not for clients
@@ -123,7 +117,6 @@ class ServedModel:
         except Exception as exc:  # any other failure inside a decoder is still bad data
             log.debug("image decoder failed", exc_info=exc)
             raise BadRequest("cannot decode the image: corrupt PNG/JPEG data") from None
-        return self._normalize(x)[None]
 
     def from_signal(self, values) -> np.ndarray:
         """A raw 1-D signal (list of numbers, or of channel lists) → one normalized sample."""
@@ -147,7 +140,7 @@ class ServedModel:
                              f"{list(self.input_shape)}")
         if not np.isfinite(x).all():
             raise BadRequest("signal contains NaN or Inf")
-        return self._normalize(x / np.float32(self.preprocess.get("scale", 1.0)))[None]
+        return self.prep.apply(x)[None]
 
 
 def discover(root: str | Path) -> dict[str, Path]:
@@ -166,13 +159,12 @@ def discover(root: str | Path) -> dict[str, Path]:
                 if versions:
                     found[d.name] = versions[-1] / "model.onnx"
     if not found:
-        raise BlueprintError(Problem("", f"{root} holds no bundle (model.onnx) and no Triton "
-                                     "model repository (<name>/config.pbtxt, <name>/1/model.onnx)"),
-                             "serve")
+        raise ArtifactError(root, "holds no bundle (model.onnx) and no Triton model repository "
+                                  "(<name>/config.pbtxt, <name>/1/model.onnx)")
     bad = [n for n in found if not NAME.match(n)]
     if bad:
-        raise BlueprintError(Problem("", f"model names must be letters, digits, '_', '.', '-': "
-                                     f"{bad}"), "serve")
+        raise ArtifactError(root, f"model names (folder names) must be letters, digits, '_', '.', "
+                                  f"'-': {bad}")
     return found
 
 
@@ -184,11 +176,8 @@ def load(root: str | Path) -> dict[str, ServedModel]:
         session, provider = make_session(path)
         shape = tuple(int(d) for d in session.get_inputs()[0].shape[1:])
         classes = int(session.get_outputs()[0].shape[-1])
-        labels = json.loads(meta["class_names"]) if "class_names" in meta else \
-            [str(i) for i in range(classes)]
-        prep = json.loads(meta["preprocess"]) if "preprocess" in meta else \
-            {"scale": 1.0, "mean": [0.0] * shape[-1], "std": [1.0] * shape[-1]}
-        models[name] = ServedModel(name, path, session, provider, shape, labels, prep)
+        prep = served(meta, path, list(shape), classes)
+        models[name] = ServedModel(name, path, session, provider, shape, prep)
         models[name].measure()
         log.info("serving %s from %s on %s", name, path,
                  "the GPU (CUDAExecutionProvider)" if provider.startswith("CUDA")

@@ -8,7 +8,7 @@ from __future__ import annotations
 import ipaddress
 import logging
 
-from cnnbp.builder.errors import BlueprintError, Problem
+from cnnbp.contract.errors import UsageError
 
 from . import repository
 from .app import App
@@ -27,7 +27,7 @@ def is_loopback(host: str) -> bool:
 def _check(flag: str, value, low, high=None) -> None:
     if value < low or (high is not None and value > high):
         span = f"from {low} to {high}" if high is not None else f"at least {low}"
-        raise BlueprintError(Problem("", f"must be {span}, got {value}"), flag)
+        raise UsageError(f"{flag}: must be {span}, got {value}")
 
 
 def _raise_file_limit(needed: int) -> None:
@@ -60,12 +60,10 @@ def serve(root: str, host: str = "127.0.0.1", port: int = 8000, max_batch: int =
     for flag, seconds in (("--timeout-keep-alive", timeout_keep_alive),
                           ("--timeout-header", timeout_header), ("--timeout-body", timeout_body)):
         if not seconds > 0:
-            raise BlueprintError(Problem("", f"must be a positive number of seconds, got "
-                                         f"{seconds}"), flag)
+            raise UsageError(f"{flag}: must be a positive number of seconds, got {seconds}")
     if not is_loopback(host) and not token:
-        raise BlueprintError(Problem("", f"serving on {host} exposes the models beyond this "
-                                     "machine: set a bearer token with --token (or CNNBP_TOKEN)"),
-                             "serve")
+        raise UsageError(f"--host {host}: serving there exposes the models beyond this machine: "
+                         "set a bearer token with --token (or CNNBP_TOKEN)")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     import uvicorn
     app = App(repository.load(root), max_batch, max_delay_ms, max_body, token,

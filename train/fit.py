@@ -14,8 +14,8 @@ import numpy as np
 from cnnbp.builder import Compiled, compile_source
 from cnnbp.builder.source import read
 from cnnbp.contract import records
-from cnnbp.contract.atomic import write_json
 from cnnbp.contract.errors import ArtifactError
+from cnnbp.contract.metrics import TrainMetrics
 from cnnbp.contract.preprocessing import Preprocessing, fit as fit_preprocessing
 from cnnbp.contract.rundir import SAMPLE_ROWS, RunDir, RunState, check_new, creating, resumable
 
@@ -189,7 +189,7 @@ def make_callback(session: Session, model):
     return RunCallback()
 
 
-def finish(session: Session, model, wall_started: float) -> dict:
+def finish(session: Session, model, wall_started: float) -> TrainMetrics:
     """Write model.keras, metrics.json and the plots; return the metrics."""
     from cnnbp.builder.keras_builder import build_model
 
@@ -203,31 +203,31 @@ def finish(session: Session, model, wall_started: float) -> dict:
         final.set_weights(model.get_weights())
     session.run.save_model(final, "model.keras")
     probabilities = final.predict(session.pipelines.x_test, batch_size=256, verbose=0)
-    metrics = classification_report(probabilities, session.pipelines.y_test, session.class_names)
     seconds = session.state.train_seconds
-    metrics.update({
-        "blueprint": net.name, "run_dir": str(session.run.path),
-        "data": session.state.data_source or session.data_spec,
-        "epochs": session.state.epoch, "stopped_early": session.state.stopped_early,
-        "train_samples": session.pipelines.train_size, "train_seconds": round(seconds, 3),
-        "images_per_second": round(session.state.samples_seen / seconds, 1) if seconds else None,
-        "wall_seconds": round(time.perf_counter() - wall_started, 3),
-        "device": session.device.name, "mixed_precision": session.device.mixed_precision,
-        "versions": _versions(),
-    })
-    write_json(session.run / "metrics.json", metrics)
-    write_plots(session.run, session.state.history, metrics["confusion_matrix"],
+    metrics = TrainMetrics(
+        **classification_report(probabilities, session.pipelines.y_test, session.class_names),
+        blueprint=net.name, run_dir=str(session.run.path),
+        data=session.state.data_source or session.data_spec,
+        epochs=session.state.epoch, stopped_early=session.state.stopped_early,
+        train_samples=session.pipelines.train_size, train_seconds=round(seconds, 3),
+        images_per_second=round(session.state.samples_seen / seconds, 1) if seconds else None,
+        wall_seconds=round(time.perf_counter() - wall_started, 3),
+        device=session.device.name, mixed_precision=session.device.mixed_precision,
+        versions=_versions())
+    metrics.write(session.run / "metrics.json")
+    write_plots(session.run, session.state.history, metrics.confusion_matrix,
                 session.class_names)
     return metrics
 
 
-def train(compiled: Compiled, data_spec: str, out: str | Path, quiet: bool = False) -> dict:
+def train(compiled: Compiled, data_spec: str, out: str | Path,
+          quiet: bool = False) -> TrainMetrics:
     """Train a checked blueprint into a new run directory with Keras ``fit``."""
     check_new(RunDir(out))  # before any data is loaded
     return _fit(prepare(compiled, data_spec, out), quiet)
 
 
-def resume(out: str | Path, quiet: bool = False) -> dict:
+def resume(out: str | Path, quiet: bool = False) -> TrainMetrics:
     """Continue an interrupted run from its last completed epoch."""
     run = resumable(out)
     state = run.read_state()
@@ -235,7 +235,7 @@ def resume(out: str | Path, quiet: bool = False) -> dict:
     return _fit(prepare(compiled, state.data, out, resume=True), quiet)
 
 
-def _fit(session: Session, quiet: bool) -> dict:
+def _fit(session: Session, quiet: bool) -> TrainMetrics:
     started = time.perf_counter()
     t = session.compiled.network.training
     model = compile_model(session)

@@ -18,7 +18,8 @@ import time
 from pathlib import Path
 
 from cnnbp.builder import Compiled
-from cnnbp.builder.errors import BlueprintError, Problem
+from cnnbp.contract.errors import UsageError
+from cnnbp.contract.metrics import TrainMetrics
 
 
 def cluster() -> tuple[int, int] | None:
@@ -32,15 +33,15 @@ def cluster() -> tuple[int, int] | None:
         task = config["task"]
         index = int(task["index"]) + (1 if "chief" in config["cluster"] and task["type"] != "chief" else 0)
     except (ValueError, KeyError, TypeError) as exc:
-        raise BlueprintError(Problem("", f"TF_CONFIG is not a valid cluster spec ({exc}); expected "
-                                     '{"cluster": {"worker": ["host:port", ...]}, "task": '
-                                     '{"type": "worker", "index": 0}}'), "TF_CONFIG") from None
+        raise UsageError(f"TF_CONFIG: not a valid cluster spec ({exc}); expected "
+                         '{"cluster": {"worker": ["host:port", ...]}, "task": '
+                         '{"type": "worker", "index": 0}}') from None
     count = len(workers) + len(config["cluster"].get("chief", []))
     return (count, index) if count > 1 else None
 
 
 def train_multiworker(compiled: Compiled, data_spec: str, out: str | Path,
-                      quiet: bool = False) -> dict:
+                      quiet: bool = False) -> TrainMetrics:
     """Train on every worker in TF_CONFIG; all end with the same weights."""
     from cnnbp.builder.tf_env import import_tensorflow
     tf = import_tensorflow()

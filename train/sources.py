@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from cnnbp.builder.errors import BlueprintError, Problem
+from cnnbp.contract.errors import DataError
 from cnnbp.contract.preprocessing import image_pixels
 
 ONLINE = ("mnist", "fashion_mnist", "cifar10")
@@ -35,8 +35,8 @@ class Dataset:
     raw_max: float | None = None  # the raw value of full white; None: not images
 
 
-def fail(message: str) -> BlueprintError:
-    return BlueprintError(Problem("", message), "--data")
+def fail(message: str) -> DataError:
+    return DataError(f"--data: {message}")
 
 
 def load_source(spec: str, input_shape: tuple[int, ...] | None = None) -> Dataset:

@@ -175,12 +175,12 @@ def test_missing_source_is_a_clear_error(tmp_path):
 
 def test_too_large_for_the_machine_is_refused_before_starting(keras):
     from cnnbp.builder import build_model, load
-    from cnnbp.builder.errors import BlueprintError
+    from cnnbp.contract.errors import RefusedError
     from cnnbp.export import memory
     model = build_model(load("vgg16").network)
     total, weights, activations = memory.needed_bytes(model, 64)
     assert weights == 138_357_544 * 4  # every parameter, float32
-    with pytest.raises(BlueprintError, match=r"needs about .* GiB .* lower --max-batch"):
+    with pytest.raises(RefusedError, match=r"needs about .* GiB .* lower --max-batch"):
         memory.check(model, 64, available=total - 1)
     memory.check(model, 64, available=total)  # exactly enough is enough
     keras.backend.clear_session()

@@ -145,7 +145,9 @@ def test_jpeg_decodes_in_draft_mode(server, session):
         with Image.open(io.BytesIO(buf.getvalue())) as im:
             if draft:
                 im.draft("L", (8, 8))
-            x = np.asarray(im.convert("L").resize((8, 8)), "float32")[None, :, :, None] / 255
+            # bilinear, as training's image loader resizes (PIL's default would be bicubic)
+            x = np.asarray(im.convert("L").resize((8, 8), Image.Resampling.BILINEAR),
+                           "float32")[None, :, :, None] / 255
         return session.run(None, {"input": x})[0][0]
 
     draft, full = expected(True), expected(False)

@@ -109,7 +109,7 @@ def test_early_stopping_restores_the_best(tmp_path):
     m = train(load("digits", ["training.epochs=6", "training.early_stopping=1",
                               "training.learning_rate=1e-9", "training.schedule=constant"]),
               "digits", tmp_path / "r", quiet=True)
-    assert m["stopped_early"] and m["epochs"] == 2
+    assert m.stopped_early and m.epochs == 2
 
 
 @pytest.mark.slow

@@ -7,7 +7,7 @@ import sys
 import numpy as np
 import pytest
 
-from cnnbp.builder.errors import BlueprintError
+from cnnbp.contract.errors import DataError, UsageError
 from tests.conftest import ROOT, free_port, keras_file_weights
 from cnnbp.train.multiworker import cluster
 
@@ -51,5 +51,5 @@ def test_cluster_reads_tf_config(monkeypatch):
 
 def test_bad_tf_config_is_a_clear_error(monkeypatch):
     monkeypatch.setenv("TF_CONFIG", "{not json")
-    with pytest.raises(BlueprintError, match="TF_CONFIG is not a valid cluster spec"):
+    with pytest.raises(UsageError, match="TF_CONFIG: not a valid cluster spec"):
         cluster()

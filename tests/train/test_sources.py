@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from cnnbp.builder.errors import BlueprintError
+from cnnbp.contract.errors import DataError, UsageError
 from tests.conftest import free_port
 from cnnbp.train.sources import check_against, load_source
 
@@ -37,7 +37,7 @@ def test_npz_adds_the_channel_axis(tmp_path):
 def test_npz_missing_keys(tmp_path):
     path = tmp_path / "d.npz"
     np.savez(path, x_train=np.zeros((2, 4, 4)), y_train=np.zeros(2))
-    with pytest.raises(BlueprintError, match="lacks x_test, y_test"):
+    with pytest.raises(DataError, match="lacks x_test, y_test"):
         load_source(str(path))
 
 
@@ -67,12 +67,12 @@ def test_image_folder_with_train_and_test(tmp_path):
 def test_undecodable_image_is_named(tmp_path):
     write_images(tmp_path, ["a", "b"], 2)
     (tmp_path / "a" / "broken.png").write_bytes(b"not a png")
-    with pytest.raises(BlueprintError, match="broken.png is not a readable image"):
+    with pytest.raises(DataError, match="broken.png is not a readable image"):
         load_source(str(tmp_path), (8, 8, 3))
 
 
 def test_unknown_source():
-    with pytest.raises(BlueprintError, match="'nope' is not a data source: use digits, mnist1d"):
+    with pytest.raises(DataError, match="'nope' is not a data source: use digits, mnist1d"):
         load_source("nope")
 
 
@@ -81,15 +81,15 @@ def test_online_dataset_fails_fast_offline(tmp_path, monkeypatch):
     monkeypatch.setenv("CNNBP_DATASET_HOST", f"127.0.0.1:{port}")
     monkeypatch.setenv("KERAS_HOME", str(tmp_path))
     started = time.perf_counter()
-    with pytest.raises(BlueprintError, match="cifar10 must be downloaded from 127.0.0.1"):
+    with pytest.raises(DataError, match="cifar10 must be downloaded from 127.0.0.1"):
         load_source("cifar10")
     assert time.perf_counter() - started < 5
 
 
 def test_shape_and_class_checks_name_the_fix():
     d = load_source("digits")
-    with pytest.raises(BlueprintError, match=r"samples are 8x8x1 but the blueprint's input is "
+    with pytest.raises(DataError, match=r"samples are 8x8x1 but the blueprint's input is "
                                              r"32x32x3.*--set input=\[8, 8, 1\]"):
         check_against(d, (32, 32, 3), 10)
-    with pytest.raises(BlueprintError, match="has 10 classes but the blueprint has classes: 5"):
+    with pytest.raises(DataError, match="has 10 classes but the blueprint has classes: 5"):
         check_against(d, (8, 8, 1), 5)

@@ -1,0 +1,142 @@
+"""A deployment bundle as files: its ``validation.json`` (``ParityReport``), its labels, its
+preprocessing, and the metadata stored inside ``model.onnx``.
+
+    model.onnx  blueprint.yaml  labels.txt  preprocess.json  validation.json  README.md
+
+Serving also reads Triton model folders (``config.pbtxt``, ``labels.txt``, ``1/model.onnx``),
+which carry the preprocessing only in the ONNX metadata; ``served`` reads both the same way.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from . import records
+from .errors import ArtifactError
+from .labels import read_labels
+from .preprocessing import Preprocessing
+
+MODEL = "model.onnx"
+REPORT = "validation.json"
+PREPROCESS = "preprocess.json"
+LABELS = "labels.txt"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(strict=True, extra="forbid")
+
+
+class ParityCase(_Strict):
+    inputs: Literal["random", "held-out"]
+    batch: int = Field(ge=1)
+    max_abs: float
+    max_rel: float
+    top1_agreement: float
+    passed: bool
+
+
+class VariantResult(_Strict):
+    """One optimized/fp16/int8 copy, judged like the main model; kept only if it passed."""
+
+    passed: bool
+    kept: bool = True
+    file: str | None = None
+    error: str | None = None
+    atol: float | None = None
+    min_top1_agreement: float | None = None
+    max_abs: float | None = None
+    top1_agreement: float | None = None
+    test_accuracy: float | None = None
+    fp32_test_accuracy: float | None = None
+    accuracy_change_points: float | None = None
+
+
+class DivergingLayer(_Strict):
+    layer: str
+    onnx_tensor: str
+    max_abs: float
+
+
+class ParityReport(records.Record):
+    """``validation.json``: ONNX Runtime against Keras on the same inputs, and what was shipped."""
+
+    passed: bool
+    atol: float = Field(ge=0)
+    min_top1_agreement: float
+    cases: list[ParityCase]
+    max_abs: float
+    top1_agreement: float
+    opset: int
+    source: str
+    weights_sha256: str
+    keras_untouched: bool
+    providers: list[str]
+    max_batch: int = Field(ge=1)
+    input_shape: list[int]
+    classes: int = Field(ge=1)
+    variants: dict[str, VariantResult] = {}
+    test_accuracy: float | None = None
+    first_diverging_layer: DivergingLayer | None = None  # set only when parity failed
+
+
+def metadata(prep: Preprocessing, **fields) -> dict[str, str]:
+    """The key/value strings stored in ``model.onnx``'s ``metadata_props``."""
+    props = {"class_names": json.dumps(prep.class_names, ensure_ascii=False),
+             "preprocess": json.dumps(prep.to_json(), ensure_ascii=False)}
+    props |= {k: v if isinstance(v, str) else json.dumps(v, ensure_ascii=False)
+              for k, v in fields.items()}
+    return props
+
+
+def served(props: dict[str, str], path: str | Path, input_shape: list[int],
+           classes: int) -> Preprocessing:
+    """The preprocessing a server applies to ``model.onnx`` at ``path``, from its metadata.
+
+    A model without cnnbp metadata (exported elsewhere) gets identity preprocessing and
+    numbered classes; metadata that disagrees with the graph is refused.
+    """
+    if "preprocess" not in props:
+        return Preprocessing.identity(input_shape, classes)
+    try:
+        doc = json.loads(props["preprocess"])
+    except ValueError as exc:
+        raise ArtifactError(path, f"the model's preprocess metadata is not JSON ({exc})") \
+            from None
+    if isinstance(doc, dict) and "class_names" not in doc and "class_names" in props:
+        doc["class_names"] = json.loads(props["class_names"])  # written before they were joined
+    prep = records.parse(Preprocessing, doc, path, "model's preprocess metadata")
+    if prep.input_shape != list(input_shape) or len(prep.class_names) != classes:
+        raise ArtifactError(path, f"the model's metadata describes input {prep.input_shape} and "
+                                  f"{len(prep.class_names)} classes, but its graph takes "
+                                  f"{list(input_shape)} and gives {classes}")
+    return prep
+
+
+class Bundle:
+    """The folder ``cnnbp export -o`` wrote."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        if not (self.path / MODEL).is_file():
+            raise ArtifactError(self.path, f"is not a bundle (no {MODEL}); give the folder that "
+                                           "`cnnbp export -o` wrote")
+
+    @property
+    def model(self) -> Path:
+        return self.path / MODEL
+
+    def report(self) -> ParityReport:
+        return records.read(ParityReport, self.path / REPORT, "validation report")
+
+    def preprocessing(self) -> Preprocessing:
+        prep = records.read(Preprocessing, self.path / PREPROCESS, "preprocessing record")
+        labels = read_labels(self.path / LABELS)
+        if labels != prep.class_names:
+            raise ArtifactError(self.path / LABELS, f"lists {len(labels)} classes that differ "
+                                                    f"from the {len(prep.class_names)} of "
+                                                    f"{PREPROCESS}: the files are from different "
+                                                    "exports")
+        return prep

@@ -1,0 +1,45 @@
+"""``metrics.json`` of a run: what training measured on the held-out test set, and how."""
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, model_validator
+
+from .records import Record
+
+
+class ClassFigures(BaseModel):
+    model_config = ConfigDict(strict=True, extra="forbid")
+
+    precision: float
+    recall: float
+    support: int
+
+
+class TrainMetrics(Record):
+    """Test-set figures of the final model, and the run that produced them."""
+
+    test_loss: float
+    test_accuracy: float
+    test_samples: int
+    per_class: dict[str, ClassFigures]
+    confusion_matrix: list[list[int]]  # rows: true class, columns: predicted, labels.txt order
+    blueprint: str
+    run_dir: str
+    data: str
+    epochs: int
+    stopped_early: bool
+    train_samples: int
+    train_seconds: float
+    images_per_second: float | None
+    wall_seconds: float
+    device: str
+    mixed_precision: bool
+    versions: dict[str, str]
+
+    @model_validator(mode="after")
+    def _square(self):
+        k = len(self.per_class)
+        if len(self.confusion_matrix) != k or any(len(row) != k for row in self.confusion_matrix):
+            raise ValueError(f"confusion_matrix must be {k}x{k} (one row and column per class)")
+        if not 0.0 <= self.test_accuracy <= 1.0:
+            raise ValueError(f"test_accuracy {self.test_accuracy} is not within 0..1")
+        return self
