@@ -268,9 +268,39 @@ def expand(tree: Node, variables: Mapping[str, Any],
     _check_size(tree, variables)
     ex = _Expander(variables, layer_defaults)
     ex.walk(tree, ())
+    used = referenced(tree)
+    for name in variables:
+        if name not in used:  # a typo, or a name the pattern dropped: never ignore it silently
+            from .source import TOP_KEYS
+            hint = suggest(name, sorted(used)) or suggest(name, TOP_KEYS)
+            known = ", ".join(sorted(used)) or "none"
+            ex.fail(f"vars.{name}", f"is not used by the pattern{hint}; the pattern's variables "
+                    f"are: {known}")
     if ex.problems:
         raise BlueprintError(ex.problems)
     return ex.out
+
+
+def referenced(node: Node) -> set[str]:
+    """Every variable the pattern names: repeat counts, optional flags, argument values —
+    including those inside optional groups that are switched off."""
+    if isinstance(node, Seq):
+        return set().union(*(referenced(item) for item in node.items))
+    if isinstance(node, Repeat):
+        return referenced(node.body) | ({node.count} if isinstance(node.count, str) else set())
+    if isinstance(node, Optional):
+        return referenced(node.body) | {node.flag}
+    token = TOKENS.get(node.token)
+    names = set()
+    for key, raw in [(None, r) for r in node.positional] + list(node.keywords):
+        if not isinstance(raw, Word) or token is None:
+            continue
+        if key is None and _Expander._choice_for(token, raw) is not None:
+            continue
+        if key is not None and _Expander._is_choice(token, key, raw):
+            continue
+        names.add(raw.name)
+    return names
 
 
 def _show(v: Any) -> str:

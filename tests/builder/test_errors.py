@@ -126,3 +126,25 @@ def test_non_strict_accepts_floor_rounding():
 def test_unknown_initializer_is_refused_at_check_time(write_blueprint):
     text = error_of(write_blueprint(GOOD + "weights: {init: he_norml}\n"))
     assert "weights.init: 'he_norml' is not one of" in text and "(did you mean he_normal?)" in text
+
+
+@pytest.mark.parametrize("override,named,hint", [
+    ("clases=5", "vars.clases", "did you mean classes?"),  # a top-level key, misspelt
+    ("n=3", "vars.n", "did you mean N?"),                    # a variable, in the wrong case
+    ("POOL=true", "vars.POOL", "K, M, N"),                   # a flag the pattern does not have
+])
+def test_an_override_that_matches_nothing_is_refused(write_blueprint, override, named, hint):
+    message = error_of(write_blueprint(GOOD), [override])
+    assert f"{named}: (from --set {override})" in message and "not used by the pattern" in message
+    assert hint in message
+
+
+def test_a_variable_no_part_of_the_pattern_uses_is_refused(write_blueprint):
+    message = error_of(write_blueprint(GOOD.replace("K: 1}", "K: 1, P: 2}")))
+    assert "vars.P: is not used by the pattern" in message
+
+
+def test_a_variable_used_only_inside_a_switched_off_group_is_used(write_blueprint):
+    text = GOOD.replace('"[(CONV-RELU)*N-POOL]*M-', '"[(CONV-RELU)*N-POOL]*M-(CONV(F)-RELU)?X-') \
+        .replace("K: 1}", "K: 1, F: 8, X: false}")
+    assert load(write_blueprint(text)).analysis.total_params > 0
