@@ -93,7 +93,7 @@ class _Walker:
         self.stats: list[LayerStats] = []
 
     def fail(self, layer, message: str, what: str | None = None) -> None:
-        problem = Problem(layer.name, f"({what or layer.kind}; {layer.origin}) {message}")
+        problem = Problem(layer.name, f"({what or layer.kind}; pattern {layer.origin}) {message}")
         if problem not in self.problems:  # square windows fail the same way on every axis
             self.problems.append(problem)
 
@@ -112,7 +112,8 @@ class _Walker:
                 ext = window_extent(n, k, s, before, after, d, ceil=rounding == "ceil")
             where = f"input {fmt_shape(self.shape)} -> {ext.formula}"
             if ext.length < 1:
-                self.fail(layer, f"{where}, rounded to {ext.length}; the window "
+                rounded = f", rounded to {ext.length}" if not ext.tiles and ext.length == 0 else ""
+                self.fail(layer, f"{where}{rounded}, below 1: the window "
                           f"{effective_kernel(k, d)} is larger than the padded input {n}, and the "
                           "spatial size must stay >= 1 — remove a POOL, add padding, or use a "
                           "larger input", what)
@@ -157,8 +158,10 @@ class _Walker:
             macs = math.prod(shape) * fan_in
             g = f", {layer.groups} groups" if layer.groups > 1 else ""
             dil = f", dilation {fmt_shape(layer.dilation)}" if max(layer.dilation) > 1 else ""
-            desc = (f"{layer.filters} {fmt_shape(layer.kernel)} filters at stride "
-                    f"{fmt_size(layer.stride)}, {_pads_text(layer.padding)}{dil}{g}")
+            size = f"{fmt_shape(layer.kernel)} filters" if len(layer.kernel) > 1 else \
+                f"filters of width {layer.kernel[0]}"  # "15 3 filters" reads as two numbers
+            desc = (f"{layer.filters} {size} at stride {fmt_size(layer.stride)}, "
+                    f"{_pads_text(layer.padding)}{dil}{g}")
         elif isinstance(layer, ir.Pool):
             if layer.mode == "avg" and layer.rounding == "ceil":
                 self.fail(layer, "rounding: ceil is supported for max pooling only: frameworks "
@@ -213,5 +216,10 @@ def analyze(net: ir.Network) -> Analysis:
         if not walker.step(layer):
             break
     if walker.problems:
+        shape = net.input_shape
+        if len(shape) == 3 and shape[0] in (1, 3, 4) and shape[-1] > 4:  # [3, 32, 32]
+            walker.problems.append(Problem("input", f"{list(shape)} looks channels-first; "
+                                           "input is [height, width, channels] (channels last): "
+                                           f"did you mean {[shape[1], shape[2], shape[0]]}?"))
         raise BlueprintError(walker.problems)
     return Analysis(net, tuple(walker.stats))

@@ -47,6 +47,7 @@ class _Expander:
         self.defaults = layer_defaults
         self.problems: list[Problem] = []
         self.out: list[Occurrence] = []
+        self.switched_on: list[str] = []  # flags of the optional groups being walked
 
     def fail(self, path: str, message: str) -> None:
         p = Problem(path, message)
@@ -90,11 +91,16 @@ class _Expander:
             flag = self.variable(node.flag, node.column, stack)
             if flag is None:
                 return
+            if isinstance(flag, str) and flag.lower() in FLAG_WORDS:  # --set POOL=yes
+                flag = FLAG_WORDS[flag.lower()]
             if not isinstance(flag, bool):
                 self.fail(f"vars.{node.flag}", f"is the flag of the optional at column "
-                          f"{node.column}; it must be true or false, got {flag!r}")
+                          f"{node.column}; it must be true or false (or yes/no, on/off), got "
+                          f"{flag!r}")
             elif flag:
+                self.switched_on.append(node.flag)
                 self.walk(node.body, stack)
+                self.switched_on.pop()
         else:
             self.call(node, stack)
 
@@ -113,14 +119,20 @@ class _Expander:
             self.walk(node.body, stack + (_Level(label, count, i),))
 
     def call(self, node: Call, stack: tuple[_Level, ...]) -> None:
-        token = TOKENS.get(node.token)
+        token = TOKENS.get(node.token.upper())  # conv and CONV are the same token
         if token is None:
-            self.fail("pattern", f"column {node.column}: unknown token {node.token}"
-                      f"{suggest(node.token, TOKENS)}; known tokens: {', '.join(TOKENS)}")
+            alias = ALIASES.get(node.token.upper().replace("_", ""))
+            hint = f" ({alias} is this tool's name for it)" if alias else \
+                suggest(node.token.upper(), TOKENS)
+            self.fail("pattern", f"column {node.column}: unknown token {node.token}{hint}; "
+                      f"known tokens: {', '.join(TOKENS)}")
             return
-        origin = f"pattern column {node.column}"
+        origin = f"column {node.column}"
         if stack:
-            origin += " at " + ", ".join(f"{l.label}[{l.index}]" for l in stack)
+            origin += ", " + ", ".join(f"repetition {l.index + 1} of *{l.label}"
+                                       for l in reversed(stack))
+        for flag in self.switched_on:  # a layer that exists only because a flag is on
+            origin += f", in the group ?{flag} that {flag}=true switches on ({flag}=false drops it)"
         values: dict[str, tuple[Any, str]] = {}
         for key, raw in (self.defaults.get(token.name) or {}).items():
             values[key] = (raw, f"layers.{token.name}.{key}")
@@ -143,13 +155,17 @@ class _Expander:
             arg = token.arg(key)
             if arg is None:
                 names = [a.name for a in token.args]
+                hint = " (an activation is a token of its own: write CONV(...)-RELU)" \
+                    if key == "activation" else suggest(key, names)
                 self.fail("pattern", f"column {node.column}: {node.token} has no argument "
-                          f"{key!r}{suggest(key, names)}; valid: {', '.join(names) or 'none'}")
+                          f"{key!r}{hint}; valid: {', '.join(names) or 'none'}")
                 continue
             values[arg.name] = (raw, inline)
         picked = {}
         for key, (raw, source) in values.items():
-            if isinstance(raw, Word) and not self._is_choice(token, key, raw):
+            if isinstance(raw, Word) and self._is_choice(token, key, raw):
+                raw = Word(raw.name.lower())  # padding=SAME means same
+            elif isinstance(raw, Word):
                 raw = self.variable(raw.name, node.column, stack)
                 source = f"vars.{getattr(values[key][0], 'name', key)}"
             picked[key] = (self.pick(raw, source, stack), source)
@@ -158,15 +174,17 @@ class _Expander:
     @staticmethod
     def _choice_for(token, raw) -> str | None:
         if isinstance(raw, Word):
+            word = raw.name.lower()  # a choice is a choice in any case: SAME, Same, same
             for a in token.args:
-                if raw.name in a.choices or (a.kind == "padding" and raw.name in ("valid", "same")):
+                if word in a.choices or (a.kind == "padding" and word in ("valid", "same")):
                     return a.name
         return None
 
     @staticmethod
     def _is_choice(token, key, raw: Word) -> bool:
         arg = token.arg(key)
-        return arg is not None and (raw.name in arg.choices or raw.name in ("valid", "same", "true", "false"))
+        word = raw.name.lower()
+        return arg is not None and (word in arg.choices or word in ("valid", "same", "true", "false"))
 
 
 class _Size:
@@ -281,6 +299,17 @@ def expand(tree: Node, variables: Mapping[str, Any],
     return ex.out
 
 
+FLAG_WORDS = {"yes": True, "on": True, "true": True, "no": False, "off": False, "false": False}
+
+# What other frameworks call a token, so a Keras or PyTorch habit gets pointed at ours.
+ALIASES = {"DENSE": "FC", "LINEAR": "FC", "FULLYCONNECTED": "FC", "MAXPOOL": "POOL",
+           "MAXPOOL2D": "POOL", "MAXPOOLING2D": "POOL", "AVGPOOL": "POOL (with type=avg)",
+           "AVERAGEPOOLING2D": "POOL (with type=avg)", "CONV2D": "CONV", "CONV1D": "CONV",
+           "CONVOLUTION": "CONV", "BATCHNORM": "BN", "BATCHNORMALIZATION": "BN",
+           "FLAT": "FLATTEN", "DROP": "DROPOUT", "GLOBALAVERAGEPOOLING2D": "GLOBAL_POOL",
+           "GAP": "GLOBAL_POOL", "INPUTLAYER": "INPUT", "ACTIVATION": "RELU (or another activation token)"}
+
+
 def referenced(node: Node) -> set[str]:
     """Every variable the pattern names: repeat counts, optional flags, argument values —
     including those inside optional groups that are switched off."""
@@ -290,7 +319,7 @@ def referenced(node: Node) -> set[str]:
         return referenced(node.body) | ({node.count} if isinstance(node.count, str) else set())
     if isinstance(node, Optional):
         return referenced(node.body) | {node.flag}
-    token = TOKENS.get(node.token)
+    token = TOKENS.get(node.token.upper())
     names = set()
     for key, raw in [(None, r) for r in node.positional] + list(node.keywords):
         if not isinstance(raw, Word) or token is None:

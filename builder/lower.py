@@ -145,7 +145,7 @@ def _typed(o: Occurrence, name: str, rank: int, problems: list[Problem]) -> dict
         elif arg.default is REQUIRED:
             if not (o.token == "FC" and name == "predictions"):
                 problems.append(Problem(f"layers.{o.token}.{arg.name}",
-                                        f"{name} ({o.origin}) needs {arg.name}: set it inline, "
+                                        f"{name} (pattern {o.origin}) needs {arg.name}: set it inline, "
                                         f"e.g. {o.token}({arg.name}=...), or under "
                                         f"layers.{o.token}.{arg.name}"))
         else:
@@ -180,7 +180,7 @@ def _check_strides(layers: tuple[ir.Layer, ...]) -> None:
         if isinstance(layer, (ir.Conv, ir.Pool)):
             jump = tuple(j * s for j, s in zip(jump or (1,) * len(layer.stride), layer.stride))
             if max(jump) > MAX_INT:
-                raise BlueprintError(Problem(layer.name, f"({layer.kind}; {layer.origin}) the "
+                raise BlueprintError(Problem(layer.name, f"({layer.kind}; pattern {layer.origin}) the "
                                              "strides up to here multiply to more than "
                                              f"{MAX_INT:,} (64 bits), far beyond any input's "
                                              "size; lower the strides"))

@@ -28,7 +28,14 @@ def summary(a: Analysis) -> str:
     net = a.network
     weighted = sum(1 for s in a.layers if s.params and s.type in ("CONV", "FC"))
     rf = fmt_shape(a.layers[-1].receptive_field)
-    return (f"{net.name}: ok — {fmt_shape(net.input_shape)} input, {net.classes} classes, "
+    if len(net.input_shape) == 2:  # say how a 2-D-looking size was read
+        length, channels = net.input_shape
+        shape = f"1-D input of length {length} with {channels} channel{'s' * (channels > 1)}"
+        if channels > 4:
+            shape += f" (for a {length}x{channels} image write {length}x{channels}x1 or x3)"
+    else:
+        shape = f"{fmt_shape(net.input_shape)} input"
+    return (f"{net.name}: ok — {shape}, {net.classes} classes, "
             f"{weighted} weight layers, {a.total_params:,} params, {human(a.total_macs)} MACs, "
             f"receptive field {rf}")
 

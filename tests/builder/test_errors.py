@@ -71,7 +71,7 @@ def test_override_is_named_in_the_message(write_blueprint):
 
 def test_spatial_size_reaching_zero_shows_the_arithmetic(write_blueprint):
     text = error_of(write_blueprint(GOOD), ["M=5", "layers.CONV.filters=4"])
-    assert "stage5_pool" in text and "(1 - 2)/2 + 1 = 0.50, rounded to 0" in text
+    assert "stage5_pool" in text and "(1 - 2)/2 + 1 = 0.50, rounded to 0, below 1" in text
     assert "must stay >= 1" in text
 
 
@@ -148,3 +148,60 @@ def test_a_variable_used_only_inside_a_switched_off_group_is_used(write_blueprin
     text = GOOD.replace('"[(CONV-RELU)*N-POOL]*M-', '"[(CONV-RELU)*N-POOL]*M-(CONV(F)-RELU)?X-') \
         .replace("K: 1}", "K: 1, F: 8, X: false}")
     assert load(write_blueprint(text)).analysis.total_params > 0
+
+
+def expression_error(pattern, overrides=()):
+    with pytest.raises(BlueprintError) as exc:
+        load_expression(pattern, overrides)
+    return str(exc.value)
+
+
+def test_choices_and_tokens_read_in_any_case():
+    a = load_expression("INPUT(16x16x3)-conv(8,3,padding=SAME)-Relu-POOL-FC(4)-SOFTMAX")
+    b = load_expression("INPUT(16x16x3)-CONV(8,3,padding=same)-RELU-POOL-FC(4)-SOFTMAX")
+    assert a.analysis.total_params == b.analysis.total_params == 8 * 3 * 3 * 3 + 8 + 8 * 8 * 8 * 4 + 4
+
+
+@pytest.mark.parametrize("token,ours", [("DENSE", "FC"), ("MAXPOOL", "POOL"), ("Conv2D", "CONV")])
+def test_other_frameworks_names_point_at_ours(token, ours):
+    message = expression_error(f"INPUT(16x16x3)-CONV(8,3)-RELU-{token}-FC(4)-SOFTMAX")
+    assert f"unknown token {token} ({ours} is this tool's name for it)" in message
+
+
+def test_activation_argument_says_activations_are_tokens():
+    message = expression_error("INPUT(16x16x3)-CONV(8,3,activation=relu)-POOL-FC(4)-SOFTMAX")
+    assert "an activation is a token of its own" in message and "did you mean" not in message
+
+
+def test_repetitions_are_named_in_words_and_no_rounding_to_negatives():
+    message = expression_error("INPUT(4x4x1)-[CONV(4,3)-RELU]*4-FC(10)-SOFTMAX")
+    assert "pattern column 15, repetition 2 of *4)" in message and "= 0, below 1" in message
+    assert "rounded to" not in message and "at 4[" not in message
+
+
+def test_a_layer_that_a_flag_switches_on_is_named_with_the_fix():
+    message = expression_error("INPUT(8x8x1)-CONV(4,3)-RELU-(CONV(4,kernel=9)-RELU)?C-FC(10)-"
+                               "SOFTMAX", ["C=true"])
+    assert "in the group ?C that C=true switches on (C=false drops it)" in message
+
+
+@pytest.mark.parametrize("word,params", [("yes", 325_994), ("off", 1_472_874)])
+def test_flags_take_yes_no_on_off(word, params):
+    assert load("mnist1d", [f"POOL={word}"]).analysis.total_params == params
+
+
+def test_channels_first_input_gets_a_hint(write_blueprint):
+    message = error_of(write_blueprint(GOOD.replace("[16, 16, 1]", "[3, 16, 16]")))
+    assert "looks channels-first" in message and "did you mean [16, 16, 3]?" in message
+
+
+def test_a_two_number_input_states_how_it_was_read():
+    from cnnbp.builder.report import summary
+    line = summary(load_expression("INPUT(32x32)-CONV(8,3)-RELU-POOL-FC(10)-SOFTMAX").analysis)
+    assert "1-D input of length 32 with 32 channels (for a 32x32 image write 32x32x1 or x3)" in line
+
+
+def test_one_dimensional_filters_read_as_width():
+    from cnnbp.builder.report import table
+    text = table(load_expression("INPUT(40x1)-CONV(15,3)-RELU-POOL-FC(10)-SOFTMAX").analysis)
+    assert "15 filters of width 3" in text and "15 3 filters" not in text
