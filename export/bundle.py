@@ -116,7 +116,7 @@ def export_bundle(ref: str | Path, out: str | Path, opset: int = DEFAULT_OPSET,
                      versions={"tensorflow": tf.__version__, "keras": keras.__version__,
                                "tf2onnx": tf2onnx.__version__, "onnx": onnx.__version__,
                                "onnxruntime": ort.__version__},
-                     source=str(src.path))
+                     source=str(src.path.resolve()))
     with atomic_path(out, keep_old=moved_to) as tmp:
         tmp.mkdir(parents=True)
         model_path = tmp / "model.onnx"
@@ -130,7 +130,8 @@ def export_bundle(ref: str | Path, out: str | Path, opset: int = DEFAULT_OPSET,
         if not found["passed"]:
             found["first_diverging_layer"] = parity.first_diverging_layer(
                 src.model, onnx.load(str(model_path)), worst, atol)
-        report = ParityReport(**found, opset=opset, source=str(src.path), weights_sha256=before,
+        report = ParityReport(**found, opset=opset, source=str(src.path.resolve()),
+                              weights_sha256=before,
                               keras_untouched=weights_sha256(src.model) == before,
                               providers=["CPUExecutionProvider"], max_batch=max_batch,
                               input_shape=list(src.preprocess.input_shape),

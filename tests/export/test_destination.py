@@ -102,3 +102,15 @@ def test_export_needs_no_data_source(tmp_path, capsys, keras):
     assert {c["inputs"] for c in report["cases"]} == {"random", "held-out"}
     prep = json.loads((tmp_path / "bundle" / "preprocess.json").read_text())
     assert prep["domain"] == "image" and prep["raw_max"] == 255.0 and prep["scale"] == 1.0
+
+
+def test_a_bundle_exported_with_relative_paths_validates_from_anywhere(run, tmp_path, capsys,
+                                                                        monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert export(capsys, "runs/digits", "-o", "bundles/d")[0] == 0
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    assert cli.main(["validate", str(tmp_path / "bundles" / "d")]) == 0
+    out = capsys.readouterr().out
+    assert "parity vs source model" in out and "not found" not in out
