@@ -220,8 +220,24 @@ def model_card(src: Source, report: ParityReport, name: str) -> str:
     if src.run and (src.run / "metrics.json").is_file():
         m = records.read(TrainMetrics, src.run / "metrics.json", "training metrics")
         lines += ["## Training", "", f"- data: {m.data}",
+                  f"- split: {m.train_samples:,} training samples (validation held out of "
+                  f"them), {m.test_samples:,} test samples",
                   f"- test accuracy (Keras): {m.test_accuracy:.4f}, loss {m.test_loss:.4f}",
-                  f"- epochs: {m.epochs}, device: {m.device}", ""]
+                  f"- epochs: {m.epochs}{' (stopped early)' if m.stopped_early else ''}, "
+                  f"device: {m.device}"]
+        if src.blueprint_text:
+            t = compiled.network.training
+            lines.append(f"- settings: {t.optimizer}, learning rate {t.learning_rate:g} "
+                         f"({t.schedule}), batch {t.batch_size}, weight decay "
+                         f"{t.weight_decay:g}, label smoothing {t.label_smoothing:g}, seed {t.seed}")
+        lines += ["", "| class | precision | recall | F1 | test samples |", "|---|---|---|---|---|"]
+        for cls, f in m.per_class.items():
+            f1 = 2 * f.precision * f.recall / (f.precision + f.recall) \
+                if f.precision + f.recall else 0.0
+            shown = cls.replace("|", "\\|")  # a pipe would split the table's cell
+            lines.append(f"| {shown} | {f.precision:.3f} | {f.recall:.3f} | {f1:.3f} | "
+                         f"{f.support} |")
+        lines.append("")
     lines += ["## Validation (ONNX Runtime vs Keras)", "",
               f"- opset {report.opset}, bar: max |diff| <= {report.atol:g} and 100% top-1 "
               f"agreement; result: max |diff| {report.max_abs:.3g}, top-1 agreement "
@@ -236,11 +252,14 @@ def model_card(src: Source, report: ParityReport, name: str) -> str:
                      + (f", max |diff| {v.max_abs:.3g}{extra}" if v.max_abs is not None else
                         f" ({v.error or ''})"))
     p = src.preprocess
+    raw = {"image": f"raw pixel values from 0 to {p.raw_max:g} (full white)" if p.raw_max else "",
+           "signal": "raw signal values in the training data's own units",
+           "tensor": "raw values in the training data's own units"}[p.domain]
     lines += ["", "## How to call it", "",
               f"Input `input`: float32 `[batch, {', '.join(map(str, p.input_shape))}]` "
               "(channels last), prepared as "
               f"`x = (raw / {p.scale:g} - mean) / std` with mean {p.mean} and std {p.std} "
-              "per channel. Output `probabilities`: float32 `[batch, "
+              f"per channel, where `raw` holds {raw}. Output `probabilities`: float32 `[batch, "
               f"{len(src.class_names)}]`, classes in `labels.txt` order."
               + (f" An image file is decoded to 8-bit pixels, resized ({p.resize}) to "
                  f"{p.input_shape[1]}x{p.input_shape[0]}, and read as raw = pixels / 255 * "

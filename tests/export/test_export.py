@@ -1,5 +1,6 @@
 """ONNX export end to end: bundle contents, metadata, parity, refusal, validate, Triton config."""
 import json
+import re
 import subprocess
 import sys
 
@@ -102,6 +103,11 @@ def test_model_card(bundle):
     card = (bundle[0] / "README.md").read_text()
     assert "[8x8x32]" in card and "stage1_conv1" in card and "onnxruntime" in card
     assert "passed" in card
+    assert "| class | precision | recall | F1 | test samples |" in card
+    rows = [l for l in card.splitlines() if re.match(r"\| \d \| [01]\.\d{3} \| ", l)]
+    assert [r.split(" | ")[0] for r in rows] == [f"| {d}" for d in range(10)]
+    assert "raw pixel values from 0 to 16 (full white)" in card  # digits' gray levels
+    assert "adam, learning rate" in card and "test samples" in card
 
 
 def test_triton_config_parses_with_tritons_protobufs(bundle):
