@@ -25,7 +25,9 @@ demo: $(STAMP)
 	$(BIN)/cnnbp validate bundles/demo
 	@echo "Serve it (Open Inference Protocol on http://127.0.0.1:8000):  $(BIN)/cnnbp serve bundles/demo"
 
+# The report tests open pages in a real headless browser: Debian's chromium, installed if missing.
 test: $(STAMP)
+	command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium)
 	$(BIN)/python -m pytest
 
 bench: $(STAMP)

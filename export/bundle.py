@@ -1,6 +1,6 @@
 """Run directory (or .keras file) → a validated deployment bundle, written atomically.
 
-    model.onnx  blueprint.yaml  labels.txt  preprocess.json  validation.json  README.md
+    model.onnx  blueprint.yaml  labels.txt  preprocess.json  validation.json  README.md  report.html
     model.onnx.data                             (only for weights over 256 MiB)
     test_data_set_0/input_0.pb, output_0.pb     (ONNX model-zoo test vectors)
     variants/model.optimized.onnx, model.fp16.onnx, model.int8.onnx
@@ -154,6 +154,12 @@ def export_bundle(ref: str | Path, out: str | Path, opset: int = DEFAULT_OPSET,
             report.test_accuracy = variants.accuracy(tmp / "model.onnx", src.x_test, src.y_test)
         report.write(tmp / "validation.json")
         write_text(tmp / "README.md", model_card(src, report, Path(out).resolve().name))
+    # After the rename: a report's title names the bundle's folder, not the temporary one.
+    from cnnbp.report import write_bundle_report, write_run_report
+    if src.blueprint_text:
+        write_bundle_report(out)
+    if src.run:
+        write_run_report(src.run, out)  # the run's page gains this export's parity and variants
     return Exported(report, moved_to)
 
 

@@ -1,0 +1,275 @@
+"""A trained run → figures of what it learned, as PNG bytes (loads TensorFlow and matplotlib).
+
+First-layer filters; every stage's activation maps; Grad-CAM on the last conv stage; receptive
+fields of each stage's centre unit drawn on the input (from the analyzer's RF and jump); the
+held-out rows that most excite channels of the last stage; misclassified held-out rows.
+1-D nets get the 1-D analogues (curves, spans and heat strips).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from cnnbp.builder import ir
+from cnnbp.contract.atomic import atomic_path
+from cnnbp.contract.errors import UsageError
+
+from . import receptive
+from .figures import png, pyplot
+from .probe import Context, call, last_conv_output, load, outputs, stage_outputs
+
+CHANNELS = 8      # channels shown per stage
+MISTAKES = 24
+
+
+@dataclass(frozen=True)
+class Figure:
+    slug: str
+    title: str
+    caption: str
+    png: bytes
+
+
+# -- the figures ---------------------------------------------------------------------------------
+def filters(ctx: Context) -> Figure:
+    first = next(layer for layer in ctx.analysis.network.layers if isinstance(layer, ir.Conv))
+    w = ctx.model.get_layer(first.name).get_weights()[0]  # (k..., in/groups, filters)
+    n = min(w.shape[-1], 64)
+    plt = pyplot()
+    cols = min(n, 8)
+    rows = -(-n // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(cols * 1.2, rows * 1.2), squeeze=False)
+    for i, ax in enumerate(axes.flat):
+        ax.axis("off")
+        if i >= n:
+            continue
+        f = w[..., i]
+        if ctx.one_d:
+            ax.plot(f[:, 0], color="#1f4e79")
+            ax.axhline(0, color="#999", lw=0.5)
+        else:
+            f = f if f.shape[-1] == 3 else f[..., 0]
+            ax.imshow((f - f.min()) / (np.ptp(f) or 1), cmap=None if f.ndim == 3 else "gray",
+                      interpolation="nearest")
+    fig.suptitle(f"{first.name}: {n} of {w.shape[-1]} filters")
+    fig.tight_layout()
+    return Figure("filters", "first-layer filters", f"{first.name}'s kernels"
+                  + ("" if ctx.one_d or w.shape[-2] == 3 else ", first input channel")
+                  + ", each scaled to its own range.", png(fig))
+
+
+def activations(ctx: Context, index: int) -> Figure:
+    names = stage_outputs(ctx.analysis)
+    maps = outputs(ctx, names, ctx.x[index:index + 1])
+    plt = pyplot()
+    fig, axes = plt.subplots(len(names), CHANNELS + 1, figsize=((CHANNELS + 1) * 1.2,
+                                                                len(names) * 1.3), squeeze=False)
+    for row, (name, m) in enumerate(zip(names, maps)):
+        _show_input(ctx, axes[row, 0], ctx.x[index])
+        axes[row, 0].set_ylabel(name, fontsize=7)
+        for c in range(CHANNELS):
+            ax = axes[row, c + 1]
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if c < m.shape[-1]:
+                a = m[0, ..., c]
+                ax.imshow(a[None] if ctx.one_d else a, cmap="viridis", aspect="auto",
+                          interpolation="nearest")
+                ax.set_title(f"ch {c}", fontsize=7)
+            else:
+                ax.axis("off")
+    fig.suptitle(f"activation maps of every stage: {ctx.names[index]}", fontsize=9)
+    fig.tight_layout()
+    return Figure(f"activations-{index}", f"activations: {ctx.names[index]}",
+                  f"the first {CHANNELS} channels of each stage's output ({', '.join(names)}).",
+                  png(fig))
+
+
+def grad_cam(ctx: Context) -> tuple[np.ndarray, np.ndarray, str]:
+    """(heatmaps resized to the input, predicted classes, layer) for ``ctx.x``."""
+    import keras
+    import tensorflow as tf
+    layer = last_conv_output(ctx.analysis)
+    probe = keras.Model(ctx.model.input, [ctx.model.get_layer(layer).output, ctx.model.output])
+    x = tf.constant(ctx.x)
+    with tf.GradientTape() as tape:
+        maps, probs = probe(x, training=False)
+        predicted = tf.argmax(probs, axis=-1)
+        score = tf.math.log(tf.gather(probs, predicted, batch_dims=1) + 1e-12)
+    grads = tape.gradient(score, maps).numpy()
+    maps = maps.numpy()
+    spatial = tuple(range(1, maps.ndim - 1))
+    weights = grads.mean(axis=spatial, keepdims=True)  # one weight per channel (Selvaraju et al.)
+    cam = np.maximum((weights * maps).sum(axis=-1), 0)
+    size = tuple(ctx.prep.input_shape[:-1])
+    resized = tf.image.resize(cam[..., None] if not ctx.one_d else cam[:, :, None, None],
+                              size if not ctx.one_d else (size[0], 1)).numpy()
+    heat = resized[..., 0] if not ctx.one_d else resized[..., 0, 0]
+    top = heat.reshape(len(heat), -1).max(axis=1).reshape((-1,) + (1,) * len(size))
+    return heat / np.where(top > 0, top, 1), predicted.numpy(), layer
+
+
+def grad_cam_figure(ctx: Context) -> Figure:
+    heat, predicted, layer = grad_cam(ctx)
+    plt = pyplot()
+    n = len(ctx.x)
+    fig, axes = plt.subplots(1, n, figsize=(n * 2.2, 2.4), squeeze=False)
+    for i, ax in enumerate(axes[0]):
+        _show_input(ctx, ax, ctx.x[i])
+        if ctx.one_d:
+            ax.imshow(heat[i][None], cmap="jet", alpha=0.35, aspect="auto",
+                      extent=(-0.5, len(heat[i]) - 0.5, *ax.get_ylim()))
+        else:
+            ax.imshow(heat[i], cmap="jet", alpha=0.45, interpolation="bilinear")
+        ax.set_title(f"{ctx.names[i]}\n→ {ctx.prep.class_names[predicted[i]]}", fontsize=7)
+    fig.tight_layout()
+    return Figure("grad-cam", "Grad-CAM", f"where the evidence for the predicted class lies, "
+                  f"from the gradients at {layer} (Selvaraju et al. 2017).", png(fig))
+
+
+def parse_unit(analysis, text: str) -> tuple[str, tuple[int, ...]]:
+    """``stage2_pool`` (its centre unit) or ``stage2_pool:3,1`` → (layer, unit)."""
+    name, _, where = text.partition(":")
+    stats = {s.name: s for s in analysis.layers if len(s.output_shape) > 1}
+    if name not in stats:
+        raise UsageError(f"--unit {text}: {name!r} is not a layer with a spatial output; "
+                         f"pick one of {', '.join(stats)}")
+    shape = stats[name].output_shape[:-1]
+    try:
+        unit = tuple(int(v) for v in where.split(",")) if where else receptive.centre(
+            stats[name].output_shape)
+    except ValueError:
+        unit = ()
+    if len(unit) != len(shape) or not all(0 <= u < n for u, n in zip(unit, shape)):
+        raise UsageError(f"--unit {text}: give {len(shape)} index(es) within {name}'s output "
+                         f"{'x'.join(map(str, shape))}, e.g. {name}:"
+                         f"{','.join(str(n // 2) for n in shape)}")
+    return name, unit
+
+
+def receptive_fields(ctx: Context, chosen: str | None = None) -> Figure:
+    from matplotlib.patches import Rectangle
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(4.5, 4.5) if not ctx.one_d else (8, 3))
+    _show_input(ctx, ax, ctx.x[0])
+    colors = plt.get_cmap("tab10")
+    stats = {s.name: s for s in ctx.analysis.layers}
+    units = [parse_unit(ctx.analysis, chosen)] if chosen else [
+        (name, receptive.centre(stats[name].output_shape)) for name in stage_outputs(ctx.analysis)]
+    for k, (name, unit) in enumerate(units):
+        span = receptive.field(ctx.analysis, name, unit)
+        label = f"{name} unit {unit}: RF {stats[name].receptive_field[0]}, jump " \
+                f"{stats[name].jump[0]}"
+        if ctx.one_d:
+            (a, b), = span
+            ax.axvspan(a - 0.5, b - 0.5, ymin=0.05 * k, ymax=1 - 0.05 * k, fill=False,
+                       edgecolor=colors(k), lw=2, label=label)
+        else:
+            (r0, r1), (c0, c1) = span
+            ax.add_patch(Rectangle((c0 - 0.5, r0 - 0.5), c1 - c0, r1 - r0, fill=False,
+                                   edgecolor=colors(k), lw=2, label=label))
+    ax.legend(fontsize=6, loc="upper center", bbox_to_anchor=(0.5, -0.05))
+    fig.tight_layout()
+    who = "the chosen unit" if chosen else "the centre unit of each stage"
+    return Figure("receptive-fields", "receptive fields", f"the input positions {who} sees "
+                  "(clipped to the input), from the analyzer's receptive field and jump.",
+                  png(fig))
+
+
+def top_activating(ctx: Context, channels: list[int] | None = None,
+                   top: int = 5) -> Figure | None:
+    if ctx.x_test is None:
+        return None
+    name = stage_outputs(ctx.analysis)[-1]
+    m, = outputs(ctx, [name], ctx.x_test)
+    strength = m.reshape(len(m), -1, m.shape[-1]).max(axis=1)  # (rows, channels)
+    channels = channels or list(range(min(6, m.shape[-1])))
+    bad = [c for c in channels if not 0 <= c < m.shape[-1]]
+    if bad:
+        raise UsageError(f"--channels {','.join(map(str, bad))}: {name} has channels 0 to "
+                         f"{m.shape[-1] - 1}")
+    plt = pyplot()
+    fig, axes = plt.subplots(len(channels), top, figsize=(top * 1.3, len(channels) * 1.3),
+                             squeeze=False)
+    for row, c in enumerate(channels):
+        for rank, i in enumerate(np.argsort(-strength[:, c], kind="stable")[:top]):
+            ax = axes[row, rank]
+            _show_input(ctx, ax, ctx.x_test[i])
+            ax.set_title(f"{strength[i, c]:.2g}", fontsize=6)
+        axes[row, 0].set_ylabel(f"ch {c}", fontsize=7)
+    fig.tight_layout()
+    return Figure("top-activating", "inputs that most excite the last stage",
+                  f"per row, the {top} held-out rows with the highest activation of one "
+                  f"channel of {name}.", png(fig))
+
+
+def misclassified(ctx: Context) -> Figure | None:
+    if ctx.x_test is None:
+        return None
+    predicted = call(ctx.model, ctx.x_test)[0].argmax(axis=1)
+    wrong = np.flatnonzero(predicted != ctx.y_test)[:MISTAKES]
+    plt = pyplot()
+    cols = 8
+    rows = max(1, -(-len(wrong) // cols))
+    fig, axes = plt.subplots(rows, cols, figsize=(cols * 1.3, rows * 1.5), squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    names = ctx.prep.class_names
+    for ax, i in zip(axes.flat, wrong):
+        ax.axis("on")
+        _show_input(ctx, ax, ctx.x_test[i])
+        ax.set_title(f"{names[ctx.y_test[i]]} → {names[predicted[i]]}", fontsize=7,
+                     color="#b00")
+    if not len(wrong):
+        axes[0, 0].text(0, 0.5, "no mistakes among the held-out rows", fontsize=9)
+    fig.tight_layout()
+    total = int((predicted != ctx.y_test).sum())
+    return Figure("misclassified", "misclassified held-out rows",
+                  f"{total} of {len(ctx.y_test)} held-out rows are wrong; the first "
+                  f"{len(wrong)} shown as true → predicted.", png(fig))
+
+
+def _show_input(ctx: Context, ax, x: np.ndarray) -> None:
+    ax.set_xticks([])
+    ax.set_yticks([])
+    shown = ctx.display(x)
+    if ctx.one_d:
+        ax.plot(shown[:, 0], color="#222")
+        ax.set_xlim(-0.5, len(shown) - 0.5)
+    elif shown.shape[-1] == 3:
+        ax.imshow(shown, interpolation="nearest")
+    else:
+        ax.imshow(shown[..., 0], cmap="gray", interpolation="nearest")
+
+
+def figures(run_path, images=(), samples: int = 4, channels: list[int] | None = None,
+            unit: str | None = None) -> list[Figure]:
+    """Every explain figure for ``run_path``, in the report's order. ``channels``: of the last
+    stage, for the top-activating rows; ``unit``: ``LAYER[:I,J]`` whose field to draw."""
+    ctx = load(run_path, images, samples)
+    convs = any(isinstance(layer, ir.Conv) for layer in ctx.analysis.network.layers)
+    spatial = bool(stage_outputs(ctx.analysis))  # a net of FC layers only has no maps to show
+    found = [filters(ctx) if convs else None,
+             *(activations(ctx, i) for i in range(min(len(ctx.x), 2) if spatial else 0)),
+             grad_cam_figure(ctx) if convs else None,
+             receptive_fields(ctx, unit) if spatial else None,
+             top_activating(ctx, channels) if spatial else None, misclassified(ctx)]
+    pyplot().close("all")
+    return [f for f in found if f is not None]
+
+
+def write_figures(run_path, images=(), output=None, samples: int = 4,
+                  channels: list[int] | None = None, unit: str | None = None) -> list[Path]:
+    """Write each figure as ``NN-slug.png`` under ``output`` (default ``RUN/explain``)."""
+    made = figures(run_path, images, samples, channels, unit)  # before any folder is made
+    folder = Path(output) if output else Path(run_path) / "explain"
+    folder.mkdir(parents=True, exist_ok=True)
+    written = []
+    for i, f in enumerate(made, 1):
+        path = folder / f"{i:02d}-{f.slug}.png"
+        with atomic_path(path) as tmp:
+            tmp.write_bytes(f.png)
+        written.append(path)
+    return written

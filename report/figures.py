@@ -1,0 +1,83 @@
+"""Run records → the report's charts as PNG bytes (matplotlib, no TensorFlow): training curves
+with the best epoch and the learning rate, and the confusion matrix as counts and normalised."""
+from __future__ import annotations
+
+import io
+
+
+def pyplot():
+    """matplotlib's pyplot on the Agg backend (no display needed)."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    return plt
+
+
+def png(fig) -> bytes:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=100, metadata={"Software": None})
+    pyplot().close(fig)
+    return buf.getvalue()
+
+
+def best_epoch(history: list[dict]) -> int | None:
+    """The epoch with the lowest validation loss (training loss when there is no validation).
+
+    >>> best_epoch([{"epoch": 1, "val_loss": 0.5}, {"epoch": 2, "val_loss": 0.3},
+    ...             {"epoch": 3, "val_loss": 0.4}])
+    2
+    """
+    key = "val_loss" if history and "val_loss" in history[0] else "loss"
+    rows = [r for r in history if key in r]
+    return min(rows, key=lambda r: r[key])["epoch"] if rows else None
+
+
+def curves(history: list[dict]) -> bytes:
+    """Loss, accuracy and learning rate per epoch; the best epoch marked on each."""
+    from matplotlib.ticker import MaxNLocator
+    plt = pyplot()
+    epochs = [r["epoch"] for r in history]
+    best = best_epoch(history)
+    fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
+    for ax, key in zip(axes, ("loss", "accuracy", "learning_rate")):
+        if key in history[0]:
+            ax.plot(epochs, [r[key] for r in history], marker="o", label="train"
+                    if key != "learning_rate" else "learning rate")
+        if f"val_{key}" in history[0]:
+            ax.plot(epochs, [r[f"val_{key}"] for r in history], marker="o", label="validation")
+        if best is not None:
+            ax.axvline(best, color="#cc0000", linestyle="--", label=f"best epoch ({best})")
+        ax.set_title(key.replace("_", " "))
+        ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    return png(fig)
+
+
+def confusion(matrix: list[list[int]], names: list[str]) -> bytes:
+    """Counts and row-normalised (recall per true class) side by side."""
+    import numpy as np
+    plt = pyplot()
+    cm = np.asarray(matrix, dtype=float)
+    norm = cm / np.maximum(cm.sum(axis=1, keepdims=True), 1)
+    k = len(names)
+    side = max(4.0, 0.45 * k + 2)
+    fig, axes = plt.subplots(1, 2, figsize=(2 * side, side))
+    for ax, values, title, fmt in ((axes[0], cm, "counts", "{:.0f}"),
+                                   (axes[1], norm, "normalised by true class", "{:.2f}")):
+        ax.imshow(values, cmap="Blues", vmin=0)
+        ax.set_xticks(range(k), names, rotation=45, ha="right")
+        ax.set_yticks(range(k), names)
+        ax.set_xlabel("predicted")
+        ax.set_ylabel("true")
+        ax.set_title(title)
+        if k <= 30:  # beyond that the numbers are unreadable; the colours still tell
+            top = values.max() or 1
+            for i in range(k):
+                for j in range(k):
+                    ax.text(j, i, fmt.format(values[i, j]), ha="center", va="center",
+                            fontsize=7, color="white" if values[i, j] > top / 2 else "black")
+    fig.tight_layout()
+    return png(fig)

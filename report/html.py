@@ -1,0 +1,221 @@
+"""A run directory or a bundle → one self-contained ``report.html``.
+
+Every image is inline (``data:`` URIs) and a Content-Security-Policy forbids anything else, so
+the page makes no network request, reads the same offline, and prints. Records are read only
+through ``cnnbp.contract``.
+"""
+from __future__ import annotations
+
+import base64
+import datetime
+from html import escape
+from pathlib import Path
+
+from cnnbp.builder.analysis import Analysis, fmt_shape
+from cnnbp.builder.report import human
+from cnnbp.contract import records
+from cnnbp.contract.atomic import write_text
+from cnnbp.contract.bundle import MODEL, Bundle, ParityReport
+from cnnbp.contract.errors import ArtifactError
+from cnnbp.contract.metrics import TrainMetrics
+from cnnbp.contract.preprocessing import Preprocessing
+from cnnbp.contract.rundir import RunDir
+
+REPORT = "report.html"
+CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'"
+STYLE = """
+body { font: 14px/1.45 -apple-system, "Segoe UI", "DejaVu Sans", Arial, sans-serif;
+       margin: 2em auto; max-width: 1200px; padding: 0 1em; color: #222; }
+h1 { font-size: 1.6em; margin-bottom: .2em; } h2 { border-bottom: 1px solid #ccc; margin-top: 2em; }
+table { border-collapse: collapse; margin: .5em 0; font-size: 13px; }
+th, td { border: 1px solid #ddd; padding: 2px 8px; text-align: left; }
+td.n { text-align: right; font-variant-numeric: tabular-nums; }
+img { max-width: 100%; height: auto; display: block; margin: .5em 0; }
+figure { margin: 1em 0; break-inside: avoid; } figcaption { color: #555; font-size: 13px; }
+.muted { color: #666; } .fail { color: #b00; font-weight: bold; } .ok { color: #070; }
+@media print { body { margin: 0; max-width: none; } h2 { break-after: avoid; } }
+"""
+
+
+def is_bundle(path) -> bool:
+    return (Path(path) / MODEL).is_file()
+
+
+def data_uri(data: bytes | str, mime: str = "image/png") -> str:
+    raw = data.encode("utf-8") if isinstance(data, str) else data
+    return f"data:{mime};base64,{base64.b64encode(raw).decode('ascii')}"
+
+
+def figure(data: bytes | str, alt: str, caption: str = "", mime: str = "image/png") -> str:
+    cap = f"<figcaption>{escape(caption)}</figcaption>" if caption else ""
+    return (f'<figure><img src="{data_uri(data, mime)}" alt="{escape(alt)}">{cap}</figure>')
+
+
+def table(head: list[str], rows: list[list], numeric: set[int] = frozenset()) -> str:
+    th = "".join(f"<th>{escape(h)}</th>" for h in head)
+    body = "".join("<tr>" + "".join(
+        f'<td class="n">{escape(str(c))}</td>' if i in numeric else f"<td>{escape(str(c))}</td>"
+        for i, c in enumerate(r)) + "</tr>" for r in rows)
+    return f"<table><thead><tr>{th}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def page(title: str, sections: list[tuple[str, str]], subtitle: str = "") -> str:
+    when = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    body = "".join(f'<section id="{escape(sid)}">{html}</section>' for sid, html in sections)
+    return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+            f'<meta http-equiv="Content-Security-Policy" content="{CSP}">'
+            '<meta name="viewport" content="width=device-width, initial-scale=1">'
+            f"<title>{escape(title)}</title><style>{STYLE}</style></head><body>"
+            f"<h1>{escape(title)}</h1><p class=\"muted\">{escape(subtitle)} · written {when} "
+            f"by cnnbp</p>{body}</body></html>\n")
+
+
+# -- sections shared by runs and bundles --------------------------------------------------------
+def network_section(analysis: Analysis) -> str:
+    from cnnbp.builder.draw import svg
+    net = analysis.network
+    rows = [["", "INPUT", "", fmt_shape(net.input_shape), "", "", ""]]
+    rows += [[s.name, s.type, s.description, fmt_shape(s.output_shape),
+              f"{s.params:,}" if s.params else "", human(s.macs) if s.macs else "",
+              fmt_shape(s.receptive_field)] for s in analysis.layers]
+    rows.append(["total", "", "", "", f"{analysis.total_params:,}", human(analysis.total_macs),
+                 ""])
+    return ("<h2>Network</h2>"
+            + figure(svg(analysis), f"{net.name} volume diagram", "Each box is a stage's output "
+                     "volume (front face H×W, channels going back), the red window the kernel "
+                     "on its input; bars are fully connected layers.", "image/svg+xml")
+            + table(["layer", "type", "what", "output", "params", "MACs", "receptive field"],
+                    rows, {4, 5}))
+
+
+def preprocessing_rows(prep: Preprocessing) -> list[list]:
+    return [["input", " x ".join(map(str, prep.input_shape)) + f" ({prep.domain})"],
+            ["normalisation", prep.formula],
+            ["scale", f"{prep.scale:g}"],
+            ["mean", ", ".join(f"{m:.4g}" for m in prep.mean)],
+            ["std", ", ".join(f"{s:.4g}" for s in prep.std)],
+            ["classes", f"{len(prep.class_names)}: " + ", ".join(prep.class_names[:20])
+             + (" …" if len(prep.class_names) > 20 else "")]]
+
+
+def parity_section(report: ParityReport, where: str) -> str:
+    verdict = '<span class="ok">passed</span>' if report.passed else \
+        '<span class="fail">FAILED</span>'
+    cases = table(["inputs", "batch", "max |diff|", "max rel", "top-1 agreement", "passed"],
+                  [[c.inputs, c.batch, f"{c.max_abs:.2g}", f"{c.max_rel:.2g}",
+                    f"{c.top1_agreement:.4f}", "yes" if c.passed else "NO"]
+                   for c in report.cases], {1, 2, 3, 4})
+    variants = table(["variant", "kept", "max |diff|", "top-1 agreement", "test accuracy",
+                      "change (points)", "note"],
+                     [[name, "yes" if v.kept else "no",
+                       "" if v.max_abs is None else f"{v.max_abs:.2g}",
+                       "" if v.top1_agreement is None else f"{v.top1_agreement:.4f}",
+                       "" if v.test_accuracy is None else f"{v.test_accuracy:.4f}",
+                       "" if v.accuracy_change_points is None
+                       else f"{v.accuracy_change_points:+.2f}", v.error or ""]
+                      for name, v in report.variants.items()], {2, 3, 4, 5})
+    acc = "" if report.test_accuracy is None else f", test accuracy {report.test_accuracy:.4f}"
+    return (f"<h2>Export: ONNX parity and variants</h2><p>{escape(where)}: ONNX opset "
+            f"{report.opset} against Keras, {verdict} (bar {report.atol:g}, max |diff| "
+            f"{report.max_abs:.2g}, top-1 agreement {report.top1_agreement:.4f}{acc}); "
+            f"providers {escape(', '.join(report.providers))}.</p>" + cases
+            + (variants if report.variants else "<p>No variants were made.</p>"))
+
+
+def _compile(path: Path):
+    from cnnbp.builder.blueprint import compile_source
+    from cnnbp.builder.source import read
+    if not path.is_file():
+        raise ArtifactError(path, "the resolved blueprint is missing")
+    return compile_source(read(str(path)))
+
+
+# -- a run directory ----------------------------------------------------------------------------
+def run_sections(run: RunDir, explain: bool) -> tuple[str, list[tuple[str, str]], str]:
+    from . import figures
+    compiled = _compile(run / "blueprint.yaml")
+    state = run.read_state()
+    prep = records.read(Preprocessing, run / "preprocess.json", "preprocessing record")
+    sections = [("network", network_section(compiled.analysis))]
+    metrics = records.read(TrainMetrics, run / "metrics.json", "metrics") \
+        if (run / "metrics.json").is_file() else None
+    t = compiled.network.training
+    data = [["source", state.data_source or state.data],
+            ["split", f"validation {t.validation_split:g} of the training rows"
+             + (f"; {metrics.train_samples:,} training rows (after the validation split), "
+                f"{metrics.test_samples:,} test rows" if metrics else "")]]
+    data += preprocessing_rows(prep)
+    html = "<h2>Data</h2>" + table(["", ""], data)
+    if metrics:
+        html += "<p>Test rows per class:</p>" + table(
+            ["class", "test rows"], [[n, c.support] for n, c in metrics.per_class.items()], {1})
+    sections.append(("data", html))
+    if state.history:
+        best = figures.best_epoch(state.history)
+        last = state.history[-1]
+        sections.append(("training", "<h2>Training</h2>" + figure(
+            figures.curves(state.history), "training curves",
+            f"{state.epoch} epochs ({state.train_seconds:.1f} s), best epoch {best} by "
+            f"validation loss{', stopped early' if state.stopped_early else ''}; last learning "
+            f"rate {last.get('learning_rate', float('nan')):.3g}; {t.optimizer}, "
+            f"{t.schedule} schedule from {t.learning_rate:g}.")))
+    if metrics:
+        sections.append(("test", test_section(metrics)))
+    if explain and (run / "model.keras").is_file():
+        from .explain import figures as explain_figures
+        html = "<h2>What the network learned</h2>" + "".join(
+            figure(f.png, f.title, f"{f.title}: {f.caption}") for f in explain_figures(run.path))
+        sections.append(("explain", html))
+    title = f"{compiled.network.name}: run {run.path.name}"
+    sub = (f"test accuracy {metrics.test_accuracy:.4f} after {metrics.epochs} epochs on "
+           f"{metrics.device}" if metrics else f"{state.epoch} epochs so far (not finished)")
+    return title, sections, sub
+
+
+def test_section(m: TrainMetrics) -> str:
+    from . import figures
+    rows = []
+    for name, c in m.per_class.items():
+        f1 = 2 * c.precision * c.recall / (c.precision + c.recall) \
+            if c.precision + c.recall else 0.0
+        rows.append([name, f"{c.precision:.3f}", f"{c.recall:.3f}", f"{f1:.3f}", c.support])
+    return (f"<h2>Test set</h2><p>Accuracy {m.test_accuracy:.4f}, loss {m.test_loss:.4f} over "
+            f"{m.test_samples:,} held-out rows.</p>"
+            + figure(figures.confusion(m.confusion_matrix, list(m.per_class)),
+                     "confusion matrix", "Rows: true class; columns: predicted.")
+            + table(["class", "precision", "recall", "F1", "support"], rows, {1, 2, 3, 4}))
+
+
+def write_run_report(run_dir, bundle_dir=None, explain: bool = True) -> Path:
+    """Write ``RUN/report.html`` atomically; with ``bundle_dir``, add that export's parity and
+    variant results. ``explain`` adds the figures of ``cnnbp explain`` (loads TensorFlow)."""
+    run = RunDir(run_dir)
+    if run.status() != "run":
+        raise ArtifactError(run.path, "is neither a run directory (no state/state.json) nor a "
+                                      f"bundle (no {MODEL}); give the folder `cnnbp train -o` "
+                                      "or `cnnbp export -o` wrote")
+    parity = Bundle(bundle_dir).report() if bundle_dir is not None else None  # refuse early
+    title, sections, sub = run_sections(run, explain)
+    if parity is not None:
+        sections.append(("export", parity_section(parity, str(bundle_dir))))
+    path = run / REPORT
+    write_text(path, page(title, sections, sub))
+    return path
+
+
+# -- a bundle -----------------------------------------------------------------------------------
+def write_bundle_report(bundle_dir) -> Path:
+    """Write ``BUNDLE/report.html`` atomically: drawing, layers, preprocessing, parity."""
+    bundle = Bundle(bundle_dir)
+    report = bundle.report()
+    compiled = _compile(bundle.path / "blueprint.yaml")
+    prep = bundle.preprocessing()
+    sections = [("network", network_section(compiled.analysis)),
+                ("preprocessing", "<h2>Preprocessing</h2>" + table(["", ""],
+                                                                  preprocessing_rows(prep))),
+                ("export", parity_section(report, f"exported from {report.source}"))]
+    title = f"{compiled.network.name}: bundle {bundle.path.name}"
+    path = bundle.path / REPORT
+    write_text(path, page(title, sections, f"ONNX model {MODEL}, input "
+                                           f"{report.input_shape}, {report.classes} classes"))
+    return path
