@@ -25,12 +25,15 @@ demo: $(STAMP)
 	$(BIN)/cnnbp validate bundles/demo
 	@echo "Serve it (Open Inference Protocol on http://127.0.0.1:8000):  $(BIN)/cnnbp serve bundles/demo"
 
-# The report tests open pages in a real headless browser: Debian's chromium, installed if missing.
+# The report tests open pages in a real headless browser (Debian's chromium) and the distributed
+# search test runs a real PostgreSQL server: both are installed when missing.
 test: $(STAMP)
 	command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium)
+	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq postgresql)
 	$(BIN)/python -m pytest
 
 bench: $(STAMP)
+	$(BIN)/python -m pip install -q -e ".[dev,bench]"
 	$(BIN)/python bench/check_speed.py
 	$(BIN)/python bench/build_time.py
 	$(BIN)/python bench/train_speed.py

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 from . import ir
@@ -11,6 +12,7 @@ from .expand import expand
 from .lower import lower
 from .pattern import parse
 from .schema import validate
+from .search_space import parse as parse_search
 from .source import Source, apply_overrides, from_expression, read
 from .tokens import TOKENS
 from .training import training_from
@@ -42,9 +44,23 @@ def compile_source(src: Source) -> Compiled:
         problems = validate(src.data)
         if problems:
             raise BlueprintError(problems)
+        parse_search(src.data)  # a `search:` section is checked wherever the blueprint is
         return _compile(src.data)
     except BlueprintError as exc:
         raise src.error(exc) from None
+
+
+def compile_data(doc: dict[str, Any]) -> Compiled:
+    """Compile blueprint data whose schema is already checked (no file, no positions): the
+    fast path for the many variants of one checked blueprint that ``cnnbp search`` tries."""
+    return _compile(doc)
+
+
+@lru_cache(maxsize=64)
+def _parsed(pattern: str):
+    """The syntax tree (frozen dataclasses, safe to share): a search compiles hundreds of
+    variants of one pattern, and parsing was half of each compile."""
+    return parse(pattern)
 
 
 def _compile(doc: dict[str, Any]) -> Compiled:
@@ -55,7 +71,7 @@ def _compile(doc: dict[str, Any]) -> Compiled:
         except ValueProblem as exc:
             raise BlueprintError(Problem("input", str(exc))) from None
     rank = len(input_shape) - 1 if input_shape else 2
-    tree = parse(doc["pattern"])
+    tree = _parsed(doc["pattern"])
     occurrences = expand(tree, doc.get("vars", {}), doc.get("layers", {}))
     layers, classes, inline_shape = lower(occurrences, rank, doc.get("classes"))
     if inline_shape and input_shape and inline_shape != input_shape:

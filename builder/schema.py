@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import Problem
+from .search_space import schema as search_schema
 from .tokens import TOKENS, suggest
 from .training import schema as training_schema
 
@@ -108,6 +109,7 @@ def generate() -> dict:
             "training": training_schema(),
             "strict": {"type": "boolean", "description": "refuse windows that do not tile "
                        "their input unless the layer sets rounding (default true)"},
+            "search": search_schema(),
         },
     }
 

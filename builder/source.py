@@ -18,7 +18,7 @@ from .errors import BlueprintError, Problem
 
 SHIPPED = Path(__file__).resolve().parent.parent / "blueprints"
 TOP_KEYS = ("name", "description", "input", "classes", "class_names", "pattern", "vars",
-            "layers", "weights", "training", "strict")
+            "search", "layers", "weights", "training", "strict")
 
 MAX_FILE_BYTES = 256 << 10  # pure-Python YAML parses 15-250 KB/s; blueprints are ~1 KB
 MAX_DEPTH = 100             # lists and mappings inside each other

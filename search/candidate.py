@@ -1,0 +1,89 @@
+"""Sampled values → a candidate blueprint, checked statically: shapes, then the budgets.
+
+The analyser knows every net's shapes, parameters, MACs and activation memory without
+TensorFlow, so an impossible or oversized candidate costs about a millisecond and never
+reaches Keras. Its verdict is also a constraint vector that Optuna's samplers learn from.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from cnnbp.builder.blueprint import Compiled, compile_data
+from cnnbp.builder.errors import BlueprintError
+from cnnbp.builder.search_space import BUDGETS, SearchSpace, with_values
+
+# One slot per way a candidate can be excluded; Optuna needs the same length every time.
+CONSTRAINTS = ("shape",) + BUDGETS
+_MEASURES = {"max_params": "params", "max_macs": "macs",
+             "max_activation_memory": "activation_memory", "max_latency_ms": "latency_ms"}
+_UNITS = {"max_params": "parameters", "max_macs": "MACs",
+          "max_activation_memory": "activation bytes", "max_latency_ms": "ms batch-1 latency"}
+
+
+@dataclass
+class Candidate:
+    """One member of the family and the static verdict on it."""
+
+    values: dict[str, Any]                 # axis name -> sampled value
+    compiled: Compiled | None = None
+    measures: dict[str, float] = field(default_factory=dict)
+    excluded_by: str | None = None         # "shape" or a budget name
+    reason: str | None = None
+    check_ms: float = 0.0
+    limit: float = 0.0                     # the budget that excluded it
+
+    @property
+    def feasible(self) -> bool:
+        return self.excluded_by is None
+
+    def constraints(self) -> list[float]:
+        """Optuna's convention: > 0 violates. Budgets say by how much (a fraction over)."""
+        out = []
+        for name in CONSTRAINTS:
+            if name != self.excluded_by:
+                out.append(0.0)
+            elif name == "shape":
+                out.append(1.0)
+            else:
+                out.append(float(self.measures[_MEASURES[name]]) / self.limit - 1.0 + 1e-9)
+        return out
+
+
+def check(doc: dict, space: SearchSpace, values: dict[str, Any],
+          latency=None) -> Candidate:
+    """Compile and analyse the candidate ``values`` put into ``doc``; never imports TensorFlow.
+
+    ``latency`` (network -> ms), when given, is called only for a candidate that passed the
+    static budgets.
+    """
+    started = time.perf_counter()
+    cand = Candidate(values)
+    paths = {a.path: values[a.name] for a in space.axes}
+    try:
+        cand.compiled = compile_data(with_values(doc, paths))
+    except BlueprintError as exc:
+        first = exc.problems[0]
+        cand.excluded_by, cand.reason = "shape", (f"{first.path}: {first.message}"
+                                                  if first.path else first.message)
+    if cand.compiled is not None:
+        a = cand.compiled.analysis
+        cand.measures = {"params": a.total_params, "macs": a.total_macs,
+                         "activation_memory": a.total_memory}
+        _budgets(cand, space, ("max_params", "max_macs", "max_activation_memory"))
+        if cand.feasible and latency is not None:
+            cand.measures["latency_ms"] = latency(cand.compiled)
+            _budgets(cand, space, ("max_latency_ms",))
+    cand.check_ms = (time.perf_counter() - started) * 1e3
+    return cand
+
+
+def _budgets(cand: Candidate, space: SearchSpace, names: tuple[str, ...]) -> None:
+    for name in names:
+        limit = space.budgets.get(name)
+        value = cand.measures.get(_MEASURES[name])
+        if limit is not None and value is not None and value > limit:
+            cand.excluded_by, cand.limit = name, float(limit)
+            cand.reason = f"{value:,.6g} {_UNITS[name]} > {name} {limit:,}"
+            return

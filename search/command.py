@@ -1,0 +1,122 @@
+"""The ``cnnbp search`` command: parser and run function. Importing this module stays cheap
+(no TensorFlow, no Optuna): ``cnnbp check`` builds the same parser."""
+from __future__ import annotations
+
+import argparse
+import sys
+
+EXAMPLES = """examples:
+  cnnbp search digits_search.yaml --data digits --trials 20 -o searches/digits
+  cnnbp search digits_search.yaml --data digits --trials 20 -o searches/digits   (resumes)
+  cnnbp search bp.yaml --data digits --trials 30 --objective accuracy,macs -o searches/front
+  cnnbp search bp.yaml --data digits --trials 10 --search-set 'M=[1, 3]' \\
+      --search-set max_params=50000 -o searches/small
+  cnnbp search bp.yaml --data digits --trials 40 -o searches/shared \\
+      --storage postgresql://user@db/cnnbp       (run the same line on several machines)
+then: cnnbp train searches/digits/best.yaml --data digits -o runs/best
+"""
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser(
+        "search", help="search the blueprint's family for the best net within budgets",
+        epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Sample nets from the blueprint's `search:` section, exclude impossible "
+                    "or over-budget ones statically (they never reach TensorFlow), train the "
+                    "rest as run directories under OUT/trials/, and write results.csv, "
+                    "best.yaml, history.png and pareto.png to OUT.")
+    p.add_argument("blueprint", help="a blueprint file (or shipped name) with a search: section")
+    p.add_argument("--data", required=True, help="the data source, as for `cnnbp train`")
+    p.add_argument("--trials", type=int, required=True, metavar="N",
+                   help="trials to train (statically excluded candidates do not count); a "
+                        "resumed search trains only what is missing")
+    p.add_argument("-o", "--output", required=True, metavar="OUT",
+                   help="the search folder (searches/NAME); rerun to resume")
+    p.add_argument("--timeout", type=float, metavar="SECONDS",
+                   help="stop starting trials after this long")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a blueprint key or variable, as for `cnnbp train`")
+    p.add_argument("--search-set", action="append", default=[], metavar="KEY=VALUE",
+                   help="set a search: key (max_params=50000, objective=accuracy,macs) or "
+                        "a space entry ('N=[1, 3]', 'FC.units=[64, 128, 256]'); repeatable")
+    p.add_argument("--objective", choices=["accuracy", "accuracy,macs", "accuracy,latency"],
+                   metavar="OBJ", help="accuracy (default), accuracy,macs or accuracy,latency "
+                   "(a Pareto front); shorthand for --search-set objective=...")
+    p.add_argument("--epochs", type=int, help="epochs per trial (--set training.epochs=N)")
+    p.add_argument("--storage", metavar="URL", help="an Optuna RDB URL shared by several "
+                   "workers (postgresql://…); default sqlite in OUT/study.db")
+    p.add_argument("--study-name", default="search", help="the study's name in --storage")
+    p.add_argument("--seed", type=int, default=0, help="the sampler's seed (default 0)")
+    p.add_argument("--quiet", action="store_true", help="no progress line (for CI)")
+    p.set_defaults(run=run)
+
+
+def run(args) -> int:
+    import logging
+    from pathlib import Path
+
+    from cnnbp.contract.errors import UsageError
+
+    from .load import load
+    if args.trials < 1:
+        raise UsageError(f"--trials must be >= 1, got {args.trials}")
+    overrides = list(args.set) + ([f"training.epochs={args.epochs}"] if args.epochs else [])
+    search_sets = list(args.search_set) + ([f"objective={args.objective}"]
+                                           if args.objective else [])
+    doc, space = load(args.blueprint, overrides, search_sets)
+
+    import optuna
+
+    from . import outputs, study as studies
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    logging.getLogger("cnnbp").setLevel(logging.WARNING)
+    logging.getLogger("tensorflow").setLevel(logging.ERROR)  # retracing notes, one per trial
+    out = Path(args.output)
+    settings = studies.Settings(args.data, out, args.trials, args.timeout, args.storage,
+                                args.study_name, args.seed, quiet=True)
+    progress = Progress(args.trials, quiet=args.quiet)
+    study = studies.run(space, doc, settings, on_trial=progress)
+    progress.close()
+    top = outputs.write_all(study, out, space.objectives)
+    print(outputs.summary(outputs.rows(study), top))
+    if top is not None:
+        print(f"{out}: results.csv, history.png, pareto.png; best.yaml is trial {top.number} "
+              f"(validation accuracy {top.accuracy:.4f}) — "
+              f"`cnnbp train {out / 'best.yaml'} --data {args.data} -o runs/NAME`")
+    return 0
+
+
+class Progress:
+    """One status line on stderr: trained / wanted, the best so far, static exclusions."""
+
+    def __init__(self, wanted: int, quiet: bool):
+        self.wanted, self.quiet = wanted, quiet
+        self.trained = self.pruned = self.excluded = 0
+        self.best: float | None = None
+        self.static_ms = 0.0
+
+    def __call__(self, study, trial) -> None:
+        status = trial.user_attrs.get("status")
+        self.static_ms += trial.user_attrs.get("check_ms", 0.0)
+        if status == "infeasible":
+            self.excluded += 1
+        elif status == "pruned":
+            self.pruned += 1
+        elif status == "trained":
+            self.trained += 1
+            acc = trial.user_attrs.get("val_accuracy")
+            if acc is not None and (self.best is None or acc > self.best):
+                self.best = acc
+        if self.quiet:
+            return
+        done = self.trained + self.pruned
+        filled = int(20 * min(done, self.wanted) / self.wanted)
+        best = f"{self.best:.4f}" if self.best is not None else "-"
+        sys.stderr.write(f"\r[{'#' * filled}{'.' * (20 - filled)}] {done}/{self.wanted} "
+                         f"trained ({self.pruned} stopped early), best val acc {best}, "
+                         f"{self.excluded} excluded statically")
+        sys.stderr.flush()
+
+    def close(self) -> None:
+        if not self.quiet:
+            sys.stderr.write("\n")

@@ -1,0 +1,59 @@
+"""Blueprint reference + ``--set`` + ``--search-set`` → (blueprint data, checked space).
+
+The blueprint itself need not compile with its own ``vars:``: only its members do. So the
+schema and the ``search:`` section are checked here, each candidate later.
+"""
+from __future__ import annotations
+
+from cnnbp.builder.errors import BlueprintError, Problem
+from cnnbp.builder.schema import validate
+from cnnbp.builder.search_space import SECTION_KEYS, SearchSpace, parse
+from cnnbp.builder.source import Source, apply_overrides, read
+
+
+def load(ref: str, overrides: list[str], search_sets: list[str]) -> tuple[dict, SearchSpace]:
+    src = read(ref)
+    src = apply_overrides(src, overrides)
+    src = apply_search_sets(src, search_sets)
+    try:
+        problems = validate(src.data)
+        if problems:
+            raise BlueprintError(problems)
+        space = parse(src.data)
+    except BlueprintError as exc:
+        raise src.error(exc) from None
+    if space is None or not space.axes:
+        raise BlueprintError(Problem("search", "is missing: add a `search:` section with a "
+                                     "`space:` (e.g. `space: {N: [1, 3], FC.units: [64, 128, 256]}`) "
+                                     "or give entries with --search-set 'N=[1, 3]'"), src.name)
+    return src.data, space
+
+
+def apply_search_sets(src: Source, items: list[str]) -> Source:
+    """``KEY=VALUE`` into ``search:``: a section key (max_params) or a space entry (FC.units).
+
+    A space key may itself hold dots, so the value is parsed by ``apply_overrides`` under a
+    scratch key and placed here by hand.
+    """
+    if not items or not isinstance(src.data, dict):
+        return src
+    data = dict(src.data)
+    section = dict(data.get("search") or {})
+    space = dict(section.get("space") or {})
+    overridden = dict(src.overridden)
+    for item in items:
+        key, sep, text = item.partition("=")
+        key = key.strip().removeprefix("space.")
+        if not sep or not key:
+            raise BlueprintError(Problem("--search-set", f"{item!r} must look like KEY=VALUE, "
+                                         "e.g. max_params=50000 or 'N=[1, 3]'"), src.name)
+        value = apply_overrides(Source({}, src.name), [f"value={text}"]).data["vars"]["value"]
+        if key in SECTION_KEYS and key != "space":
+            section[key], path = value, f"search.{key}"
+        else:
+            space[key], path = value, f"search.space.{key}"
+        overridden[path] = f"--search-set {item}"
+    if space:
+        section["space"] = space
+    data["search"] = section
+    return Source(data, src.name, src.positions, overridden)

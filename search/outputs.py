@@ -1,0 +1,167 @@
+"""A finished (or stopped) study → results.csv, best.yaml, history.png, pareto.png, a table.
+
+Everything is read back from the study, not from this process's memory, so the files are
+the same whichever worker writes them and include every worker's trials.
+"""
+from __future__ import annotations
+
+import csv
+import io
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from cnnbp.contract.atomic import write_text
+
+from .study import STATUS
+
+COLUMNS = ("trial", "status", "reason", "val_accuracy", "test_accuracy", "params", "macs",
+           "activation_memory", "latency_ms", "check_ms", "seconds", "run_dir")
+
+
+@dataclass(frozen=True)
+class Row:
+    number: int
+    status: str        # trained | pruned | infeasible | running | failed
+    attrs: dict
+    params: dict       # Optuna's parameter name -> value
+
+    @property
+    def accuracy(self) -> float | None:
+        return self.attrs.get("val_accuracy")
+
+
+def rows(study) -> list[Row]:
+    out = []
+    for t in study.get_trials(deepcopy=False):
+        status = t.user_attrs.get(STATUS) if t.state.name in ("COMPLETE", "PRUNED") \
+            else t.state.name.lower()
+        out.append(Row(t.number, status or t.state.name.lower(), dict(t.user_attrs),
+                       dict(t.params)))
+    return out
+
+
+def best(study, table: list[Row]) -> Row | None:
+    """The trained trial with the best validation accuracy (on the Pareto front, for two
+    objectives: the front's most accurate member)."""
+    trained = [r for r in table if r.status == "trained"]
+    if len(study.directions) > 1:
+        front = {t.number for t in study.best_trials}
+        trained = [r for r in trained if r.number in front] or trained
+    return max(trained, key=lambda r: (r.accuracy, -r.number), default=None)
+
+
+def write_all(study, out: Path, objectives: tuple[str, ...]) -> Row | None:
+    """Write every output file; return the best row."""
+    table = rows(study)
+    write_csv(table, out / "results.csv")
+    top = best(study, table)
+    if top is not None:
+        write_best(top, out / "best.yaml")
+    plot_history(table, out / "history.png")
+    plot_pareto(table, out / "pareto.png", "latency_ms" if "latency" in objectives else "macs")
+    return top
+
+
+def write_csv(table: list[Row], path: Path) -> None:
+    names = sorted({k for r in table for k in r.params})
+    buf = io.StringIO()
+    w = csv.writer(buf)
+    w.writerow(list(COLUMNS) + names)
+    for r in table:
+        cells = [r.number, r.status] + [r.attrs.get(c, "") for c in COLUMNS[2:]]
+        w.writerow(cells + [r.params.get(n, "") for n in names])
+    write_text(path, buf.getvalue())
+
+
+def write_best(row: Row, path: Path) -> None:
+    """The winning trial's resolved blueprint, as ``cnnbp train`` writes blueprint.yaml."""
+    from ruamel.yaml import YAML
+    buf = io.StringIO()
+    buf.write(f"# cnnbp search: trial {row.number}, validation accuracy "
+              f"{row.accuracy:.4f}, test accuracy {row.attrs.get('test_accuracy', 0):.4f}\n")
+    yaml = YAML(typ="safe", pure=True)
+    yaml.default_flow_style = None
+    yaml.dump(row.attrs["blueprint"], buf)
+    write_text(path, buf.getvalue())
+
+
+def _figure():
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    return plt, plt.subplots(figsize=(6.4, 4.2))
+
+
+def plot_history(table: list[Row], path: Path) -> None:
+    plt, (fig, ax) = _figure()
+    done = [r for r in table if r.status in ("trained", "pruned") and r.accuracy is not None]
+    for status, marker in (("trained", "o"), ("pruned", "x")):
+        pts = [r for r in done if r.status == status]
+        ax.scatter([r.number for r in pts], [r.accuracy for r in pts], marker=marker,
+                   label=f"{status} ({len(pts)})")
+    best_so_far, xs, ys = None, [], []
+    for r in done:
+        if r.status == "trained" and (best_so_far is None or r.accuracy > best_so_far):
+            best_so_far = r.accuracy
+        if best_so_far is not None:
+            xs.append(r.number)
+            ys.append(best_so_far)
+    ax.step(xs, ys, where="post", label="best so far")
+    skipped = sum(r.status == "infeasible" for r in table)
+    ax.set(xlabel="trial", ylabel="validation accuracy",
+           title=f"search history ({skipped} candidates excluded statically, not trained)")
+    ax.legend(loc="lower right")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def pareto_front(points: list[tuple[float, float, Any]]) -> list:
+    """Points (accuracy up, cost down) that no other point beats on both; the third item
+    is carried along."""
+    return [p for p in points
+            if not any(q[0] >= p[0] and q[1] <= p[1] and (q[0], q[1]) != (p[0], p[1])
+                       for q in points)]
+
+
+def plot_pareto(table: list[Row], path: Path, cost: str) -> None:
+    plt, (fig, ax) = _figure()
+    pts = [(r.accuracy, r.attrs[cost], r.number) for r in table
+           if r.status == "trained" and r.accuracy is not None and cost in r.attrs]
+    ax.scatter([p[1] for p in pts], [p[0] for p in pts], alpha=0.5, label="trained")
+    front = sorted(pareto_front(pts), key=lambda p: p[1])
+    ax.plot([p[1] for p in front], [p[0] for p in front], "o-", color="C3",
+            label="Pareto front")
+    for p in front:
+        ax.annotate(str(p[2]), (p[1], p[0]), textcoords="offset points", xytext=(4, 4))
+    if pts and cost == "macs":
+        ax.set_xscale("log")
+    ax.set(xlabel="MACs per image" if cost == "macs" else "ONNX Runtime batch-1 latency (ms)",
+           ylabel="validation accuracy", title="accuracy against cost")
+    ax.legend(loc="lower right")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def summary(table: list[Row], top: Row | None, limit: int = 5) -> str:
+    """The table printed at the end: the best trained trials and the counts."""
+    trained = sorted((r for r in table if r.status == "trained"),
+                     key=lambda r: -r.accuracy)[:limit]
+    names = sorted({k for r in trained for k in r.params})
+    head = ["trial", "val acc", "test acc", "params", "MACs"] + names
+    body = [[str(r.number), f"{r.accuracy:.4f}", f"{r.attrs.get('test_accuracy', 0):.4f}",
+             f"{r.attrs.get('params', 0):,}", f"{r.attrs.get('macs', 0):,}"]
+            + [_short(r.params.get(n, "")) for n in names] for r in trained]
+    widths = [max(len(x) for x in col) for col in zip(head, *body)]
+    lines = ["  ".join(x.rjust(w) for x, w in zip(line, widths)) for line in [head] + body]
+    counts = {s: sum(r.status == s for r in table)
+              for s in ("trained", "pruned", "infeasible", "failed", "running")}
+    lines.append(", ".join(f"{n} {s}" for s, n in counts.items() if n)
+                 + (f"; best: trial {top.number}" if top else "; no trial finished training"))
+    return "\n".join(lines)
+
+
+def _short(v) -> str:
+    return f"{v:.3g}" if isinstance(v, float) else str(v)

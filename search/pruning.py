@@ -1,0 +1,27 @@
+"""Optuna's pruning inside Keras ``fit``: report validation accuracy each epoch, stop when told.
+
+Optuna's integration package has a Keras callback that raises ``TrialPruned`` from inside
+``fit``; that would leave the run directory half-written. This one stops training at the
+epoch's end instead, so the trial is still a complete run directory, and lets the caller
+mark the trial pruned.
+"""
+from __future__ import annotations
+
+
+def PruningCallback(trial, monitor: str = "val_accuracy"):
+    """A ``keras.callbacks.Callback`` for ``trial`` (built lazily: Keras loads with TF)."""
+    import keras
+
+    class _Pruning(keras.callbacks.Callback):
+        pruned = False
+
+        def on_epoch_end(self, epoch, logs=None):
+            value = (logs or {}).get(monitor)
+            if value is None:
+                return
+            trial.report(float(value), epoch)
+            if trial.should_prune():
+                self.pruned = True
+                self.model.stop_training = True
+
+    return _Pruning()

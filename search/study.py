@@ -1,0 +1,234 @@
+"""A blueprint with a ``search:`` section + data → an Optuna study whose trials are run dirs.
+
+Every candidate is checked statically first (``candidate.check``); one that cannot work
+completes at once as an infeasible trial and never reaches TensorFlow. Its constraint values
+(``Trial.set_constraint``) tell the sampler — TPE, or NSGA-II for two objectives — to stop
+proposing its like. A feasible one trains through ``cnnbp.train.fit.train`` into
+``OUT/trials/NNN/``, reporting validation accuracy each epoch to Optuna's median pruner. The study lives in ``OUT/study.db``
+(SQLite) unless ``storage`` names another database, so a killed search resumes and several
+workers can share one study.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+from cnnbp.builder.search_space import SearchSpace
+from cnnbp.contract.errors import RefusedError, UsageError
+
+from .candidate import CONSTRAINTS, Candidate, check
+from .sampling import suggest
+
+log = logging.getLogger(__name__)
+
+PROBE_CANDIDATES = 500     # random candidates tried before refusing a space as empty
+MAX_INFEASIBLE_STREAK = 2000  # the sampler keeps proposing the impossible: give up
+HEARTBEAT_S = 30           # a worker silent for 3 heartbeats has died: its trial is retried
+STATUS = "status"          # user attribute: trained | pruned | infeasible
+
+
+@dataclass(frozen=True)
+class Settings:
+    data: str
+    out: Path
+    trials: int                 # trained trials wanted (static exclusions do not count)
+    timeout: float | None = None
+    storage: str | None = None  # an RDB URL; default sqlite:///OUT/study.db
+    study_name: str = "search"
+    seed: int = 0
+    quiet: bool = True
+
+
+def open_study(space: SearchSpace, doc: dict, settings: Settings):
+    """Create the study, or load it to resume; refuse one made for another space."""
+    import warnings
+
+    import optuna
+
+    settings.out.mkdir(parents=True, exist_ok=True)
+    url = settings.storage or f"sqlite:///{(settings.out / 'study.db').resolve()}"
+    with warnings.catch_warnings():  # heartbeats are "experimental" since Optuna 2.8
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        storage = _storage(url)
+    directions = ["maximize"] + ["minimize"] * (len(space.objectives) - 1)
+    seed = settings.seed
+    if settings.storage:  # workers sharing a study must not all propose the same candidates
+        import os
+        import socket
+        seed = hash((seed, socket.gethostname(), os.getpid())) % 2**31
+    if len(directions) == 1:
+        sampler = optuna.samplers.TPESampler(seed=seed,
+                                             n_startup_trials=min(10, max(2, settings.trials)))
+        pruner = optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=1)
+    else:
+        sampler = optuna.samplers.NSGAIISampler(
+            seed=seed, population_size=max(4, min(50, settings.trials)))
+        pruner = optuna.pruners.NopPruner()  # Optuna prunes single-objective studies only
+    study = optuna.create_study(storage=storage, sampler=sampler, pruner=pruner,
+                                study_name=settings.study_name, directions=directions,
+                                load_if_exists=True)
+    fingerprint = {"space": space.to_json(), "blueprint": _stable(doc)}
+    found = {k: study.user_attrs.get(k) for k in fingerprint}
+    if study.user_attrs and found != fingerprint:
+        raise RefusedError(f"{url}: the study {settings.study_name!r} was made for another "
+                           "blueprint or search space; pick a new -o (or --study-name) rather "
+                           "than mix their trials")
+    for k, v in fingerprint.items():
+        study.set_user_attr(k, v)
+    return study
+
+
+def _storage(url: str):
+    """Optuna's RDB storage with heartbeats, so a dead worker's trial is retried."""
+    from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
+    from sqlalchemy.exc import IntegrityError
+    for attempt in range(3):
+        try:
+            return RDBStorage(url, heartbeat_interval=HEARTBEAT_S, grace_period=3 * HEARTBEAT_S,
+                              heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(
+                                  max_retry=1))
+        except ImportError as exc:
+            raise UsageError(f"--storage {url}: the database driver is not installed ({exc}); "
+                             "for postgresql:// install psycopg: pip install 'psycopg[binary]'"
+                             ) from None
+        except IntegrityError:
+            # Workers starting together race to create Optuna's tables; the loser finds them
+            # made on its next try.
+            if attempt == 2:
+                raise
+            time.sleep(1.0)
+
+
+def probe(space: SearchSpace, doc: dict, seed: int) -> Candidate:
+    """The first feasible candidate among ``PROBE_CANDIDATES`` random ones, or a refusal that
+    says which constraint excluded them and how."""
+    import optuna
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=seed))
+    excluded: dict[str, list[Candidate]] = {}
+    for _ in range(PROBE_CANDIDATES):
+        trial = study.ask()
+        cand = check(doc, space, suggest(trial, space, doc))
+        study.tell(trial, 0.0)
+        if cand.feasible:
+            return cand
+        excluded.setdefault(cand.excluded_by, []).append(cand)
+    parts = []
+    for name, cands in sorted(excluded.items(), key=lambda kv: -len(kv[1])):
+        what = "an impossible shape" if name == "shape" else f"over {name}"
+        parts.append(f"{len(cands)} by {what} (e.g. {cands[0].values}: {cands[0].reason})")
+    raise RefusedError(f"the search space holds no feasible net: none of {PROBE_CANDIDATES} "
+                       f"random candidates passed the static checks — excluded {'; '.join(parts)}. "
+                       "Widen the ranges or the budgets; nothing was trained")
+
+
+class Objective:
+    """Optuna's objective: check statically, then train the candidate into a run directory."""
+
+    def __init__(self, space: SearchSpace, doc: dict, settings: Settings):
+        self.space, self.doc, self.settings = space, doc, settings
+        self.latency = None
+        if "max_latency_ms" in space.budgets or "latency" in space.objectives:
+            from .latency import LatencyCache
+            self.latency = LatencyCache(settings.out / "latency.json")
+
+    def __call__(self, trial):
+        cand = check(self.doc, self.space, suggest(trial, self.space, self.doc), self.latency)
+        for name, value in zip(CONSTRAINTS, cand.constraints()):
+            trial.set_constraint(name, value)  # > 0: infeasible; the samplers read these
+        trial.set_user_attr("check_ms", round(cand.check_ms, 3))
+        for k, v in cand.measures.items():
+            trial.set_user_attr(k, v)
+        if not cand.feasible:
+            trial.set_user_attr(STATUS, "infeasible")
+            trial.set_user_attr("reason", cand.reason)
+            return self._values(cand, 0.0)
+        trial.set_user_attr("blueprint", cand.compiled.resolved)
+        accuracy, pruned = self._train(trial, cand)
+        if pruned:
+            import optuna
+            trial.set_user_attr(STATUS, "pruned")
+            trial.set_user_attr("reason", "stopped early by the median pruner")
+            raise optuna.TrialPruned()
+        trial.set_user_attr(STATUS, "trained")
+        return self._values(cand, accuracy)
+
+    def _values(self, cand: Candidate, accuracy: float):
+        extra = {"macs": cand.measures.get("macs"), "latency": cand.measures.get("latency_ms")}
+        values = [accuracy] + [float(extra[o]) if extra[o] is not None else math.inf
+                               for o in self.space.objectives[1:]]
+        return values[0] if len(values) == 1 else values
+
+    def _train(self, trial, cand: Candidate) -> tuple[float, bool]:
+        from cnnbp.contract.rundir import RunDir
+        from cnnbp.train import fit
+
+        from .pruning import PruningCallback
+        net = cand.compiled.network
+        if net.training.validation_split <= 0:
+            raise UsageError("search needs held-out data to compare candidates: set "
+                             "training.validation_split above 0 (e.g. 0.1)")
+        run = self.settings.out / "trials" / f"{trial.number:03d}"
+        trial.set_user_attr("run_dir", str(run))
+        started = time.perf_counter()
+        extra = {}
+        if len(self.space.objectives) == 1 and _takes_callbacks(fit.train):
+            extra["callbacks"] = [PruningCallback(trial)]
+        metrics = fit.train(cand.compiled, self.settings.data, run, quiet=self.settings.quiet,
+                            **extra)
+        history = RunDir(run).read_state().history
+        accuracy = float(history[-1]["val_accuracy"])
+        trial.set_user_attr("val_accuracy", accuracy)
+        trial.set_user_attr("test_accuracy", metrics.test_accuracy)
+        trial.set_user_attr("epochs", metrics.epochs)
+        trial.set_user_attr("seconds", round(time.perf_counter() - started, 3))
+        pruned = any(getattr(cb, "pruned", False) for cb in extra.get("callbacks", ()))
+        return accuracy, pruned
+
+
+def _takes_callbacks(train) -> bool:
+    """Whether ``cnnbp.train.fit.train`` accepts extra Keras callbacks (needed for pruning)."""
+    import inspect
+    return "callbacks" in inspect.signature(train).parameters
+
+
+def trained_count(study) -> int:
+    from optuna.trial import TrialState
+    return sum(1 for t in study.get_trials(deepcopy=False,
+                                           states=(TrialState.COMPLETE, TrialState.PRUNED))
+               if t.user_attrs.get(STATUS) in ("trained", "pruned"))
+
+
+def run(space: SearchSpace, doc: dict, settings: Settings,
+        on_trial: Callable[[Any, Any], None] | None = None):
+    """Run (or resume) the search until ``settings.trials`` trials have trained, the timeout
+    passes, or the sampler proposes only impossible nets; return the study."""
+    probe(space, doc, settings.seed)  # refuse an empty space before anything trains
+    study = open_study(space, doc, settings)
+    streak = 0
+
+    def after(study, frozen) -> None:
+        nonlocal streak
+        streak = streak + 1 if frozen.user_attrs.get(STATUS) == "infeasible" else 0
+        if on_trial:
+            on_trial(study, frozen)
+        # Counting reads every trial from storage: do it only when this one trained.
+        if streak == 0 and trained_count(study) >= settings.trials:
+            study.stop()
+        elif streak >= MAX_INFEASIBLE_STREAK:
+            log.warning("the sampler proposed %d infeasible candidates in a row; stopping",
+                        streak)
+            study.stop()
+
+    if trained_count(study) < settings.trials:
+        study.optimize(Objective(space, doc, settings), timeout=settings.timeout,
+                       callbacks=[after])
+    return study
+
+
+def _stable(doc: dict) -> str:
+    return json.dumps(doc, sort_keys=True, default=str)
