@@ -60,14 +60,22 @@ class Source:
 
 
 def resolve_path(ref: str) -> Path:
-    """A file path, or the name of a shipped blueprint (``vgg16``)."""
+    """A file path, a run directory or bundle (its resolved ``blueprint.yaml``), or the name of
+    a shipped blueprint (``vgg16``)."""
     path = Path(ref)
     if path.is_file():
         return path
+    if path.is_dir() and (path / "blueprint.yaml").is_file():  # runs/NAME, bundles/NAME
+        return path / "blueprint.yaml"
     shipped = SHIPPED / f"{ref}.yaml"
     if not path.suffix and shipped.is_file():
         return shipped
     names = sorted(p.stem for p in SHIPPED.glob("*.yaml"))
+    if path.is_dir():
+        raise BlueprintError(Problem("", f"{ref} is a folder without blueprint.yaml: give a "
+                                     "blueprint file, a run directory or bundle (they hold the "
+                                     f"resolved blueprint), or a shipped name: {', '.join(names)}"),
+                             ref)
     from .tokens import suggest
     raise BlueprintError(Problem("", f"no blueprint file {ref!r}{suggest(ref, names)}; give a "
                                  f"path to a .yaml file or a shipped name: {', '.join(names)}"),

@@ -205,3 +205,12 @@ def test_one_dimensional_filters_read_as_width():
     from cnnbp.builder.report import table
     text = table(load_expression("INPUT(40x1)-CONV(15,3)-RELU-POOL-FC(10)-SOFTMAX").analysis)
     assert "15 filters of width 3" in text and "15 3 filters" not in text
+
+
+def test_a_run_or_bundle_folder_reads_its_resolved_blueprint(tmp_path):
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "blueprint.yaml").write_text(GOOD, encoding="utf-8")
+    assert load(str(tmp_path / "run")).network.name == "small"
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(BlueprintError, match="is a folder without blueprint.yaml"):
+        load(str(tmp_path / "empty"))
