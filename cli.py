@@ -178,7 +178,8 @@ def run_serve(args) -> int:
           args.token or os.environ.get("CNNBP_TOKEN"), max_batch_rows=args.max_batch_rows,
           max_image_pixels=args.max_image_pixels, max_header_bytes=args.max_header_bytes,
           timeout_header=args.timeout_header, timeout_body=args.timeout_body,
-          timeout_keep_alive=args.timeout_keep_alive, max_connections=args.max_connections)
+          timeout_keep_alive=args.timeout_keep_alive, max_connections=args.max_connections,
+          grpc_port=None if args.no_grpc else args.grpc_port, access_log=not args.no_access_log)
     return 0
 
 
@@ -271,11 +272,16 @@ def parser() -> argparse.ArgumentParser:
     v.add_argument("bundle")
     v.add_argument("--atol", type=float, help="override the bundle's parity bar")
     v.set_defaults(run=run_validate)
-    sv = sub.add_parser("serve", help="serve bundles over HTTP (Open Inference Protocol)",
+    sv = sub.add_parser("serve", help="serve bundles over HTTP and gRPC (Open Inference Protocol)",
                         epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     sv.add_argument("path", help="a bundle, a folder of bundles, or a Triton model repository")
     sv.add_argument("--host", default="127.0.0.1")
-    sv.add_argument("--port", type=int, default=8000)
+    sv.add_argument("--port", type=int, default=8000, help="HTTP port (default 8000)")
+    sv.add_argument("--grpc-port", type=int, default=8001,
+                    help="gRPC port, same host and token as HTTP (default 8001)")
+    sv.add_argument("--no-grpc", action="store_true", help="serve HTTP only")
+    sv.add_argument("--no-access-log", action="store_true",
+                    help="no log line per request (logger cnnbp.serve.access)")
     sv.add_argument("--max-batch", type=int, default=64, help="dynamic batching: rows per call")
     sv.add_argument("--max-delay-ms", type=float, default=2.0,
                     help="dynamic batching: longest wait for a batch to fill (0 = off)")
@@ -299,7 +305,7 @@ def parser() -> argparse.ArgumentParser:
     pr = sub.add_parser("predict", help="classify images or signals, locally or via a server")
     pr.add_argument("bundle", help="a bundle (local), or the first file with --url")
     pr.add_argument("files", nargs="*", help="PNG/JPEG images, or .npy/.json 1-D signals")
-    pr.add_argument("--url", help="a running `cnnbp serve`")
+    pr.add_argument("--url", help="a running `cnnbp serve`: http://HOST:PORT or grpc://HOST:PORT")
     pr.add_argument("--model", help="the model's name on the server")
     pr.add_argument("--top-k", type=int, default=3)
     pr.add_argument("--token")

@@ -1,4 +1,8 @@
-"""The ASGI application: Open Inference Protocol routes, a classify shortcut, metrics, auth."""
+"""The ASGI application: Open Inference Protocol routes, a classify shortcut, metrics, auth.
+
+The gRPC service (grpc_service.py) runs on the same event loop, started and stopped by the
+ASGI lifespan, and shares the models, their batchers and the metrics through ``App``.
+"""
 from __future__ import annotations
 
 import asyncio
@@ -14,19 +18,23 @@ import numpy as np
 import orjson
 
 from .batcher import INLINE_SECONDS, Batcher
+from .metrics import CONTENT_TYPE as METRICS_TYPE
 from .metrics import Metrics
-from .protocol import HEADER_LENGTH, BadRequest, infer_response, parse_infer
+from .page import page
+from .protocol import HEADER_LENGTH, BadRequest, classification, infer_response, parse_infer
 from .repository import MAX_IMAGE_PIXELS, NAME, ServedModel
 
 VERSION = "0.1.0"
 MODEL_ROUTE = re.compile(r"^/v2/models/([^/]+)(?:/versions/([^/]+))?(/ready|/infer|/classify)?$")
 ROUTES = {"/v2/health/live": "health", "/v2/health/ready": "health", "/metrics": "metrics",
-          "/v2": "server"}
+          "/v2": "server", "/": "page", "/v2/repository/index": "index"}
 ACTIONS = {None: "metadata", "/ready": "metadata", "/infer": "infer", "/classify": "classify"}
-METHODS = {"health": "GET", "metrics": "GET", "server": "GET", "metadata": "GET",
-           "infer": "POST", "classify": "POST"}
+METHODS = {"health": "GET", "metrics": "GET", "server": "GET", "metadata": "GET", "page": "GET",
+           "infer": "POST", "classify": "POST", "index": "POST"}
 JSON = {"content-type": "application/json"}
+EXTENSIONS = ["binary_tensor_data", "classification", "classify"]
 log = logging.getLogger("cnnbp.serve")
+access = logging.getLogger("cnnbp.serve.access")  # its own logger, so a deployment can mute it
 
 
 class App:
@@ -35,11 +43,15 @@ class App:
     def __init__(self, models: dict[str, ServedModel], max_batch: int = 64,
                  max_delay_ms: float = 2.0, max_body: int = 16 << 20, token: str | None = None,
                  workers: int = 2, max_batch_rows: int | None = None,
-                 max_image_pixels: int = MAX_IMAGE_PIXELS, decode_workers: int = 2):
+                 max_image_pixels: int = MAX_IMAGE_PIXELS, decode_workers: int = 2,
+                 grpc_address: str | None = None, grace: float = 30.0,
+                 max_concurrent_rpcs: int = 1000):
         self.models, self.metrics = models, Metrics()
         self.max_body, self.token = max_body, token
         self.max_batch_rows = max_batch if max_batch_rows is None else max_batch_rows
         self.max_image_pixels = max_image_pixels
+        self.grpc_address, self.grace, self.grpc = grpc_address, grace, None
+        self.max_concurrent_rpcs = max_concurrent_rpcs
         # header bytes are compared raw; the token is sent as UTF-8 (surrogateescape keeps a
         # CNNBP_TOKEN that is not valid UTF-8 as the bytes it was)
         self.expected_auth = None if token is None else \
@@ -52,7 +64,7 @@ class App:
         warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)  # refused as 413
         for m in models.values():
             m.batcher = Batcher(m.run, max_batch, max_delay_ms / 1000, self.executor,
-                                self.metrics.batch.observe, self.metrics.queue.observe, workers,
+                                self.metrics.batch, self.metrics.queue, workers,
                                 inline=m.call_seconds < INLINE_SECONDS)
 
     async def __call__(self, scope, receive, send):
@@ -61,11 +73,8 @@ class App:
         if scope["type"] != "http":
             return
         started = time.perf_counter()
-        path, match = scope["path"], None
-        route = ROUTES.get(path)
-        if route is None:
-            match = MODEL_ROUTE.match(path)
-            route = ACTIONS[match.group(3)] if match else "other"
+        path = scope["path"]
+        route, match = self.route_of(path)
         try:
             status, body, headers = await self._handle(scope, receive, route, match)
         except BadRequest as exc:
@@ -78,18 +87,55 @@ class App:
         raw_headers.append((b"content-length", str(len(body)).encode()))
         await send({"type": "http.response.start", "status": status, "headers": raw_headers})
         await send({"type": "http.response.body", "body": body})
-        self.metrics.request(route, status, time.perf_counter() - started)
+        seconds = time.perf_counter() - started
+        self.metrics.request(route, status, seconds)
+        if access.isEnabledFor(logging.INFO):
+            client = scope.get("client") or ("-", 0)
+            access.info('%s:%s "%s %s" %d %d %.2fms', client[0], client[1], scope["method"],
+                        path, status, len(body), seconds * 1000)
+
+    @staticmethod
+    def route_of(path: str):
+        """The metrics route of ``path``, and its model-route match (None for fixed routes)."""
+        route = ROUTES.get(path)
+        if route is not None:
+            return route, None
+        match = MODEL_ROUTE.match(path)
+        return (ACTIONS[match.group(3)], match) if match else ("other", None)
+
+    def refused(self, path: str | None, status: int) -> None:
+        """Count a request the connection layer refused (431, 408, 400, 503)."""
+        self.metrics.request(self.route_of(path)[0] if path else "connection", status, None)
+
+    def begin_shutdown(self, sig: int) -> None:
+        """On SIGINT/SIGTERM (from the signal handler): log it, and let gRPC take no new calls."""
+        import signal
+        log.info("%s: shutting down; in-flight requests get up to %g s to finish",
+                 signal.Signals(sig).name, self.grace)
+        if self.grpc is not None:
+            loop, server = asyncio.get_event_loop(), self.grpc
+            loop.call_soon_threadsafe(lambda: loop.create_task(server.stop(self.grace)))
 
     async def _lifespan(self, receive, send):
         while True:
             message = await receive()
             if message["type"] == "lifespan.startup":
+                if self.grpc_address is not None:
+                    from .grpc_service import start
+                    try:
+                        self.grpc = await start(self, self.grpc_address)
+                    except BadRequest as exc:
+                        await send({"type": "lifespan.startup.failed", "message": str(exc)})
+                        return
                 await send({"type": "lifespan.startup.complete"})
-            elif message["type"] == "lifespan.shutdown":
+            elif message["type"] == "lifespan.shutdown":  # HTTP requests have finished
+                if self.grpc is not None:
+                    await self.grpc.stop(self.grace)
                 for m in self.models.values():
                     await m.batcher.close()
                 self.executor.shutdown(wait=True)
                 self.decoder.shutdown(wait=True)
+                log.info("stopped")
                 await send({"type": "lifespan.shutdown.complete"})
                 return
 
@@ -130,10 +176,32 @@ class App:
         return status, orjson.dumps(doc), JSON
 
     def _authorized(self, scope) -> bool:
+        return self.authorized(self._raw_header(scope, b"authorization"))
+
+    def authorized(self, value: bytes | None) -> bool:
+        """Whether an Authorization value (HTTP header or gRPC metadata) carries the token."""
         if self.expected_auth is None:
             return True
-        return hmac.compare_digest(self._raw_header(scope, b"authorization") or b"",
-                                   self.expected_auth)
+        return hmac.compare_digest(value or b"", self.expected_auth)
+
+    def model(self, name: str, version: str | None) -> ServedModel:
+        """The served model ``name`` (version 1 or unspecified); 400/404 otherwise."""
+        if not NAME.match(name):
+            raise BadRequest(f"invalid model name {name!r}: letters, digits, '_', '.', '-'", 400)
+        model = self.models.get(name)
+        if model is None:
+            raise BadRequest(f"unknown model {name!r}; serving: {', '.join(sorted(self.models))}", 404)
+        if version not in (None, "", "1"):
+            raise BadRequest(f"model {name!r} has version 1 only, not {version!r}", 404)
+        return model
+
+    async def predict(self, model: ServedModel, x: np.ndarray, class_count: int = 0) -> np.ndarray:
+        """Scores ``[batch, classes]`` through the batcher, or top-k strings with a class count."""
+        probs = self._finite(await model.batcher.submit(x))
+        return classification(probs, class_count, model.labels) if class_count else probs
+
+    def server_metadata(self) -> dict:
+        return {"name": "cnnbp", "version": VERSION, "extensions": EXTENSIONS}
 
     async def _handle(self, scope, receive, route: str, match):
         path, method = scope["path"], scope["method"]
@@ -141,40 +209,42 @@ class App:
             self._allow(route, method, path)
             return self._json({"live": True} if path.endswith("live") else
                               {"ready": bool(self.models)})
+        if route == "page":  # the page holds no data: it asks for the model list with the token
+            self._allow(route, method, path)
+            return 200, page(self.expected_auth is not None), \
+                {"content-type": "text/html; charset=utf-8", "cache-control": "no-cache"}
         if not self._authorized(scope):
             raise BadRequest("missing or wrong bearer token (Authorization: Bearer <token>)", 401)
         if route == "other":
             raise BadRequest(f"no route {method} {path}", 404)
         self._allow(route, method, path)
         if route == "metrics":
-            return 200, self.metrics.render().encode(), \
-                {"content-type": "text/plain; version=0.0.4"}
+            return 200, self.metrics.render(), {"content-type": METRICS_TYPE}
         if route == "server":
-            return self._json({"name": "cnnbp", "version": VERSION,
-                               "extensions": ["binary_tensor_data", "classify"]})
+            return self._json(self.server_metadata())
+        if route == "index":  # Triton's repository index, for the page's model list
+            return self._json([{"name": n, "version": "1", "state": "READY",
+                                "domain": m.prep.domain, "input_shape": list(m.input_shape),
+                                "classes": len(m.labels)} for n, m in sorted(self.models.items())])
         name, version, action = match.groups()
-        if not NAME.match(name):
-            raise BadRequest(f"invalid model name {name!r}: letters, digits, '_', '.', '-'", 400)
-        model = self.models.get(name)
-        if model is None:
-            raise BadRequest(f"unknown model {name!r}; serving: {', '.join(sorted(self.models))}", 404)
-        if version not in (None, "1"):
-            raise BadRequest(f"model {name!r} has version 1 only, not {version!r}", 404)
+        model = self.model(name, version)
         if route == "metadata":
             return self._json(model.metadata() if action is None else {"name": name, "ready": True})
         body = await self._body(scope, receive)
         if route == "infer":
             req = parse_infer(body, self._header(scope, HEADER_LENGTH), "input", model.input_shape,
                               self.max_batch_rows)
-            probs = self._finite(await model.batcher.submit(req.tensor))
+            probs = await self.predict(model, req.tensor, req.class_count)
             return (200,) + infer_response(name, req.id, "probabilities", probs, req.binary_output)
         return self._json(await self._classify(model, scope, body))
 
     @staticmethod
     def _allow(route: str, method: str, path: str) -> None:
         allowed = METHODS[route]
-        if method != allowed:
-            raise BadRequest(f"{path} takes {allowed}, not {method}", 405, {"allow": allowed})
+        if method == allowed or (method == "HEAD" and allowed == "GET"):
+            return  # uvicorn sends a HEAD answer's headers without its body
+        allowed = "GET, HEAD" if allowed == "GET" else allowed
+        raise BadRequest(f"{path} takes {allowed}, not {method}", 405, {"allow": allowed})
 
     @staticmethod
     def _finite(probs: np.ndarray) -> np.ndarray:
@@ -191,7 +261,11 @@ class App:
             k = int(query.get("top_k", ["3"])[0])
         except ValueError:
             raise BadRequest("top_k must be a whole number") from None
-        kind = (self._header(scope, "content-type") or "").split(";")[0].strip()
+        kind = (self._header(scope, "content-type") or "").split(";")[0].strip().lower()
+        if kind.startswith("multipart/"):  # a browser form or `curl -F`: not decoded here
+            raise BadRequest("send the image file itself as the request body with Content-Type "
+                             "image/png or image/jpeg (curl --data-binary @digit.png -H "
+                             "'Content-Type: image/png'), not a multipart form upload", 415)
         if kind == "application/json":
             try:
                 doc = orjson.loads(body)

@@ -1,4 +1,5 @@
-"""`cnnbp predict`: classify files locally in ONNX Runtime or through a running server."""
+"""`cnnbp predict`: classify files locally in ONNX Runtime or through a running server (HTTP
+or gRPC)."""
 from __future__ import annotations
 
 import json
@@ -36,12 +37,7 @@ def predict_local(bundle: str, files: list[str], top_k: int = 3) -> list[dict]:
     model = next(iter(models.values()))
     results = []
     for f in map(Path, files):
-        try:
-            x = model.from_image(f.read_bytes()) if f.suffix.lower() in IMAGES else \
-                model.from_signal(_signal(f))
-        except BadRequest as exc:
-            raise BadRequest(str(exc) if str(exc).startswith(f"{f}: ") else f"{f}: {exc}") \
-                from None
+        x = _sample(model, f)
         probs = model.run(x)[0]
         top = np.argsort(-probs)[:top_k]
         results.append({"file": str(f), "top_k": [{"label": model.labels[i], "index": int(i),
@@ -49,8 +45,71 @@ def predict_local(bundle: str, files: list[str], top_k: int = 3) -> list[dict]:
     return results
 
 
+def _sample(model, f: Path) -> np.ndarray:
+    """One model input from an image or signal file, errors naming the file."""
+    try:
+        return model.from_image(f.read_bytes()) if f.suffix.lower() in IMAGES else \
+            model.from_signal(_signal(f))
+    except BadRequest as exc:
+        raise BadRequest(str(exc) if str(exc).startswith(f"{f}: ") else f"{f}: {exc}") from None
+
+
+def predict_grpc(url: str, model: str, files: list[str], top_k: int = 3,
+                 token: str | None = None) -> list[dict]:
+    """Through a gRPC server with the stock ``tritonclient.grpc`` client.
+
+    The V2 protocol has no image endpoint, so the inputs are made here, with the preprocessing
+    the server publishes in Triton's model config; the top k come back through Triton's
+    classification extension (``class_count``) as ``"score:index:label"`` strings.
+    """
+    import tritonclient.grpc as grpcclient
+    from tritonclient.utils import InferenceServerException
+
+    from cnnbp.contract.preprocessing import Preprocessing
+
+    from .repository import ServedModel
+    target = url.removeprefix("grpc://").rstrip("/")
+    headers = {"authorization": f"Bearer {token}"} if token else None
+    try:
+        client = grpcclient.InferenceServerClient(target)
+        config = client.get_model_config(model, headers=headers, client_timeout=30).config
+        prep = Preprocessing.model_validate_json(config.parameters["preprocess"].string_value)
+    except InferenceServerException as exc:
+        raise BadRequest(f"{url}: {_grpc_error(exc)}") from None
+    except ValueError:  # no or unreadable preprocess parameter: not a cnnbp server
+        raise BadRequest(f"{url} did not answer like `cnnbp serve` (no preprocess in the model "
+                         "config)") from None
+    shim = ServedModel(model, Path(model), None, "", tuple(prep.input_shape), prep)
+    results = []
+    for f in map(Path, files):
+        x = _sample(shim, f)
+        inp = grpcclient.InferInput("input", list(x.shape), "FP32")
+        inp.set_data_from_numpy(np.ascontiguousarray(x, "float32"))
+        out = grpcclient.InferRequestedOutput("probabilities", class_count=top_k)
+        try:
+            result = client.infer(model, [inp], outputs=[out], headers=headers, client_timeout=30)
+        except InferenceServerException as exc:
+            raise BadRequest(f"{f}: {_grpc_error(exc)}") from None
+        top = []
+        for item in result.as_numpy("probabilities").reshape(-1):
+            score, index, label = item.decode().split(":", 2)
+            top.append({"label": label, "index": int(index), "probability": float(score)})
+        results.append({"file": str(f), "top_k": top})
+    client.close()
+    return results
+
+
+def _grpc_error(exc) -> str:
+    status = str(exc.status() or "").removeprefix("StatusCode.")
+    if status == "UNAVAILABLE":
+        return f"cannot reach the server ({exc.message()})"
+    return f"server answered {status}: {exc.message()}"
+
+
 def predict_remote(url: str, model: str, files: list[str], top_k: int = 3,
                    token: str | None = None) -> list[dict]:
+    if url.startswith("grpc://"):
+        return predict_grpc(url, model, files, top_k, token)
     import urllib.error
     import urllib.request
     results = []

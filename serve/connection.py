@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass
+from typing import Callable, Optional
 
 import orjson
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
@@ -30,6 +31,8 @@ class Limits:
     timeout_head: float = 10.0
     timeout_body: float = 30.0
     max_connections: int = 1000
+    # told (path or None, status) of each refusal, so /metrics counts what the app never sees
+    on_refused: Optional[Callable[[Optional[str], int], None]] = None
 
 
 def protocol(limits: Limits) -> type:
@@ -136,7 +139,17 @@ class GuardedProtocol(HttpToolsProtocol):
         self._refuse(400, "Bad Request", "not a valid HTTP/1.1 request (request line, header or "
                      "chunk syntax)")
 
+    def _path(self) -> str | None:
+        """The path of the request being received, if its URL has arrived (for /metrics)."""
+        if self._stage == "body":
+            return self.scope.get("path")
+        if self._stage == "head" and getattr(self, "url", b""):  # uvicorn parses it at the end
+            return self.url.split(b"?", 1)[0].decode("latin-1")
+        return None
+
     def _refuse(self, status: int, phrase: str, message: str) -> None:
+        if self.limits.on_refused is not None:
+            self.limits.on_refused(self._path(), status)
         self._disarm()
         self._unset_keepalive_if_required()
         self.transport.write(_response(status, phrase, message))

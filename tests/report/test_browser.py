@@ -4,7 +4,7 @@ import re
 
 import pytest
 
-from .browser import executable, open_page, save
+from tests.browser import executable, open_page, save
 
 pytestmark = pytest.mark.skipif(executable() is None, reason="chromium is not installed "
                                 "(apt-get install -y chromium)")

@@ -3,6 +3,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 
@@ -19,22 +20,28 @@ def cnnbp(*args):
 
 
 class Server:
-    """`cnnbp serve PATH ARGS`; keyword arguments go straight to serve.runner.serve() instead,
-    for the settings that have no command-line flag."""
+    """`cnnbp serve PATH ARGS` on free HTTP and gRPC ports; keyword arguments go straight to
+    serve.runner.serve() instead, for the settings that have no command-line flag. Its log is
+    read all along (a full pipe would stall the server) and kept in ``lines``."""
 
     def __init__(self, path, *args, env=None, **serve_kwargs):
-        self.port = free_port()
+        self.port, self.grpc_port = free_port(), free_port()
         self.url = f"http://127.0.0.1:{self.port}"
+        self.grpc_target = f"127.0.0.1:{self.grpc_port}"
         if serve_kwargs:
             command = [sys.executable, "-c", "import json, sys; from cnnbp.serve.runner import serve; "
                        "serve(sys.argv[1], **json.loads(sys.argv[2]))", str(path),
-                       json.dumps({"port": self.port, **serve_kwargs})]
+                       json.dumps({"port": self.port, "grpc_port": self.grpc_port,
+                                   **serve_kwargs})]
         else:
             command = [sys.executable, str(ROOT / "cli.py"), "serve", str(path), "--port",
-                       str(self.port), *args]
+                       str(self.port), "--grpc-port", str(self.grpc_port), *args]
         self.proc = subprocess.Popen(
             command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
             env={**os.environ, **(env or {})})
+        self.lines = []
+        self.reader = threading.Thread(target=self._read, daemon=True)
+        self.reader.start()
         deadline = time.time() + 60
         while time.time() < deadline:
             try:
@@ -42,16 +49,29 @@ class Server:
                     return
             except OSError:
                 if self.proc.poll() is not None:
-                    raise RuntimeError(self.proc.stdout.read())
+                    self.reader.join(5)
+                    raise RuntimeError("".join(self.lines))
                 time.sleep(0.2)
         raise RuntimeError("server did not start")
 
+    def _read(self):
+        for line in self.proc.stdout:
+            self.lines.append(line)
+
+    def log(self) -> str:
+        return "".join(self.lines)
+
+    def wait(self, timeout=30):
+        """The exit status, once the process has ended and its whole log has been read."""
+        try:
+            return self.proc.wait(timeout=timeout)
+        finally:
+            self.reader.join(5)
+            self.proc.stdout.close()
+
     def stop(self):
         self.proc.terminate()
-        try:
-            return self.proc.wait(timeout=30)
-        finally:
-            self.proc.stdout.close()
+        return self.wait()
 
 
 @pytest.fixture(scope="session")
