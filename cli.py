@@ -120,17 +120,13 @@ def run_export(args) -> int:
     import_tensorflow()
     from pathlib import Path
     from cnnbp.export import destination
-    from cnnbp.export.bundle import ExportRefused, export_bundle
+    from cnnbp.export.bundle import export_bundle
     if args.triton:  # refuse a bad Triton target before the export's work, not after
         destination.check(Path(args.triton) / Path(args.output).resolve().name,
                           [args.source, args.output], args.force, "Triton model",
                           destination.is_triton_model, "--triton")
-    try:
-        exported = export_bundle(args.source, args.output, args.opset, args.max_batch,
-                                 args.atol, not args.no_variants, args.force)
-    except ExportRefused as exc:
-        print(f"error: {args.source}: {exc}", file=sys.stderr)
-        return 1
+    exported = export_bundle(args.source, args.output, args.opset, args.max_batch, args.atol,
+                             not args.no_variants, args.force)
     report = exported.report
     if exported.moved_aside:
         print(f"{args.output}: its previous contents were moved to {exported.moved_aside}")
@@ -185,20 +181,18 @@ def run_serve(args) -> int:
 
 def run_predict(args) -> int:
     import os
+    from cnnbp.contract.errors import UsageError
     from cnnbp.serve.client import predict_local, predict_remote
-    from cnnbp.serve.protocol import BadRequest
-    try:
-        if args.url:
-            if not args.model:
-                print("error: --url needs --model NAME", file=sys.stderr)
-                return 2
-            results = predict_remote(args.url, args.model, [args.bundle] + args.files, args.top_k,
-                                     args.token or os.environ.get("CNNBP_TOKEN"))
-        else:
-            results = predict_local(args.bundle, args.files, args.top_k)
-    except BadRequest as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    if args.url:
+        if not args.model:
+            raise UsageError("predict: --url needs --model NAME (the model's name on the server)")
+        results = predict_remote(args.url, args.model, [args.bundle] + args.files, args.top_k,
+                                 args.token or os.environ.get("CNNBP_TOKEN"))
+    else:
+        if not args.files:
+            raise UsageError(f"predict: no files to classify: give images or signals after the "
+                             f"bundle, e.g. cnnbp predict {args.bundle} digit.png")
+        results = predict_local(args.bundle, args.files, args.top_k)
     for r in results:
         print(f"{r['file']}: " + ", ".join(f"{t['label']} ({t['probability']:.3f})"
                                            for t in r["top_k"]))
@@ -324,7 +318,15 @@ def main(argv: list[str] | None = None) -> int:
     shows its traceback only with CNNBP_DEBUG=1."""
     import os
     from cnnbp.contract.errors import CnnbpError
-    args = parser().parse_args(argv)
+    p = parser()
+    args, extra = p.parse_known_args(argv)
+    # argparse stops filling a trailing list at the first option: `predict B --top-k 3 F`
+    # leaves F over. Files after options belong to that list; anything else is an error.
+    if extra and isinstance(getattr(args, "files", None), list) and \
+            not any(e.startswith("-") for e in extra):
+        args.files += extra
+    elif extra:
+        p.error(f"unrecognized arguments: {' '.join(extra)}")
     try:
         return args.run(args)
     except CnnbpError as exc:

@@ -30,6 +30,16 @@ class ArtifactError(CnnbpError):
         super().__init__(f"{path}: {message}")
 
 
+class ClientError(CnnbpError):
+    """A request, or a file given to ``predict``, that a model cannot take (HTTP 4xx)."""
+
+
+class ServerError(CnnbpError):
+    """A server that cannot be reached, or that failed on its side."""
+
+    exit_code = 1
+
+
 class RefusedError(CnnbpError):
     """The tool declines to act: the result would be wrong, or would destroy something."""
 

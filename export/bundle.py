@@ -123,8 +123,9 @@ def export_bundle(ref: str | Path, out: str | Path, opset: int = DEFAULT_OPSET,
         try:
             save_checked(to_onnx(src.model, opset, props), model_path)
         except Exception as exc:  # converter or checker: the model cannot be exported as is
-            raise ExportRefused(f"tf2onnx could not produce a valid ONNX model at opset {opset}: "
-                                f"{str(exc).splitlines()[0]}; no bundle written", None) from None
+            raise ExportRefused(f"{ref}: tf2onnx could not produce a valid ONNX model at opset "
+                                f"{opset}: {str(exc).splitlines()[0]}; no bundle written",
+                                None) from None
         found = parity.check(src.model, str(model_path), src.x_test, (1, 7, max_batch), atol)
         worst = found.pop("worst_input", None)
         if not found["passed"]:
@@ -139,7 +140,7 @@ def export_bundle(ref: str | Path, out: str | Path, opset: int = DEFAULT_OPSET,
         if not report.passed:
             where = report.first_diverging_layer
             raise ExportRefused(
-                f"ONNX Runtime disagrees with Keras: max |diff| {report.max_abs:.3g} (bar "
+                f"{ref}: ONNX Runtime disagrees with Keras: max |diff| {report.max_abs:.3g} (bar "
                 f"{atol:g}), top-1 agreement {report.top1_agreement:.4f}"
                 + (f"; first diverging layer {where.layer} (|diff| {where.max_abs:.3g})"
                    if where else "") + "; no bundle written", report)

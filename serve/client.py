@@ -7,7 +7,13 @@ from pathlib import Path
 
 import numpy as np
 
+from cnnbp.contract.errors import ServerError
+
 from .protocol import BadRequest
+
+# gRPC statuses that mean the request was wrong, not the server
+CLIENT_STATUSES = {"INVALID_ARGUMENT", "NOT_FOUND", "UNAUTHENTICATED", "PERMISSION_DENIED",
+                   "RESOURCE_EXHAUSTED", "OUT_OF_RANGE", "FAILED_PRECONDITION"}
 
 IMAGES = {".png", ".jpg", ".jpeg"}
 
@@ -75,9 +81,9 @@ def predict_grpc(url: str, model: str, files: list[str], top_k: int = 3,
         config = client.get_model_config(model, headers=headers, client_timeout=30).config
         prep = Preprocessing.model_validate_json(config.parameters["preprocess"].string_value)
     except InferenceServerException as exc:
-        raise BadRequest(f"{url}: {_grpc_error(exc)}") from None
+        raise _grpc_error(exc, url) from None
     except ValueError:  # no or unreadable preprocess parameter: not a cnnbp server
-        raise BadRequest(f"{url} did not answer like `cnnbp serve` (no preprocess in the model "
+        raise ServerError(f"{url} did not answer like `cnnbp serve` (no preprocess in the model "
                          "config)") from None
     shim = ServedModel(model, Path(model), None, "", tuple(prep.input_shape), prep)
     results = []
@@ -89,7 +95,7 @@ def predict_grpc(url: str, model: str, files: list[str], top_k: int = 3,
         try:
             result = client.infer(model, [inp], outputs=[out], headers=headers, client_timeout=30)
         except InferenceServerException as exc:
-            raise BadRequest(f"{f}: {_grpc_error(exc)}") from None
+            raise _grpc_error(exc, f) from None
         top = []
         for item in result.as_numpy("probabilities").reshape(-1):
             score, index, label = item.decode().split(":", 2)
@@ -99,11 +105,12 @@ def predict_grpc(url: str, model: str, files: list[str], top_k: int = 3,
     return results
 
 
-def _grpc_error(exc) -> str:
+def _grpc_error(exc, where) -> Exception:
     status = str(exc.status() or "").removeprefix("StatusCode.")
     if status == "UNAVAILABLE":
-        return f"cannot reach the server ({exc.message()})"
-    return f"server answered {status}: {exc.message()}"
+        return ServerError(f"{where}: cannot reach the server ({exc.message()})")
+    kind = BadRequest if status in CLIENT_STATUSES else ServerError
+    return kind(f"{where}: server answered {status}: {exc.message()}")
 
 
 def predict_remote(url: str, model: str, files: list[str], top_k: int = 3,
@@ -127,15 +134,16 @@ def predict_remote(url: str, model: str, files: list[str], top_k: int = 3,
                 doc = json.loads(resp.read())
             results.append({"file": str(f), "top_k": doc["top_k"]})
         except urllib.error.HTTPError as exc:
-            raise BadRequest(f"{f}: server answered {exc.code}: {_error_text(exc.read())}") \
+            kind = BadRequest if 400 <= exc.code < 500 else ServerError
+            raise kind(f"{f}: server answered {exc.code}: {_error_text(exc.read())}") \
                 from None
         except urllib.error.URLError as exc:
-            raise BadRequest(f"cannot reach {url}: {exc.reason}") from None
+            raise ServerError(f"cannot reach {url}: {exc.reason}") from None
         except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError):
-            raise BadRequest(f"{f}: {url} did not answer like `cnnbp serve` (no top_k in the "
+            raise ServerError(f"{f}: {url} did not answer like `cnnbp serve` (no top_k in the "
                              "reply)") from None
         except OSError as exc:  # reset or timed out mid-request
-            raise BadRequest(f"{f}: the connection to {url} failed: {exc}") from None
+            raise ServerError(f"{f}: the connection to {url} failed: {exc}") from None
     return results
 
 

@@ -12,10 +12,12 @@ from dataclasses import dataclass
 import numpy as np
 import orjson
 
+from cnnbp.contract.errors import ClientError
+
 HEADER_LENGTH = "inference-header-content-length"
 
 
-class BadRequest(Exception):
+class BadRequest(ClientError):
     """Turned into HTTP ``status`` with ``{"error": message}`` (and any extra ``headers``)."""
 
     def __init__(self, message: str, status: int = 400, headers: dict[str, str] | None = None):

@@ -125,3 +125,25 @@ def test_generated_blueprints_never_crash(doc, tmp_path, capsys):
     assert cli.main(["check", str(path)]) in (0, 2)
     err = capsys.readouterr().err
     assert "Traceback" not in err
+
+
+def test_predict_takes_options_anywhere_and_needs_files(made, tmp_path):
+    from PIL import Image
+    image = tmp_path / "d.png"
+    Image.new("L", (8, 8), 128).save(image)
+    bundle = str(made / "bundle")
+    after = run("predict", bundle, "--top-k", "2", str(image))
+    before = run("predict", "--top-k", "2", bundle, str(image))
+    assert after.returncode == before.returncode == 0, after.stderr
+    assert after.stdout == before.stdout and after.stdout.count("(") == 2
+    empty = run("predict", bundle)
+    assert empty.returncode == 2 and "no files to classify" in empty.stderr
+    assert "Traceback" not in empty.stderr
+
+
+def test_an_unreachable_server_is_a_server_problem(tmp_path):
+    from tests.conftest import free_port
+    (tmp_path / "d.png").write_bytes(b"")
+    proc = run("predict", "--url", f"http://127.0.0.1:{free_port()}", "--model", "digits",
+               str(tmp_path / "d.png"))
+    assert proc.returncode == 1 and "cannot reach" in proc.stderr and "Traceback" not in proc.stderr
