@@ -27,6 +27,9 @@ EXAMPLES = """examples:
   cnnbp check blueprints/vgg16.yaml --json
   cnnbp check mnist1d --set N=3 --set K=2 override variables
   cnnbp show alexnet                      per-layer table
+  cnnbp list                              shipped blueprints, one line each
+  cnnbp show vgg16 --yaml > my.yaml       a shipped blueprint to start from
+  cnnbp draw lenet5 -o lenet5.svg         the lecture-style volume diagram
   cnnbp check -e "INPUT(32x32x3)-CONV(10,5x5,stride=1,pad=2)-RELU-POOL-FC(10)-SOFTMAX"
   cnnbp build digits -o model.keras
   cnnbp train digits --data digits -o runs/digits
@@ -37,6 +40,9 @@ EXAMPLES = """examples:
   cnnbp serve bundles/ --port 8000        every bundle under bundles/, on 127.0.0.1
   cnnbp predict bundles/digits digit.png
   cnnbp predict --url http://127.0.0.1:8000 --model digits digit.png
+  cnnbp predict --url grpc://127.0.0.1:8001 --model digits digit.png
+  cnnbp search search.yaml --data digits --trials 20 -o searches/digits
+  cnnbp report runs/digits                rewrite the run's report.html
 """
 
 
@@ -68,9 +74,29 @@ def run_check(args) -> int:
 
 def run_show(args) -> int:
     from cnnbp.builder.report import summary, table
+    if args.yaml:  # a file to start from: the blueprint as written, comments included
+        from cnnbp.builder.source import resolve_path
+        from cnnbp.contract.errors import UsageError
+        if args.expr:
+            raise UsageError("show --yaml prints a blueprint file; -e has none")
+        print(resolve_path(args.blueprint).read_text(encoding="utf-8"), end="")
+        return 0
     compiled = _compile(args)
     print(table(compiled.analysis))
     print(summary(compiled.analysis))
+    return 0
+
+
+def run_list(args) -> int:
+    from cnnbp.builder import load
+    from cnnbp.builder.report import human
+    from cnnbp.builder.source import SHIPPED
+    for path in sorted(SHIPPED.glob("*.yaml")):
+        compiled = load(str(path))
+        a, about = compiled.analysis, str(compiled.resolved.get("description") or "")
+        print(f"{path.stem:<16} {a.total_params:>12,} params {human(a.total_macs):>7} MACs  "
+              f"{about.splitlines()[0] if about else ''}")
+    print("start from one: cnnbp show NAME --yaml > my.yaml")
     return 0
 
 
@@ -199,20 +225,9 @@ def run_predict(args) -> int:
     return 0
 
 
-# Each names a module with ``register(subparsers)``, which adds its command(s) and sets
-# ``run``. Registering must stay cheap and free of TensorFlow: ``check`` builds this parser too.
+# Commands that live beside their package's code: each module's ``register(subparsers)`` adds
+# them. Registering stays cheap and free of TensorFlow: ``check`` builds this parser too.
 COMMAND_MODULES = ("cnnbp.search.command", "cnnbp.report.command")
-
-
-def _register(sub, name: str) -> None:
-    import importlib
-    try:
-        module = importlib.import_module(name)
-    except ModuleNotFoundError as exc:
-        if exc.name != name and not name.startswith(f"{exc.name}."):
-            raise  # the module exists but needs something missing: say so, do not hide it
-        return
-    module.register(sub)
 
 
 def parser() -> argparse.ArgumentParser:
@@ -226,9 +241,12 @@ def parser() -> argparse.ArgumentParser:
     _blueprint_args(c)
     c.add_argument("--json", action="store_true", help="print the per-layer analysis as JSON")
     c.set_defaults(run=run_check)
-    s = sub.add_parser("show", help="print the per-layer table")
+    s = sub.add_parser("show", help="print the per-layer table (a blueprint, run or bundle)")
     _blueprint_args(s)
+    s.add_argument("--yaml", action="store_true", help="print the blueprint's YAML instead")
     s.set_defaults(run=run_show)
+    ls = sub.add_parser("list", help="the shipped blueprints, one line each")
+    ls.set_defaults(run=run_list)
     b = sub.add_parser("build", help="build the Keras model and save it")
     _blueprint_args(b)
     b.add_argument("-o", "--output", required=True, help="where to write the .keras file")
@@ -304,8 +322,9 @@ def parser() -> argparse.ArgumentParser:
     pr.add_argument("--top-k", type=int, default=3)
     pr.add_argument("--token")
     pr.set_defaults(run=run_predict)
-    for name in COMMAND_MODULES:  # commands that live beside their package's code
-        _register(sub, name)
+    import importlib
+    for name in COMMAND_MODULES:
+        importlib.import_module(name).register(sub)
     return p
 
 

@@ -147,3 +147,14 @@ def test_an_unreachable_server_is_a_server_problem(tmp_path):
     proc = run("predict", "--url", f"http://127.0.0.1:{free_port()}", "--model", "digits",
                str(tmp_path / "d.png"))
     assert proc.returncode == 1 and "cannot reach" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_list_names_every_shipped_blueprint_and_show_yaml_prints_one():
+    proc = run("list")
+    assert proc.returncode == 0
+    names = [line.split()[0] for line in proc.stdout.splitlines()[:-1]]
+    assert names == sorted(p.stem for p in (ROOT / "blueprints").glob("*.yaml"))
+    assert "vgg16" in proc.stdout and "138,357,544 params" in proc.stdout
+    shown = run("show", "lenet5", "--yaml")
+    assert shown.returncode == 0
+    assert shown.stdout == (ROOT / "blueprints" / "lenet5.yaml").read_text(encoding="utf-8")
