@@ -54,7 +54,13 @@ def check(out: str | Path, sources: list[str | Path], force: bool, what: str = "
     if not target.is_dir():
         raise UsageError(f"{flag} {given} is a file, not a folder: name the folder to write the "
                          f"{what} into")
-    if not any(target.iterdir()) or ours(target):
+    if not any(target.iterdir()):
+        return None
+    if ours(target):  # one rule with `train -o`: an earlier result is replaced only when asked
+        if not force:
+            raise UsageError(f"{flag} {given} already holds a {what}; add --force to replace it "
+                             f"(atomically: the old one stays until the new one is complete), "
+                             f"or pick a new folder")
         return None
     if not force:
         others = sorted(p.name for p in target.iterdir())

@@ -59,11 +59,15 @@ def test_an_output_that_is_a_file_is_refused(run, tmp_path, capsys):
     assert code == 2 and "is a file" in err and (tmp_path / "x.onnx").read_text() == "mine"
 
 
-def test_an_earlier_bundle_is_replaced_atomically(run, made, tmp_path, capsys):
+def test_an_earlier_bundle_is_refused_then_replaced_atomically_with_force(run, made, tmp_path,
+                                                                           capsys):
     out = tmp_path / "bundles" / "digits"
     shutil.copytree(made / "bundle", out)
     stamp = (out / "validation.json").stat().st_mtime_ns
-    code, _, _ = export(capsys, str(run), "-o", str(out))
+    code, _, err = export(capsys, str(run), "-o", str(out))  # the same rule as `train -o`
+    assert code == 2 and "already holds a bundle; add --force to replace it" in err
+    assert (out / "validation.json").stat().st_mtime_ns == stamp
+    code, _, _ = export(capsys, str(run), "-o", str(out), "--force")
     assert code == 0 and (out / "validation.json").stat().st_mtime_ns != stamp
     assert os.listdir(out.parent) == ["digits"]  # no .old or .tmp left
 
