@@ -127,6 +127,10 @@ def run_train(args) -> int:
             overrides.append(f"training.epochs={args.epochs}")
         if args.batch_size is not None:
             overrides.append(f"training.batch_size={args.batch_size}")
+        if args.skip_bad_images:
+            overrides.append("training.skip_bad_images=true")
+        if args.cache is not None:
+            overrides.append(f"training.cache={args.cache}")
         args.set = overrides
         compiled = _compile(args)
         from cnnbp.train.multiworker import cluster, train_multiworker
@@ -257,11 +261,18 @@ def parser() -> argparse.ArgumentParser:
     t.add_argument("-e", "--expr", metavar="PATTERN", help="a one-line net instead of a file")
     t.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
     t.add_argument("--data", help="digits, mnist1d, mnist, fashion_mnist, cifar10 (online), "
-                                  "a .npz file or an image folder")
+                                  "a .npz file (or a folder of .npy files), TFRecord shards "
+                                  "('shards/*.tfrecord') or an image folder")
     t.add_argument("--epochs", type=int, help="shorthand for --set training.epochs=N")
     t.add_argument("--batch-size", type=int, help="shorthand for --set training.batch_size=N")
     t.add_argument("-o", "--output", help="the run directory to create")
     t.add_argument("--resume", metavar="RUN", help="continue an interrupted run")
+    t.add_argument("--skip-bad-images", action="store_true",
+                   help="skip images that cannot be decoded and count them in metrics.json "
+                        "(training.skip_bad_images)")
+    t.add_argument("--cache", choices=["auto", "memory", "disk", "none"],
+                   help="where decoded images are kept between epochs (training.cache; "
+                        "default auto)")
     t.add_argument("--quiet", action="store_true", help="no progress bar (for CI)")
     t.set_defaults(run=run_train)
     x = sub.add_parser("export", help="export to ONNX, validate against Keras, write a bundle",

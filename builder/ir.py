@@ -152,6 +152,17 @@ class Training:
     validation_split: float = 0.1
     seed: int = 0
     augment: Augment = field(default_factory=Augment)
+    # Input: how images are resized to the net (serving resizes the same way), where decoded
+    # pixels are kept between epochs, and what a file that cannot be decoded does.
+    resize: str = "stretch"          # stretch | center_crop | letterbox
+    cache: str = "auto"              # auto | memory | disk | none
+    cache_budget_mb: int = 1024      # auto caches in memory up to this many decoded MB
+    stats_sample: int = 2000         # images whose pixels fit the normalisation mean/std
+    skip_bad_images: bool = False    # skip and count undecodable files instead of stopping
+    # Speed against reproducibility: "auto" means on for CPU (cheap there), off for GPUs
+    # (deterministic kernels cost GPU speed), and mixed precision on GPUs only.
+    deterministic: bool | str = "auto"
+    mixed_precision: bool | str = "auto"
 
 
 @dataclass(frozen=True)

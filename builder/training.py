@@ -77,5 +77,18 @@ def schema() -> dict:
                 "rotate": num(0, 180, description="degrees"),
                 "contrast": num(0, 1),
                 "brightness": num(0, 1)}},
+            "resize": {"enum": ["stretch", "center_crop", "letterbox"],
+                       "description": "how an image is fitted to the input size, in training "
+                                      "and in serving (default stretch)"},
+            "cache": {"enum": ["auto", "memory", "disk", "none"],
+                      "description": "where decoded images are kept between epochs; auto: "
+                                     "memory within cache_budget_mb, else disk, else none"},
+            "cache_budget_mb": integer(0),
+            "stats_sample": integer(1),
+            "skip_bad_images": {"type": "boolean"},
+            "deterministic": {"enum": ["auto", True, False],
+                              "description": "op determinism; auto: on for CPU, off for GPU"},
+            "mixed_precision": {"enum": ["auto", True, False],
+                                "description": "float16 compute; auto: on for GPU only"},
         },
     }

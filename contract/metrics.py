@@ -34,6 +34,12 @@ class TrainMetrics(Record):
     device: str
     mixed_precision: bool
     versions: dict[str, str]
+    # Since streaming input (absent from older runs' files, which still load):
+    skipped_images: int = 0             # undecodable files skipped (training.skip_bad_images)
+    skipped_files: list[str] = []       # the first of them, by path
+    cache: str | None = None            # where decoded inputs were kept: memory, disk, none
+    normalization: str | None = None    # what the mean/std were fitted on
+    deterministic: bool | None = None   # whether op determinism was on
 
     @model_validator(mode="after")
     def _square(self):

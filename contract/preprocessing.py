@@ -133,7 +133,11 @@ def fit(x_fitted: np.ndarray, **fields) -> Preprocessing:
 def image_pixels(im, input_shape, resize: Resize = "stretch") -> np.ndarray:
     """A PIL image → ``input_shape`` (HxWx1 gray or HxWx3 RGB) float32 pixels, 0..255.
 
-    Training's image loader and serving both call this, so a photo is resized the same way.
+    Training's image loader and serving both call this, so a photo is decoded and resized the
+    same way. Every mode PIL opens lands on 8-bit gray or RGB: 16-bit gray is scaled (/257, not
+    clipped), CMYK is converted, and transparent pixels (RGBA, LA, palette transparency) are
+    composited onto black, the letterbox colour. Resampling is bilinear; ``resize`` is
+    ``stretch`` (the default), ``center_crop`` or ``letterbox``.
     """
     from PIL import Image, ImageOps
     h, w, c = input_shape
@@ -142,7 +146,9 @@ def image_pixels(im, input_shape, resize: Resize = "stretch") -> np.ndarray:
     # (a no-op for other formats): large photos decode several times faster, identically here
     # and in serving.
     im.draft(mode, (w, h))
-    im = im.convert(mode)
+    im = _eight_bit(im)
+    if im.mode != mode:
+        im = im.convert(mode)
     if resize == "center_crop":
         im = ImageOps.fit(im, (w, h), Image.Resampling.BILINEAR)
     elif resize == "letterbox":
@@ -150,3 +156,20 @@ def image_pixels(im, input_shape, resize: Resize = "stretch") -> np.ndarray:
     else:
         im = im.resize((w, h), Image.Resampling.BILINEAR)
     return np.asarray(im, dtype="float32").reshape(h, w, c)
+
+
+def _eight_bit(im):
+    """An opened PIL image → mode L, RGB or another mode PIL converts to them faithfully."""
+    from PIL import Image
+    if im.mode in ("I;16", "I;16L", "I;16B", "I;16N", "I"):  # 16-bit gray PNG, 32-bit TIFF
+        wide = np.asarray(im, dtype="float64")
+        top = 65535.0 if im.mode.startswith("I;16") or wide.max(initial=0) > 255 else 255.0
+        return Image.fromarray(np.clip(np.rint(wide * (255.0 / top)), 0, 255).astype("uint8"), "L")
+    if im.mode == "F":
+        return Image.fromarray(np.clip(np.rint(np.asarray(im)), 0, 255).astype("uint8"), "L")
+    if im.mode in ("RGBA", "LA", "PA", "RGBa", "La") or (
+            im.mode in ("P", "L", "RGB") and "transparency" in im.info):
+        im = im.convert("RGBA")
+        black = Image.new("RGBA", im.size, (0, 0, 0, 255))
+        return Image.alpha_composite(black, im).convert("RGB")
+    return im

@@ -55,6 +55,8 @@ class RunState(records.Record):
     train_seconds: float = 0.0
     samples_seen: int = 0
     stopped_early: bool = False
+    normalization: str | None = None            # what mean/std were fitted on (runs since
+                                                # streaming input; older runs lack it)
 
     @field_validator("epoch", "wait", "samples_seen")
     @classmethod

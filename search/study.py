@@ -175,25 +175,18 @@ class Objective:
         run = self.settings.out / "trials" / f"{trial.number:03d}"
         trial.set_user_attr("run_dir", str(run))
         started = time.perf_counter()
-        extra = {}
-        if len(self.space.objectives) == 1 and _takes_callbacks(fit.train):
-            extra["callbacks"] = [PruningCallback(trial)]
+        callbacks = [PruningCallback(trial)] if len(self.space.objectives) == 1 else []
+        # a trial's page would cost seconds of figures; `cnnbp report RUN` writes it on request
         metrics = fit.train(cand.compiled, self.settings.data, run, quiet=self.settings.quiet,
-                            **extra)
+                            callbacks=callbacks, report=False)
         history = RunDir(run).read_state().history
         accuracy = float(history[-1]["val_accuracy"])
         trial.set_user_attr("val_accuracy", accuracy)
         trial.set_user_attr("test_accuracy", metrics.test_accuracy)
         trial.set_user_attr("epochs", metrics.epochs)
         trial.set_user_attr("seconds", round(time.perf_counter() - started, 3))
-        pruned = any(getattr(cb, "pruned", False) for cb in extra.get("callbacks", ()))
+        pruned = any(cb.pruned for cb in callbacks)
         return accuracy, pruned
-
-
-def _takes_callbacks(train) -> bool:
-    """Whether ``cnnbp.train.fit.train`` accepts extra Keras callbacks (needed for pruning)."""
-    import inspect
-    return "callbacks" in inspect.signature(train).parameters
 
 
 def trained_count(study) -> int:

@@ -5,6 +5,7 @@ drivers: Keras ``fit`` here, and the distributed step in ``train.multiworker``.
 """
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,13 +17,18 @@ from cnnbp.builder.source import read
 from cnnbp.contract import records
 from cnnbp.contract.errors import ArtifactError
 from cnnbp.contract.metrics import TrainMetrics
-from cnnbp.contract.preprocessing import Preprocessing, fit as fit_preprocessing
-from cnnbp.contract.rundir import SAMPLE_ROWS, RunDir, RunState, check_new, creating, resumable
+from cnnbp.contract.preprocessing import Preprocessing
+from cnnbp.contract.rundir import (SAMPLE_BYTES, SAMPLE_ROWS, RunDir, RunState, check_new,
+                                   creating, resumable)
 
 from . import device as devices
+from .images import BadImages, raise_for
 from .pipeline import Pipelines, make_pipelines
 from .plots import write_plots
 from .sources import check_against, load_source
+from .stats import fit_preprocessing, sample_rows
+
+log = logging.getLogger(__name__)
 
 MIN_DELTA = 1e-4  # a smaller fall in the watched loss does not count as an improvement
 
@@ -44,20 +50,24 @@ class Session:
 
 def prepare(compiled: Compiled, data_spec: str, out: str | Path, resume: bool = False,
             device: devices.Device | None = None) -> Session:
-    """Load data, fit normalization, write the run's fixed files; or reload them to resume."""
+    """Load data, fit normalization, write the run's fixed files; or reload them to resume.
+
+    Image folders and TFRecord shards are listed here, not decoded: the mean and std come
+    from a bounded sample, the run's samples.npz from the first few files.
+    """
     from cnnbp.builder.tf_env import import_tensorflow
     import_tensorflow()
     import keras
-    import tensorflow as tf
 
     run = RunDir(out)
     net = compiled.network
-    keras.utils.set_random_seed(net.training.seed)
-    tf.config.experimental.enable_op_determinism()
-    device = device or devices.configure()
+    t = net.training
+    keras.utils.set_random_seed(t.seed)
+    device = device or devices.configure(t.mixed_precision, t.deterministic)
     data = load_source(data_spec, net.input_shape)
     check_against(data, net.input_shape, net.classes)
     names = net.class_names or data.class_names
+    bad = BadImages(t.skip_bad_images)
     if resume:
         prep = records.read(Preprocessing, run / "preprocess.json", "preprocessing record")
         state = run.read_state()
@@ -65,19 +75,27 @@ def prepare(compiled: Compiled, data_spec: str, out: str | Path, resume: bool = 
         shape = list(net.input_shape)
         domain = "signal" if len(shape) == 2 else \
             "image" if data.raw_max and shape[-1] in (1, 3) else "tensor"
-        prep = fit_preprocessing(data.x_train, input_shape=shape, domain=domain,
-                                 raw_max=data.raw_max if domain == "image" else None,
-                                 scale=data.scale, class_names=list(names))
-        state = RunState(data=data_spec, data_source=data.source)
+        extra = {"resize": t.resize} if domain == "image" else {}
+        prep, note = fit_preprocessing(data, net, bad, input_shape=shape, domain=domain,
+                                       raw_max=data.raw_max if domain == "image" else None,
+                                       scale=data.scale, class_names=list(names), **extra)
+        log.info("normalisation: %s", note)
+        x_test, y_test, x_cal = sample_rows(data, prep, net, bad, _sample_count(net))
+        state = RunState(data=data_spec, data_source=data.source, normalization=note)
         with creating(out) as fresh:  # the folder appears with its state, or not at all
             fresh.write_blueprint(compiled.resolved)
             fresh.write_labels(names)
             prep.write(fresh / "preprocess.json")
-            fresh.write_samples(prep.normalize(data.x_test[:SAMPLE_ROWS]), data.y_test[:SAMPLE_ROWS],
-                                prep.normalize(data.x_train[:SAMPLE_ROWS]))
+            fresh.write_samples(x_test, y_test, x_cal)
             fresh.write_state(state)
-    return Session(compiled, run, data_spec, make_pipelines(data, prep, net), prep, names,
+    return Session(compiled, run, data_spec, make_pipelines(data, prep, net, bad), prep, names,
                    device, state)
+
+
+def _sample_count(net) -> int:
+    """As many rows as ``RunDir.write_samples`` keeps, so no more are decoded."""
+    row = 4 * int(np.prod(net.input_shape))
+    return max(1, min(SAMPLE_ROWS, SAMPLE_BYTES // row))
 
 
 def compile_model(session: Session):
@@ -191,21 +209,27 @@ def make_callback(session: Session, model):
 
 def finish(session: Session, model, wall_started: float) -> TrainMetrics:
     """Write model.keras, metrics.json and the plots; return the metrics."""
+    import keras
     from cnnbp.builder.keras_builder import build_model
 
     from .evaluate import classification_report
     net = session.compiled.network
-    final = build_model(net)  # uncompiled: the saved models carry weights, no optimizer
+    # The saved models are float32 whatever the training policy (mixed precision keeps float32
+    # master weights), so they export like any other; uncompiled: weights, no optimizer.
+    keras.mixed_precision.set_global_policy("float32")
+    final = build_model(net)
     best = session.best_weights or model.get_weights()
     final.set_weights(best)
     session.run.save_model(final, "best.keras")
     if not session.state.stopped_early:
         final.set_weights(model.get_weights())
     session.run.save_model(final, "model.keras")
-    probabilities = final.predict(session.pipelines.x_test, batch_size=256, verbose=0)
+    probabilities, labels = _predict(final, session.pipelines)
+    session.pipelines.close()
     seconds = session.state.train_seconds
+    bad = session.pipelines.bad
     metrics = TrainMetrics(
-        **classification_report(probabilities, session.pipelines.y_test, session.class_names),
+        **classification_report(probabilities, labels, session.class_names),
         blueprint=net.name, run_dir=str(session.run.path),
         data=session.state.data_source or session.data_spec,
         epochs=session.state.epoch, stopped_early=session.state.stopped_early,
@@ -213,18 +237,36 @@ def finish(session: Session, model, wall_started: float) -> TrainMetrics:
         images_per_second=round(session.state.samples_seen / seconds, 1) if seconds else None,
         wall_seconds=round(time.perf_counter() - wall_started, 3),
         device=session.device.name, mixed_precision=session.device.mixed_precision,
-        versions=_versions())
+        versions=_versions(), skipped_images=len(bad.files), skipped_files=bad.named,
+        cache=session.pipelines.cache, normalization=session.state.normalization,
+        deterministic=session.device.deterministic)
     metrics.write(session.run / "metrics.json")
     write_plots(session.run, session.state.history, metrics.confusion_matrix,
                 session.class_names)
     return metrics
 
 
-def train(compiled: Compiled, data_spec: str, out: str | Path,
-          quiet: bool = False) -> TrainMetrics:
-    """Train a checked blueprint into a new run directory with Keras ``fit``."""
+def _predict(model, pipelines: Pipelines) -> tuple[np.ndarray, np.ndarray]:
+    """Class probabilities and true labels over the test stream, batch by batch."""
+    probabilities, labels = [], []
+    with raise_for(pipelines.bad):
+        for x, y in pipelines.test:
+            probabilities.append(np.asarray(model.predict_on_batch(x), "float32"))
+            labels.append(np.argmax(y, axis=-1))
+    if not probabilities:
+        return np.zeros((0, 1), "float32"), np.zeros((0,), "int64")
+    return np.concatenate(probabilities), np.concatenate(labels).astype("int64")
+
+
+def train(compiled: Compiled, data_spec: str, out: str | Path, quiet: bool = False,
+          callbacks=(), report: bool = True) -> TrainMetrics:
+    """Train a checked blueprint into a new run directory with Keras ``fit``.
+
+    ``callbacks`` are extra Keras callbacks (a search's pruning); ``report`` writes the run's
+    ``report.html`` with its explain figures at the end.
+    """
     check_new(RunDir(out))  # before any data is loaded
-    return _fit(prepare(compiled, data_spec, out), quiet)
+    return _fit(prepare(compiled, data_spec, out), quiet, callbacks, report)
 
 
 def resume(out: str | Path, quiet: bool = False) -> TrainMetrics:
@@ -235,17 +277,26 @@ def resume(out: str | Path, quiet: bool = False) -> TrainMetrics:
     return _fit(prepare(compiled, state.data, out, resume=True), quiet)
 
 
-def _fit(session: Session, quiet: bool) -> TrainMetrics:
+def _fit(session: Session, quiet: bool, callbacks=(), report: bool = True) -> TrainMetrics:
     started = time.perf_counter()
     t = session.compiled.network.training
     model = compile_model(session)
     done = session.state.epoch
-    if done < t.epochs and not session.state.stopped_early:
-        model.fit(session.pipelines.train, validation_data=session.pipelines.validation,
-                  epochs=t.epochs, initial_epoch=done, verbose=0 if quiet else "auto",
-                  shuffle=False,  # the pipeline shuffles, seeded
-                  callbacks=[make_callback(session, model)])
-    return finish(session, model, started)
+    try:
+        if done < t.epochs and not session.state.stopped_early:
+            with raise_for(session.pipelines.bad):
+                model.fit(session.pipelines.train,
+                          validation_data=session.pipelines.validation,
+                          epochs=t.epochs, initial_epoch=done, verbose=0 if quiet else "auto",
+                          shuffle=False,  # the pipeline shuffles, seeded
+                          callbacks=[make_callback(session, model), *callbacks])
+        metrics = finish(session, model, started)
+    finally:
+        session.pipelines.close()
+    if report:  # after the data is closed: the page reads only the run's files
+        from cnnbp.report import write_run_report
+        write_run_report(session.run.path)
+    return metrics
 
 
 def _versions() -> dict:

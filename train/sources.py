@@ -6,16 +6,17 @@ from __future__ import annotations
 
 import os
 import socket
+import struct
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from cnnbp.contract.errors import DataError
-from cnnbp.contract.preprocessing import image_pixels
 
 ONLINE = ("mnist", "fashion_mnist", "cifar10")
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg"}
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
 # Where Keras fetches its datasets; CNNBP_DATASET_HOST overrides it (tests use a closed
 # loopback port, so they never send traffic off the machine).
 DATASET_HOST = "storage.googleapis.com:443"
@@ -40,9 +41,12 @@ def fail(message: str) -> DataError:
 
 
 def load_source(spec: str, input_shape: tuple[int, ...] | None = None) -> Dataset:
-    """Load ``spec``: a built-in name, an online name, a ``.npz`` file or an image folder.
+    """Load ``spec``: a built-in name, an online name, a ``.npz`` file, a folder of ``.npy``
+    files, TFRecord shards, or an image folder.
 
-    ``input_shape`` (the net's) sizes the images of a folder.
+    Arrays come back as a ``Dataset`` (memory-mapped where the file allows); an image folder
+    and TFRecord shards come back as file lists that tf.data decodes as it streams.
+    ``input_shape`` (the net's) sizes the images.
     """
     if spec == "digits":
         return _digits()
@@ -53,16 +57,26 @@ def load_source(spec: str, input_shape: tuple[int, ...] | None = None) -> Datase
     path = Path(spec)
     if path.suffix == ".npz" and path.is_file():
         return _npz(path)
+    if path.is_dir() and (path / "x_train.npy").is_file():
+        return _npy_folder(path)
     if path.is_dir():
         return _folder(path, input_shape)
+    if any(ch in spec for ch in "*?[") or path.suffix in (".tfrecord", ".tfrecords"):
+        from .tfrecords import tfrecord_source
+        return tfrecord_source(spec, input_shape)
     raise fail(f"{spec!r} is not a data source: use digits, mnist1d, {', '.join(ONLINE)} "
-               "(downloads), a .npz file with x_train, y_train, x_test, y_test, or a folder "
+               "(downloads), a .npz file with x_train, y_train, x_test, y_test (or a folder of "
+               "those four as .npy files), TFRecord shards ('shards/*.tfrecord'), or a folder "
                "with one sub-folder of PNG/JPEG images per class")
 
 
 def _split(x, y, seed=0, test_fraction=0.2):
+    """A seeded split, stratified by class whenever every class can give to both sides."""
     from sklearn.model_selection import train_test_split
-    return train_test_split(x, y, test_size=test_fraction, random_state=seed, stratify=y)
+    try:
+        return train_test_split(x, y, test_size=test_fraction, random_state=seed, stratify=y)
+    except ValueError:  # a class with a single sample, or fewer test rows than classes
+        return train_test_split(x, y, test_size=test_fraction, random_state=seed)
 
 
 def _digits() -> Dataset:
@@ -114,19 +128,69 @@ def _online(name: str) -> Dataset:
 def _npz(path: Path) -> Dataset:
     try:
         with np.load(path, allow_pickle=False) as z:
-            missing = [k for k in ("x_train", "y_train", "x_test", "y_test") if k not in z]
+            files = set(z.files)
+            missing = [k for k in ("x_train", "y_train", "x_test", "y_test") if k not in files]
             if missing:
                 raise fail(f"{path} lacks {', '.join(missing)}; it needs x_train, y_train, "
                            "x_test, y_test (and optionally class_names)")
-            arrays = {k: z[k] for k in z.files}
-    except (OSError, ValueError) as exc:
+            arrays = {k: _mapped_member(path, k) for k in ("x_train", "x_test")}
+            arrays.update({k: z[k] for k in files if k not in arrays})
+    except (OSError, ValueError, zipfile.BadZipFile) as exc:
         raise fail(f"{path} is not a readable .npz file: {exc}") from None
+    return _arrays(arrays, f"{path}")
+
+
+def _npy_folder(path: Path) -> Dataset:
+    """A folder of x_train.npy, y_train.npy, x_test.npy, y_test.npy, each memory-mapped."""
+    arrays = {}
+    for k in ("x_train", "y_train", "x_test", "y_test"):
+        try:
+            arrays[k] = np.load(path / f"{k}.npy", mmap_mode="r", allow_pickle=False)
+        except (OSError, ValueError) as exc:
+            raise fail(f"{path / (k + '.npy')} is not a readable .npy file: {exc}") from None
+    names = path / "class_names.txt"
+    if names.is_file():
+        arrays["class_names"] = np.array(names.read_text(encoding="utf-8").splitlines())
+    return _arrays(arrays, f"{path}")
+
+
+def _mapped_member(path: Path, key: str) -> np.ndarray:
+    """``key`` of an .npz as a read-only memory map when it is stored uncompressed
+    (``np.savez``), else read into memory (``np.savez_compressed``)."""
+    with zipfile.ZipFile(path) as zf:
+        info = zf.getinfo(f"{key}.npy")
+        stored = info.compress_type == zipfile.ZIP_STORED
+    if stored:
+        with open(path, "rb") as f:
+            f.seek(info.header_offset)
+            local = f.read(30)
+            name_len, extra_len = struct.unpack("<HH", local[26:30])
+            f.seek(info.header_offset + 30 + name_len + extra_len)
+            version = np.lib.format.read_magic(f)
+            read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else \
+                np.lib.format.read_array_header_2_0
+            shape, fortran, dtype = read_header(f)
+            if not dtype.hasobject:
+                return np.memmap(path, dtype=dtype, mode="r", offset=f.tell(), shape=shape,
+                                 order="F" if fortran else "C")
+    with np.load(path, allow_pickle=False) as z:
+        return z[key]
+
+
+def _arrays(arrays: dict, source: str) -> Dataset:
+    """Four arrays (possibly memory-mapped, left in their own dtype) → a checked Dataset."""
     raw_max = _raw_max(arrays["x_train"], arrays["x_test"])
-    x_tr, x_te = (arrays[k].astype("float32") for k in ("x_train", "x_test"))
-    y_tr, y_te = (arrays[k].reshape(-1).astype("int64") for k in ("y_train", "y_test"))
+    x_tr, x_te = arrays["x_train"], arrays["x_test"]
+    if x_tr.dtype.kind not in "fui" or x_te.dtype.kind not in "fui":
+        raise fail(f"{source}: x_train and x_test must hold numbers (found {x_tr.dtype}, "
+                   f"{x_te.dtype})")
+    if not isinstance(x_tr, np.memmap):  # in memory already: float32 as before
+        x_tr, x_te = x_tr.astype("float32"), np.asarray(x_te).astype("float32")
+    y_tr, y_te = (np.asarray(arrays[k]).reshape(-1).astype("int64")
+                  for k in ("y_train", "y_test"))
     for label, x, y in (("train", x_tr, y_tr), ("test", x_te, y_te)):
         if len(x) != len(y):
-            raise fail(f"{path}: x_{label} has {len(x)} samples but y_{label} has {len(y)}")
+            raise fail(f"{source}: x_{label} has {len(x)} samples but y_{label} has {len(y)}")
     if x_tr.ndim == 3 and x_tr.shape[-1] not in (1, 3):  # (n, H, W) images
         x_tr, x_te = x_tr[..., None], x_te[..., None]
     elif x_tr.ndim == 2:  # (n, L) signals
@@ -134,21 +198,81 @@ def _npz(path: Path) -> Dataset:
     count = int(max(y_tr.max(), y_te.max())) + 1
     names = tuple(str(n) for n in arrays["class_names"]) if "class_names" in arrays else \
         tuple(str(i) for i in range(count))
-    return Dataset(x_tr, y_tr, x_te, y_te, names, f"{path}", 1.0,
+    mapped = isinstance(x_tr, np.memmap) or isinstance(getattr(x_tr, "base", None), np.memmap)
+    return Dataset(x_tr, y_tr, x_te, y_te, names,
+                   source + (" (memory-mapped)" if mapped else ""), 1.0,
                    raw_max if x_tr.ndim == 4 else None)
+
+
+def _bounds(a: np.ndarray, chunk: int = 1 << 22) -> tuple[float, float]:
+    """(min, max) of an array read in chunks, so a memory map is never copied whole."""
+    flat = a.reshape(len(a), -1) if a.ndim > 1 else a.reshape(-1, 1)
+    rows = max(1, chunk // max(1, flat.shape[1]))
+    lo, hi = np.inf, -np.inf
+    for i in range(0, len(flat), rows):
+        part = np.asarray(flat[i:i + rows])
+        lo, hi = min(lo, float(part.min())), max(hi, float(part.max()))
+    return lo, hi
 
 
 def _raw_max(*arrays) -> float | None:
     """Full white in an array's own units: 255 for uint8 pixels, 1 for floats in [0, 1]."""
     if all(a.dtype == np.uint8 for a in arrays):
         return 255.0
-    if all(a.dtype.kind == "f" and a.size and a.min() >= 0 and a.max() <= 1 for a in arrays):
+    if all(a.dtype.kind == "f" and a.size and _bounds(a)[0] >= 0 and _bounds(a)[1] <= 1
+           for a in arrays):
         return 1.0
     return None
 
 
-def _folder(path: Path, input_shape) -> Dataset:
-    from PIL import Image, UnidentifiedImageError
+@dataclass(frozen=True)
+class ImageFiles:
+    """An image folder as a file list: decoded later, in parallel, inside tf.data."""
+
+    train_files: tuple[str, ...]
+    train_labels: np.ndarray
+    test_files: tuple[str, ...]
+    test_labels: np.ndarray
+    class_names: tuple[str, ...]
+    source: str
+    scale: float = 255.0
+    raw_max: float | None = 255.0
+
+    @property
+    def y_train(self) -> np.ndarray:
+        return self.train_labels
+
+    @property
+    def y_test(self) -> np.ndarray:
+        return self.test_labels
+
+
+def _list_images(folder: Path, classes: list[str], required: bool):
+    """(paths, labels, ignored count) of one split; a class folder without images is an error
+    in the training split (its class could never be learnt)."""
+    files, labels, ignored = [], [], 0
+    for label, name in enumerate(classes):
+        sub = folder / name
+        found = []
+        if sub.is_dir():
+            for entry in sorted(os.scandir(sub), key=lambda e: e.name):
+                if entry.name.startswith(".") or not entry.is_file():
+                    continue
+                if Path(entry.name).suffix.lower() in IMAGE_SUFFIXES:
+                    found.append(entry.path)
+                else:
+                    ignored += 1
+        if required and not found:
+            raise fail(f"class folder {sub} has no images (files ending in "
+                       f"{', '.join(sorted(IMAGE_SUFFIXES))}); add images or remove the folder")
+        files += found
+        labels += [label] * len(found)
+    return files, np.array(labels, "int64"), ignored
+
+
+def _folder(path: Path, input_shape) -> ImageFiles:
+    """Gather the file list and labels; split off a stratified, seeded test set unless the
+    folder has its own ``test/``. No pixel is decoded here."""
     root = path / "train" if (path / "train").is_dir() else path
     classes = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
     if len(classes) < 2:
@@ -161,42 +285,36 @@ def _folder(path: Path, input_shape) -> Dataset:
     mode = {1: "L", 3: "RGB"}.get(c)
     if mode is None:
         raise fail(f"images can be loaded as 1 (gray) or 3 (RGB) channels; the net takes {c}")
-
-    def read(folder: Path):
-        xs, ys = [], []
-        for label, name in enumerate(classes):
-            for f in sorted((folder / name).glob("*")) if (folder / name).is_dir() else []:
-                if f.suffix.lower() not in IMAGE_SUFFIXES:
-                    continue
-                try:
-                    with Image.open(f) as im:
-                        xs.append(image_pixels(im, input_shape) / 255.0)
-                except (UnidentifiedImageError, OSError) as exc:
-                    raise fail(f"{f} is not a readable image: {exc}") from None
-                ys.append(label)
-        return np.stack(xs) if xs else np.zeros((0, h, w, c), "float32"), np.array(ys, "int64")
-
-    x, y = read(root)
-    if len(x) == 0:
-        raise fail(f"{root} has no PNG or JPEG images in its class folders")
+    files, labels, ignored = _list_images(root, classes, required=True)
     if (path / "test").is_dir():
-        x_te, y_te = read(path / "test")
-        x_tr, y_tr = x, y
+        extra = sorted(p.name for p in (path / "test").iterdir()
+                       if p.is_dir() and not p.name.startswith(".") and p.name not in classes)
+        if extra:
+            raise fail(f"{path / 'test'} has class folder(s) {', '.join(extra)} that "
+                       f"{root} lacks; test classes must be training classes")
+        te_files, te_labels, more = _list_images(path / "test", classes, required=False)
+        ignored += more
+        tr_files, tr_labels = files, labels
+        if not te_files:
+            raise fail(f"{path / 'test'} has no images in its class folders")
     else:
-        x_tr, x_te, y_tr, y_te = _split(x, y)
-    return Dataset(x_tr, y_tr, x_te, y_te, tuple(classes),
-                   f"image folder {path} ({len(x_tr) + len(x_te)} images resized to {h}x{w}, {mode})",
-                   255.0, 255.0)
+        idx = np.arange(len(files))
+        tr, te, tr_labels, te_labels = _split(idx, labels)
+        tr_files, te_files = [files[i] for i in tr], [files[i] for i in te]
+    note = f", {ignored} other file(s) ignored" if ignored else ""
+    return ImageFiles(tuple(tr_files), tr_labels, tuple(te_files), te_labels, tuple(classes),
+                      f"image folder {path} ({len(tr_files) + len(te_files)} images resized "
+                      f"to {h}x{w}, {mode}{note})")
 
 
 def check_against(data: Dataset, input_shape: tuple[int, ...], classes: int) -> None:
     """Refuse data whose sample shape or class count does not fit the net."""
-    shape = tuple(data.x_train.shape[1:])
+    shape = tuple(data.x_train.shape[1:]) if isinstance(data, Dataset) else tuple(input_shape)
     if shape != tuple(input_shape):
         raise fail(f"{data.source}: samples are {'x'.join(map(str, shape))} but the blueprint's "
                    f"input is {'x'.join(map(str, input_shape))}; change `input:` (or "
                    f"--set input=[{', '.join(map(str, shape))}]) or use data of that shape")
-    found = int(max(data.y_train.max(), data.y_test.max())) + 1
+    found = int(max(data.y_train.max(initial=0), data.y_test.max(initial=0))) + 1
     if found > classes or len(data.class_names) != classes:
         raise fail(f"{data.source}: has {max(found, len(data.class_names))} classes but the "
                    f"blueprint has classes: {classes}; set --set classes="

@@ -53,22 +53,35 @@ def write_images(root, classes, per_class, size=(10, 12)):
 def test_image_folder_is_resized_and_split(tmp_path):
     write_images(tmp_path, ["cat", "dog"], 10)
     d = load_source(str(tmp_path), (8, 8, 1))
-    assert d.x_train.shape == (16, 8, 8, 1) and d.x_test.shape == (4, 8, 8, 1)
+    assert len(d.train_files) == 16 and len(d.test_files) == 4  # listed, not decoded
+    assert sorted(d.test_labels.tolist()) == [0, 0, 1, 1]  # stratified
+    assert not set(d.train_files) & set(d.test_files)
     assert d.class_names == ("cat", "dog") and d.scale == 255.0
+    assert load_source(str(tmp_path), (8, 8, 1)).test_files == d.test_files  # seeded
 
 
 def test_image_folder_with_train_and_test(tmp_path):
     write_images(tmp_path / "train", ["a", "b", "c"], 4)
     write_images(tmp_path / "test", ["a", "b", "c"], 2)
     d = load_source(str(tmp_path), (8, 8, 3))
-    assert len(d.x_train) == 12 and len(d.x_test) == 6
+    assert len(d.train_files) == 12 and len(d.test_files) == 6
+    assert all("/test/" in f for f in d.test_files)
 
 
-def test_undecodable_image_is_named(tmp_path):
+def test_an_empty_class_folder_is_named(tmp_path):
     write_images(tmp_path, ["a", "b"], 2)
-    (tmp_path / "a" / "broken.png").write_bytes(b"not a png")
-    with pytest.raises(DataError, match="broken.png is not a readable image"):
+    (tmp_path / "c").mkdir()
+    (tmp_path / "c" / "notes.txt").write_text("no images here")
+    with pytest.raises(DataError, match=r"class folder \S+/c has no images"):
         load_source(str(tmp_path), (8, 8, 3))
+
+
+def test_other_files_are_ignored_and_counted(tmp_path):
+    write_images(tmp_path, ["a", "b"], 3)
+    (tmp_path / "a" / "README.txt").write_text("x")
+    (tmp_path / "a" / ".DS_Store").write_bytes(b"x")
+    d = load_source(str(tmp_path), (8, 8, 3))
+    assert len(d.train_files) + len(d.test_files) == 6 and "1 other file(s) ignored" in d.source
 
 
 def test_unknown_source():

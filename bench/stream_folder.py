@@ -1,0 +1,184 @@
+"""`cnnbp train` on a JPEG folder against the hand-written Keras pipeline, side by side.
+
+Generates a synthetic JPEG folder (10 classes, a coloured shape per class on noise), then runs,
+each in its own process, alternating:
+
+  cnnbp       cnnbp train <blueprint> --data DIR  (streamed, parallel PIL decode, cache auto)
+  keras       keras.utils.image_dataset_from_directory + Rescaling + prefetch + fit, the same
+              net (built from the same blueprint), optimizer, batch size and epochs; it trains
+              on 72% of the folder as cnnbp does (80% train, of which 10% validation).
+
+and reports wall time and peak RSS (ru_maxrss of each child) with their ratios, plus the input
+pipelines alone (one pass, images/s) and the two decoders (PIL via tf.numpy_function, which
+cnnbp uses, against tf.io.decode_image + tf.image.resize).
+
+Usage: python bench/stream_folder.py [--images 6000] [--size 64] [--epochs 1 3] [--dir D]
+The machine is shared: keep --images modest (3,000-8,000).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+PY = sys.executable
+BLUEPRINT = "cifar10_small"
+
+
+def generate(root: Path, images: int, size: int, seed: int = 0) -> None:
+    import numpy as np
+    from PIL import Image, ImageDraw
+    if root.is_dir() and sum(1 for _ in root.glob("*/*.jpg")) == images:
+        return
+    rng = np.random.default_rng(seed)
+    for i in range(images):
+        k = i % 10
+        folder = root / f"class{k}"
+        folder.mkdir(parents=True, exist_ok=True)
+        noise = rng.integers(0, 120, (size, size, 3), dtype=np.uint8)
+        im = Image.fromarray(noise)
+        d = ImageDraw.Draw(im)
+        x, y = rng.integers(0, size // 2, 2)
+        colour = tuple(int(c) for c in ((k * 37) % 256, (k * 91) % 256, (k * 53 + 128) % 256))
+        d.ellipse([x, y, x + size // 2, y + size // 2], fill=colour)
+        im.save(folder / f"{i:06d}.jpg", quality=90)
+
+
+def measured(cmd: list[str]) -> dict:
+    """Run ``cmd`` in a child of a fresh process; wall seconds and that child's peak RSS."""
+    probe = ("import resource, subprocess, sys, time, json; t = time.perf_counter(); "
+             "r = subprocess.run(sys.argv[1:], capture_output=True, text=True); "
+             "w = time.perf_counter() - t; "
+             "print(json.dumps({'rc': r.returncode, 'wall': w, 'rss_mb': "
+             "resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024, "
+             "'tail': (r.stdout + r.stderr)[-600:]}))")
+    out = subprocess.run([PY, "-c", probe, *cmd], capture_output=True, text=True, check=True)
+    return json.loads(out.stdout)
+
+
+def handwritten(folder: str, size: int, epochs: int, batch: int) -> None:
+    """The pipeline a Keras user writes by hand (run in its own process)."""
+    import keras
+    from cnnbp.builder import load
+    from cnnbp.builder.keras_builder import build_model
+    compiled = load(BLUEPRINT, [f"input=[{size}, {size}, 3]", "class_names=[]"])
+    t = compiled.network.training
+    train, val = keras.utils.image_dataset_from_directory(
+        folder, validation_split=0.28, subset="both", seed=0, image_size=(size, size),
+        batch_size=batch, label_mode="categorical")
+    scale = keras.layers.Rescaling(1 / 255.0)
+    train = train.map(lambda x, y: (scale(x), y)).prefetch(-1)
+    val = val.map(lambda x, y: (scale(x), y)).prefetch(-1)
+    model = build_model(compiled.network)
+    model.compile(keras.optimizers.Adam(t.learning_rate), "categorical_crossentropy",
+                  metrics=["accuracy"])
+    model.fit(train, validation_data=val, epochs=epochs, verbose=0)
+
+
+def pipelines_alone(folder: str, size: int, batch: int) -> dict:
+    """Images/s of one pass of each input pipeline, no model."""
+    import keras
+    from cnnbp.builder import load
+    from cnnbp.train.fit import prepare
+    out = {}
+    started = time.perf_counter()
+    ds = keras.utils.image_dataset_from_directory(folder, image_size=(size, size),
+                                                  batch_size=batch, seed=0).prefetch(-1)
+    n = sum(int(x.shape[0]) for x, _ in ds)
+    out["keras images/s"] = round(n / (time.perf_counter() - started))
+    with tempfile.TemporaryDirectory() as tmp:
+        compiled = load(BLUEPRINT, [f"input=[{size}, {size}, 3]", "class_names=[]",
+                                    "training.cache=none", f"training.batch_size={batch}"])
+        session = prepare(compiled, folder, Path(tmp) / "run")
+        started = time.perf_counter()
+        n = sum(int(x.shape[0]) for x, _ in session.pipelines.train)
+        out["cnnbp images/s"] = round(n / (time.perf_counter() - started))
+        session.pipelines.close()
+    return out
+
+
+def decoders(folder: str, size: int) -> dict:
+    """PIL (the shared image_pixels) via tf.numpy_function vs TF's decoder, parallel map."""
+    import tensorflow as tf
+    from cnnbp.train.images import BadImages, decoder
+    files = sorted(str(p) for p in Path(folder).glob("*/*.jpg"))
+    out = {}
+    pil = decoder((size, size, 3), "stretch", BadImages(False))
+    tf_decode = lambda p: tf.image.resize(tf.io.decode_image(tf.io.read_file(p), 3,
+                                                             expand_animations=False),
+                                          (size, size))
+    for name, fn in (("PIL numpy_function", lambda p: pil(p, p)[0]), ("tf.io.decode_image", tf_decode)):
+        ds = tf.data.Dataset.from_tensor_slices(files).map(fn, num_parallel_calls=-1)
+        started = time.perf_counter()
+        for _ in ds.batch(256):
+            pass
+        out[f"{name} images/s"] = round(len(files) / (time.perf_counter() - started))
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--images", type=int, default=6000)
+    ap.add_argument("--size", type=int, default=64)
+    ap.add_argument("--epochs", type=int, nargs="+", default=[1, 3])
+    ap.add_argument("--batch", type=int, default=64)
+    ap.add_argument("--dir", default=None)
+    ap.add_argument("--set", action="append", default=[], dest="sets",
+                    help="extra --set for cnnbp train (e.g. training.deterministic=false)")
+    ap.add_argument("--skip-input", action="store_true", help="skip the input-only timings")
+    ap.add_argument("--handwritten", nargs=4, help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.handwritten:
+        folder, size, epochs, batch = args.handwritten
+        return handwritten(folder, int(size), int(epochs), int(batch))
+    folder = Path(args.dir or Path(tempfile.gettempdir()) / f"cnnbp-bench-{args.images}-{args.size}")
+    generate(folder, args.images, args.size)
+    mb = sum(p.stat().st_size for p in folder.glob("*/*.jpg")) / 1e6
+    print(f"# {args.images} JPEGs {args.size}x{args.size}, 10 classes, {mb:.0f} MB; "
+          f"net {BLUEPRINT} at {args.size}x{args.size}x3, batch {args.batch}")
+    sub = None if args.skip_input else subprocess.run([PY, "-c", "import sys; sys.path.insert(0, sys.argv[1]); "
+                          "from bench.stream_folder import decoders, pipelines_alone; "
+                          "import json; print(json.dumps({**decoders(sys.argv[2], int(sys.argv[3])), "
+                          "**pipelines_alone(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]))}))",
+                          str(ROOT), str(folder), str(args.size), str(args.batch)],
+                         capture_output=True, text=True)
+    if sub is not None:
+        print("input alone:", sub.stdout.strip().splitlines()[-1] if sub.stdout.strip()
+              else sub.stderr[-800:])
+    print("| epochs | cnnbp wall s | keras wall s | wall ratio (keras/cnnbp) | cnnbp peak RSS MB "
+          "| keras peak RSS MB | RSS ratio (cnnbp/keras) |")
+    print("|---|---|---|---|---|---|---|")
+    notes = []
+    for epochs in args.epochs:
+        with tempfile.TemporaryDirectory() as tmp:
+            ours = measured([str(Path(PY).parent / "cnnbp"), "train", BLUEPRINT, "--data",
+                             str(folder), "-o", f"{tmp}/run", "--epochs", str(epochs),
+                             "--batch-size", str(args.batch), "--quiet",
+                             "--set", f"input=[{args.size}, {args.size}, 3]",
+                             "--set", "class_names=[]", *sum((["--set", x] for x in args.sets), [])])
+            metrics = Path(tmp) / "run" / "metrics.json"
+            if metrics.is_file():
+                m = json.loads(metrics.read_text())
+                notes.append(f"{epochs} epoch(s): cnnbp fit {m['train_seconds']:.1f} s of "
+                             f"{m['wall_seconds']:.1f} s in train(); cache {m.get('cache')}; "
+                             f"deterministic {m.get('deterministic')}; "
+                             f"test accuracy {m['test_accuracy']:.3f}")
+        theirs = measured([PY, str(Path(__file__).resolve()), "--handwritten", str(folder),
+                           str(args.size), str(epochs), str(args.batch)])
+        for name, r in (("cnnbp", ours), ("keras", theirs)):
+            if r["rc"]:
+                print(f"{name} failed: {r['tail']}")
+        print(f"| {epochs} | {ours['wall']:.1f} | {theirs['wall']:.1f} | "
+              f"{theirs['wall'] / ours['wall']:.2f} | {ours['rss_mb']:.0f} | "
+              f"{theirs['rss_mb']:.0f} | {ours['rss_mb'] / theirs['rss_mb']:.2f} |", flush=True)
+    for note in notes:
+        print("#", note)
+
+
+if __name__ == "__main__":
+    main()

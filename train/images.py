@@ -1,0 +1,109 @@
+"""Image files (or encoded records) → uint8 pixels inside tf.data, through the one shared
+``contract.preprocessing.image_pixels``, so training sees exactly what serving will.
+
+Decoding runs in Python (``tf.numpy_function``) on tf.data's parallel threads: Pillow releases
+the GIL while it decodes and resamples, so the threads overlap (see bench/stream_decode.py for
+why this beats TF's own decoders here: they resample differently from serving).
+
+A file that cannot be decoded is recorded in ``BadImages``; without ``skip`` the first one
+stops training with a ``DataError`` naming it (``raise_for`` turns tf.data's wrapped error into
+that), with ``skip`` it is dropped from the stream and counted.
+"""
+from __future__ import annotations
+
+import io
+import os
+import threading
+from contextlib import contextmanager
+
+import numpy as np
+
+from cnnbp.contract.errors import DataError
+from cnnbp.contract.preprocessing import image_pixels
+
+MAX_NAMED = 20  # skipped files listed by name in metrics.json; the count is always exact
+
+
+class BadImage(Exception):
+    """Raised inside the decode function when bad images are not being skipped."""
+
+
+class BadImages:
+    """Which files failed to decode, and why; shared by every pipeline of one run."""
+
+    def __init__(self, skip: bool):
+        self.skip = skip
+        self.files: dict[str, str] = {}
+        self.decoded = 0  # files decoded successfully (tests count cache hits with it)
+        self._lock = threading.Lock()
+
+    def add(self, name: str, exc: BaseException) -> None:
+        reason = f"{type(exc).__name__}: {exc}".strip()
+        with self._lock:
+            self.files.setdefault(name, reason)
+
+    def error(self) -> DataError:
+        name, reason = next(iter(self.files.items()))
+        return DataError(f"--data: {name} is not a readable image ({reason}); fix or remove "
+                         "it, or train with --skip-bad-images (training.skip_bad_images: true) "
+                         "to skip such files and count them in metrics.json")
+
+    def count_decoded(self) -> None:
+        with self._lock:
+            self.decoded += 1
+
+    @property
+    def named(self) -> list[str]:
+        return sorted(self.files)[:MAX_NAMED]
+
+
+def decoder(input_shape, resize: str, bad: BadImages, from_bytes: bool = False):
+    """A tf function ``(path or bytes, name) -> (uint8 HxWxC pixels, ok)`` for ``Dataset.map``."""
+    import tensorflow as tf
+    from PIL import Image
+
+    h, w, c = input_shape
+    blank = np.zeros((h, w, c), "uint8")
+
+    def decode(source, name):
+        name = os.fsdecode(name)
+        try:
+            opened = Image.open(io.BytesIO(source) if from_bytes else os.fsdecode(source))
+            with opened as im:
+                pixels = image_pixels(im, input_shape, resize)
+        except Exception as exc:  # PIL raises many kinds for damaged or foreign files
+            bad.add(name, exc)
+            if not bad.skip:
+                raise BadImage(name) from None
+            return blank, False
+        bad.count_decoded()
+        return pixels.astype("uint8"), True
+
+    def decode_many(sources, names):
+        out = [decode(s, n) for s, n in zip(sources, names)]
+        if not out:
+            return np.zeros((0, h, w, c), "uint8"), np.zeros((0,), bool)
+        return np.stack([p for p, _ in out]), np.array([ok for _, ok in out])
+
+    def fn(source, name):
+        """One element, or a batch of them (one Python call per batch: less overhead)."""
+        batched = source.shape.rank == 1
+        pixels, ok = tf.numpy_function(decode_many if batched else decode, [source, name],
+                                       [tf.uint8, tf.bool], stateful=False)
+        pixels.set_shape(((None,) if batched else ()) + (h, w, c))
+        ok.set_shape((None,) if batched else ())
+        return pixels, ok
+
+    return fn
+
+
+@contextmanager
+def raise_for(bad: BadImages):
+    """Turn tf.data's wrapped error from a bad image into the ``DataError`` that names it."""
+    import tensorflow as tf
+    try:
+        yield
+    except (tf.errors.OpError, BadImage):
+        if bad.files and not bad.skip:
+            raise bad.error() from None
+        raise

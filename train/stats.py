@@ -1,0 +1,86 @@
+"""Normalisation statistics and the run's bounded samples, without holding the data set.
+
+* Arrays in memory: mean and std over every training value (as before).
+* Memory-mapped arrays: the same figures from one chunked pass (float64 sums).
+* Streamed images: over a seeded sample of at most ``training.stats_sample`` training images,
+  decoded by the same pipeline that trains.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from cnnbp.builder import ir
+from cnnbp.contract.preprocessing import Preprocessing, fit as fit_all
+
+from .images import BadImages, raise_for
+from .pipeline import RowSource, _mapped, _scaler
+from .sources import Dataset
+
+CHUNK_BYTES = 64 << 20
+
+
+def fit_preprocessing(data, net: ir.Network, bad: BadImages, **fields) -> tuple[Preprocessing, str]:
+    """The run's ``Preprocessing`` and a line saying what its mean and std were fitted on."""
+    channels = net.input_shape[-1]
+    if isinstance(data, Dataset) and not _mapped(data.x_train):
+        return fit_all(data.x_train, **fields), \
+            f"mean/std over all {len(data.x_train):,} training samples"
+    per_value = np.float64(fields.get("raw_max") or 255.0) / 255.0 \
+        if fields.get("domain") == "image" and not isinstance(data, Dataset) else 1.0
+    scale = np.float64(fields.get("scale", 1.0))
+    total, squares, count = np.zeros(channels), np.zeros(channels), 0
+    for chunk in _chunks(data, net, bad):
+        x = chunk.reshape(-1, channels).astype("float64") * per_value / scale
+        total += x.sum(0)
+        squares += (x * x).sum(0)
+        count += len(x)
+    if not count:
+        raise bad.error() if bad.files else ValueError("no training samples")
+    mean = total / count
+    std = np.sqrt(np.maximum(squares / count - mean * mean, 0.0))
+    prep = Preprocessing(mean=[float(m) for m in mean],
+                         std=[float(s) if s > 1e-8 else 1.0 for s in std], **fields)
+    n = len(data.y_train)
+    if isinstance(data, Dataset):
+        return prep, f"mean/std over all {n:,} training samples (one chunked pass)"
+    k = min(n, net.training.stats_sample)
+    return prep, (f"mean/std over a seeded sample of {k:,} of {n:,} training images "
+                  f"(seed {net.training.seed})" if k < n else
+                  f"mean/std over all {n:,} training images")
+
+
+def _chunks(data, net: ir.Network, bad: BadImages):
+    """The training values (raw units) a chunk at a time."""
+    if isinstance(data, Dataset):
+        x = data.x_train
+        rows = max(1, CHUNK_BYTES // max(1, x[:1].nbytes))
+        for i in range(0, len(x), rows):
+            yield np.asarray(x[i:i + rows])
+        return
+    n = len(data.y_train)
+    k = min(n, net.training.stats_sample)
+    idx = np.sort(np.random.default_rng(net.training.seed).choice(n, k, replace=False))
+    ds = RowSource.of(data, net, bad).rows(idx, "train").batch(256)
+    with raise_for(bad):
+        for x, _ in ds.as_numpy_iterator():
+            yield x
+
+
+def sample_rows(data, prep: Preprocessing, net: ir.Network, bad: BadImages, rows: int):
+    """``(x_test, y_test, x_calibration)`` normalised: the first ``rows`` held-out samples and
+    the first ``rows`` training samples, decoded only as far as needed."""
+    if isinstance(data, Dataset):
+        return (prep.normalize(np.asarray(data.x_test[:rows], "float32")), data.y_test[:rows],
+                prep.normalize(np.asarray(data.x_train[:rows], "float32")))
+    source = RowSource.of(data, net, bad)
+    to_model = _scaler(prep, net)
+    out = []
+    for split, count in (("test", source.test_count), ("train", source.train_count)):
+        ds = source.rows(np.arange(min(rows, count)), split).batch(max(1, rows)).map(to_model)
+        with raise_for(bad):
+            x, y = next(ds.as_numpy_iterator(), (None, None))
+        if x is None:
+            x = np.zeros((0, *net.input_shape), "float32")
+            y = np.zeros((0, net.classes), "float32")
+        out.append((x, y.argmax(-1).astype("int64")))
+    return out[0][0], out[0][1], out[1][0]

@@ -1,0 +1,145 @@
+"""Sharded TFRecord files → a streamed source of encoded images.
+
+Feature spec (one ``tf.train.Example`` per image)::
+
+    image   bytes   the encoded file: PNG, JPEG or any format Pillow reads
+    label   int64   the class index, 0 .. classes-1
+
+``--data 'shards/*.tfrecord'`` takes every matching file in name order. Shards whose file
+name contains ``test`` hold the test set; without any, every fifth record (index 0, 5, 10, …)
+is held out. A ``classes.txt`` beside the shards (one name a line) names the classes;
+otherwise they are numbered. Images are decoded by the same ``image_pixels`` as a folder.
+
+Writing one::
+
+    ex = tf.train.Example(features=tf.train.Features(feature={
+        "image": tf.train.Feature(bytes_list=tf.train.BytesList(value=[open(f, "rb").read()])),
+        "label": tf.train.Feature(int64_list=tf.train.Int64List(value=[k]))}))
+    writer.write(ex.SerializeToString())
+"""
+from __future__ import annotations
+
+import glob
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .images import BadImages, decoder
+from .sources import fail
+
+HOLD_OUT_EVERY = 5
+
+
+@dataclass(frozen=True)
+class TFRecords:
+    train_shards: tuple[str, ...]
+    test_shards: tuple[str, ...]      # empty: every HOLD_OUT_EVERY-th record is the test set
+    y_train: np.ndarray
+    y_test: np.ndarray
+    class_names: tuple[str, ...]
+    source: str
+    scale: float = 255.0
+    raw_max: float | None = 255.0
+
+    def rows_source(self, net, bad: BadImages):
+        return _RecordRows(self, net, bad)
+
+
+def _features():
+    import tensorflow as tf
+    return {"image": tf.io.FixedLenFeature([], tf.string),
+            "label": tf.io.FixedLenFeature([], tf.int64)}
+
+
+def _labels(shards) -> np.ndarray:
+    import tensorflow as tf
+    spec = {"label": _features()["label"]}
+    out = []
+    for shard in shards:
+        ds = tf.data.TFRecordDataset(shard).batch(4096).map(
+            lambda r: tf.io.parse_example(r, spec)["label"])
+        try:
+            out += [y for batch in ds.as_numpy_iterator() for y in batch]
+        except tf.errors.OpError as exc:
+            raise fail(f"{shard} is not a TFRecord file of tf.train.Example records with an "
+                       f"int64 'label' and a bytes 'image' feature ({exc.message.splitlines()[0]})"
+                       ) from None
+    return np.array(out, "int64")
+
+
+def tfrecord_source(spec: str, input_shape) -> TFRecords:
+    shards = sorted(glob.glob(spec))
+    if not shards:
+        raise fail(f"{spec!r} matches no TFRecord files")
+    if input_shape is None or len(input_shape) != 3 or input_shape[-1] not in (1, 3):
+        raise fail(f"TFRecord images need a 2-D net with 1 or 3 channels; this one takes "
+                   f"{input_shape}")
+    test = tuple(s for s in shards if "test" in Path(s).name)
+    train = tuple(s for s in shards if s not in test)
+    if not train:
+        raise fail(f"{spec!r}: every shard is named as a test shard; the training shards are "
+                   "those without 'test' in their name")
+    y = _labels(train)
+    if test:
+        y_tr, y_te = y, _labels(test)
+    else:
+        held = np.arange(len(y)) % HOLD_OUT_EVERY == 0
+        y_tr, y_te = y[~held], y[held]
+    if not len(y_tr) or y.min() < 0:
+        raise fail(f"{spec!r}: {'no records' if not len(y_tr) else 'negative labels'} in the "
+                   "training shards")
+    names_file = Path(shards[0]).parent / "classes.txt"
+    count = int(max(y_tr.max(), y_te.max(initial=0))) + 1
+    names = tuple(names_file.read_text(encoding="utf-8").split("\n")[:count]) \
+        if names_file.is_file() else tuple(str(i) for i in range(count))
+    split = f"{len(test)} test shard(s)" if test else f"every {HOLD_OUT_EVERY}th record held out"
+    return TFRecords(train, test, y_tr, y_te, names,
+                     f"TFRecord shards {spec} ({len(train)} train shard(s), {split}; "
+                     f"{len(y_tr) + len(y_te)} images)")
+
+
+class _RecordRows:
+    def __init__(self, data: TFRecords, net, bad: BadImages):
+        self.data, self.net, self.bad = data, net, bad
+        self.row_bytes = int(np.prod(net.input_shape))
+        self.train_count, self.test_count = len(data.y_train), len(data.y_test)
+
+    def rows(self, idx, split: str, shuffle: int | None = None):
+        """The records at ``idx`` (positions within ``split``), in file order."""
+        import tensorflow as tf
+        d = self.data
+        own = d.test_shards if split == "test" and d.test_shards else d.train_shards
+        # positions of this split's rows among all the records of its shards
+        if d.test_shards:
+            total = len(d.y_test) if split == "test" else len(d.y_train)
+            positions = np.arange(total)
+        else:
+            total = len(d.y_train) + len(d.y_test)
+            held = np.arange(total) % HOLD_OUT_EVERY == 0
+            positions = np.flatnonzero(held if split == "test" else ~held)
+        keep = np.zeros(total, bool)
+        keep[positions[np.asarray(idx, "int64")]] = True
+        keep_t = tf.constant(keep)
+        features = _features()
+
+        def with_name(shard):
+            return tf.data.TFRecordDataset(shard).map(lambda r: (shard, r))
+
+        ds = tf.data.Dataset.from_tensor_slices(list(own)).flat_map(with_name).enumerate()
+        ds = ds.filter(lambda i, rec: keep_t[i])
+        if shuffle is not None:
+            ds = ds.shuffle(min(len(idx), 4096), seed=shuffle, reshuffle_each_iteration=True)
+        decode = decoder(self.net.input_shape, self.net.training.resize, self.bad,
+                         from_bytes=True)
+
+        def parse(i, rec):
+            shard, raw = rec
+            ex = tf.io.parse_single_example(raw, features)
+            name = tf.strings.join([shard, "#record", tf.strings.as_string(i)])
+            return (*decode(ex["image"], name), ex["label"])
+
+        from .pipeline import _decoded
+        ds = _decoded(ds.map(parse, num_parallel_calls=tf.data.AUTOTUNE))
+        return ds if self.bad.skip else ds.apply(
+            tf.data.experimental.assert_cardinality(len(idx)))
