@@ -138,7 +138,8 @@ def run_train(args) -> int:
             metrics = train_multiworker(compiled, args.data, args.output, quiet=args.quiet)
         else:
             import_tensorflow()
-            metrics = train(compiled, args.data, args.output, quiet=args.quiet)
+            metrics = train(compiled, args.data, args.output, quiet=args.quiet,
+                            replace=args.force)
     print(f"{metrics.blueprint}: test accuracy {metrics.test_accuracy:.4f}, "
           f"loss {metrics.test_loss:.4f} after {metrics.epochs} epochs, "
           f"{metrics.images_per_second} images/s on {metrics.device} -> {metrics.run_dir}")
@@ -267,6 +268,8 @@ def parser() -> argparse.ArgumentParser:
     t.add_argument("--batch-size", type=int, help="shorthand for --set training.batch_size=N")
     t.add_argument("-o", "--output", help="the run directory to create")
     t.add_argument("--resume", metavar="RUN", help="continue an interrupted run")
+    t.add_argument("--force", action="store_true",
+                   help="replace an earlier run at -o (as export --force replaces a bundle)")
     t.add_argument("--skip-bad-images", action="store_true",
                    help="skip images that cannot be decoded and count them in metrics.json "
                         "(training.skip_bad_images)")

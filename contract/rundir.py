@@ -40,6 +40,9 @@ CHECKPOINT = re.compile(r"^state/epoch-([1-9][0-9]*)\.npz$")
 # What a run folder holds before its first epoch: the files written before state.json was,
 # when a run is made in place (runs from before the folder was made atomically).
 PRELUDE = {"blueprint.yaml", "labels.txt", "preprocess.json", SAMPLES, STATE}
+# everything a run folder holds once training and `cnnbp explain` have written to it
+RUN_ENTRIES = PRELUDE | {"history.csv", "metrics.json", "model.keras", "best.keras", "curves.png",
+                         "confusion.png", "report.html", "explain"}
 
 
 class RunState(records.Record):
@@ -181,28 +184,39 @@ class RunDir:
             model.save(tmp)
 
 
-def check_new(run: RunDir) -> None:
-    """Refuse a ``-o`` that holds a run or other files, before any work starts."""
+def check_new(run: RunDir, replace: bool = False) -> None:
+    """Refuse a ``-o`` that holds a run (unless ``replace``) or other files, before any work
+    starts."""
     recover(run.path)
     status = run.status()
-    if status == "run":
+    if status == "run" and not replace:
         raise ArtifactError(run.path, f"already holds a run; resume it with `cnnbp train "
-                                      f"--resume {run.path}` or pick another -o")
+                                      f"--resume {run.path}`, add --force to replace it, or "
+                                      "pick another -o")
+    if status == "run":  # --force replaces this tool's files, never a user's
+        others = sorted(p.name for p in run.path.iterdir()
+                        if p.name not in RUN_ENTRIES and not p.name.startswith("."))
+        if others:
+            listed = ", ".join(others[:5])
+            raise ArtifactError(run.path, f"holds files a run does not write ({listed}): "
+                                          "--force replaces only cnnbp's own files; move those "
+                                          "out first")
     if status == "foreign":
         raise ArtifactError(run.path, "holds files that are not a cnnbp run; pick a new or "
                                       "empty folder for -o (nothing was changed)")
 
 
 @contextmanager
-def creating(path: str | os.PathLike) -> Iterator[RunDir]:
+def creating(path: str | os.PathLike, replace: bool = False) -> Iterator[RunDir]:
     """Make a new run folder atomically: yield a temporary ``RunDir`` to fill (its first
     ``state.json`` last), then rename it to ``path``.
 
     ``path`` must be absent, empty, or ``unstarted`` (those files are this tool's, and no
-    epoch had been recorded in them); anything else raises ``ArtifactError`` untouched.
+    epoch had been recorded in them), or with ``replace`` an earlier run, which the rename
+    swaps out; anything else raises ``ArtifactError`` untouched.
     """
     run = RunDir(path)
-    check_new(run)
+    check_new(run, replace)
     with atomic_path(run.path) as tmp:
         tmp.mkdir(parents=True)
         (tmp / STATE).mkdir()

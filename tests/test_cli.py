@@ -158,3 +158,22 @@ def test_list_names_every_shipped_blueprint_and_show_yaml_prints_one():
     shown = run("show", "lenet5", "--yaml")
     assert shown.returncode == 0
     assert shown.stdout == (ROOT / "blueprints" / "lenet5.yaml").read_text(encoding="utf-8")
+
+
+def test_train_refuses_an_earlier_run_and_replaces_it_with_force(made, tmp_path, capsys):
+    import shutil
+
+    from cnnbp import cli
+    run_dir = tmp_path / "run"
+    shutil.copytree(made / "run", run_dir)
+    (run_dir / "note.txt").write_text("an earlier run's file")
+    args = ["train", "digits", "--data", "digits", "--epochs", "1", "--quiet", "-o", str(run_dir)]
+    assert cli.main(args) == 2
+    assert "already holds a run" in capsys.readouterr().err and (run_dir / "note.txt").exists()
+    assert cli.main(args + ["--force"]) == 2  # the user's file is never deleted
+    assert "note.txt" in capsys.readouterr().err and (run_dir / "note.txt").exists()
+    (run_dir / "note.txt").unlink()
+    before = (run_dir / "state" / "state.json").stat().st_mtime_ns
+    assert cli.main(args + ["--force"]) == 0
+    assert (run_dir / "state" / "state.json").stat().st_mtime_ns != before
+    assert [p.name for p in tmp_path.iterdir()] == ["run"]  # no .old or .tmp left behind

@@ -49,8 +49,9 @@ class Session:
 
 
 def prepare(compiled: Compiled, data_spec: str, out: str | Path, resume: bool = False,
-            device: devices.Device | None = None) -> Session:
+            device: devices.Device | None = None, replace: bool = False) -> Session:
     """Load data, fit normalization, write the run's fixed files; or reload them to resume.
+    ``replace`` lets a new run take the place of an earlier one at ``out`` (``--force``).
 
     Image folders and TFRecord shards are listed here, not decoded: the mean and std come
     from a bounded sample, the run's samples.npz from the first few files.
@@ -82,7 +83,7 @@ def prepare(compiled: Compiled, data_spec: str, out: str | Path, resume: bool = 
         log.info("normalisation: %s", note)
         x_test, y_test, x_cal = sample_rows(data, prep, net, bad, _sample_count(net))
         state = RunState(data=data_spec, data_source=data.source, normalization=note)
-        with creating(out) as fresh:  # the folder appears with its state, or not at all
+        with creating(out, replace) as fresh:  # the folder appears with its state, or not at all
             fresh.write_blueprint(compiled.resolved)
             fresh.write_labels(names)
             prep.write(fresh / "preprocess.json")
@@ -259,14 +260,15 @@ def _predict(model, pipelines: Pipelines) -> tuple[np.ndarray, np.ndarray]:
 
 
 def train(compiled: Compiled, data_spec: str, out: str | Path, quiet: bool = False,
-          callbacks=(), report: bool = True) -> TrainMetrics:
+          callbacks=(), report: bool = True, replace: bool = False) -> TrainMetrics:
     """Train a checked blueprint into a new run directory with Keras ``fit``.
 
     ``callbacks`` are extra Keras callbacks (a search's pruning); ``report`` writes the run's
-    ``report.html`` with its explain figures at the end.
+    ``report.html`` with its explain figures at the end; ``replace`` swaps out an earlier run at
+    ``out`` once the new one has its first state.
     """
-    check_new(RunDir(out))  # before any data is loaded
-    return _fit(prepare(compiled, data_spec, out), quiet, callbacks, report)
+    check_new(RunDir(out), replace)  # before any data is loaded
+    return _fit(prepare(compiled, data_spec, out, replace=replace), quiet, callbacks, report)
 
 
 def resume(out: str | Path, quiet: bool = False) -> TrainMetrics:
