@@ -43,12 +43,12 @@ def cli(checkout: Path, *args) -> float:
     return time.perf_counter() - started
 
 
-def start_up(checkout: Path, bundles: Path, port: int) -> float:
+def start_up(checkout: Path, bundles: Path, port: int, *extra: str) -> float:
     """Seconds from spawning `cnnbp serve` to its first 200 on /v2/health/ready."""
     started = time.perf_counter()
     proc = subprocess.Popen([sys.executable, str(checkout / "cli.py"), "serve", str(bundles),
-                             "--port", str(port)], cwd=checkout, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
+                             "--port", str(port), *extra], cwd=checkout,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         while True:
             try:
@@ -84,9 +84,12 @@ def main() -> None:
             serve = {name: [] for name in sides}
             for i in range(args.repeats):
                 for name, checkout in sides.items():
+                    bundles = tmp / name / f"bundles{i}"  # a new folder: no --force in the old CLI
                     export[name].append(cli(checkout, "export", str(tmp / name / "run"), "-o",
-                                            str(tmp / name / "bundles" / "m"), "--no-variants"))
-                    serve[name].append(start_up(checkout, tmp / name / "bundles", 18700 + i))
+                                            str(bundles / "m"), "--no-variants"))
+                    # today's server also opens gRPC (the old one had none): a port of its own
+                    extra = ("--grpc-port", str(18800 + i)) if name == "new" else ()
+                    serve[name].append(start_up(checkout, bundles, 18700 + i, *extra))
         finally:
             subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(old)],
                            check=False)

@@ -7,8 +7,6 @@ Usage: python bench/serve_speed.py [requests_per_run]
 """
 import http.client
 import json
-import os
-import socket
 import statistics
 import subprocess
 import sys
@@ -20,26 +18,10 @@ from pathlib import Path
 
 import numpy as np
 
+from serve_load import free_port, start  # bench/ is on sys.path when run as a script
+
 ROOT = Path(__file__).resolve().parent.parent
 PY = sys.executable
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def start(cmd, port):
-    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
-    for _ in range(300):
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            return proc
-        except OSError:
-            time.sleep(0.1)
-    raise RuntimeError(f"{cmd} did not start")
 
 
 def load(port, path, make_body, concurrency, n):
