@@ -129,6 +129,8 @@ def run_train(args) -> int:
             overrides.append(f"training.batch_size={args.batch_size}")
         if args.skip_bad_images:
             overrides.append("training.skip_bad_images=true")
+        if args.tensorboard:
+            overrides.append("training.tensorboard=true")
         if args.cache is not None:
             overrides.append(f"training.cache={args.cache}")
         args.set = overrides
@@ -270,6 +272,8 @@ def parser() -> argparse.ArgumentParser:
     t.add_argument("--resume", metavar="RUN", help="continue an interrupted run")
     t.add_argument("--force", action="store_true",
                    help="replace an earlier run at -o (as export --force replaces a bundle)")
+    t.add_argument("--tensorboard", action="store_true",
+                   help="write TensorBoard event files to RUN/tensorboard (training.tensorboard)")
     t.add_argument("--skip-bad-images", action="store_true",
                    help="skip images that cannot be decoded and count them in metrics.json "
                         "(training.skip_bad_images)")

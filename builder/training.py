@@ -90,5 +90,7 @@ def schema() -> dict:
                               "description": "op determinism; auto: on for CPU, off for GPU"},
             "mixed_precision": {"enum": ["auto", True, False],
                                 "description": "float16 compute; auto: on for GPU only"},
+            "tensorboard": {"type": "boolean",
+                            "description": "write TensorBoard event files to RUN/tensorboard"},
         },
     }

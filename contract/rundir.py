@@ -42,7 +42,7 @@ CHECKPOINT = re.compile(r"^state/epoch-([1-9][0-9]*)\.npz$")
 PRELUDE = {"blueprint.yaml", "labels.txt", "preprocess.json", SAMPLES, STATE}
 # everything a run folder holds once training and `cnnbp explain` have written to it
 RUN_ENTRIES = PRELUDE | {"history.csv", "metrics.json", "model.keras", "best.keras", "curves.png",
-                         "confusion.png", "report.html", "explain"}
+                         "confusion.png", "report.html", "explain", "tensorboard"}
 
 
 class RunState(records.Record):

@@ -284,6 +284,10 @@ def _fit(session: Session, quiet: bool, callbacks=(), report: bool = True) -> Tr
     t = session.compiled.network.training
     model = compile_model(session)
     done = session.state.epoch
+    if t.tensorboard:  # a resumed run appends to the same logs
+        import keras
+        logs = str(session.run.path / "tensorboard")
+        callbacks = [*callbacks, keras.callbacks.TensorBoard(logs)]
     try:
         if done < t.epochs and not session.state.stopped_early:
             with raise_for(session.pipelines.bad):

@@ -136,3 +136,17 @@ def test_sigkill_mid_epoch_then_resume(tmp_path):
     assert [int(r["epoch"]) for r in rows] == [1, 2, 3, 4, 5, 6]
     assert json.loads((out / "metrics.json").read_text())["epochs"] == 6
     assert len(list((out / "state").glob("epoch-*.npz"))) == 1
+
+
+def test_tensorboard_event_files_on_request(tmp_path):
+    import tensorflow as tf
+
+    from cnnbp import cli
+    out = tmp_path / "r"
+    assert cli.main(["train", "digits", "--data", "digits", "--epochs", "2", "--quiet",
+                     "--tensorboard", "-o", str(out)]) == 0
+    events = sorted((out / "tensorboard").rglob("events.out.tfevents.*"))
+    assert {e.parent.name for e in events} == {"train", "validation"}
+    tags = {v.tag for e in events for event in tf.compat.v1.train.summary_iterator(str(e))
+            for v in event.summary.value}
+    assert {"epoch_loss", "epoch_accuracy"} <= tags
