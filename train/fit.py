@@ -178,12 +178,13 @@ def make_callback(session: Session, model):
     class RunCallback(keras.callbacks.Callback):
         def on_epoch_begin(self, epoch, logs=None):
             self.started = time.perf_counter()
+            # the rate the epoch starts training with; read at its end, a cosine schedule's
+            # last epoch would show 0.0
+            self.rate = float(keras.ops.convert_to_numpy(model.optimizer.learning_rate))
 
         def on_epoch_end(self, epoch, logs=None):
             logs = {k: float(v) for k, v in (logs or {}).items()}
-            row = {"epoch": epoch + 1, **logs,
-                   "learning_rate": float(keras.ops.convert_to_numpy(
-                       model.optimizer.learning_rate)),
+            row = {"epoch": epoch + 1, **logs, "learning_rate": self.rate,
                    "seconds": round(time.perf_counter() - self.started, 3)}
             watched = logs.get("val_loss", logs.get("loss"))
             if state.best is None or watched < state.best - MIN_DELTA:
@@ -192,7 +193,6 @@ def make_callback(session: Session, model):
             else:
                 state.wait += 1
             checkpoint = save_state(session, model, session.best_weights)
-            previous = state.checkpoint
             state.history.append(row)
             state.train_seconds += row["seconds"]
             state.samples_seen += session.pipelines.train_size
@@ -202,8 +202,9 @@ def make_callback(session: Session, model):
                 model.stop_training = True
             run.write_state(state)  # the commit point: resume starts from here
             run.write_history(state.history)
-            if previous:
-                (run.path / previous).unlink(missing_ok=True)
+            for stale in (run.path / "state").glob("epoch-*.npz"):  # a kill may have left some
+                if stale.name != Path(checkpoint).name:
+                    stale.unlink(missing_ok=True)
 
     return RunCallback()
 

@@ -130,12 +130,15 @@ def test_sigkill_mid_epoch_then_resume(tmp_path):
     killed_at = json.loads(state.read_text())["epoch"]
     assert 2 <= killed_at < 6, "the run was not interrupted mid-way"
     assert not (out / "metrics.json").exists()
+    # what a kill between a commit and the old checkpoint's removal leaves behind
+    stale = out / "state" / f"epoch-{killed_at - 1}.npz"
+    stale.write_bytes(b"stale")
     resumed = cnnbp("train", "--resume", str(out), "--quiet")
     assert resumed.returncode == 0, resumed.stderr
     rows = list(csv.DictReader((out / "history.csv").open()))
     assert [int(r["epoch"]) for r in rows] == [1, 2, 3, 4, 5, 6]
     assert json.loads((out / "metrics.json").read_text())["epochs"] == 6
-    assert len(list((out / "state").glob("epoch-*.npz"))) == 1
+    assert [p.name for p in (out / "state").glob("epoch-*.npz")] == ["epoch-6.npz"]
 
 
 def test_tensorboard_event_files_on_request(tmp_path):
@@ -150,3 +153,15 @@ def test_tensorboard_event_files_on_request(tmp_path):
     tags = {v.tag for e in events for event in tf.compat.v1.train.summary_iterator(str(e))
             for v in event.summary.value}
     assert {"epoch_loss", "epoch_accuracy"} <= tags
+
+
+def test_history_records_the_rate_each_epoch_started_with(tmp_path):
+    """A cosine schedule from 0.01 over 2 epochs (no warm-up): epoch 1 starts at 0.01, epoch 2
+    at half way, cos(pi/2) -> 0.005; read at the end, epoch 2 would show 0."""
+    from cnnbp import cli
+    out = tmp_path / "r"
+    assert cli.main(["train", "digits", "--data", "digits", "--epochs", "2", "--quiet", "--set",
+                     "training.schedule=cosine", "--set", "training.learning_rate=0.01",
+                     "-o", str(out)]) == 0
+    rates = [float(r["learning_rate"]) for r in csv.DictReader((out / "history.csv").open())]
+    assert rates[0] == pytest.approx(0.01) and rates[1] == pytest.approx(0.005, rel=0.05)
