@@ -12,6 +12,15 @@ class ClassFigures(BaseModel):
     precision: float
     recall: float
     support: int
+    f1: float | None = None  # absent from runs written before it was recorded
+
+
+class Averages(BaseModel):
+    model_config = ConfigDict(strict=True, extra="forbid")
+
+    precision: float
+    recall: float
+    f1: float
 
 
 class TrainMetrics(Record):
@@ -21,6 +30,8 @@ class TrainMetrics(Record):
     test_accuracy: float
     test_samples: int
     per_class: dict[str, ClassFigures]
+    macro_avg: Averages | None = None     # every class counts the same
+    weighted_avg: Averages | None = None  # each class weighted by its test samples
     confusion_matrix: list[list[int]]  # rows: true class, columns: predicted, labels.txt order
     blueprint: str
     run_dir: str

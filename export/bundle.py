@@ -239,11 +239,17 @@ def model_card(src: Source, report: ParityReport, name: str) -> str:
                          f"{t.weight_decay:g}, label smoothing {t.label_smoothing:g}, seed {t.seed}")
         lines += ["", "| class | precision | recall | F1 | test samples |", "|---|---|---|---|---|"]
         for cls, f in m.per_class.items():
-            f1 = 2 * f.precision * f.recall / (f.precision + f.recall) \
-                if f.precision + f.recall else 0.0
+            f1 = f.f1
+            if f1 is None:  # a run written before F1 was recorded
+                both = f.precision + f.recall
+                f1 = 2 * f.precision * f.recall / both if both else 0.0
             shown = cls.replace("|", "\\|")  # a pipe would split the table's cell
             lines.append(f"| {shown} | {f.precision:.3f} | {f.recall:.3f} | {f1:.3f} | "
                          f"{f.support} |")
+        for name, avg in (("macro average", m.macro_avg), ("weighted average", m.weighted_avg)):
+            if avg is not None:
+                lines.append(f"| *{name}* | {avg.precision:.3f} | {avg.recall:.3f} | "
+                             f"{avg.f1:.3f} | {m.test_samples} |")
         lines.append("")
     lines += ["## Validation (ONNX Runtime vs Keras)", "",
               f"- opset {report.opset}, bar: max |diff| <= {report.atol:g} and 100% top-1 "

@@ -12,9 +12,15 @@ def test_classification_report_by_hand():
     r = classification_report(probs, np.array([0, 0, 1, 1, 2]), ["a", "b", "c"])
     assert r["confusion_matrix"] == [[1, 1, 0], [0, 2, 0], [1, 0, 0]]
     assert r["test_accuracy"] == pytest.approx(3 / 5)
-    assert r["per_class"]["a"] == {"precision": 0.5, "recall": 0.5, "support": 2}
+    assert r["per_class"]["a"] == {"precision": 0.5, "recall": 0.5, "f1": 0.5, "support": 2}
     assert r["per_class"]["b"]["precision"] == pytest.approx(2 / 3)
-    assert r["per_class"]["c"] == {"precision": 0.0, "recall": 0.0, "support": 1}
+    assert r["per_class"]["b"]["f1"] == pytest.approx(2 * (2 / 3) * 1 / (2 / 3 + 1))  # 0.8
+    assert r["per_class"]["c"] == {"precision": 0.0, "recall": 0.0, "f1": 0.0, "support": 1}
+    # macro: plain means over a, b, c; weighted: by support 2, 2, 1 of 5
+    assert r["macro_avg"]["precision"] == pytest.approx((0.5 + 2 / 3 + 0) / 3)
+    assert r["macro_avg"]["f1"] == pytest.approx((0.5 + 0.8 + 0) / 3)
+    assert r["weighted_avg"]["recall"] == pytest.approx((2 * 0.5 + 2 * 1 + 0) / 5)
+    assert r["weighted_avg"]["f1"] == pytest.approx((2 * 0.5 + 2 * 0.8 + 0) / 5)
 
 
 def test_step_schedule_and_warmup(keras):
