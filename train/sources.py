@@ -129,10 +129,19 @@ def _npz(path: Path) -> Dataset:
     try:
         with np.load(path, allow_pickle=False) as z:
             files = set(z.files)
+            if {"x", "y"} <= files and not files & {"x_train", "x_test"}:
+                # one set: split it like an image folder (20% test, stratified, seeded)
+                x, y = z["x"], _labels(z["y"], f"{path}: y")
+                x_tr, x_te, y_tr, y_te = _split(x, y)
+                return _arrays({"x_train": x_tr, "y_train": y_tr, "x_test": x_te,
+                                "y_test": y_te, **({"class_names": z["class_names"]}
+                                                   if "class_names" in files else {})},
+                               f"{path} (x, y split 80/20)")
             missing = [k for k in ("x_train", "y_train", "x_test", "y_test") if k not in files]
             if missing:
                 raise fail(f"{path} lacks {', '.join(missing)}; it needs x_train, y_train, "
-                           "x_test, y_test (and optionally class_names)")
+                           "x_test, y_test, or just x and y to split (and optionally "
+                           "class_names)")
             arrays = {k: _mapped_member(path, k) for k in ("x_train", "x_test")}
             arrays.update({k: z[k] for k in files if k not in arrays})
     except (OSError, ValueError, zipfile.BadZipFile) as exc:
@@ -186,8 +195,7 @@ def _arrays(arrays: dict, source: str) -> Dataset:
                    f"{x_te.dtype})")
     if not isinstance(x_tr, np.memmap):  # in memory already: float32 as before
         x_tr, x_te = x_tr.astype("float32"), np.asarray(x_te).astype("float32")
-    y_tr, y_te = (np.asarray(arrays[k]).reshape(-1).astype("int64")
-                  for k in ("y_train", "y_test"))
+    y_tr, y_te = (_labels(arrays[k], f"{source}: {k}") for k in ("y_train", "y_test"))
     for label, x, y in (("train", x_tr, y_tr), ("test", x_te, y_te)):
         if len(x) != len(y):
             raise fail(f"{source}: x_{label} has {len(x)} samples but y_{label} has {len(y)}")
@@ -202,6 +210,20 @@ def _arrays(arrays: dict, source: str) -> Dataset:
     return Dataset(x_tr, y_tr, x_te, y_te, names,
                    source + (" (memory-mapped)" if mapped else ""), 1.0,
                    raw_max if x_tr.ndim == 4 else None)
+
+
+def _labels(y, where: str) -> np.ndarray:
+    """Class indices from indices, a column of them, or one-hot rows."""
+    y = np.asarray(y)
+    if y.ndim == 2 and y.shape[1] > 1:
+        one_hot = np.isin(y, (0, 1)).all() and (y.sum(axis=1) == 1).all()
+        if not one_hot:
+            raise fail(f"{where} has shape {list(y.shape)}: neither class indices (one a "
+                       "sample) nor one-hot rows (a single 1 a row)")
+        return y.argmax(axis=1).astype("int64")  # one-hot, as Keras's to_categorical makes
+    if y.ndim > 1 and y.size != len(y):
+        raise fail(f"{where} has shape {list(y.shape)}; give one class index a sample")
+    return y.reshape(-1).astype("int64")
 
 
 def _bounds(a: np.ndarray, chunk: int = 1 << 22) -> tuple[float, float]:
@@ -311,6 +333,11 @@ def check_against(data: Dataset, input_shape: tuple[int, ...], classes: int) -> 
     """Refuse data whose sample shape or class count does not fit the net."""
     shape = tuple(data.x_train.shape[1:]) if isinstance(data, Dataset) else tuple(input_shape)
     if shape != tuple(input_shape):
+        if len(shape) == 3 and (shape[1], shape[2], shape[0]) == tuple(input_shape):
+            raise fail(f"{data.source}: samples are {'x'.join(map(str, shape))}, which looks "
+                       f"channels-first (CxHxW); this tool takes channels last (HxWxC, the "
+                       f"blueprint's {'x'.join(map(str, input_shape))}): transpose the arrays "
+                       "with x.transpose(0, 2, 3, 1) and save them again")
         raise fail(f"{data.source}: samples are {'x'.join(map(str, shape))} but the blueprint's "
                    f"input is {'x'.join(map(str, input_shape))}; change `input:` (or "
                    f"--set input=[{', '.join(map(str, shape))}]) or use data of that shape")

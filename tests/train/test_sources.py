@@ -106,3 +106,33 @@ def test_shape_and_class_checks_name_the_fix():
         check_against(d, (32, 32, 3), 10)
     with pytest.raises(DataError, match="has 10 classes but the blueprint has classes: 5"):
         check_against(d, (8, 8, 1), 5)
+
+
+def test_one_hot_labels_are_read_as_classes(tmp_path):
+    y = np.array([0, 2, 1, 2, 0, 1])
+    np.savez(tmp_path / "d.npz", x_train=np.zeros((6, 4, 4), "float32"), y_train=np.eye(3)[y],
+             x_test=np.zeros((2, 4, 4), "float32"), y_test=np.eye(3)[[1, 0]])
+    d = load_source(str(tmp_path / "d.npz"))
+    assert d.y_train.tolist() == y.tolist() and d.y_test.tolist() == [1, 0]
+    np.savez(tmp_path / "bad.npz", x_train=np.zeros((6, 4, 4), "float32"),
+             y_train=np.full((6, 3), 0.5), x_test=np.zeros((2, 4, 4), "float32"),
+             y_test=np.zeros(2))
+    with pytest.raises(DataError, match=r"y_train has shape \[6, 3\]: neither class indices"):
+        load_source(str(tmp_path / "bad.npz"))
+
+
+def test_a_npz_of_x_and_y_is_split_like_a_folder(tmp_path):
+    y = np.repeat(np.arange(4), 10)
+    np.savez(tmp_path / "xy.npz", x=np.zeros((40, 6, 6), "uint8"), y=y)
+    d = load_source(str(tmp_path / "xy.npz"))
+    assert len(d.x_train) == 32 and len(d.x_test) == 8
+    assert sorted(d.y_test.tolist()) == [0, 0, 1, 1, 2, 2, 3, 3]  # stratified
+    assert "split 80/20" in d.source
+
+
+def test_channels_first_samples_get_the_transpose_to_make(tmp_path):
+    np.savez(tmp_path / "cf.npz", x_train=np.zeros((4, 3, 8, 8), "float32"), y_train=np.zeros(4),
+             x_test=np.zeros((2, 3, 8, 8), "float32"), y_test=np.zeros(2))
+    d = load_source(str(tmp_path / "cf.npz"))
+    with pytest.raises(DataError, match=r"looks channels-first .* x.transpose\(0, 2, 3, 1\)"):
+        check_against(d, (8, 8, 3), 1)
