@@ -113,15 +113,24 @@ def run_build(args) -> int:
 
 def run_train(args) -> int:
     from cnnbp.builder.tf_env import import_tensorflow
+    from cnnbp.contract.errors import UsageError
     from cnnbp.train.fit import resume, train
     if args.resume:
+        given = [flag for flag, value in (("BLUEPRINT", args.blueprint), ("-e", args.expr),
+                                          ("--set", args.set), ("--data", args.data),
+                                          ("-o", args.output), ("--batch-size", args.batch_size),
+                                          ("--force", args.force), ("--cache", args.cache),
+                                          ("--skip-bad-images", args.skip_bad_images),
+                                          ("--tensorboard", args.tensorboard)) if value]
+        if given:  # never silently ignored
+            raise UsageError(f"--resume continues {args.resume} as it was set up: "
+                             f"{', '.join(given)} cannot change it (only --epochs can); start "
+                             "a new run with -o to train differently")
         import_tensorflow()
-        metrics = resume(args.resume, quiet=args.quiet)
+        metrics = resume(args.resume, quiet=args.quiet, epochs=args.epochs)
     else:
         if (args.blueprint is None and args.expr is None) or args.data is None or args.output is None:
-            print("error: train needs BLUEPRINT (or -e), --data and -o, or --resume RUN",
-                  file=sys.stderr)
-            return 2
+            raise UsageError("train needs BLUEPRINT (or -e), --data and -o, or --resume RUN")
         overrides = list(args.set)
         if args.epochs is not None:
             overrides.append(f"training.epochs={args.epochs}")
@@ -269,7 +278,8 @@ def parser() -> argparse.ArgumentParser:
     t.add_argument("--epochs", type=int, help="shorthand for --set training.epochs=N")
     t.add_argument("--batch-size", type=int, help="shorthand for --set training.batch_size=N")
     t.add_argument("-o", "--output", help="the run directory to create")
-    t.add_argument("--resume", metavar="RUN", help="continue an interrupted run")
+    t.add_argument("--resume", metavar="RUN", help="continue an interrupted run (with --epochs: "
+                                                   "extend a finished one)")
     t.add_argument("--force", action="store_true",
                    help="replace an earlier run at -o (as export --force replaces a bundle)")
     t.add_argument("--tensorboard", action="store_true",

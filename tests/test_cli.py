@@ -177,3 +177,20 @@ def test_train_refuses_an_earlier_run_and_replaces_it_with_force(made, tmp_path,
     assert cli.main(args + ["--force"]) == 0
     assert (run_dir / "state" / "state.json").stat().st_mtime_ns != before
     assert [p.name for p in tmp_path.iterdir()] == ["run"]  # no .old or .tmp left behind
+
+
+def test_resume_with_epochs_extends_a_finished_run(made, tmp_path, capsys):
+    import shutil
+
+    from cnnbp import cli
+    run_dir = tmp_path / "run"
+    shutil.copytree(made / "run", run_dir)  # finished after 1 epoch
+    assert cli.main(["train", "--resume", str(run_dir), "--epochs", "2", "--quiet"]) == 0
+    rows = (run_dir / "history.csv").read_text().splitlines()[1:]
+    assert [r.split(",")[0] for r in rows] == ["1", "2"]
+    assert "epochs: 2" in (run_dir / "blueprint.yaml").read_text()
+    capsys.readouterr()
+    assert cli.main(["train", "--resume", str(run_dir), "--epochs", "1", "--quiet"]) == 2
+    assert "already trained 2 epochs" in capsys.readouterr().err
+    assert cli.main(["train", "--resume", str(run_dir), "--set", "training.seed=3"]) == 2
+    assert "--set cannot change it" in capsys.readouterr().err

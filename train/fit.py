@@ -13,9 +13,9 @@ from pathlib import Path
 import numpy as np
 
 from cnnbp.builder import Compiled, compile_source
-from cnnbp.builder.source import read
+from cnnbp.builder.source import Source, read
 from cnnbp.contract import records
-from cnnbp.contract.errors import ArtifactError
+from cnnbp.contract.errors import ArtifactError, UsageError
 from cnnbp.contract.metrics import TrainMetrics
 from cnnbp.contract.preprocessing import Preprocessing
 from cnnbp.contract.rundir import (SAMPLE_BYTES, SAMPLE_ROWS, RunDir, RunState, check_new,
@@ -46,6 +46,7 @@ class Session:
     device: devices.Device
     state: RunState
     best_weights: list | None = None  # in memory; saved with each epoch's state
+    summary: str = ""  # the data it reads, printed before the first epoch
 
 
 def prepare(compiled: Compiled, data_spec: str, out: str | Path, resume: bool = False,
@@ -89,8 +90,25 @@ def prepare(compiled: Compiled, data_spec: str, out: str | Path, resume: bool = 
             prep.write(fresh / "preprocess.json")
             fresh.write_samples(x_test, y_test, x_cal)
             fresh.write_state(state)
-    return Session(compiled, run, data_spec, make_pipelines(data, prep, net, bad), prep, names,
-                   device, state)
+    session = Session(compiled, run, data_spec, make_pipelines(data, prep, net, bad), prep,
+                      names, device, state)
+    session.summary = data_summary(data, names, session.pipelines)
+    return session
+
+
+def data_summary(data, names, pipelines: Pipelines) -> str:
+    """What training is about to read: the source, the split, and the samples per class."""
+    train_labels = getattr(data, "train_labels", getattr(data, "y_train", None))
+    test_labels = getattr(data, "test_labels", getattr(data, "y_test", None))
+    k = len(names)
+    train_counts = np.bincount(np.asarray(train_labels, "int64"), minlength=k)
+    test_counts = np.bincount(np.asarray(test_labels, "int64"), minlength=k)
+    held = len(train_labels) - pipelines.train_size
+    shown = ", ".join(f"{n} {a}/{b}" for n, a, b in zip(names[:12], train_counts, test_counts))
+    more = f", … ({k - 12} more classes)" if k > 12 else ""
+    return (f"data: {data.source}\n  {pipelines.train_size:,} training, {held:,} validation "
+            f"(held out of them), {pipelines.test_size:,} test samples; cache "
+            f"{pipelines.cache}\n  per class (train+validation/test): {shown}{more}")
 
 
 def _sample_count(net) -> int:
@@ -272,11 +290,26 @@ def train(compiled: Compiled, data_spec: str, out: str | Path, quiet: bool = Fal
     return _fit(prepare(compiled, data_spec, out, replace=replace), quiet, callbacks, report)
 
 
-def resume(out: str | Path, quiet: bool = False) -> TrainMetrics:
-    """Continue an interrupted run from its last completed epoch."""
+def resume(out: str | Path, quiet: bool = False, epochs: int | None = None) -> TrainMetrics:
+    """Continue an interrupted run from its last completed epoch; ``epochs`` extends (or
+    shortens, down to what is done) the run's total, finished or not."""
     run = resumable(out)
     state = run.read_state()
     compiled = compile_source(read(str(run / "blueprint.yaml")))
+    planned = compiled.network.training.epochs
+    if epochs is not None and epochs != planned:
+        if epochs < state.epoch:
+            raise UsageError(f"--epochs {epochs}: {run.path} has already trained {state.epoch} "
+                             f"epochs; give {state.epoch} or more")
+        if state.stopped_early:
+            raise UsageError(f"--epochs {epochs}: {run.path} stopped early at epoch "
+                             f"{state.epoch} (no val_loss improvement for "
+                             f"{compiled.network.training.early_stopping} epochs); train a new "
+                             "run with more patience instead")
+        resolved = {**compiled.resolved,
+                    "training": {**(compiled.resolved.get("training") or {}), "epochs": epochs}}
+        compiled = compile_source(Source(resolved, str(run / "blueprint.yaml")))
+        run.write_blueprint(compiled.resolved)  # a learning-rate schedule now spans the new total
     return _fit(prepare(compiled, state.data, out, resume=True), quiet)
 
 
@@ -285,6 +318,8 @@ def _fit(session: Session, quiet: bool, callbacks=(), report: bool = True) -> Tr
     t = session.compiled.network.training
     model = compile_model(session)
     done = session.state.epoch
+    if not quiet:
+        print(session.summary, flush=True)
     if t.tensorboard:  # a resumed run appends to the same logs
         import keras
         logs = str(session.run.path / "tensorboard")

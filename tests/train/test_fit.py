@@ -165,3 +165,16 @@ def test_history_records_the_rate_each_epoch_started_with(tmp_path):
                      "-o", str(out)]) == 0
     rates = [float(r["learning_rate"]) for r in csv.DictReader((out / "history.csv").open())]
     assert rates[0] == pytest.approx(0.01) and rates[1] == pytest.approx(0.005, rel=0.05)
+
+
+def test_training_prints_what_data_it_reads_first(tmp_path, capsys):
+    from cnnbp import cli
+    assert cli.main(["train", "digits", "--data", "digits", "--epochs", "1",
+                     "-o", str(tmp_path / "r")]) == 0
+    out = capsys.readouterr().out
+    assert out.index("data: scikit-learn load_digits") < out.index("test accuracy")
+    assert "360 test samples" in out  # digits' 20% split of 1,797
+    per_class = out.split("per class (train+validation/test): ")[1].splitlines()[0]
+    pairs = [item.split()[1].split("/") for item in per_class.split(", ")]
+    assert len(pairs) == 10 and sum(int(b) for _, b in pairs) == 360
+    assert sum(int(a) for a, _ in pairs) == 1797 - 360
