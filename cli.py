@@ -57,9 +57,11 @@ def _blueprint_args(p: argparse.ArgumentParser) -> None:
 
 def _compile(args):
     from cnnbp.builder import load, load_expression
-    if args.expr is not None:
-        return load_expression(args.expr, args.set)
-    return load(args.blueprint, args.set)
+    compiled = load_expression(args.expr, args.set) if args.expr is not None else \
+        load(args.blueprint, args.set)
+    for note in compiled.notes:
+        print(f"note: {note}", file=sys.stderr)
+    return compiled
 
 
 def run_check(args) -> int:

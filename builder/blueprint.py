@@ -26,6 +26,7 @@ class Compiled:
     resolved: dict      # the blueprint with every override applied
     network: ir.Network
     analysis: Analysis
+    notes: tuple[str, ...] = ()  # readings worth saying (a list that could mean two things)
 
 
 def load(ref: str, overrides: list[str] | tuple[str, ...] = ()) -> Compiled:
@@ -72,7 +73,8 @@ def _compile(doc: dict[str, Any]) -> Compiled:
             raise BlueprintError(Problem("input", str(exc))) from None
     rank = len(input_shape) - 1 if input_shape else 2
     tree = _parsed(doc["pattern"])
-    occurrences = expand(tree, doc.get("vars", {}), doc.get("layers", {}))
+    notes: list[str] = []
+    occurrences = expand(tree, doc.get("vars", {}), doc.get("layers", {}), notes)
     layers, classes, inline_shape = lower(occurrences, rank, doc.get("classes"))
     if inline_shape and input_shape and inline_shape != input_shape:
         raise BlueprintError(Problem("input", f"is {'x'.join(map(str, input_shape))} but the "
@@ -91,4 +93,4 @@ def _compile(doc: dict[str, Any]) -> Compiled:
     net = ir.Network(doc["name"], input_shape, classes, layers, weights,
                      doc.get("strict", True), names, training)
     resolved = dict(doc, input=list(input_shape), classes=classes)
-    return Compiled(resolved, net, analyze(net))
+    return Compiled(resolved, net, analyze(net), tuple(notes))

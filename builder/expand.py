@@ -48,6 +48,7 @@ class _Expander:
         self.problems: list[Problem] = []
         self.out: list[Occurrence] = []
         self.switched_on: list[str] = []  # flags of the optional groups being walked
+        self.notes: list[str] = []
 
     def fail(self, path: str, message: str) -> None:
         p = Problem(path, message)
@@ -163,6 +164,15 @@ class _Expander:
             values[arg.name] = (raw, inline)
         picked = {}
         for key, (raw, source) in values.items():
+            arg = token.arg(key)
+            if isinstance(raw, list) and stack and arg is not None and arg.kind == "size" \
+                    and len(raw) in (2, 3) and all(type(v) is int for v in raw):
+                # [1, 7]: one value per repetition here, but a 1x7 kernel to a Keras user
+                note = (f"{source} {raw} is read as one value per repetition of "
+                        f"*{stack[0].label} ({', then '.join(map(str, raw))}); for a single "
+                        f"{'x'.join(map(str, raw))} {key}, write {'x'.join(map(str, raw))}")
+                if note not in self.notes:
+                    self.notes.append(note)
             if isinstance(raw, Word) and self._is_choice(token, key, raw):
                 raw = Word(raw.name.lower())  # padding=SAME means same
             elif isinstance(raw, Word):
@@ -280,9 +290,10 @@ def _amount(n: int) -> str:
     return f"{n:,}" if n < 10**15 else f"about 10^{len(str(n)) - 1}"
 
 
-def expand(tree: Node, variables: Mapping[str, Any],
-           layer_defaults: Mapping[str, Mapping]) -> list[Occurrence]:
-    """Unroll ``tree``; raise BlueprintError listing every problem found."""
+def expand(tree: Node, variables: Mapping[str, Any], layer_defaults: Mapping[str, Mapping],
+           notes: list[str] | None = None) -> list[Occurrence]:
+    """Unroll ``tree``; raise BlueprintError listing every problem found. Readings worth
+    saying (a list that could mean two things) are appended to ``notes``."""
     _check_size(tree, variables)
     ex = _Expander(variables, layer_defaults)
     ex.walk(tree, ())
@@ -296,6 +307,8 @@ def expand(tree: Node, variables: Mapping[str, Any],
                     f"are: {known}")
     if ex.problems:
         raise BlueprintError(ex.problems)
+    if notes is not None:
+        notes.extend(ex.notes)
     return ex.out
 
 

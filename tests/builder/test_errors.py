@@ -214,3 +214,12 @@ def test_a_run_or_bundle_folder_reads_its_resolved_blueprint(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(BlueprintError, match="is a folder without blueprint.yaml"):
         load(str(tmp_path / "empty"))
+
+
+def test_a_two_number_size_list_says_how_it_was_read(write_blueprint):
+    per_stage = load(write_blueprint(GOOD.replace("kernel: 3", "kernel: [1, 5]")))
+    assert per_stage.notes == ("layers.CONV.kernel [1, 5] is read as one value per repetition of "
+                               "*M (1, then 5); for a single 1x5 kernel, write 1x5",)
+    one = load(write_blueprint(GOOD.replace("kernel: 3", "kernel: 1x5")))
+    assert one.notes == () and one.network.layers[0].kernel == (1, 5)
+    assert load(write_blueprint(GOOD)).notes == ()  # filters: [4, 8] is no size: no note
