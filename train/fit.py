@@ -186,8 +186,10 @@ def restore_state(session: Session, model) -> None:
 
 
 
-def make_callback(session: Session, model):
-    """The run-directory callback: epoch state, history, best weights, early stopping."""
+def make_callback(session: Session, model, echo: bool = False):
+    """The run-directory callback: epoch state, history, best weights, early stopping; with
+    ``echo``, one line per epoch (Keras's bar counts steps in chunks of steps_per_execution,
+    so it can show 48/41)."""
     import keras
 
     run, state = session.run, session.state
@@ -220,6 +222,11 @@ def make_callback(session: Session, model):
                 model.stop_training = True
             run.write_state(state)  # the commit point: resume starts from here
             run.write_history(state.history)
+            if echo:
+                figures = ", ".join(f"{k} {v:.4f}" for k, v in logs.items())
+                print(f"epoch {epoch + 1}/{session.compiled.network.training.epochs}: "
+                      f"{figures}, learning rate {self.rate:.3g}, {row['seconds']:.1f} s"
+                      + (" — stopping early" if state.stopped_early else ""), flush=True)
             for stale in (run.path / "state").glob("epoch-*.npz"):  # a kill may have left some
                 if stale.name != Path(checkpoint).name:
                     stale.unlink(missing_ok=True)
@@ -329,9 +336,9 @@ def _fit(session: Session, quiet: bool, callbacks=(), report: bool = True) -> Tr
             with raise_for(session.pipelines.bad):
                 model.fit(session.pipelines.train,
                           validation_data=session.pipelines.validation,
-                          epochs=t.epochs, initial_epoch=done, verbose=0 if quiet else "auto",
+                          epochs=t.epochs, initial_epoch=done, verbose=0,
                           shuffle=False,  # the pipeline shuffles, seeded
-                          callbacks=[make_callback(session, model), *callbacks])
+                          callbacks=[make_callback(session, model, echo=not quiet), *callbacks])
         metrics = finish(session, model, started)
     finally:
         session.pipelines.close()

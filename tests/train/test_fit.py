@@ -2,6 +2,7 @@
 import csv
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -173,6 +174,8 @@ def test_training_prints_what_data_it_reads_first(tmp_path, capsys):
                      "-o", str(tmp_path / "r")]) == 0
     out = capsys.readouterr().out
     assert out.index("data: scikit-learn load_digits") < out.index("test accuracy")
+    # one line an epoch, with the rate it trained at: no step counter to overshoot (48/41)
+    assert re.search(r"^epoch 1/1: accuracy [\d.]+, loss [\d.]+, .*learning rate ", out, re.M)
     assert "360 test samples" in out  # digits' 20% split of 1,797
     per_class = out.split("per class (train+validation/test): ")[1].splitlines()[0]
     pairs = [item.split()[1].split("/") for item in per_class.split(", ")]
