@@ -136,3 +136,19 @@ def test_channels_first_samples_get_the_transpose_to_make(tmp_path):
     d = load_source(str(tmp_path / "cf.npz"))
     with pytest.raises(DataError, match=r"looks channels-first .* x.transpose\(0, 2, 3, 1\)"):
         check_against(d, (8, 8, 3), 1)
+
+
+def test_every_format_pillow_reads_is_listed_and_decodes(tmp_path):
+    from cnnbp.contract.preprocessing import image_pixels
+    formats = {"png": "PNG", "jpg": "JPEG", "bmp": "BMP", "webp": "WEBP", "gif": "GIF",
+               "tiff": "TIFF"}
+    for cls in ("a", "b"):
+        (tmp_path / cls).mkdir()
+        for suffix, fmt in formats.items():
+            Image.new("RGB", (10, 10), (200, 40, 40)).save(tmp_path / cls / f"x.{suffix}", fmt)
+    d = load_source(str(tmp_path), (8, 8, 3))
+    files = d.train_files + d.test_files
+    assert sorted(p.rsplit(".", 1)[1] for p in files) == sorted(list(formats) * 2)
+    for f in files:
+        with Image.open(f) as im:
+            assert image_pixels(im, (8, 8, 3))[0, 0, 0] > 150  # red, whatever the format
