@@ -6,7 +6,7 @@ Serving now validates each model's preprocessing record on load. Both sides run 
 processes from their own checkout (the old one from a git worktree of ``--old``), on the same
 image-folder run, alternately, and the medians are compared.
 
-Usage: python bench/contract_speed.py [repeats] [--images N] [--old COMMIT]
+Usage: python bench/contract_speed.py [repeats] [--images N] [--size HxW] [--old COMMIT]
 """
 from __future__ import annotations
 
@@ -27,12 +27,12 @@ NET = "INPUT(32x32x3)-CONV(8,3,pad=1)-RELU-POOL-CONV(16,3,pad=1)-RELU-POOL-FC(10
 OLD = "d0d8bd1"  # main before the contract layer
 
 
-def make_folder(root: Path, images: int) -> None:
+def make_folder(root: Path, images: int, height: int, width: int) -> None:
     rng = np.random.default_rng(0)
     for i in range(images):
         folder = root / f"class{i % 10}"
         folder.mkdir(parents=True, exist_ok=True)
-        pixels = (rng.random((48, 64, 3)) * 255).astype("uint8")
+        pixels = (rng.random((height, width, 3)) * 255).astype("uint8")
         Image.fromarray(pixels).save(folder / f"{i}.jpg", quality=90)
 
 
@@ -67,6 +67,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("repeats", nargs="?", type=int, default=3)
     ap.add_argument("--images", type=int, default=3000)
+    ap.add_argument("--size", default="48x64", help="HxW of the generated JPEGs")
     ap.add_argument("--old", default=OLD)
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
@@ -76,7 +77,8 @@ def main() -> None:
                         args.old], check=True)
         try:
             sides = {"old": old, "new": ROOT}
-            make_folder(tmp / "photos", args.images)
+            height, width = map(int, args.size.split("x"))
+            make_folder(tmp / "photos", args.images, height, width)
             for name, checkout in sides.items():  # one run each, in that side's own format
                 cli(checkout, "train", "-e", NET, "--data", str(tmp / "photos"), "--epochs", "1",
                     "--quiet", "-o", str(tmp / name / "run"))
@@ -93,7 +95,8 @@ def main() -> None:
         finally:
             subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(old)],
                            check=False)
-    print(f"{args.images} JPEG images 48x64 -> 32x32x3 net, {args.repeats} alternating runs each")
+    print(f"{args.images} JPEG images {args.size} -> 32x32x3 net, {args.repeats} alternating "
+          "runs each")
     for what, times in (("export --no-variants", export), ("serve start-up", serve)):
         o, n = statistics.median(times["old"]), statistics.median(times["new"])
         print(f"{what}: before {o:.2f} s {[round(t, 2) for t in times['old']]}, "
