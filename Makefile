@@ -23,7 +23,7 @@ demo: $(STAMP)
 	$(BIN)/cnnbp train digits --data digits -o runs/demo
 	$(BIN)/cnnbp export runs/demo -o bundles/demo --triton model_repository
 	$(BIN)/cnnbp validate bundles/demo
-	@echo "Serve it (Open Inference Protocol on http://127.0.0.1:8000):  $(BIN)/cnnbp serve bundles/demo"
+	@echo "Serve it (Open Inference Protocol: HTTP on 127.0.0.1:8000 with a page at /, gRPC on :8001):  $(BIN)/cnnbp serve bundles/demo"
 
 # The report tests open pages in a real headless browser (Debian's chromium) and the distributed
 # search test runs a real PostgreSQL server: both are installed when missing.
