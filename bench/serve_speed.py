@@ -7,7 +7,6 @@ Usage: python bench/serve_speed.py [requests_per_run]
 """
 import http.client
 import json
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -18,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from serve_load import free_port, start  # bench/ is on sys.path when run as a script
+from serve_load import free_port, raw_call, start  # bench/ is on sys.path when run as a script
 
 ROOT = Path(__file__).resolve().parent.parent
 PY = sys.executable
@@ -66,13 +65,9 @@ def main(n: int = 1500) -> None:
         sess = ort.InferenceSession(str(model), providers=["CPUExecutionProvider"])
         shape = [int(d) for d in sess.get_inputs()[0].shape[1:]]
         xs = np.random.default_rng(0).normal(size=(64, 1, *shape)).astype("float32")
-        t = []
-        for i in range(300):
-            s = time.perf_counter()
-            sess.run(None, {"input": xs[i % 64]})
-            t.append(time.perf_counter() - s)
-        print(f"{name:13} {'raw onnxruntime call':22} {'-':6} {1:>4} {1 / statistics.median(t):8.0f} "
-              f"{statistics.median(t) * 1000:7.3f} {np.percentile(t, 99) * 1000:7.3f}")
+        raw = raw_call(model, shape)
+        print(f"{name:13} {'raw onnxruntime call':22} {'-':6} {1:>4} {raw['rps']:8.0f} "
+              f"{raw['p50_ms']:7.3f} {raw['p99_ms']:7.3f}")
 
         def oip(binary):
             bodies = [make_oip(xs[i], binary) for i in range(64)]

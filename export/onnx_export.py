@@ -12,7 +12,6 @@ and the transposes and reshapes tf2onnx put on them are folded in NumPy. Convert
 from __future__ import annotations
 
 import hashlib
-import json
 import re
 
 import numpy as np
@@ -31,8 +30,9 @@ def weights_sha256(model) -> str:
     return h.hexdigest()
 
 
-def to_onnx(model, opset: int = DEFAULT_OPSET, metadata: dict | None = None):
-    """Convert; returns the ModelProto with ``metadata`` in ``metadata_props``."""
+def to_onnx(model, opset: int = DEFAULT_OPSET, metadata: dict[str, str] | None = None):
+    """Convert; returns the ModelProto with ``metadata`` (strings, as
+    ``contract.bundle.metadata`` makes them) in ``metadata_props``."""
     import tensorflow as tf
     import tf2onnx
 
@@ -54,7 +54,7 @@ def to_onnx(model, opset: int = DEFAULT_OPSET, metadata: dict | None = None):
     proto.producer_name = "cnn-blueprint"
     for key, value in (metadata or {}).items():
         entry = proto.metadata_props.add()
-        entry.key, entry.value = key, value if isinstance(value, str) else json.dumps(value)
+        entry.key, entry.value = key, value
     return proto
 
 

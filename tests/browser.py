@@ -98,6 +98,15 @@ class Chromium:
             if e.get("method") == method:
                 return e
 
+    def new_page(self) -> str:
+        """A blank page with the Page, Runtime, Log and Network events on; its session id."""
+        target = self.send("Target.createTarget", {"url": "about:blank"})["targetId"]
+        session = self.send("Target.attachToTarget", {"targetId": target,
+                                                      "flatten": True})["sessionId"]
+        for domain in ("Page", "Runtime", "Log", "Network"):
+            self.send(f"{domain}.enable", session=session)
+        return session
+
     def close(self) -> None:
         try:
             self.send("Browser.close")
@@ -117,11 +126,7 @@ def open_page(url: str, settle: float = 0.5) -> Visit:
     """Load ``url`` in a fresh headless Chromium and report what happened."""
     browser = Chromium()
     try:
-        target = browser.send("Target.createTarget", {"url": "about:blank"})["targetId"]
-        session = browser.send("Target.attachToTarget", {"targetId": target,
-                                                         "flatten": True})["sessionId"]
-        for domain in ("Page", "Runtime", "Log", "Network"):
-            browser.send(f"{domain}.enable", session=session)
+        session = browser.new_page()
         browser.send("Emulation.setDeviceMetricsOverride", {
             "width": 1280, "height": 900, "deviceScaleFactor": 1, "mobile": False},
             session=session)

@@ -47,11 +47,7 @@ def test_page_uploads_an_image_and_shows_the_top1(server, tmp_path):
     expected = json.loads(body)["top_k"][0]["label"]
     browser = Chromium()
     try:
-        target = browser.send("Target.createTarget", {"url": "about:blank"})["targetId"]
-        session = browser.send("Target.attachToTarget", {"targetId": target,
-                                                         "flatten": True})["sessionId"]
-        for domain in ("Runtime", "Log", "Network", "Page"):
-            browser.send(f"{domain}.enable", session=session)
+        session = browser.new_page()
         browser.send("Page.navigate", {"url": f"{server.url}/"}, session=session)
         result = browser.send("Runtime.evaluate", {
             "awaitPromise": True, "expression": UPLOAD % base64.b64encode(image).decode()},
