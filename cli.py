@@ -114,7 +114,7 @@ def run_build(args) -> int:
 
 
 def run_train(args) -> int:
-    from cnnbp.builder.tf_env import import_tensorflow
+    from cnnbp.builder.tf_env import import_keras
     from cnnbp.contract.errors import UsageError
     from cnnbp.train.fit import resume, train
     if args.resume:
@@ -128,7 +128,7 @@ def run_train(args) -> int:
             raise UsageError(f"--resume continues {args.resume} as it was set up: "
                              f"{', '.join(given)} cannot change it (only --epochs can); start "
                              "a new run with -o to train differently")
-        import_tensorflow()
+        import_keras()
         metrics = resume(args.resume, quiet=args.quiet, epochs=args.epochs)
     else:
         if (args.blueprint is None and args.expr is None) or args.data is None or args.output is None:
@@ -150,7 +150,7 @@ def run_train(args) -> int:
         if cluster():  # TF_CONFIG names several workers
             metrics = train_multiworker(compiled, args.data, args.output, quiet=args.quiet)
         else:
-            import_tensorflow()
+            import_keras()
             metrics = train(compiled, args.data, args.output, quiet=args.quiet,
                             replace=args.force)
     print(f"{metrics.blueprint}: test accuracy {metrics.test_accuracy:.4f}, "

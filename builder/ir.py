@@ -163,6 +163,7 @@ class Training:
     # (deterministic kernels cost GPU speed), and mixed precision on GPUs only.
     deterministic: bool | str = "auto"
     mixed_precision: bool | str = "auto"
+    xla: bool | str = "auto"         # XLA-compiled steps; auto: Keras's choice (see train.device)
     tensorboard: bool = False        # event files in RUN/tensorboard, the way Keras users expect
 
 

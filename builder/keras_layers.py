@@ -1,19 +1,22 @@
 """Layers Keras lacks, registered so ``load_model(..., safe_mode=True)`` restores them.
 
-Import this module (``import cnnbp.builder.keras_layers``) before loading a saved model that
-uses LRN or ceil-mode / explicitly padded max pooling.
+Written with ``keras.ops`` only, so they run on every Keras 3 backend (TensorFlow, JAX,
+PyTorch) and a model trained on one loads and exports on another. Import this module
+(``import cnnbp.builder.keras_layers``) before loading a saved model that uses LRN, ceil-mode
+or explicitly padded pooling, or GELU.
 """
 from __future__ import annotations
 
 import keras
-import tensorflow as tf
+from keras import ops
 
 
 @keras.saving.register_keras_serializable(package="cnnbp")
 class LocalResponseNorm(keras.layers.Layer):
     """AlexNet's LRN across channels: ``a / (k + alpha * sum(a^2 over n channels))^beta``.
 
-    ``alpha`` is the paper's (not divided by ``n``, unlike Caffe and PyTorch).
+    ``alpha`` is the paper's (not divided by ``n``, unlike Caffe and PyTorch). The window is
+    ``(size - 1) // 2`` channels either side, as ``tf.nn.local_response_normalization`` takes it.
     """
 
     def __init__(self, size: int = 5, alpha: float = 1e-4, beta: float = 0.75,
@@ -22,12 +25,15 @@ class LocalResponseNorm(keras.layers.Layer):
         self.size, self.alpha, self.beta, self.bias = size, alpha, beta, bias
 
     def call(self, x):
-        rank = len(x.shape)
-        if rank == 3:  # 1-D signals: LRN needs NHWC
-            x = tf.expand_dims(x, 1)
-        y = tf.nn.local_response_normalization(
-            x, depth_radius=(self.size - 1) // 2, bias=self.bias, alpha=self.alpha, beta=self.beta)
-        return tf.squeeze(y, 1) if rank == 3 else y
+        radius = (self.size - 1) // 2
+        channels = x.shape[-1]
+        # The window sum as shifted slices of the zero-padded squares: plain ops that every
+        # backend and tf2onnx handle, with no channel-axis convolution to lay out.
+        squares = ops.pad(ops.square(x), [[0, 0]] * (len(x.shape) - 1) + [[radius, radius]])
+        total = squares[..., :channels]
+        for shift in range(1, 2 * radius + 1):
+            total = total + squares[..., shift:shift + channels]
+        return x / ops.power(self.bias + self.alpha * total, self.beta)
 
     def compute_output_shape(self, input_shape):
         return input_shape
@@ -48,7 +54,7 @@ class EdgePad(keras.layers.Layer):
 
     def call(self, x):
         value = float("-inf") if self.fill == "min" else 0.0
-        return tf.pad(x, [[0, 0], *self.pads, [0, 0]], constant_values=value)
+        return ops.pad(x, [[0, 0], *self.pads, [0, 0]], constant_values=value)
 
     def compute_output_shape(self, input_shape):
         spatial = [None if n is None else n + a + b for n, (a, b) in zip(input_shape[1:-1], self.pads)]
@@ -67,7 +73,7 @@ class ExactGelu(keras.layers.Layer):
     """
 
     def call(self, x):
-        return 0.5 * x * (1.0 + tf.math.erf(x * 0.7071067811865476))
+        return 0.5 * x * (1.0 + ops.erf(x * 0.7071067811865476))
 
     def compute_output_shape(self, input_shape):
         return input_shape

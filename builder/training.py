@@ -90,6 +90,9 @@ def schema() -> dict:
                               "description": "op determinism; auto: on for CPU, off for GPU"},
             "mixed_precision": {"enum": ["auto", True, False],
                                 "description": "float16 compute; auto: on for GPU only"},
+            "xla": {"enum": ["auto", True, False],
+                    "description": "XLA-compiled training steps; auto: off on a TensorFlow CPU "
+                                   "(measured slower), on for GPUs, always on with JAX"},
             "tensorboard": {"type": "boolean",
                             "description": "write TensorBoard event files to RUN/tensorboard"},
         },

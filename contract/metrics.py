@@ -51,6 +51,8 @@ class TrainMetrics(Record):
     cache: str | None = None            # where decoded inputs were kept: memory, disk, none
     normalization: str | None = None    # what the mean/std were fitted on
     deterministic: bool | None = None   # whether op determinism was on
+    backend: str = "tensorflow"         # the Keras backend that trained (KERAS_BACKEND)
+    xla: bool | None = None             # whether the training steps were XLA-compiled
 
     @model_validator(mode="after")
     def _square(self):

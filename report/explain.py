@@ -18,7 +18,8 @@ from cnnbp.contract.errors import UsageError
 
 from . import receptive
 from .figures import png, pyplot
-from .probe import Context, call, last_conv_output, load, outputs, stage_outputs
+from .probe import (Context, call, held_out, last_conv_output, load, outputs,
+                    stage_outputs)
 
 CHANNELS = 8      # channels shown per stage
 MISTAKES = 24
@@ -183,7 +184,7 @@ def top_activating(ctx: Context, channels: list[int] | None = None,
     if ctx.x_test is None:
         return None
     name = stage_outputs(ctx.analysis)[-1]
-    m, = outputs(ctx, [name], ctx.x_test)
+    m = held_out(ctx)[0]
     strength = m.reshape(len(m), -1, m.shape[-1]).max(axis=1)  # (rows, channels)
     channels = channels or list(range(min(6, m.shape[-1])))
     bad = [c for c in channels if not 0 <= c < m.shape[-1]]
@@ -208,7 +209,7 @@ def top_activating(ctx: Context, channels: list[int] | None = None,
 def misclassified(ctx: Context) -> Figure | None:
     if ctx.x_test is None:
         return None
-    predicted = call(ctx.model, ctx.x_test)[0].argmax(axis=1)
+    predicted = held_out(ctx)[1].argmax(axis=1)
     wrong = np.flatnonzero(predicted != ctx.y_test)[:MISTAKES]
     plt = pyplot()
     cols = 8

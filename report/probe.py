@@ -24,6 +24,7 @@ class Context:
     names: list[str]         # their captions
     x_test: np.ndarray | None
     y_test: np.ndarray | None
+    held_out: tuple | None = None  # (last stage's maps, probabilities) for x_test, once
 
     @property
     def one_d(self) -> bool:
@@ -115,6 +116,18 @@ def call(model, x: np.ndarray, batch: int = 64) -> list[np.ndarray]:
         out = model(x[i:i + batch], training=False)
         parts.append([np.asarray(o) for o in (out if isinstance(out, (list, tuple)) else [out])])
     return [np.concatenate(column) for column in zip(*parts)]
+
+
+def held_out(ctx: Context) -> tuple[np.ndarray | None, np.ndarray]:
+    """The last stage's maps (None for a net of FC layers) and the class probabilities of the
+    held-out rows, from one pass: two figures need them, and the pass is most of their cost."""
+    if ctx.held_out is None:
+        import keras
+        stages = stage_outputs(ctx.analysis)
+        maps = [ctx.model.get_layer(stages[-1]).output] if stages else []
+        found = call(keras.Model(ctx.model.input, [*maps, ctx.model.output]), ctx.x_test)
+        ctx.held_out = (found[0] if stages else None, found[-1])
+    return ctx.held_out
 
 
 def outputs(ctx: Context, names: list[str], x: np.ndarray) -> list[np.ndarray]:

@@ -1,8 +1,18 @@
-"""Per-device speed settings, chosen by measurement (see docs/benchmarks.md)."""
+"""Per-device speed settings for the Keras backend in use, chosen by measurement (see
+docs/benchmarks.md).
+
+TensorFlow is the default backend (and the one ``cnnbp export`` converts from); JAX runs the
+same builder and ``fit`` on in-memory arrays, so a GPU machine with JAX and CUDA but no
+TensorFlow can train.
+"""
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
 from dataclasses import dataclass
+
+from cnnbp.contract.errors import UsageError
 
 log = logging.getLogger(__name__)
 
@@ -11,19 +21,28 @@ log = logging.getLogger(__name__)
 CPU_STEPS_PER_EXECUTION = 16
 # On a GPU a step of a classic CNN takes well under a millisecond for small inputs, so the
 # host's per-call overhead dominates unless several steps run per call. Not yet measured on a
-# GPU (none was available while this was written): 16 keeps the CPU's setting.
+# GPU (none was available while this was written; bench/gpu.py measures it): 16 keeps the
+# CPU's setting.
 GPU_STEPS_PER_EXECUTION = 16
+
+
+class _OneDevice:
+    """Stands in for a tf.distribute strategy where there is none to enter."""
+
+    def scope(self):
+        return contextlib.nullcontext()
 
 
 @dataclass(frozen=True)
 class Device:
     name: str                 # what metrics.json reports
     gpus: int
-    strategy: object          # a tf.distribute strategy
+    strategy: object          # a tf.distribute strategy, or one with a no-op scope()
     steps_per_execution: int
     jit_compile: bool
     mixed_precision: bool
     deterministic: bool = False
+    backend: str = "tensorflow"
 
 
 def resolve(setting: bool | str, on_gpu: bool) -> bool:
@@ -32,18 +51,25 @@ def resolve(setting: bool | str, on_gpu: bool) -> bool:
     return bool(setting) if setting != "auto" else on_gpu
 
 
-def configure(mixed_precision: bool | str = "auto", deterministic: bool | str = "auto") -> Device:
-    """Pick the strategy and settings for this machine; call before building the model.
+def configure(mixed_precision: bool | str = "auto", deterministic: bool | str = "auto",
+              xla: bool | str = "auto") -> Device:
+    """Pick the strategy and settings for this machine and backend; call before building the
+    model.
 
-    Op determinism (``auto``: on for CPU, off for GPU, where deterministic kernels are slower)
-    and mixed precision (``auto``: on for GPU only; ``True`` forces it on a CPU, for tests).
+    Op determinism (``auto``: on for CPU, off for GPU, where deterministic kernels are slower),
+    mixed precision (``auto``: on for GPU only; ``True`` forces it on a CPU, for tests) and XLA
+    (``auto``: off for TensorFlow on a CPU, where it measured 2x slower, on for GPUs; JAX
+    always compiles with XLA).
     """
     import keras
+    if keras.backend.backend() == "jax":
+        return _configure_jax(keras, mixed_precision, deterministic, xla)
     import tensorflow as tf
 
     gpus = tf.config.list_physical_devices("GPU")
     mixed = resolve(mixed_precision, bool(gpus))
     exact = resolve(deterministic, not gpus)
+    jit = resolve(xla, bool(gpus))
     if exact:
         tf.config.experimental.enable_op_determinism()
     else:  # process-wide: undo an earlier run's setting in this process (tests, notebooks)
@@ -51,7 +77,7 @@ def configure(mixed_precision: bool | str = "auto", deterministic: bool | str = 
         getattr(tf_config, "disable_op_determinism", lambda: None)()
     keras.mixed_precision.set_global_policy("mixed_float16" if mixed else "float32")
     if not gpus:
-        return Device("CPU", 0, tf.distribute.get_strategy(), CPU_STEPS_PER_EXECUTION, False,
+        return Device("CPU", 0, tf.distribute.get_strategy(), CPU_STEPS_PER_EXECUTION, jit,
                       mixed, exact)
     for gpu in gpus:
         try:
@@ -62,4 +88,29 @@ def configure(mixed_precision: bool | str = "auto", deterministic: bool | str = 
     details = tf.config.experimental.get_device_details(gpus[0])
     name = f"{len(gpus)} x GPU {details.get('device_name', '')}".strip()
     log.info("training on %s, mixed precision %s, deterministic %s", name, mixed, exact)
-    return Device(name, len(gpus), strategy, GPU_STEPS_PER_EXECUTION, False, mixed, exact)
+    return Device(name, len(gpus), strategy, GPU_STEPS_PER_EXECUTION, jit, mixed, exact)
+
+
+def _configure_jax(keras, mixed_precision, deterministic, xla) -> Device:
+    """JAX: XLA always (Keras runs JAX steps jitted; ``xla: false`` would run them op by op),
+    data parallel over several GPUs, and XLA's deterministic GPU kernels on request."""
+    if xla is False:
+        raise UsageError("training.xla: false: with KERAS_BACKEND=jax every step is compiled "
+                         "by XLA; use auto or true, or the tensorflow backend")
+    if deterministic is True and "xla_gpu_deterministic_ops" not in os.environ.get("XLA_FLAGS", ""):
+        # read once, when JAX first starts its GPU backend; CPU kernels are deterministic
+        os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") +
+                                   " --xla_gpu_deterministic_ops=true").strip()
+    import jax
+    gpus = [d for d in jax.devices() if d.platform in ("gpu", "cuda", "rocm")]
+    mixed = resolve(mixed_precision, bool(gpus))
+    exact = resolve(deterministic, not gpus)
+    keras.mixed_precision.set_global_policy("mixed_float16" if mixed else "float32")
+    if len(gpus) > 1:  # untested: no machine with several GPUs was at hand
+        keras.distribution.set_distribution(
+            keras.distribution.DataParallel(devices=keras.distribution.list_devices("gpu")))
+    name = f"{len(gpus)} x GPU {gpus[0].device_kind} (jax)" if gpus else "CPU (jax)"
+    log.info("training on %s, mixed precision %s, deterministic %s", name, mixed, exact)
+    return Device(name, len(gpus), _OneDevice(),
+                  GPU_STEPS_PER_EXECUTION if gpus else CPU_STEPS_PER_EXECUTION, True, mixed,
+                  exact, "jax")

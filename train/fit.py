@@ -23,7 +23,7 @@ from cnnbp.contract.rundir import (SAMPLE_BYTES, SAMPLE_ROWS, RunDir, RunState, 
 
 from . import device as devices
 from .images import BadImages, raise_for
-from .pipeline import Pipelines, make_pipelines
+from .pipeline import Pipelines, check_readable, make_pipelines
 from .plots import write_plots
 from .sources import check_against, load_source
 from .stats import fit_preprocessing, sample_rows
@@ -57,16 +57,16 @@ def prepare(compiled: Compiled, data_spec: str, out: str | Path, resume: bool = 
     Image folders and TFRecord shards are listed here, not decoded: the mean and std come
     from a bounded sample, the run's samples.npz from the first few files.
     """
-    from cnnbp.builder.tf_env import import_tensorflow
-    import_tensorflow()
-    import keras
+    from cnnbp.builder.tf_env import import_keras
+    keras = import_keras()
 
     run = RunDir(out)
     net = compiled.network
     t = net.training
     keras.utils.set_random_seed(t.seed)
-    device = device or devices.configure(t.mixed_precision, t.deterministic)
+    device = device or devices.configure(t.mixed_precision, t.deterministic, t.xla)
     data = load_source(data_spec, net.input_shape)
+    check_readable(data, device.backend)
     check_against(data, net.input_shape, net.classes)
     names = net.class_names or data.class_names
     bad = BadImages(t.skip_bad_images)
@@ -90,8 +90,9 @@ def prepare(compiled: Compiled, data_spec: str, out: str | Path, resume: bool = 
             prep.write(fresh / "preprocess.json")
             fresh.write_samples(x_test, y_test, x_cal)
             fresh.write_state(state)
-    session = Session(compiled, run, data_spec, make_pipelines(data, prep, net, bad), prep,
-                      names, device, state)
+    # GPUs draw array batches on several threads so the host keeps up; a CPU trains on its cores
+    pipelines = make_pipelines(data, prep, net, bad, device.backend, 4 if device.gpus else 1)
+    session = Session(compiled, run, data_spec, pipelines, prep, names, device, state)
     session.summary = data_summary(data, names, session.pipelines)
     return session
 
@@ -140,9 +141,11 @@ def compile_model(session: Session):
 
 def save_state(session: Session, model, best_weights) -> str:
     """Weights, optimizer variables and best weights of this epoch, as one .npz."""
+    import keras
     from cnnbp.contract.atomic import atomic_path
     arrays = {f"w{i}": w for i, w in enumerate(model.get_weights())}
-    arrays.update({f"o{i}": v.numpy() for i, v in enumerate(model.optimizer.variables)})
+    arrays.update({f"o{i}": keras.ops.convert_to_numpy(v)
+                   for i, v in enumerate(model.optimizer.variables)})
     arrays.update({f"b{i}": w for i, w in enumerate(best_weights or [])})
     name = f"state/epoch-{session.state.epoch + 1}.npz"
     with atomic_path(session.run.path / name) as tmp, open(tmp, "wb") as f:
@@ -266,7 +269,8 @@ def finish(session: Session, model, wall_started: float) -> TrainMetrics:
         device=session.device.name, mixed_precision=session.device.mixed_precision,
         versions=_versions(), skipped_images=len(bad.files), skipped_files=bad.named,
         cache=session.pipelines.cache, normalization=session.state.normalization,
-        deterministic=session.device.deterministic)
+        deterministic=session.device.deterministic, backend=session.device.backend,
+        xla=session.device.jit_compile)
     metrics.write(session.run / "metrics.json")
     write_plots(session.run, session.state.history, metrics.confusion_matrix,
                 session.class_names)
@@ -278,8 +282,8 @@ def _predict(model, pipelines: Pipelines) -> tuple[np.ndarray, np.ndarray]:
     probabilities, labels = [], []
     with raise_for(pipelines.bad):
         for x, y in pipelines.test:
-            probabilities.append(np.asarray(model.predict_on_batch(x), "float32"))
-            labels.append(np.argmax(y, axis=-1))
+            probabilities.append(np.asarray(model.predict_on_batch(np.asarray(x)), "float32"))
+            labels.append(np.argmax(np.asarray(y), axis=-1))
     if not probabilities:
         return np.zeros((0, 1), "float32"), np.zeros((0,), "int64")
     return np.concatenate(probabilities), np.concatenate(labels).astype("int64")
@@ -344,12 +348,17 @@ def _fit(session: Session, quiet: bool, callbacks=(), report: bool = True) -> Tr
         session.pipelines.close()
     if report:  # after the data is closed: the page reads only the run's files
         from cnnbp.report import write_run_report
-        write_run_report(session.run.path)
+        # the explain figures probe the model with TensorFlow; `cnnbp report RUN` adds them
+        write_run_report(session.run.path, explain=session.device.backend == "tensorflow")
     return metrics
 
 
 def _versions() -> dict:
+    import sys
+
     import keras
-    import tensorflow as tf
-    return {"tensorflow": tf.__version__, "keras": keras.__version__,
-            "numpy": np.__version__}
+    found = {"keras": keras.__version__, "numpy": np.__version__}
+    for name in ("tensorflow", "jax"):  # the backend's, and TensorFlow's where tf.data ran
+        if name in sys.modules:
+            found[name] = sys.modules[name].__version__
+    return found

@@ -57,9 +57,9 @@ class BadImages:
         return sorted(self.files)[:MAX_NAMED]
 
 
-def decoder(input_shape, resize: str, bad: BadImages, from_bytes: bool = False):
-    """A tf function ``(path or bytes, name) -> (uint8 HxWxC pixels, ok)`` for ``Dataset.map``."""
-    import tensorflow as tf
+def pixel_decoder(input_shape, resize: str, bad: BadImages, from_bytes: bool = False):
+    """A Python function ``(path or bytes, name) -> (uint8 HxWxC pixels, ok)``: one file through
+    the shared ``image_pixels``; a bad file is recorded, and raises unless skipped."""
     from PIL import Image
 
     h, w, c = input_shape
@@ -78,6 +78,16 @@ def decoder(input_shape, resize: str, bad: BadImages, from_bytes: bool = False):
             return blank, False
         bad.count_decoded()
         return pixels.astype("uint8"), True
+
+    return decode
+
+
+def decoder(input_shape, resize: str, bad: BadImages, from_bytes: bool = False):
+    """A tf function ``(path or bytes, name) -> (uint8 HxWxC pixels, ok)`` for ``Dataset.map``."""
+    import tensorflow as tf
+
+    h, w, c = input_shape
+    decode = pixel_decoder(input_shape, resize, bad, from_bytes)
 
     def decode_many(sources, names):
         out = [decode(s, n) for s, n in zip(sources, names)]
@@ -100,10 +110,12 @@ def decoder(input_shape, resize: str, bad: BadImages, from_bytes: bool = False):
 @contextmanager
 def raise_for(bad: BadImages):
     """Turn tf.data's wrapped error from a bad image into the ``DataError`` that names it."""
-    import tensorflow as tf
+    import sys
+    tf = sys.modules.get("tensorflow")  # only tf.data wraps errors; other backends need no TF
+    wrapped = (BadImage, tf.errors.OpError) if tf is not None else (BadImage,)
     try:
         yield
-    except (tf.errors.OpError, BadImage):
+    except wrapped:
         if bad.files and not bad.skip:
             raise bad.error() from None
         raise

@@ -24,10 +24,11 @@ from pathlib import Path
 import numpy as np
 
 from cnnbp.builder import ir
+from cnnbp.contract.errors import DataError
 from cnnbp.contract.preprocessing import Preprocessing
 
 from .augment import make_augment
-from .images import BadImages, decoder
+from .images import BadImages, pixel_decoder
 from .sources import Dataset, ImageFiles
 
 log = logging.getLogger(__name__)
@@ -50,8 +51,11 @@ class Pipelines:
     bad: BadImages
     cache_dir: str | None = None  # removed by ``close``
     notes: list[str] = field(default_factory=list)
+    stores: list = field(default_factory=list)  # PixelStores, closed by ``close``
 
     def close(self) -> None:
+        for store in self.stores:
+            store.close()
         if self.cache_dir:
             shutil.rmtree(self.cache_dir, ignore_errors=True)
             self.cache_dir = None
@@ -61,9 +65,7 @@ def split_validation(x, y, fraction: float, seed: int):
     """Hold out ``fraction`` of the training set, the same way for a given seed."""
     if fraction <= 0:
         return x, y, None, None
-    order = np.random.default_rng(seed).permutation(len(x))
-    cut = int(round(len(x) * fraction))
-    val, tr = order[:cut], order[cut:]
+    tr, val = _split_rows(len(x), fraction, seed)
     return x[tr], y[tr], x[val], y[val]
 
 
@@ -118,8 +120,15 @@ def _scaler(prep: Preprocessing, net: ir.Network, pixels: bool = True):
 
 
 def make_pipelines(data, prep: Preprocessing, net: ir.Network,
-                   bad: BadImages | None = None) -> Pipelines:
+                   bad: BadImages | None = None, backend: str = "tensorflow",
+                   workers: int = 1) -> Pipelines:
+    """The training, validation and test streams for ``data``: tf.data on the TensorFlow
+    backend (and for files on any backend, when TensorFlow is installed), Keras ``PyDataset``
+    batches of arrays on other backends (``workers`` threads draw them)."""
     bad = bad or BadImages(net.training.skip_bad_images)
+    if backend != "tensorflow" and isinstance(data, Dataset):
+        return _arrays(data, prep, net, bad, workers)
+    check_readable(data, backend)
     if isinstance(data, Dataset) and not _mapped(data.x_train):
         return _in_memory(data, prep, net, bad)
     return _streaming(data, prep, net, bad)
@@ -152,6 +161,46 @@ def _in_memory(data: Dataset, prep: Preprocessing, net: ir.Network, bad) -> Pipe
                      "memory (arrays)", bad)
 
 
+def check_readable(data, backend: str) -> None:
+    """Refuse, before any work, files that only tf.data reads when TensorFlow is missing."""
+    if isinstance(data, Dataset) and backend != "tensorflow":
+        return
+    try:
+        import tensorflow  # noqa: F401
+    except ImportError:
+        raise DataError(f"--data: {data.source} is read as a stream through tf.data, which "
+                        f"needs TensorFlow; with KERAS_BACKEND={backend} and no TensorFlow "
+                        "installed, give arrays (an .npz or a folder of .npy files), or pip "
+                        "install tensorflow") from None
+
+
+def _arrays(data: Dataset, prep: Preprocessing, net: ir.Network, bad, workers: int) -> Pipelines:
+    from .arrays import batches
+    from .augment import make_array_augment
+    t = net.training
+    mapped = _mapped(data.x_train)
+    tr, val = split_files(np.arange(len(data.y_train)), data.y_train, t.validation_split, t.seed) \
+        if mapped else _split_rows(len(data.y_train), t.validation_split, t.seed)
+    augment = make_array_augment(t.augment, net.input_shape, t.seed)
+    eval_batch = max(t.batch_size, EVAL_BATCH)
+    make = lambda x, y, rows, size, **kw: batches(x, y, rows, size, prep, net, mapped,
+                                                  workers=workers, **kw)
+    train = make(data.x_train, data.y_train, tr, t.batch_size, seed=t.seed, augment=augment)
+    validation = make(data.x_train, data.y_train, val, eval_batch) if len(val) else None
+    test = make(data.x_test, data.y_test, np.arange(len(data.y_test)), eval_batch)
+    return Pipelines(train, validation, test, len(tr), len(data.y_test),
+                     "memory-mapped (arrays)" if mapped else "memory (arrays)", bad)
+
+
+def _split_rows(count: int, fraction: float, seed: int):
+    """The rows ``split_validation`` keeps and holds out, so both backends split alike."""
+    if fraction <= 0:
+        return np.arange(count), np.arange(0)
+    order = np.random.default_rng(seed).permutation(count)
+    cut = int(round(count * fraction))
+    return order[cut:], order[:cut]
+
+
 def _streaming(data, prep: Preprocessing, net: ir.Network, bad: BadImages) -> Pipelines:
     import tensorflow as tf
 
@@ -167,7 +216,36 @@ def _streaming(data, prep: Preprocessing, net: ir.Network, bad: BadImages) -> Pi
     cache_dir = tempfile.mkdtemp(prefix="cnnbp-cache-") if mode == "disk" else None
     size = f"{decoded / 1e6:,.0f} MB decoded"
     log.info("streaming %d training rows; cache %s (%s)", len(tr), mode, size)
+    eval_batch = max(t.batch_size, EVAL_BATCH)
+    stores = []
 
+    if isinstance(source, _FileRows):
+        def store(name, count):
+            if mode == "none":
+                return None
+            stores.append(PixelStore(count, tuple(net.input_shape),
+                                     Path(cache_dir) / name if mode == "disk" else None))
+            return stores[-1]
+
+        train = source.batches(tr, "train", t.batch_size, store("train", len(tr)), t.seed)
+        validation = source.batches(val, "validation", eval_batch,
+                                    store("validation", len(val))) if len(val) else None
+        test = source.batches(np.arange(source.test_count), "test", eval_batch)  # read once
+    else:
+        train, validation, test = _cached_rows(source, tr, val, mode, cache_dir, t, eval_batch)
+
+    train = train.map(to_model, num_parallel_calls=auto)
+    augment = make_augment(t.augment, net.input_shape, t.seed)
+    if augment is not None:
+        train = train.map(augment, num_parallel_calls=auto)
+    finish = lambda ds: ds.map(to_model, num_parallel_calls=auto).prefetch(auto)
+    return Pipelines(train.prefetch(auto), finish(validation) if validation is not None else None,
+                     finish(test), len(tr), source.test_count, f"{mode} ({size})", bad,
+                     cache_dir, stores=stores)
+
+
+def _cached_rows(source, tr, val, mode, cache_dir, t, eval_batch):
+    """Batches of rows read in sequence (TFRecords, memory maps), cached by tf.data."""
     def cached(ds, name):
         if mode == "memory":
             return ds.cache()
@@ -185,22 +263,50 @@ def _streaming(data, prep: Preprocessing, net: ir.Network, bad: BadImages) -> Pi
                        "train")
         buffer = int(min(len(tr), max(t.batch_size, SHUFFLE_BYTES // source.row_bytes)))
         train = train.shuffle(buffer, seed=t.seed, reshuffle_each_iteration=True)
-    train = train.batch(t.batch_size).map(to_model, num_parallel_calls=auto)
-    augment = make_augment(t.augment, net.input_shape, t.seed)
-    if augment is not None:
-        train = train.map(augment, num_parallel_calls=auto)
-    train = train.prefetch(auto)
+    validation = cached(source.rows(val, "validation"), "validation").batch(eval_batch) \
+        if len(val) else None
+    test = source.rows(np.arange(source.test_count), "test").batch(eval_batch)
+    return train.batch(t.batch_size), validation, test
 
-    def fixed(rows, name, cache=True):
-        ds = source.rows(rows, name)
-        ds = cached(ds, name) if cache else ds
-        return ds.batch(max(t.batch_size, EVAL_BATCH)).map(to_model, num_parallel_calls=auto) \
-            .prefetch(auto)
 
-    validation = fixed(val, "validation") if len(val) else None
-    test = fixed(np.arange(source.test_count), "test", cache=False)  # read once, at the end
-    return Pipelines(train, validation, test, len(tr), source.test_count,
-                     f"{mode} ({size})", bad, cache_dir)
+class PixelStore:
+    """Decoded images kept between epochs by their place in a split: in memory, or in a file
+    read back with ``pread`` (so the kernel's page cache holds it, not this process).
+
+    Unlike ``Dataset.cache`` followed by a shuffle buffer, any order can be read back: every
+    epoch, the first included, is shuffled in full, and no buffer has to fill before the first
+    step or holds a second copy of the pixels.
+    """
+
+    UNKNOWN, KEPT, BAD = 0, 1, 2
+
+    def __init__(self, count: int, shape: tuple, path: Path | None = None):
+        self.shape = shape
+        self.row = int(np.prod(shape))
+        self.state = np.zeros(count, "uint8")
+        self.fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600) if path else None
+        # np.empty commits no memory until a row is written
+        self.pixels = np.empty((count, *shape), "uint8") if path is None else None
+
+    def read(self, i: int, out: np.ndarray) -> None:
+        if self.fd is None:
+            out[...] = self.pixels[i]
+        else:
+            os.preadv(self.fd, [memoryview(out).cast("B")], i * self.row)
+
+    def write(self, i: int, pixels: np.ndarray, ok: bool) -> None:
+        if ok:
+            if self.fd is None:
+                self.pixels[i] = pixels
+            else:
+                os.pwrite(self.fd, np.ascontiguousarray(pixels).tobytes(), i * self.row)
+        self.state[i] = self.KEPT if ok else self.BAD  # after the pixels: readers check it
+
+    def close(self) -> None:
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None
+        self.pixels = None
 
 
 class RowSource:
@@ -221,26 +327,60 @@ class RowSource:
 
 
 class _FileRows(RowSource):
-    def rows(self, idx, split: str, shuffle: int | None = None):
+    def _files(self, split: str):
+        if split == "test":
+            return self.data.test_files, self.data.test_labels
+        return self.data.train_files, self.data.train_labels
+
+    def batches(self, idx, split: str, batch: int, store: PixelStore | None = None,
+                shuffle: int | None = None):
+        """Batches of (uint8 pixels, label) for the files ``idx``, each batch decoded by one
+        Python call (Pillow releases the GIL, so tf.data's parallel calls overlap), reshuffled
+        every epoch with ``shuffle`` as the seed, read back from ``store`` once decoded."""
         import tensorflow as tf
-        files = self.data.train_files if split != "test" else self.data.test_files
-        labels = self.data.train_labels if split != "test" else self.data.test_labels
+        files, labels = self._files(split)
         # file names as the OS's bytes (any letters, even undecodable ones); os.fsdecode reverses
-        paths = np.array([os.fsencode(files[i]) for i in idx], dtype=object) if len(idx) \
-            else np.zeros((0,), bytes)
-        ds = tf.data.Dataset.from_tensor_slices((paths, labels[np.asarray(idx, "int64")]))
+        paths = [os.fsencode(files[i]) for i in idx]
+        labels = np.asarray(labels, "int64")[np.asarray(idx, "int64")]
+        decode = pixel_decoder(self.net.input_shape, self.net.training.resize, self.bad)
+        shape = tuple(self.net.input_shape)
+
+        def fetch(places):
+            pixels = np.empty((len(places), *shape), "uint8")
+            ok = np.ones(len(places), bool)
+            for j, i in enumerate(places):
+                state = store.state[i] if store is not None else PixelStore.UNKNOWN
+                if state == PixelStore.KEPT:
+                    store.read(i, pixels[j])
+                elif state == PixelStore.BAD:
+                    ok[j] = False
+                else:
+                    pixels[j], ok[j] = decode(paths[i], paths[i])
+                    if store is not None:
+                        store.write(i, pixels[j], ok[j])
+            if not ok.all():  # skipped files (``--skip-bad-images``) leave a shorter batch
+                return pixels[ok], labels[places][ok]
+            return pixels, labels[places]
+
+        def fn(places):
+            x, y = tf.numpy_function(fetch, [places], [tf.uint8, tf.int64], stateful=False)
+            x.set_shape((None, *shape))
+            y.set_shape((None,))
+            return x, y
+
+        ds = tf.data.Dataset.range(len(idx))
         if shuffle is not None:
             ds = ds.shuffle(len(idx), seed=shuffle, reshuffle_each_iteration=True)
-        decode = decoder(self.net.input_shape, self.net.training.resize, self.bad)
-        if DECODE_BATCH > 1:  # one Python call decodes several files (see DECODE_BATCH)
-            ds = ds.batch(DECODE_BATCH).map(lambda path, label: (*decode(path, path), label),
-                                            num_parallel_calls=tf.data.AUTOTUNE).unbatch()
-        else:
-            ds = ds.map(lambda path, label: (*decode(path, path), label),
-                        num_parallel_calls=tf.data.AUTOTUNE)
-        ds = _decoded(ds)
-        # Without skipping, every file yields a row (or stops the run): say how many, so
-        # Keras knows the epoch's length.
+        ds = ds.batch(batch).map(fn, num_parallel_calls=tf.data.AUTOTUNE)
+        if self.bad.skip:  # a batch of only skipped files would be an empty step
+            ds = ds.filter(lambda x, y: tf.shape(x)[0] > 0)
+        return ds
+
+    def rows(self, idx, split: str, shuffle: int | None = None):
+        """Single (pixels, label) rows, for the statistics' sample and samples.npz."""
+        import tensorflow as tf
+        ds = self.batches(idx, split, DECODE_BATCH, shuffle=shuffle).unbatch()
+        # Without skipping, every file yields a row (or stops the run): say how many.
         return ds if self.bad.skip else ds.apply(tf.data.experimental.assert_cardinality(
             len(idx)))
 

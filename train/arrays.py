@@ -1,0 +1,51 @@
+"""Arrays → Keras ``PyDataset`` batches: the input path for Keras backends other than
+TensorFlow (JAX), which needs no TensorFlow installed.
+
+Batches are normalised as they are drawn, so a memory-mapped ``.npz`` is never copied whole;
+the training rows are reshuffled every epoch from the run's seed, and augmentation (the same
+settings as the tf.data path) runs on each batch.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from cnnbp.builder import ir
+from cnnbp.contract.preprocessing import Preprocessing
+
+
+def batches(x, y, rows, batch: int, prep: Preprocessing, net: ir.Network, mapped: bool,
+            seed: int | None = None, augment=None, workers: int = 1):
+    """A ``PyDataset`` of (model input, one-hot label) batches of ``x[rows]``; shuffled every
+    epoch when ``seed`` is given. ``mapped`` arrays hold raw values (the rest are already
+    divided by ``prep.scale``)."""
+    import keras
+
+    class ArrayBatches(keras.utils.PyDataset):
+        def __init__(self):
+            super().__init__(workers=workers, use_multiprocessing=False)
+            self.rows = np.asarray(rows, "int64")
+            self.rng = np.random.default_rng(seed) if seed is not None else None
+            self.order = self.rng.permutation(self.rows) if self.rng is not None else self.rows
+            self.eye = np.eye(net.classes, dtype="float32")
+            self.epoch = 0
+
+        def __len__(self):
+            return -(-len(self.rows) // batch)
+
+        def __getitem__(self, i):
+            take = np.sort(self.order[i * batch:(i + 1) * batch])  # sequential reads of a map
+            raw = x[take]
+            inputs = prep.apply(raw) if mapped else prep.normalize(raw)
+            if augment is not None:
+                inputs = augment(inputs, np.random.default_rng((seed or 0, i, self.epoch)))
+            return inputs, self.eye[y[take]]
+
+        def on_epoch_end(self):
+            self.epoch += 1
+            if self.rng is not None:
+                self.order = self.rng.permutation(self.rows)
+
+        def __iter__(self):  # a plain pass, for evaluation
+            return (self[i] for i in range(len(self)))
+
+    return ArrayBatches()
