@@ -61,12 +61,19 @@ def measured(cmd: list[str]) -> dict:
     return json.loads(out.stdout)
 
 
-def handwritten(folder: str, size: int, epochs: int, batch: int) -> None:
+def net(size: int, expr: str | None, *extra):
+    """The compiled net both sides train: cifar10_small at the folder's size, or ``expr``."""
+    from cnnbp.builder import load, load_expression
+    if expr:
+        return load_expression(expr, list(extra))
+    return load(BLUEPRINT, [f"input=[{size}, {size}, 3]", "class_names=[]", *extra])
+
+
+def handwritten(folder: str, size: int, epochs: int, batch: int, expr: str | None) -> None:
     """The pipeline a Keras user writes by hand (run in its own process)."""
     import keras
-    from cnnbp.builder import load
     from cnnbp.builder.keras_builder import build_model
-    compiled = load(BLUEPRINT, [f"input=[{size}, {size}, 3]", "class_names=[]"])
+    compiled = net(size, expr)
     t = compiled.network.training
     train, val = keras.utils.image_dataset_from_directory(
         folder, validation_split=0.28, subset="both", seed=0, image_size=(size, size),
@@ -80,7 +87,7 @@ def handwritten(folder: str, size: int, epochs: int, batch: int) -> None:
     model.fit(train, validation_data=val, epochs=epochs, verbose=0)
 
 
-def pipelines_alone(folder: str, size: int, batch: int) -> dict:
+def pipelines_alone(folder: str, size: int, batch: int, expr: str | None = None) -> dict:
     """Images/s of one pass of each input pipeline, no model."""
     import keras
     from cnnbp.builder import load
@@ -92,8 +99,7 @@ def pipelines_alone(folder: str, size: int, batch: int) -> dict:
     n = sum(int(x.shape[0]) for x, _ in ds)
     out["keras images/s"] = round(n / (time.perf_counter() - started))
     with tempfile.TemporaryDirectory() as tmp:
-        compiled = load(BLUEPRINT, [f"input=[{size}, {size}, 3]", "class_names=[]",
-                                    "training.cache=none", f"training.batch_size={batch}"])
+        compiled = net(size, expr, "training.cache=none", f"training.batch_size={batch}")
         session = prepare(compiled, folder, Path(tmp) / "run")
         started = time.perf_counter()
         n = sum(int(x.shape[0]) for x, _ in session.pipelines.train)
@@ -130,22 +136,29 @@ def main() -> None:
     ap.add_argument("--dir", default=None)
     ap.add_argument("--set", action="append", default=[], dest="sets",
                     help="extra --set for cnnbp train (e.g. training.deterministic=false)")
+    ap.add_argument("--expr", help="train this net expression (its INPUT sizes the images) "
+                                   "instead of cifar10_small")
+    ap.add_argument("--cnnbp-only", action="store_true",
+                    help="time cnnbp train alone (e.g. for the peak RSS of a large folder)")
     ap.add_argument("--skip-input", action="store_true", help="skip the input-only timings")
-    ap.add_argument("--handwritten", nargs=4, help=argparse.SUPPRESS)
+    ap.add_argument("--handwritten", nargs=5, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.handwritten:
-        folder, size, epochs, batch = args.handwritten
-        return handwritten(folder, int(size), int(epochs), int(batch))
+        folder, size, epochs, batch, expr = args.handwritten
+        return handwritten(folder, int(size), int(epochs), int(batch), expr if expr != "-" else None)
     folder = Path(args.dir or Path(tempfile.gettempdir()) / f"cnnbp-bench-{args.images}-{args.size}")
     generate(folder, args.images, args.size)
     mb = sum(p.stat().st_size for p in folder.glob("*/*.jpg")) / 1e6
+    what = args.expr or f"{BLUEPRINT} at {args.size}x{args.size}x3"
     print(f"# {args.images} JPEGs {args.size}x{args.size}, 10 classes, {mb:.0f} MB; "
-          f"net {BLUEPRINT} at {args.size}x{args.size}x3, batch {args.batch}")
+          f"net {what}, batch {args.batch}")
     sub = None if args.skip_input else subprocess.run([PY, "-c", "import sys; sys.path.insert(0, sys.argv[1]); "
                           "from bench.stream_folder import decoders, pipelines_alone; "
                           "import json; print(json.dumps({**decoders(sys.argv[2], int(sys.argv[3])), "
-                          "**pipelines_alone(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]))}))",
-                          str(ROOT), str(folder), str(args.size), str(args.batch)],
+                          "**pipelines_alone(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), "
+                          "sys.argv[5] if sys.argv[5] != '-' else None)}))",
+                          str(ROOT), str(folder), str(args.size), str(args.batch),
+                          args.expr or "-"],
                          capture_output=True, text=True)
     if sub is not None:
         print("input alone:", sub.stdout.strip().splitlines()[-1] if sub.stdout.strip()
@@ -156,11 +169,13 @@ def main() -> None:
     notes = []
     for epochs in args.epochs:
         with tempfile.TemporaryDirectory() as tmp:
-            ours = measured([str(Path(PY).parent / "cnnbp"), "train", BLUEPRINT, "--data",
+            which = ["-e", args.expr] if args.expr else [
+                BLUEPRINT, "--set", f"input=[{args.size}, {args.size}, 3]", "--set",
+                "class_names=[]"]
+            ours = measured([str(Path(PY).parent / "cnnbp"), "train", *which, "--data",
                              str(folder), "-o", f"{tmp}/run", "--epochs", str(epochs),
                              "--batch-size", str(args.batch), "--quiet",
-                             "--set", f"input=[{args.size}, {args.size}, 3]",
-                             "--set", "class_names=[]", *sum((["--set", x] for x in args.sets), [])])
+                             *sum((["--set", x] for x in args.sets), [])])
             metrics = Path(tmp) / "run" / "metrics.json"
             if metrics.is_file():
                 m = json.loads(metrics.read_text())
@@ -168,8 +183,12 @@ def main() -> None:
                              f"{m['wall_seconds']:.1f} s in train(); cache {m.get('cache')}; "
                              f"deterministic {m.get('deterministic')}; "
                              f"test accuracy {m['test_accuracy']:.3f}")
+        if args.cnnbp_only:
+            print(f"| {epochs} | {ours['wall']:.1f} | – | – | {ours['rss_mb']:.0f} | – | – |"
+                  + (f" failed: {ours['tail']}" if ours["rc"] else ""), flush=True)
+            continue
         theirs = measured([PY, str(Path(__file__).resolve()), "--handwritten", str(folder),
-                           str(args.size), str(epochs), str(args.batch)])
+                           str(args.size), str(epochs), str(args.batch), args.expr or "-"])
         for name, r in (("cnnbp", ours), ("keras", theirs)):
             if r["rc"]:
                 print(f"{name} failed: {r['tail']}")
