@@ -156,7 +156,7 @@ class Training:
     # pixels are kept between epochs, and what a file that cannot be decoded does.
     resize: str = "stretch"          # stretch | center_crop | letterbox
     cache: str = "auto"              # auto | memory | disk | none
-    cache_budget_mb: int = 1024      # auto caches in memory up to this many decoded MB
+    cache_budget_mb: int = 256       # auto caches in memory up to this many decoded MB
     stats_sample: int = 2000         # images whose pixels fit the normalisation mean/std
     skip_bad_images: bool = False    # skip and count undecodable files instead of stopping
     # Speed against reproducibility: "auto" means on for CPU (cheap there), off for GPUs

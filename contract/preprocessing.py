@@ -131,7 +131,13 @@ def fit(x_fitted: np.ndarray, **fields) -> Preprocessing:
 
 
 def image_pixels(im, input_shape, resize: Resize = "stretch") -> np.ndarray:
-    """A PIL image → ``input_shape`` (HxWx1 gray or HxWx3 RGB) float32 pixels, 0..255.
+    """A PIL image → ``input_shape`` (HxWx1 gray or HxWx3 RGB) float32 pixels, 0..255;
+    ``image_bytes`` gives the same pixels as uint8."""
+    return image_bytes(im, input_shape, resize).astype("float32")
+
+
+def image_bytes(im, input_shape, resize: Resize = "stretch") -> np.ndarray:
+    """A PIL image → ``input_shape`` (HxWx1 gray or HxWx3 RGB) uint8 pixels.
 
     Training's image loader and serving both call this, so a photo is decoded and resized the
     same way. Every mode PIL opens lands on 8-bit gray or RGB: 16-bit gray is scaled (/257, not
@@ -153,9 +159,9 @@ def image_pixels(im, input_shape, resize: Resize = "stretch") -> np.ndarray:
         im = ImageOps.fit(im, (w, h), Image.Resampling.BILINEAR)
     elif resize == "letterbox":
         im = ImageOps.pad(im, (w, h), Image.Resampling.BILINEAR, color=0)
-    else:
+    elif im.size != (w, h):
         im = im.resize((w, h), Image.Resampling.BILINEAR)
-    return np.asarray(im, dtype="float32").reshape(h, w, c)
+    return np.asarray(im, dtype="uint8").reshape(h, w, c)
 
 
 def _eight_bit(im):

@@ -2,7 +2,8 @@
 from __future__ import annotations
 
 import math
-from pathlib import Path
+
+from cnnbp.contract.machine import available_bytes
 
 # Measured: VGG-16 (553 MB of weights) exported at 2.75 GiB peak with batch-2 parity checks
 # (docs/benchmarks.md): about 3 copies of the weights plus ~1 GiB of TensorFlow and ONNX
@@ -10,21 +11,6 @@ from pathlib import Path
 # ONNX Runtime at once.
 WEIGHT_COPIES = 4
 BASE_BYTES = 3 << 29  # 1.5 GiB
-
-
-def available_bytes() -> int:
-    """MemAvailable, lowered to the cgroup's limit when the process runs under one."""
-    available = math.inf
-    for line in Path("/proc/meminfo").read_text().splitlines():
-        if line.startswith("MemAvailable:"):
-            available = int(line.split()[1]) * 1024
-    limit, usage = Path("/sys/fs/cgroup/memory.max"), Path("/sys/fs/cgroup/memory.current")
-    try:
-        if limit.read_text().strip() != "max":
-            available = min(available, int(limit.read_text()) - int(usage.read_text()))
-    except (OSError, ValueError):
-        pass
-    return int(available) if available != math.inf else 1 << 62
 
 
 def needed_bytes(model, max_batch: int) -> tuple[int, int, int]:

@@ -69,7 +69,12 @@ def configure(mixed_precision: bool | str = "auto", deterministic: bool | str = 
     gpus = tf.config.list_physical_devices("GPU")
     mixed = resolve(mixed_precision, bool(gpus))
     exact = resolve(deterministic, not gpus)
-    jit = resolve(xla, bool(gpus))
+    if xla is True and exact:
+        raise UsageError("training.xla: true: Keras does not compile XLA steps while TensorFlow "
+                         "op determinism is on (training.deterministic is on"
+                         + (" by default on a CPU" if deterministic == "auto" else "")
+                         + "); set training.deterministic: false as well")
+    jit = resolve(xla, bool(gpus)) and not exact  # Keras drops XLA under determinism anyway
     if exact:
         tf.config.experimental.enable_op_determinism()
     else:  # process-wide: undo an earlier run's setting in this process (tests, notebooks)

@@ -1,5 +1,5 @@
 """Image files (or encoded records) → uint8 pixels inside tf.data, through the one shared
-``contract.preprocessing.image_pixels``, so training sees exactly what serving will.
+``contract.preprocessing.image_bytes``, so training sees exactly what serving will.
 
 Decoding runs in Python (``tf.numpy_function``) on tf.data's parallel threads: Pillow releases
 the GIL while it decodes and resamples, so the threads overlap (see bench/stream_decode.py for
@@ -19,7 +19,7 @@ from contextlib import contextmanager
 import numpy as np
 
 from cnnbp.contract.errors import DataError
-from cnnbp.contract.preprocessing import image_pixels
+from cnnbp.contract.preprocessing import image_bytes
 
 MAX_NAMED = 20  # skipped files listed by name in metrics.json; the count is always exact
 
@@ -70,14 +70,14 @@ def pixel_decoder(input_shape, resize: str, bad: BadImages, from_bytes: bool = F
         try:
             opened = Image.open(io.BytesIO(source) if from_bytes else os.fsdecode(source))
             with opened as im:
-                pixels = image_pixels(im, input_shape, resize)
+                pixels = image_bytes(im, input_shape, resize)
         except Exception as exc:  # PIL raises many kinds for damaged or foreign files
             bad.add(name, exc)
             if not bad.skip:
                 raise BadImage(name) from None
             return blank, False
         bad.count_decoded()
-        return pixels.astype("uint8"), True
+        return pixels, True
 
     return decode
 

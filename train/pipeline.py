@@ -35,6 +35,15 @@ log = logging.getLogger(__name__)
 
 SHUFFLE_BYTES = 256 << 20   # a cached stream reshuffles within a buffer of about this size
 EVAL_BATCH = 256
+# ...unless its float32 inputs would pass this many bytes: a 224x224x3 batch of 256 is 154 MB,
+# and several wait in tf.data's prefetch buffers at once.
+EVAL_BYTES = 32 << 20
+
+
+def eval_batch(t: ir.Training, input_shape) -> int:
+    """Rows per validation and test batch: larger than training's where that stays small."""
+    rows = EVAL_BYTES // (4 * int(np.prod(input_shape)))
+    return max(t.batch_size, min(EVAL_BATCH, rows))
 # Files decoded per tf.numpy_function call: the per-call cost (GIL, tensor conversion) is
 # shared by several small images. Chosen by bench/stream_folder.py --decode-only.
 DECODE_BATCH = 16
@@ -91,30 +100,45 @@ def _mapped(x) -> bool:
     return isinstance(x, np.memmap) or isinstance(getattr(x, "base", None), np.memmap)
 
 
-def choose_cache(mode: str, decoded_bytes: int, budget_mb: int, where: str) -> str:
-    """``memory``, ``disk`` or ``none`` for the ``training.cache`` setting ``mode``."""
+def choose_cache(mode: str, decoded_bytes: int, budget_mb: int, where: str,
+                 epochs: int = 2) -> str:
+    """``memory``, ``disk`` or ``none`` for the ``training.cache`` setting ``mode``.
+
+    ``auto`` keeps nothing for a single epoch (nothing would read it back); else memory within
+    the budget; else disk when the folder has twice the room and the kernel's page cache can
+    hold the file (a quarter of the available memory): writing a larger one is throttled to
+    the disk's speed, and reading it back from the disk is no faster than decoding again
+    (measured in docs/benchmarks.md); else none.
+    """
     if mode != "auto":
         return mode
+    if epochs <= 1:
+        return "none"
     if decoded_bytes <= budget_mb << 20:
         return "memory"
+    from cnnbp.contract.machine import available_bytes
     free = shutil.disk_usage(where).free
-    return "disk" if free >= 2 * decoded_bytes else "none"
+    fits = free >= 2 * decoded_bytes and available_bytes() >= 4 * decoded_bytes
+    return "disk" if fits else "none"
 
 
 def _scaler(prep: Preprocessing, net: ir.Network, pixels: bool = True):
-    """Decoded uint8 ``pixels`` (else raw array values) → the model's input, in the order of
-    operations of ``Preprocessing.from_image_bytes`` (so both give the same float32 values)."""
+    """Decoded uint8 ``pixels`` (else raw array values) → the model's input.
+
+    ``Preprocessing.from_image_bytes`` computes ``((x * raw_max / 255) / scale - mean) / std``;
+    here the constants are folded (in float64) into one gain and one shift per channel, so a
+    batch takes a multiply and an add rather than four passes. The two agree to float32
+    rounding (a test holds serving to training within 1e-5).
+    """
     import tensorflow as tf
-    mean, std = np.float32(prep.mean), np.float32(prep.std)
-    per_pixel = np.float32(prep.raw_max / 255.0) if pixels and prep.raw_max else None
-    scale = np.float32(prep.scale)
+    mean, std = np.float64(prep.mean), np.float64(prep.std)
+    per_pixel = prep.raw_max / 255.0 if pixels and prep.raw_max else 1.0
+    gain = (per_pixel / prep.scale / std).astype("float32")
+    shift = (-mean / std).astype("float32")
     onehot = lambda y: tf.one_hot(y, net.classes, dtype="float32")
 
     def to_model(x, y):
-        x = tf.cast(x, "float32")
-        if per_pixel is not None:
-            x = x * per_pixel
-        return (x / scale - mean) / std, onehot(y)
+        return tf.cast(x, "float32") * gain + shift, onehot(y)
 
     return to_model
 
@@ -154,7 +178,7 @@ def _in_memory(data: Dataset, prep: Preprocessing, net: ir.Network, bad) -> Pipe
 
     def fixed(x, y):
         return tf.data.Dataset.from_tensor_slices((x, onehot(y))).batch(
-            max(t.batch_size, EVAL_BATCH)).cache().prefetch(auto)
+            eval_batch(t, net.input_shape)).cache().prefetch(auto)
 
     val = fixed(x_val, y_val) if x_val is not None and len(x_val) else None
     return Pipelines(train, val, fixed(x_te, data.y_test), len(x_tr), len(x_te),
@@ -182,12 +206,12 @@ def _arrays(data: Dataset, prep: Preprocessing, net: ir.Network, bad, workers: i
     tr, val = split_files(np.arange(len(data.y_train)), data.y_train, t.validation_split, t.seed) \
         if mapped else _split_rows(len(data.y_train), t.validation_split, t.seed)
     augment = make_array_augment(t.augment, net.input_shape, t.seed)
-    eval_batch = max(t.batch_size, EVAL_BATCH)
+    eval_rows = eval_batch(t, net.input_shape)
     make = lambda x, y, rows, size, **kw: batches(x, y, rows, size, prep, net, mapped,
                                                   workers=workers, **kw)
     train = make(data.x_train, data.y_train, tr, t.batch_size, seed=t.seed, augment=augment)
-    validation = make(data.x_train, data.y_train, val, eval_batch) if len(val) else None
-    test = make(data.x_test, data.y_test, np.arange(len(data.y_test)), eval_batch)
+    validation = make(data.x_train, data.y_train, val, eval_rows) if len(val) else None
+    test = make(data.x_test, data.y_test, np.arange(len(data.y_test)), eval_rows)
     return Pipelines(train, validation, test, len(tr), len(data.y_test),
                      "memory-mapped (arrays)" if mapped else "memory (arrays)", bad)
 
@@ -212,11 +236,11 @@ def _streaming(data, prep: Preprocessing, net: ir.Network, bad: BadImages) -> Pi
                           t.seed)
     decoded = (len(tr) + len(val)) * source.row_bytes
     tmp = tempfile.gettempdir()
-    mode = choose_cache(t.cache, decoded, t.cache_budget_mb, tmp)
+    mode = choose_cache(t.cache, decoded, t.cache_budget_mb, tmp, t.epochs)
     cache_dir = tempfile.mkdtemp(prefix="cnnbp-cache-") if mode == "disk" else None
     size = f"{decoded / 1e6:,.0f} MB decoded"
     log.info("streaming %d training rows; cache %s (%s)", len(tr), mode, size)
-    eval_batch = max(t.batch_size, EVAL_BATCH)
+    eval_rows = eval_batch(t, net.input_shape)
     stores = []
 
     if isinstance(source, _FileRows):
@@ -228,11 +252,11 @@ def _streaming(data, prep: Preprocessing, net: ir.Network, bad: BadImages) -> Pi
             return stores[-1]
 
         train = source.batches(tr, "train", t.batch_size, store("train", len(tr)), t.seed)
-        validation = source.batches(val, "validation", eval_batch,
+        validation = source.batches(val, "validation", eval_rows,
                                     store("validation", len(val))) if len(val) else None
-        test = source.batches(np.arange(source.test_count), "test", eval_batch)  # read once
+        test = source.batches(np.arange(source.test_count), "test", eval_rows)  # read once
     else:
-        train, validation, test = _cached_rows(source, tr, val, mode, cache_dir, t, eval_batch)
+        train, validation, test = _cached_rows(source, tr, val, mode, cache_dir, t, eval_rows)
 
     train = train.map(to_model, num_parallel_calls=auto)
     augment = make_augment(t.augment, net.input_shape, t.seed)

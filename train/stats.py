@@ -29,15 +29,24 @@ def fit_preprocessing(data, net: ir.Network, bad: BadImages, **fields) -> tuple[
         if fields.get("domain") == "image" and not isinstance(data, Dataset) else 1.0
     scale = np.float64(fields.get("scale", 1.0))
     total, squares, count = np.zeros(channels), np.zeros(channels), 0
+    levels = np.arange(256, dtype="float64")
     for chunk in _chunks(data, net, bad):
-        x = chunk.reshape(-1, channels).astype("float64") * per_value / scale
-        total += x.sum(0)
-        squares += (x * x).sum(0)
+        x = chunk.reshape(-1, channels)
+        if x.dtype == np.uint8:  # pixels: exact sums from a histogram, no float copy
+            for ch in range(channels):
+                seen = np.bincount(x[:, ch], minlength=256)
+                total[ch] += seen @ levels
+                squares[ch] += seen @ (levels * levels)
+        else:
+            x = x.astype("float64")
+            total += x.sum(0)
+            squares += (x * x).sum(0)
         count += len(x)
     if not count:
         raise bad.error() if bad.files else ValueError("no training samples")
-    mean = total / count
-    std = np.sqrt(np.maximum(squares / count - mean * mean, 0.0))
+    unit = per_value / scale  # raw units → fitted units, applied once to the sums
+    mean = total / count * unit
+    std = np.sqrt(np.maximum(squares / count * unit * unit - mean * mean, 0.0))
     prep = Preprocessing(mean=[float(m) for m in mean],
                          std=[float(s) if s > 1e-8 else 1.0 for s in std], **fields)
     n = len(data.y_train)

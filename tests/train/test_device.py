@@ -2,6 +2,7 @@
 import json
 
 import numpy as np
+import pytest
 
 from cnnbp.builder import load
 from cnnbp.train import device as devices
@@ -48,3 +49,26 @@ def test_mixed_precision_forced_on_cpu_trains_and_exports_at_the_parity_bar(tmp_
     assert exported.report.passed and report["passed"]
     assert report["atol"] <= 1e-5 and report["max_abs"] <= 1e-5
     assert np.isfinite(report["max_abs"])
+
+
+def test_xla_is_off_on_a_cpu_unless_asked_for(keras):
+    from cnnbp.contract.errors import UsageError
+    try:
+        assert devices.configure().jit_compile is False  # auto: measured slower on this CPU
+        assert devices.configure(deterministic=False, xla=True).jit_compile is True
+        with pytest.raises(UsageError, match="deterministic: false"):
+            devices.configure(xla=True)  # Keras would drop XLA under op determinism, silently
+    finally:
+        devices.configure()
+
+
+def test_xla_setting_reaches_the_compiled_model(tmp_path, keras):
+    from cnnbp.train.fit import compile_model, prepare
+    session = prepare(load("digits", ["training.epochs=1", "training.xla=true",
+                                      "training.deterministic=false"]), "digits",
+                      tmp_path / "run")
+    try:
+        assert compile_model(session).jit_compile is True
+    finally:
+        session.pipelines.close()
+        devices.configure()

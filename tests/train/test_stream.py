@@ -55,7 +55,7 @@ def rows(ds):
 @pytest.mark.parametrize("mode", ["memory", "disk", "none", "auto"])
 def test_every_cache_mode_gives_the_same_examples_as_serving(tmp_path, mode):
     data, prep, p, _ = pipelines(folder(tmp_path / "d"), f"training.cache={mode}",
-                                 "training.validation_split=0")
+                                 "training.validation_split=0", "training.epochs=2")
     assert p.cache.startswith("memory" if mode == "auto" else mode)
     x, y = rows(p.train)
     assert x.shape == (len(data.train_files), *SHAPE)
@@ -74,9 +74,12 @@ def test_memory_cache_decodes_once_and_none_decodes_every_epoch(tmp_path):
         data, _, p, _ = pipelines(root, f"training.cache={mode}", "training.validation_split=0",
                                   bad=bad)
         before = bad.decoded
-        for _ in range(2):
-            rows(p.train)
+        epochs = [rows(p.train)[0] for _ in range(2)]
         assert bad.decoded - before == decodes * len(data.train_files), mode
+        # read back from the cache by place, each epoch in a new order, the same rows
+        assert not np.array_equal(epochs[0], epochs[1]), mode
+        order = lambda x: x[np.lexsort(x.reshape(len(x), -1).T)]
+        np.testing.assert_array_equal(order(epochs[0]), order(epochs[1]))
 
 
 def test_disk_cache_lives_in_a_temporary_folder_removed_on_close(tmp_path):
@@ -95,6 +98,8 @@ def test_auto_falls_back_to_disk_over_the_budget():
     assert choose_cache("auto", 200 << 20, 100, "/tmp") == "disk"
     assert choose_cache("auto", 1 << 60, 100, "/tmp") == "none"  # no disk that large
     assert choose_cache("none", 1, 100, "/tmp") == "none"
+    assert choose_cache("auto", 10 << 20, 100, "/tmp", epochs=1) == "none"  # never read back
+    assert choose_cache("memory", 10 << 20, 100, "/tmp", epochs=1) == "memory"  # as asked
 
 
 def test_validation_split_is_stratified_and_seeded(tmp_path):
