@@ -123,7 +123,8 @@ def run_train(args) -> int:
                                           ("-o", args.output), ("--batch-size", args.batch_size),
                                           ("--force", args.force), ("--cache", args.cache),
                                           ("--skip-bad-images", args.skip_bad_images),
-                                          ("--tensorboard", args.tensorboard)) if value]
+                                          ("--tensorboard", args.tensorboard),
+                                          ("--resize", args.resize)) if value]
         if given:  # never silently ignored
             raise UsageError(f"--resume continues {args.resume} as it was set up: "
                              f"{', '.join(given)} cannot change it (only --epochs can); start "
@@ -144,6 +145,8 @@ def run_train(args) -> int:
             overrides.append("training.tensorboard=true")
         if args.cache is not None:
             overrides.append(f"training.cache={args.cache}")
+        if args.resize is not None:
+            overrides.append(f"training.resize={args.resize}")
         args.set = overrides
         compiled = _compile(args)
         from cnnbp.train.multiworker import cluster, train_multiworker
@@ -292,6 +295,9 @@ def parser() -> argparse.ArgumentParser:
     t.add_argument("--cache", choices=["auto", "memory", "disk", "none"],
                    help="where decoded images are kept between epochs (training.cache; "
                         "default auto)")
+    t.add_argument("--resize", choices=["stretch", "center_crop", "letterbox"],
+                   help="how images are fitted to the input, in training and in serving "
+                        "(training.resize; default stretch)")
     t.add_argument("--quiet", action="store_true", help="no progress bar (for CI)")
     t.set_defaults(run=run_train)
     x = sub.add_parser("export", help="export to ONNX, validate against Keras, write a bundle",

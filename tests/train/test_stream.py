@@ -276,3 +276,18 @@ def test_a_folder_of_npy_files_is_memory_mapped(tmp_path):
         np.save(tmp_path / f"{k}.npy", a)
     d = load_source(str(tmp_path))
     assert d.x_train.shape == (6, 4, 4, 1) and isinstance(d.x_train.base, np.memmap)
+
+
+def test_resize_and_cache_flags_reach_the_run(tmp_path, capsys):
+    from cnnbp.cli import main
+    root = folder(tmp_path / "d", size=(31, 17))
+    run = tmp_path / "run"
+    assert main(["train", "digits", "--data", str(root), "-o", str(run), "--quiet",
+                 "--epochs", "1", "--resize", "letterbox", "--cache", "disk",
+                 "--set", "input=[12, 12, 3]", "--set", "classes=3",
+                 "--set", "class_names=[a, b, c]", "--set", "training.augment.translate=0"]) == 0
+    assert json.loads((run / "preprocess.json").read_text())["resize"] == "letterbox"
+    assert json.loads((run / "metrics.json").read_text())["cache"].startswith("disk")
+    capsys.readouterr()
+    assert main(["train", "--resume", str(run), "--resize", "stretch"]) == 2
+    assert "--resize cannot change it" in capsys.readouterr().err  # a run keeps its policy
