@@ -17,7 +17,7 @@ from cnnbp.contract.atomic import atomic_path
 from cnnbp.contract.errors import UsageError
 
 from . import receptive
-from .figures import png, pyplot
+from .figures import png, pyplot, tidy
 from .probe import (Context, call, held_out, last_conv_output, load, outputs,
                     stage_outputs)
 
@@ -55,7 +55,7 @@ def filters(ctx: Context) -> Figure:
             ax.imshow((f - f.min()) / (np.ptp(f) or 1), cmap=None if f.ndim == 3 else "gray",
                       interpolation="nearest")
     fig.suptitle(f"{first.name}: {n} of {w.shape[-1]} filters")
-    fig.tight_layout()
+    tidy(fig)
     return Figure("filters", "first-layer filters", f"{first.name}'s kernels"
                   + ("" if ctx.one_d or w.shape[-2] == 3 else ", first input channel")
                   + ", each scaled to its own range.", png(fig))
@@ -82,7 +82,7 @@ def activations(ctx: Context, index: int) -> Figure:
             else:
                 ax.axis("off")
     fig.suptitle(f"activation maps of every stage: {ctx.names[index]}", fontsize=9)
-    fig.tight_layout()
+    tidy(fig)
     return Figure(f"activations-{index}", f"activations: {ctx.names[index]}",
                   f"the first {CHANNELS} channels of each stage's output ({', '.join(names)}).",
                   png(fig))
@@ -125,7 +125,7 @@ def grad_cam_figure(ctx: Context) -> Figure:
         else:
             ax.imshow(heat[i], cmap="jet", alpha=0.45, interpolation="bilinear")
         ax.set_title(f"{ctx.names[i]}\n→ {ctx.prep.class_names[predicted[i]]}", fontsize=7)
-    fig.tight_layout()
+    tidy(fig)
     return Figure("grad-cam", "Grad-CAM", f"where the evidence for the predicted class lies, "
                   f"from the gradients at {layer} (Selvaraju et al. 2017).", png(fig))
 
@@ -172,7 +172,7 @@ def receptive_fields(ctx: Context, chosen: str | None = None) -> Figure:
             ax.add_patch(Rectangle((c0 - 0.5, r0 - 0.5), c1 - c0, r1 - r0, fill=False,
                                    edgecolor=colors(k), lw=2, label=label))
     ax.legend(fontsize=6, loc="upper center", bbox_to_anchor=(0.5, -0.05))
-    fig.tight_layout()
+    tidy(fig)
     who = "the chosen unit" if chosen else "the centre unit of each stage"
     return Figure("receptive-fields", "receptive fields", f"the input positions {who} sees "
                   "(clipped to the input), from the analyzer's receptive field and jump.",
@@ -200,7 +200,7 @@ def top_activating(ctx: Context, channels: list[int] | None = None,
             _show_input(ctx, ax, ctx.x_test[i])
             ax.set_title(f"{strength[i, c]:.2g}", fontsize=6)
         axes[row, 0].set_ylabel(f"ch {c}", fontsize=7)
-    fig.tight_layout()
+    tidy(fig)
     return Figure("top-activating", "inputs that most excite the last stage",
                   f"per row, the {top} held-out rows with the highest activation of one "
                   f"channel of {name}.", png(fig))
@@ -225,7 +225,7 @@ def misclassified(ctx: Context) -> Figure | None:
                      color="#b00")
     if not len(wrong):
         axes[0, 0].text(0, 0.5, "no mistakes among the held-out rows", fontsize=9)
-    fig.tight_layout()
+    tidy(fig)
     total = int((predicted != ctx.y_test).sum())
     return Figure("misclassified", "misclassified held-out rows",
                   f"{total} of {len(ctx.y_test)} held-out rows are wrong; the first "

@@ -13,6 +13,15 @@ def pyplot():
     return plt
 
 
+def tidy(fig) -> None:
+    """``tight_layout``, without its warning when a grid of small tiles leaves no room to
+    adjust (the figure is still drawn, as laid out)."""
+    import warnings
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Tight layout not applied")
+        fig.tight_layout()
+
+
 def png(fig) -> bytes:
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=100, metadata={"Software": None})
@@ -52,7 +61,7 @@ def curves(history: list[dict]) -> bytes:
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
-    fig.tight_layout()
+    tidy(fig)
     return png(fig)
 
 
@@ -79,5 +88,5 @@ def confusion(matrix: list[list[int]], names: list[str]) -> bytes:
                 for j in range(k):
                     ax.text(j, i, fmt.format(values[i, j]), ha="center", va="center",
                             fontsize=7, color="white" if values[i, j] > top / 2 else "black")
-    fig.tight_layout()
+    tidy(fig)
     return png(fig)

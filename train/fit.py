@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -337,7 +338,10 @@ def _fit(session: Session, quiet: bool, callbacks=(), report: bool = True) -> Tr
         callbacks = [*callbacks, keras.callbacks.TensorBoard(logs)]
     try:
         if done < t.epochs and not session.state.stopped_early:
-            with raise_for(session.pipelines.bad):
+            with raise_for(session.pipelines.bad), warnings.catch_warnings():
+                # Skipping bad images leaves the epoch's length unknown, so Keras learns it by
+                # running out of data in the first epoch and warns that it did; expected here.
+                warnings.filterwarnings("ignore", message="Your input ran out of data")
                 model.fit(session.pipelines.train,
                           validation_data=session.pipelines.validation,
                           epochs=t.epochs, initial_epoch=done, verbose=0,

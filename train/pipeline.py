@@ -1,16 +1,18 @@
-"""Data → tf.data pipelines: decode, cache, shuffle, batch, normalise, augment, prefetch.
+"""Data → batches for Keras ``fit``: decode, cache, shuffle, batch, normalise, augment, prefetch.
 
-Three kinds of data, one shape of pipeline:
+Kinds of data, one shape of pipeline:
 
-* arrays in memory: sliced into the graph, as before;
+* arrays in memory: sliced into a tf.data graph (TensorFlow backend), or drawn as Keras
+  ``PyDataset`` batches (``train.arrays``, other backends);
 * memory-mapped arrays larger than the cache budget: index batches gathered from the map;
-* image files and TFRecord images: a file (or record) list decoded in parallel by
-  ``train.images``; pixels stay uint8 until a batch is normalised.
+* image files: a shuffled list of places in the split, each batch decoded by one call into
+  ``train.images`` and kept in a ``PixelStore``; pixels stay uint8 until a batch is
+  normalised;
+* TFRecord images: decoded in sequence and cached by tf.data.
 
 ``training.cache`` decides where decoded pixels are kept between epochs: ``memory``, ``disk``
-(a temporary folder removed when the run ends), ``none`` (decode every epoch) or ``auto``:
-memory when the decoded training and validation pixels fit ``cache_budget_mb``, else disk
-when the temporary folder has twice that room free, else none.
+(a temporary folder removed when the run ends), ``none`` (decode every epoch) or ``auto``
+(see ``choose_cache``).
 """
 from __future__ import annotations
 
@@ -34,19 +36,21 @@ from .sources import Dataset, ImageFiles
 log = logging.getLogger(__name__)
 
 SHUFFLE_BYTES = 256 << 20   # a cached stream reshuffles within a buffer of about this size
-EVAL_BATCH = 256
+EVAL_BATCH = 256            # rows per validation and test batch...
 # ...unless its float32 inputs would pass this many bytes: a 224x224x3 batch of 256 is 154 MB,
 # and several wait in tf.data's prefetch buffers at once.
 EVAL_BYTES = 32 << 20
+
+# Files decoded per tf.numpy_function call where single rows are wanted (the statistics'
+# sample, samples.npz): the per-call cost (GIL, tensor conversion) is shared by several images.
+# Training streams decode a whole batch per call.
+DECODE_BATCH = 16
 
 
 def eval_batch(t: ir.Training, input_shape) -> int:
     """Rows per validation and test batch: larger than training's where that stays small."""
     rows = EVAL_BYTES // (4 * int(np.prod(input_shape)))
     return max(t.batch_size, min(EVAL_BATCH, rows))
-# Files decoded per tf.numpy_function call: the per-call cost (GIL, tensor conversion) is
-# shared by several small images. Chosen by bench/stream_folder.py --decode-only.
-DECODE_BATCH = 16
 
 
 @dataclass
