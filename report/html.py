@@ -166,6 +166,11 @@ def run_sections(run: RunDir, explain: bool) -> tuple[str, list[tuple[str, str]]
         html = "<h2>What the network learned</h2>" + "".join(
             figure(f.png, f.title, f"{f.title}: {f.caption}") for f in explain_figures(run.path))
         sections.append(("explain", html))
+    elif metrics and metrics.backend != "tensorflow":
+        sections.append(("explain", "<h2>What the network learned</h2><p>This run trained on "
+                         f"the {escape(metrics.backend)} backend; the explain figures are drawn "
+                         "with TensorFlow: <code>cnnbp report "
+                         f"{escape(str(run.path))}</code> adds them.</p>"))
     title = f"{compiled.network.name}: run {run.path.name}"
     sub = (f"test accuracy {metrics.test_accuracy:.4f} after {metrics.epochs} epochs on "
            f"{metrics.device}" if metrics else f"{state.epoch} epochs so far (not finished)")

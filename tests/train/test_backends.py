@@ -72,6 +72,9 @@ def test_jax_trains_and_resumes_without_tensorflow_and_the_run_exports(tmp_path,
     assert [row["epoch"] for row in json.loads((run / "state" / "state.json").read_text())[
         "history"]] == [1, 2]
 
+    page = (run / "report.html").read_text()
+    assert "trained on the jax backend" in page and "cnnbp report" in page  # figures: on TF
+
     exported = export_bundle(run, tmp_path / "bundle", with_variants=False)
     assert exported.report.passed and exported.report.max_abs <= 1e-5
 
