@@ -17,7 +17,7 @@ from cnnbp.contract.atomic import atomic_path
 from cnnbp.contract.errors import UsageError
 
 from . import receptive
-from .figures import png, pyplot, tidy
+from .figures import mosaic, png, pyplot, tidy
 from .probe import (Context, call, held_out, last_conv_output, load, outputs,
                     stage_outputs)
 
@@ -38,22 +38,22 @@ def filters(ctx: Context) -> Figure:
     first = next(layer for layer in ctx.analysis.network.layers if isinstance(layer, ir.Conv))
     w = ctx.model.get_layer(first.name).get_weights()[0]  # (k..., in/groups, filters)
     n = min(w.shape[-1], 64)
-    plt = pyplot()
     cols = min(n, 8)
-    rows = -(-n // cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(cols * 1.2, rows * 1.2), squeeze=False)
-    for i, ax in enumerate(axes.flat):
-        ax.axis("off")
-        if i >= n:
-            continue
-        f = w[..., i]
-        if ctx.one_d:
-            ax.plot(f[:, 0], color="#1f4e79")
-            ax.axhline(0, color="#999", lw=0.5)
-        else:
-            f = f if f.shape[-1] == 3 else f[..., 0]
-            ax.imshow((f - f.min()) / (np.ptp(f) or 1), cmap=None if f.ndim == 3 else "gray",
-                      interpolation="nearest")
+    if ctx.one_d:
+        rows = -(-n // cols)
+        fig, axes = pyplot().subplots(rows, cols, figsize=(cols * 1.2, rows * 1.2),
+                                      squeeze=False)
+        for i, ax in enumerate(axes.flat):
+            ax.axis("off")
+            if i < n:
+                ax.plot(w[:, 0, i], color="#1f4e79")
+                ax.axhline(0, color="#999", lw=0.5)
+    else:
+        tiles = []
+        for i in range(n):
+            f = w[..., i] if w.shape[-2] == 3 else np.repeat(w[..., :1, i], 3, axis=-1)
+            tiles.append((f - f.min()) / (np.ptp(f) or 1))  # each scaled to its own range
+        fig = mosaic(tiles, cols, size=1.2)
     fig.suptitle(f"{first.name}: {n} of {w.shape[-1]} filters")
     tidy(fig)
     return Figure("filters", "first-layer filters", f"{first.name}'s kernels"
@@ -191,15 +191,21 @@ def top_activating(ctx: Context, channels: list[int] | None = None,
     if bad:
         raise UsageError(f"--channels {','.join(map(str, bad))}: {name} has channels 0 to "
                          f"{m.shape[-1] - 1}")
-    plt = pyplot()
-    fig, axes = plt.subplots(len(channels), top, figsize=(top * 1.3, len(channels) * 1.3),
-                             squeeze=False)
-    for row, c in enumerate(channels):
-        for rank, i in enumerate(np.argsort(-strength[:, c], kind="stable")[:top]):
-            ax = axes[row, rank]
+    ranked = [(c, i) for c in channels
+              for i in np.argsort(-strength[:, c], kind="stable")[:top]]
+    titles = [f"{strength[i, c]:.2g}" for c, i in ranked]
+    if ctx.one_d:
+        plt = pyplot()
+        fig, axes = plt.subplots(len(channels), top, figsize=(top * 1.3, len(channels) * 1.3),
+                                 squeeze=False)
+        for ax, (c, i), title in zip(axes.flat, ranked, titles):
             _show_input(ctx, ax, ctx.x_test[i])
-            ax.set_title(f"{strength[i, c]:.2g}", fontsize=6)
-        axes[row, 0].set_ylabel(f"ch {c}", fontsize=7)
+            ax.set_title(title, fontsize=6)
+        for row, c in enumerate(channels):
+            axes[row, 0].set_ylabel(f"ch {c}", fontsize=7)
+    else:
+        fig = mosaic([_rgb(ctx, ctx.x_test[i]) for _, i in ranked], top, titles,
+                     [f"ch {c}" for c in channels])
     tidy(fig)
     return Figure("top-activating", "inputs that most excite the last stage",
                   f"per row, the {top} held-out rows with the highest activation of one "
@@ -213,23 +219,33 @@ def misclassified(ctx: Context) -> Figure | None:
     wrong = np.flatnonzero(predicted != ctx.y_test)[:MISTAKES]
     plt = pyplot()
     cols = 8
-    rows = max(1, -(-len(wrong) // cols))
-    fig, axes = plt.subplots(rows, cols, figsize=(cols * 1.3, rows * 1.5), squeeze=False)
-    for ax in axes.flat:
-        ax.axis("off")
     names = ctx.prep.class_names
-    for ax, i in zip(axes.flat, wrong):
-        ax.axis("on")
-        _show_input(ctx, ax, ctx.x_test[i])
-        ax.set_title(f"{names[ctx.y_test[i]]} → {names[predicted[i]]}", fontsize=7,
-                     color="#b00")
-    if not len(wrong):
-        axes[0, 0].text(0, 0.5, "no mistakes among the held-out rows", fontsize=9)
+    titles = [f"{names[ctx.y_test[i]]} → {names[predicted[i]]}" for i in wrong]
+    if len(wrong) and not ctx.one_d:
+        fig = mosaic([_rgb(ctx, ctx.x_test[i]) for i in wrong], cols, titles, color="#b00",
+                     size=1.4)
+    else:
+        rows = max(1, -(-len(wrong) // cols))
+        fig, axes = plt.subplots(rows, cols, figsize=(cols * 1.3, rows * 1.5), squeeze=False)
+        for ax in axes.flat:
+            ax.axis("off")
+        for ax, i, title in zip(axes.flat, wrong, titles):
+            ax.axis("on")
+            _show_input(ctx, ax, ctx.x_test[i])
+            ax.set_title(title, fontsize=7, color="#b00")
+        if not len(wrong):
+            axes[0, 0].text(0, 0.5, "no mistakes among the held-out rows", fontsize=9)
     tidy(fig)
     total = int((predicted != ctx.y_test).sum())
     return Figure("misclassified", "misclassified held-out rows",
                   f"{total} of {len(ctx.y_test)} held-out rows are wrong; the first "
                   f"{len(wrong)} shown as true → predicted.", png(fig))
+
+
+def _rgb(ctx: Context, x: np.ndarray) -> np.ndarray:
+    """A 2-D input as shown (0..1), gray repeated to RGB, for a ``mosaic`` tile."""
+    shown = ctx.display(x)
+    return shown if shown.shape[-1] == 3 else np.repeat(shown[..., :1], 3, axis=-1)
 
 
 def _show_input(ctx: Context, ax, x: np.ndarray) -> None:

@@ -13,6 +13,33 @@ def pyplot():
     return plt
 
 
+def mosaic(tiles: list, cols: int, titles: list[str] | None = None,
+           row_labels: list[str] | None = None, color: str = "#000", size: float = 1.3):
+    """A figure of same-size RGB tiles (HxWx3 in 0..1) drawn as one image, with a title over
+    each tile and a label left of each row: one Axes instead of one per tile, which was most
+    of a report's drawing time (subplots, tight_layout and savefig each scale with Axes)."""
+    import numpy as np
+    h, w = tiles[0].shape[:2]
+    rows = -(-len(tiles) // cols)
+    gap_x, gap_y = max(1, w // 8), max(1, h // 8) + (h // 4 if titles else 0)
+    canvas = np.ones((rows * (h + gap_y), cols * (w + gap_x) - gap_x, 3))
+    corners = []
+    for i, tile in enumerate(tiles):
+        r, c = divmod(i, cols)
+        y, x = r * (h + gap_y) + gap_y, c * (w + gap_x)
+        canvas[y:y + h, x:x + w] = tile
+        corners.append((y, x))
+    fig, ax = pyplot().subplots(figsize=(cols * size, rows * size + 0.2))
+    ax.imshow(canvas, interpolation="nearest")
+    ax.axis("off")
+    for (y, x), title in zip(corners, titles or []):
+        ax.text(x + w / 2, y - 0.5, title, ha="center", va="bottom", fontsize=6, color=color)
+    for r, label in enumerate(row_labels or []):
+        ax.text(-gap_x, r * (h + gap_y) + gap_y + h / 2, label, ha="right", va="center",
+                fontsize=7)
+    return fig
+
+
 def tidy(fig) -> None:
     """``tight_layout``, without its warning when a grid of small tiles leaves no room to
     adjust (the figure is still drawn, as laid out)."""
