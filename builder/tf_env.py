@@ -1,4 +1,4 @@
-"""Import TensorFlow (or Keras on another backend) without its CPU-only start-up chatter on stderr.
+"""Import TensorFlow (or Keras on another backend) without its start-up chatter on stderr.
 
 On a machine without CUDA, TensorFlow prints "Could not find cuda drivers" and a cuInit
 error before its logging can be configured; those lines are filtered, anything else it
@@ -62,8 +62,7 @@ def import_keras():
                 raise UsageError(f"KERAS_BACKEND={os.environ.get('KERAS_BACKEND', '')}: Keras "
                                  f"cannot load this backend ({exc}); install it, or train with "
                                  "KERAS_BACKEND=tensorflow (the default) or jax") from None
-            name = keras.backend.backend()
-            if name == "tensorflow":
+            if keras.backend.backend() == "tensorflow":
                 import tensorflow  # noqa: F401
     name = sys.modules["keras"].backend.backend()
     if name not in TRAINING_BACKENDS:
