@@ -22,12 +22,13 @@ def mosaic(tiles: list, cols: int, titles: list[str] | None = None,
     h, w = tiles[0].shape[:2]
     rows = -(-len(tiles) // cols)
     gap_x, gap_y = max(1, w // 8), max(1, h // 8) + (h // 4 if titles else 0)
-    canvas = np.ones((rows * (h + gap_y), cols * (w + gap_x) - gap_x, 3))
+    # uint8, not float: a grid of 224x224 photos is tens of MB, and matplotlib copies it
+    canvas = np.full((rows * (h + gap_y), cols * (w + gap_x) - gap_x, 3), 255, "uint8")
     corners = []
     for i, tile in enumerate(tiles):
         r, c = divmod(i, cols)
         y, x = r * (h + gap_y) + gap_y, c * (w + gap_x)
-        canvas[y:y + h, x:x + w] = tile
+        canvas[y:y + h, x:x + w] = np.rint(np.clip(tile, 0, 1) * 255)
         corners.append((y, x))
     fig, ax = pyplot().subplots(figsize=(cols * size, rows * size + 0.2))
     ax.imshow(canvas, interpolation="nearest")
