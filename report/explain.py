@@ -18,7 +18,7 @@ from cnnbp.contract.errors import UsageError
 
 from . import receptive
 from .figures import mosaic, png, pyplot, tidy
-from .probe import (Context, call, held_out, last_conv_output, load, outputs,
+from .probe import (Context, held_out, last_conv_output, load, outputs,
                     stage_outputs)
 
 CHANNELS = 8      # channels shown per stage

@@ -151,12 +151,11 @@ def make_pipelines(data, prep: Preprocessing, net: ir.Network,
                    bad: BadImages | None = None, backend: str = "tensorflow",
                    workers: int = 1) -> Pipelines:
     """The training, validation and test streams for ``data``: tf.data on the TensorFlow
-    backend (and for files on any backend, when TensorFlow is installed), Keras ``PyDataset``
-    batches of arrays on other backends (``workers`` threads draw them)."""
+    backend (and for files on any backend, when TensorFlow is installed: ``check_readable``),
+    Keras ``PyDataset`` batches of arrays on other backends (``workers`` threads draw them)."""
     bad = bad or BadImages(net.training.skip_bad_images)
     if backend != "tensorflow" and isinstance(data, Dataset):
         return _arrays(data, prep, net, bad, workers)
-    check_readable(data, backend)
     if isinstance(data, Dataset) and not _mapped(data.x_train):
         return _in_memory(data, prep, net, bad)
     return _streaming(data, prep, net, bad)
@@ -272,7 +271,7 @@ def _streaming(data, prep: Preprocessing, net: ir.Network, bad: BadImages) -> Pi
                      cache_dir, stores=stores)
 
 
-def _cached_rows(source, tr, val, mode, cache_dir, t, eval_batch):
+def _cached_rows(source, tr, val, mode, cache_dir, t, eval_rows):
     """Batches of rows read in sequence (TFRecords, memory maps), cached by tf.data."""
     def cached(ds, name):
         if mode == "memory":
@@ -291,9 +290,9 @@ def _cached_rows(source, tr, val, mode, cache_dir, t, eval_batch):
                        "train")
         buffer = int(min(len(tr), max(t.batch_size, SHUFFLE_BYTES // source.row_bytes)))
         train = train.shuffle(buffer, seed=t.seed, reshuffle_each_iteration=True)
-    validation = cached(source.rows(val, "validation"), "validation").batch(eval_batch) \
+    validation = cached(source.rows(val, "validation"), "validation").batch(eval_rows) \
         if len(val) else None
-    test = source.rows(np.arange(source.test_count), "test").batch(eval_batch)
+    test = source.rows(np.arange(source.test_count), "test").batch(eval_rows)
     return train.batch(t.batch_size), validation, test
 
 
@@ -309,7 +308,6 @@ class PixelStore:
     UNKNOWN, KEPT, BAD = 0, 1, 2
 
     def __init__(self, count: int, shape: tuple, path: Path | None = None):
-        self.shape = shape
         self.row = int(np.prod(shape))
         self.state = np.zeros(count, "uint8")
         self.fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600) if path else None

@@ -121,6 +121,7 @@ def test_array_batches_split_like_tf_data_and_reshuffle_each_epoch(keras):
     (xv, yv), (xv_tf, yv_tf) = stack(arrays.validation), stack(tf_path.validation)
     key = lambda x: np.lexsort(x.reshape(len(x), -1).T)
     np.testing.assert_allclose(xv[key(xv)], xv_tf[key(xv_tf)], atol=1e-6)
+    np.testing.assert_array_equal(yv[key(xv)], yv_tf[key(xv_tf)])  # same rows, same labels
     epochs = []
     for _ in range(2):
         x, _ = stack(arrays.train[i] for i in range(len(arrays.train)))
