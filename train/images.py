@@ -2,8 +2,9 @@
 ``contract.preprocessing.image_bytes``, so training sees exactly what serving will.
 
 Decoding runs in Python (``tf.numpy_function``) on tf.data's parallel threads: Pillow releases
-the GIL while it decodes and resamples, so the threads overlap (see bench/stream_decode.py for
-why this beats TF's own decoders here: they resample differently from serving).
+the GIL while it decodes and resamples, so the threads overlap. TensorFlow's own decoders
+resample differently from serving; only where no resampling is needed does ``train.jpeg`` use
+TensorFlow's JPEG decoder instead.
 
 A file that cannot be decoded is recorded in ``BadImages``; without ``skip`` the first one
 stops training with a ``DataError`` naming it (``raise_for`` turns tf.data's wrapped error into
@@ -34,7 +35,10 @@ class BadImages:
     def __init__(self, skip: bool):
         self.skip = skip
         self.files: dict[str, str] = {}
-        self.decoded = 0  # files decoded successfully (tests count cache hits with it)
+        self.decoded = 0  # files Pillow decoded (tests count cache hits with it)
+        # ways to find a file that failed outside Python (train.jpeg's fast path), run when
+        # tf.data stops without naming one
+        self.scans: list = []
         self._lock = threading.Lock()
 
     def add(self, name: str, exc: BaseException) -> None:
@@ -115,7 +119,12 @@ def raise_for(bad: BadImages):
     wrapped = (BadImage, tf.errors.OpError) if tf is not None else (BadImage,)
     try:
         yield
-    except wrapped:
+    except wrapped as exc:
+        if not bad.files and not bad.skip and "jpeg" in str(exc).lower() and \
+                isinstance(exc, tf.errors.InvalidArgumentError):
+            for scan in bad.scans:
+                if not bad.files:
+                    scan()
         if bad.files and not bad.skip:
             raise bad.error() from None
         raise
