@@ -47,6 +47,21 @@ EVAL_BYTES = 32 << 20
 DECODE_BATCH = 16
 # Batches decoded at once: one per core, at least two so reading overlaps decoding.
 DECODE_CALLS = max(2, len(os.sched_getaffinity(0)))
+PREFETCH = 2  # batches made ahead of the training step
+
+
+def settled(ds):
+    """``ds`` without tf.data's autotuning thread, its parallelism and buffers fixed here.
+
+    Deleting an iterator waits for that thread, which sleeps between its rounds: Keras
+    deletes one per epoch, and 3.4-4.1 s went by after ``fit``'s last epoch in about half
+    the runs (gdb: ``~RootDataset::Iterator`` waiting on ``Model::OptimizeLoop``); with it
+    off, none did (docs/benchmarks.md). A map left at AUTOTUNE then runs one call per core.
+    """
+    import tensorflow as tf
+    options = tf.data.Options()
+    options.autotune.enabled = False
+    return ds.with_options(options)
 
 
 def eval_batch(t: ir.Training, input_shape) -> int:
@@ -179,11 +194,11 @@ def _in_memory(data: Dataset, prep: Preprocessing, net: ir.Network, bad) -> Pipe
     augment = make_augment(t.augment, net.input_shape, t.seed)
     if augment is not None:
         train = train.map(augment, num_parallel_calls=auto)
-    train = train.prefetch(auto)
+    train = settled(train.prefetch(PREFETCH))
 
     def fixed(x, y):
-        return tf.data.Dataset.from_tensor_slices((x, onehot(y))).batch(
-            eval_batch(t, net.input_shape)).cache().prefetch(auto)
+        return settled(tf.data.Dataset.from_tensor_slices((x, onehot(y))).batch(
+            eval_batch(t, net.input_shape)).cache().prefetch(PREFETCH))
 
     val = fixed(x_val, y_val) if x_val is not None and len(x_val) else None
     return Pipelines(train, val, fixed(x_te, data.y_test), len(x_tr), len(x_te),
@@ -267,8 +282,9 @@ def _streaming(data, prep: Preprocessing, net: ir.Network, bad: BadImages) -> Pi
     augment = make_augment(t.augment, net.input_shape, t.seed)
     if augment is not None:
         train = train.map(augment, num_parallel_calls=auto)
-    finish = lambda ds: ds.map(to_model, num_parallel_calls=auto).prefetch(auto)
-    return Pipelines(train.prefetch(auto), finish(validation) if validation is not None else None,
+    finish = lambda ds: settled(ds.map(to_model, num_parallel_calls=auto).prefetch(PREFETCH))
+    return Pipelines(settled(train.prefetch(PREFETCH)),
+                     finish(validation) if validation is not None else None,
                      finish(test), len(tr), source.test_count, f"{mode} ({size})", bad,
                      cache_dir, stores=stores)
 
@@ -438,7 +454,7 @@ class _FileRows(RowSource):
         ds = ds.batch(batch).map(fn, num_parallel_calls=DECODE_CALLS)
         if self.bad.skip:  # a batch of only skipped files would be an empty step
             ds = ds.filter(lambda x, y: tf.shape(x)[0] > 0)
-        return ds
+        return settled(ds)
 
     def rows(self, idx, split: str, shuffle: int | None = None):
         """Single (pixels, label) rows, for the statistics' sample and samples.npz."""
@@ -484,4 +500,4 @@ class _ArrayRows(RowSource):
         if shuffle is not None:
             ds = ds.shuffle(len(idx), seed=shuffle, reshuffle_each_iteration=True)
         ds = ds.batch(64).map(fn, num_parallel_calls=tf.data.AUTOTUNE).unbatch()
-        return ds.apply(tf.data.experimental.assert_cardinality(len(idx)))
+        return settled(ds).apply(tf.data.experimental.assert_cardinality(len(idx)))

@@ -139,7 +139,7 @@ class _RecordRows:
             name = tf.strings.join([shard, "#record", tf.strings.as_string(i)])
             return (*decode(ex["image"], name), ex["label"])
 
-        from .pipeline import _decoded
-        ds = _decoded(ds.map(parse, num_parallel_calls=tf.data.AUTOTUNE))
+        from .pipeline import _decoded, settled
+        ds = settled(_decoded(ds.map(parse, num_parallel_calls=tf.data.AUTOTUNE)))
         return ds if self.bad.skip else ds.apply(
             tf.data.experimental.assert_cardinality(len(idx)))
