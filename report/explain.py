@@ -64,6 +64,38 @@ def filters(ctx: Context) -> Figure:
 def activations(ctx: Context, index: int) -> Figure:
     names = stage_outputs(ctx.analysis)
     maps = outputs(ctx, names, ctx.x[index:index + 1])
+    if ctx.one_d:
+        fig = _activation_plots(ctx, index, names, maps)
+    else:  # one image: the input, then each channel upscaled to the input's tile size
+        shown = _rgb(ctx, ctx.x[index])
+        tiles = []
+        for m in maps:
+            tiles.append(shown)
+            for c in range(CHANNELS):
+                tiles.append(_heat(m[0, ..., c], shown.shape[:2]) if c < m.shape[-1]
+                             else np.ones_like(shown))
+        titles = (["input"] + [f"ch {c}" for c in range(CHANNELS)]) * len(maps)
+        fig = mosaic(tiles, CHANNELS + 1, titles, names, size=1.2)
+    fig.suptitle(f"activation maps of every stage: {ctx.names[index]}", fontsize=9)
+    tidy(fig)
+    return Figure(f"activations-{index}", f"activations: {ctx.names[index]}",
+                  f"the first {CHANNELS} channels of each stage's output ({', '.join(names)}).",
+                  png(fig))
+
+
+def _heat(a: np.ndarray, size) -> np.ndarray:
+    """One channel's map, scaled to its own range, in viridis, repeated up to ``size``
+    (nearest neighbour, as the grid of Axes drew it)."""
+    from matplotlib import colormaps
+    rows = np.arange(size[0]) * a.shape[0] // size[0]
+    cols = np.arange(size[1]) * a.shape[1] // size[1]
+    span = np.ptp(a)
+    scaled = (a - a.min()) / span if span else np.zeros_like(a)
+    return colormaps["viridis"](scaled[np.ix_(rows, cols)])[..., :3]
+
+
+def _activation_plots(ctx: Context, index: int, names, maps):
+    """A 1-D net's activations: one Axes per stage and channel."""
     plt = pyplot()
     fig, axes = plt.subplots(len(names), CHANNELS + 1, figsize=((CHANNELS + 1) * 1.2,
                                                                 len(names) * 1.3), squeeze=False)
@@ -75,17 +107,12 @@ def activations(ctx: Context, index: int) -> Figure:
             ax.set_xticks([])
             ax.set_yticks([])
             if c < m.shape[-1]:
-                a = m[0, ..., c]
-                ax.imshow(a[None] if ctx.one_d else a, cmap="viridis", aspect="auto",
+                ax.imshow(m[0, ..., c][None], cmap="viridis", aspect="auto",
                           interpolation="nearest")
                 ax.set_title(f"ch {c}", fontsize=7)
             else:
                 ax.axis("off")
-    fig.suptitle(f"activation maps of every stage: {ctx.names[index]}", fontsize=9)
-    tidy(fig)
-    return Figure(f"activations-{index}", f"activations: {ctx.names[index]}",
-                  f"the first {CHANNELS} channels of each stage's output ({', '.join(names)}).",
-                  png(fig))
+    return fig
 
 
 def grad_cam(ctx: Context) -> tuple[np.ndarray, np.ndarray, str]:

@@ -363,6 +363,10 @@ class RowSource:
             1 if not isinstance(data, Dataset) else np.dtype(data.x_train.dtype).itemsize)
         self.train_count, self.test_count = len(data.y_train), len(data.y_test)
 
+    def chunks(self, idx, split: str):
+        """Batches of (values, label) rows for one pass in order (the statistics)."""
+        return self.rows(idx, split).batch(256)
+
     @classmethod
     def of(cls, data, net, bad) -> "RowSource":
         return _FileRows(data, net, bad) if isinstance(data, ImageFiles) else \
@@ -456,8 +460,11 @@ class _FileRows(RowSource):
             ds = ds.filter(lambda x, y: tf.shape(x)[0] > 0)
         return settled(ds)
 
+    def chunks(self, idx, split: str):
+        return self.batches(idx, split, 64)  # batched as decoded: no unbatch and rebatch
+
     def rows(self, idx, split: str, shuffle: int | None = None):
-        """Single (pixels, label) rows, for the statistics' sample and samples.npz."""
+        """Single (pixels, label) rows, for samples.npz."""
         import tensorflow as tf
         ds = self.batches(idx, split, DECODE_BATCH, shuffle=shuffle).unbatch()
         # Without skipping, every file yields a row (or stops the run): say how many.

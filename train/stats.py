@@ -69,7 +69,7 @@ def _chunks(data, net: ir.Network, bad: BadImages):
     n = len(data.y_train)
     k = min(n, net.training.stats_sample)
     idx = np.sort(np.random.default_rng(net.training.seed).choice(n, k, replace=False))
-    ds = RowSource.of(data, net, bad).rows(idx, "train").batch(256)
+    ds = RowSource.of(data, net, bad).chunks(idx, "train")
     with raise_for(bad):
         for x, _ in ds.as_numpy_iterator():
             yield x

@@ -105,6 +105,9 @@ class _RecordRows:
         self.row_bytes = int(np.prod(net.input_shape))
         self.train_count, self.test_count = len(data.y_train), len(data.y_test)
 
+    def chunks(self, idx, split: str):
+        return self.rows(idx, split).batch(256)
+
     def rows(self, idx, split: str, shuffle: int | None = None):
         """The records at ``idx`` (positions within ``split``), in file order."""
         import tensorflow as tf
