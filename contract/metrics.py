@@ -41,7 +41,7 @@ class TrainMetrics(Record):
     train_samples: int
     train_seconds: float
     images_per_second: float | None
-    wall_seconds: float
+    wall_seconds: float           # from loading the data to metrics.json (not report.html)
     device: str
     mixed_precision: bool
     versions: dict[str, str]

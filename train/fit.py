@@ -298,13 +298,16 @@ def train(compiled: Compiled, data_spec: str, out: str | Path, quiet: bool = Fal
     ``report.html`` with its explain figures at the end; ``replace`` swaps out an earlier run at
     ``out`` once the new one has its first state.
     """
+    started = time.perf_counter()
     check_new(RunDir(out), replace)  # before any data is loaded
-    return _fit(prepare(compiled, data_spec, out, replace=replace), quiet, callbacks, report)
+    return _fit(prepare(compiled, data_spec, out, replace=replace), quiet, callbacks, report,
+                started)
 
 
 def resume(out: str | Path, quiet: bool = False, epochs: int | None = None) -> TrainMetrics:
     """Continue an interrupted run from its last completed epoch; ``epochs`` extends (or
     shortens, down to what is done) the run's total, finished or not."""
+    started = time.perf_counter()
     run = resumable(out)
     state = run.read_state()
     compiled = compile_source(read(str(run / "blueprint.yaml")))
@@ -322,11 +325,13 @@ def resume(out: str | Path, quiet: bool = False, epochs: int | None = None) -> T
                     "training": {**(compiled.resolved.get("training") or {}), "epochs": epochs}}
         compiled = compile_source(Source(resolved, str(run / "blueprint.yaml")))
         run.write_blueprint(compiled.resolved)  # a learning-rate schedule now spans the new total
-    return _fit(prepare(compiled, state.data, out, resume=True), quiet)
+    return _fit(prepare(compiled, state.data, out, resume=True), quiet, started=started)
 
 
-def _fit(session: Session, quiet: bool, callbacks=(), report: bool = True) -> TrainMetrics:
-    started = time.perf_counter()
+def _fit(session: Session, quiet: bool, callbacks=(), report: bool = True,
+         started: float | None = None) -> TrainMetrics:
+    """``started``: when the caller began (before ``prepare``), for ``wall_seconds``."""
+    started = started or time.perf_counter()
     t = session.compiled.network.training
     model = compile_model(session)
     done = session.state.epoch

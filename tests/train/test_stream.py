@@ -158,6 +158,17 @@ def test_skip_bad_images_trains_and_counts_them(tmp_path):
     assert m.test_samples + m.train_samples >= 22
 
 
+def test_a_resumed_run_counts_the_skipped_images_again(tmp_path):
+    from cnnbp.train.fit import resume, train
+    root = bad_file(folder(tmp_path / "d"))
+    first = train(net("training.skip_bad_images=true", "training.epochs=1"), str(root),
+                  tmp_path / "run", quiet=True)
+    again = resume(tmp_path / "run", quiet=True, epochs=2)
+    saved = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert first.skipped_images == again.skipped_images == saved["skipped_images"] == 2
+    assert again.epochs == 2
+
+
 def odd_images():
     """(name, encoded bytes, the RGB pixel it should decode to) for modes PIL opens oddly."""
     out = []
