@@ -74,7 +74,8 @@ def activations(ctx: Context, index: int) -> Figure:
             for c in range(CHANNELS):
                 tiles.append(_heat(m[0, ..., c], shown.shape[:2]) if c < m.shape[-1]
                              else np.ones_like(shown))
-        titles = (["input"] + [f"ch {c}" for c in range(CHANNELS)]) * len(maps)
+        titles = [title for m in maps for title in
+                  ["input"] + [f"ch {c}" if c < m.shape[-1] else "" for c in range(CHANNELS)]]
         fig = mosaic(tiles, CHANNELS + 1, titles, names, size=1.2)
     fig.suptitle(f"activation maps of every stage: {ctx.names[index]}", fontsize=9)
     tidy(fig)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import threading
 from contextlib import contextmanager
 
@@ -36,9 +37,9 @@ class BadImages:
         self.skip = skip
         self.files: dict[str, str] = {}
         self.decoded = 0  # files Pillow decoded (tests count cache hits with it)
-        # ways to find a file that failed outside Python (train.jpeg's fast path), run when
-        # tf.data stops without naming one
-        self.scans: list = []
+        # input shape -> the files (an ordered set) that took train.jpeg's fast path, searched
+        # for the one TensorFlow's decoder stopped on, since tf.data's error does not name it
+        self.scans: dict[tuple, dict] = {}
         self._lock = threading.Lock()
 
     def add(self, name: str, exc: BaseException) -> None:
@@ -120,11 +121,23 @@ def raise_for(bad: BadImages):
     try:
         yield
     except wrapped as exc:
+        if tf is not None and isinstance(exc, (tf.errors.NotFoundError,
+                                               tf.errors.PermissionDeniedError)):
+            raise DataError(f"--data: {_unreadable(exc)} cannot be read (it was listed when the "
+                            "run started: moved, deleted or made unreadable since?); put it "
+                            "back, or start the run again so the listing leaves it out") from None
         if not bad.files and not bad.skip and "jpeg" in str(exc).lower() and \
                 isinstance(exc, tf.errors.InvalidArgumentError):
-            for scan in bad.scans:
+            from .jpeg import scan
+            for shape, paths in bad.scans.items():
                 if not bad.files:
-                    scan()
+                    scan(list(paths), shape, bad)
         if bad.files and not bad.skip:
             raise bad.error() from None
         raise
+
+
+def _unreadable(exc) -> str:
+    """The path in TensorFlow's ``ReadFile`` error: ``... ParallelMapV2: PATH; No such file``."""
+    text = re.sub(r"\{\{.*?\}\}\s*", "", getattr(exc, "message", str(exc))).strip()
+    return text.split("; ", 1)[0].rsplit(": ", 1)[-1]

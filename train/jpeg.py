@@ -17,6 +17,7 @@ or decoder stops the run, and ``scan`` then finds and names it (``images.raise_f
 from __future__ import annotations
 
 import os
+import re
 
 SOI, EOI = b"\xff\xd8\xff", b"\xff\xd9"
 
@@ -89,15 +90,36 @@ def decode_batch(contents, names, input_shape, pillow, fast: bool):
 
 
 def scan(paths, input_shape, bad) -> None:
-    """Find the files the fast path could not decode and record them in ``bad`` (the run
-    stops with an error naming the first): each file through the same ops, one at a time."""
+    """Find a file the fast path cannot decode and record it in ``bad`` (the run then stops
+    with an error naming it): every file through the same ops in a parallel tf.data pass that
+    drops the ones that fail, then the first missing one again, alone, for the reason."""
+    import numpy as np
     import tensorflow as tf
-    for path in paths:
+
+    from .pipeline import DECODE_CALLS, settled
+
+    def check(path):
+        contents = tf.io.read_file(path)[None]
+        return tf.cond(split_fast(contents, input_shape)[0],
+                       lambda: tf.size(decode_fast(contents, input_shape)),
+                       lambda: tf.constant(0))
+
+    ds = tf.data.Dataset.from_tensor_slices(tf.constant(paths, tf.string)).enumerate()
+    ds = settled(ds.map(lambda i, path: (i, check(path)), num_parallel_calls=DECODE_CALLS))
+    seen = np.zeros(len(paths), bool)
+    for i, _ in ds.ignore_errors().as_numpy_iterator():
+        seen[i] = True
+    for i in np.flatnonzero(~seen)[:1]:
         try:
-            contents = tf.constant([open(path, "rb").read()])
-            if bool(split_fast(contents, input_shape)[0]):
-                decode_fast(contents, input_shape)
-        except (tf.errors.OpError, OSError) as exc:
-            reason = (getattr(exc, "message", None) or str(exc)).strip().splitlines()[0]
-            bad.add(os.fsdecode(path), ValueError(f"TensorFlow's JPEG decoder: {reason}"))
-            return
+            check(tf.constant(paths[i]))
+        except tf.errors.OpError as exc:
+            bad.add(os.fsdecode(paths[i]),
+                    ValueError(f"TensorFlow's JPEG decoder: {_reason(exc)}"))
+
+
+def _reason(exc) -> str:
+    """The op's own words from an error that also carries a traceback and node names."""
+    lines = [line.strip() for line in (exc.message or str(exc)).splitlines() if line.strip()]
+    text = re.sub(r"^\w+Error: ", "", lines[-1] if lines else type(exc).__name__)
+    text = re.sub(r"\{\{.*?\}\}\s*", "", text)
+    return re.sub(r"\s*\[Op:.*$", "", text)

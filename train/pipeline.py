@@ -45,8 +45,10 @@ EVAL_BYTES = 32 << 20
 # sample, samples.npz): the per-call cost (GIL, tensor conversion) is shared by several images.
 # Training streams decode a whole batch per call.
 DECODE_BATCH = 16
-# Batches decoded at once: one per core, at least two so reading overlaps decoding.
-DECODE_CALLS = max(2, len(os.sched_getaffinity(0)))
+# Batches decoded at once: one per core this process may use, at least two so reading
+# overlaps decoding.
+DECODE_CALLS = max(2, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
+                   else os.cpu_count() or 1)
 PREFETCH = 2  # batches made ahead of the training step
 
 
@@ -56,7 +58,8 @@ def settled(ds):
     Deleting an iterator waits for that thread, which sleeps between its rounds: Keras
     deletes one per epoch, and 3.4-4.1 s went by after ``fit``'s last epoch in about half
     the runs (gdb: ``~RootDataset::Iterator`` waiting on ``Model::OptimizeLoop``); with it
-    off, none did (docs/benchmarks.md). A map left at AUTOTUNE then runs one call per core.
+    off, none did (docs/benchmarks.md). A map left at AUTOTUNE then runs a fixed number of
+    calls: the size of tf.data's thread pool (one thread per core), capped by TensorFlow.
     """
     import tensorflow as tf
     options = tf.data.Options()
@@ -394,9 +397,11 @@ class _FileRows(RowSource):
         paths = [os.fsencode(files[i]) for i in idx]
         shape = tuple(self.net.input_shape)
         fast = jpeg.fast_path_for(shape, self.bad.skip)
-        if fast:
-            self.bad.scans.append(lambda: jpeg.scan(paths, shape, self.bad))
-        decode = pixel_decoder(shape, self.net.training.resize, self.bad, from_bytes=True)
+        if fast:  # where to look if TensorFlow's decoder stops the run
+            self.bad.scans.setdefault(shape, {}).update(dict.fromkeys(paths))
+        # Without the fast path, Pillow opens each file, so one that cannot be read (moved,
+        # deleted, no permission) is a bad file like any other, skipped with --skip-bad-images.
+        decode = pixel_decoder(shape, self.net.training.resize, self.bad, from_bytes=fast)
 
         def pillow(contents, names):
             pixels = np.empty((len(contents), *shape), "uint8")
@@ -406,9 +411,11 @@ class _FileRows(RowSource):
             return pixels, ok
 
         def decoded(places):
-            contents = tf.map_fn(tf.io.read_file, tf.gather(paths_t, places),
-                                 fn_output_signature=tf.string)
-            return jpeg.decode_batch(contents, tf.gather(paths_t, places), shape, pillow, fast)
+            names = tf.gather(paths_t, places)
+            if not fast:
+                return jpeg.decode_batch(names, names, shape, pillow, fast=False)
+            contents = tf.map_fn(tf.io.read_file, names, fn_output_signature=tf.string)
+            return jpeg.decode_batch(contents, names, shape, pillow, fast=True)
 
         def kept(places):  # rows already in the store, and each row's state
             state = store.state[places]

@@ -1,6 +1,7 @@
 """TensorFlow's JPEG decoder for JPEGs at the input size (train.jpeg): Pillow's pixels exactly,
 every other file to Pillow, and a file only TensorFlow's decoder rejects still named."""
 import io
+import os
 
 import numpy as np
 import pytest
@@ -85,8 +86,8 @@ def at_size_folder(root, per_class=6):
 @pytest.mark.parametrize("resize", ["stretch", "letterbox"])
 def test_a_folder_at_the_input_size_trains_on_what_serving_sees(tmp_path, resize):
     root = at_size_folder(tmp_path / "d")
-    for name in "abc":
-        (root / name / "odd.jpg").write_bytes(dict((n, b) for n, b, _ in kinds())["large.jpg"])
+    for k, name in enumerate("abc"):  # one file per class that needs a resize: Pillow's
+        (root / name / "odd.jpg").write_bytes(jpeg(noise(50 + k, (20, 14, 3))))
     data, prep, p, _ = pipelines(root, "training.cache=none", "training.validation_split=0",
                                  f"training.resize={resize}")
     before = p.bad.decoded
@@ -94,14 +95,16 @@ def test_a_folder_at_the_input_size_trains_on_what_serving_sees(tmp_path, resize
     odd = sum(f.endswith("odd.jpg") for f in data.train_files)
     assert odd and p.bad.decoded - before == odd  # only the odd files went through Pillow
     expected = [prep.from_image_bytes(open(f, "rb").read())[0] for f in data.train_files]
-    for row in x:
-        assert min(np.abs(row - e).max() for e in expected) < 1e-5
+    for row, label in zip(x, y):  # each row is one file's served input, with that file's label
+        gap = [np.abs(row - e).max() for e in expected]
+        assert min(gap) < 1e-5 and data.train_labels[int(np.argmin(gap))] == label
     assert sorted(y.tolist()) == sorted(data.train_labels.tolist())
 
 
-def test_the_memory_cache_keeps_what_the_graph_decoded(tmp_path):
+@pytest.mark.parametrize("cache", ["memory", "disk"])
+def test_the_cache_keeps_what_the_graph_decoded(tmp_path, cache):
     root = at_size_folder(tmp_path / "d")
-    data, _, p, _ = pipelines(root, "training.cache=memory", "training.validation_split=0")
+    data, _, p, _ = pipelines(root, f"training.cache={cache}", "training.validation_split=0")
     first = rows(p.train)[0]
     for f in data.train_files:  # a second epoch that decoded again would fail on these
         open(f, "wb").write(b"\xff\xd8\xff gone")
@@ -120,5 +123,22 @@ def test_a_jpeg_only_tensorflow_rejects_is_named(tmp_path):
     broken = good[:2] + b"\xff\xc0\x00\x02" + b"\xaa" * 60 + good[-2:]
     (root / "b" / "3.jpg").write_bytes(broken)
     with pytest.raises(DataError, match=r"b/3\.jpg is not a readable image \(ValueError: "
-                                        r"TensorFlow's JPEG decoder"):
+                                        r"TensorFlow's JPEG decoder: Invalid JPEG data"):
         train(net("training.stats_sample=1000"), str(root), tmp_path / "run", quiet=True)
+
+
+@pytest.mark.parametrize("skip", [False, True])
+def test_a_file_gone_after_the_listing_is_named_or_skipped(tmp_path, skip):
+    from cnnbp.train.images import raise_for
+    root = at_size_folder(tmp_path / "d")
+    data, _, p, _ = pipelines(root, "training.cache=none", "training.validation_split=0",
+                              f"training.skip_bad_images={str(skip).lower()}")
+    gone = data.train_files[0]
+    os.unlink(gone)
+    if skip:
+        x, _ = rows(p.train)
+        assert len(x) == len(data.train_files) - 1 and list(p.bad.files) == [gone]
+    else:
+        with pytest.raises(DataError, match=rf"{gone.rsplit('/', 1)[-1]} cannot be read"):
+            with raise_for(p.bad):
+                rows(p.train)
