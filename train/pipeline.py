@@ -386,9 +386,9 @@ class _FileRows(RowSource):
     def batches(self, idx, split: str, batch: int, store: PixelStore | None = None,
                 shuffle: int | None = None):
         """Batches of (uint8 pixels, label) for the files ``idx``, reshuffled every epoch with
-        ``shuffle`` as the seed. Each batch reads its files in the graph, decodes them by
-        ``jpeg.decode_batch`` (TensorFlow's decoder where it equals Pillow, else one Pillow
-        call), and keeps them in ``store``, from which later epochs read them back."""
+        ``shuffle`` as the seed. Each batch is decoded by ``jpeg.decode_batch`` (files read in
+        the graph for TensorFlow's decoder where it equals Pillow, else one Pillow call) and
+        kept in ``store``, from which later epochs read it back."""
         import tensorflow as tf
 
         from . import jpeg
