@@ -137,7 +137,15 @@ def raise_for(bad: BadImages):
         raise
 
 
+def op_message(exc) -> str:
+    """A TensorFlow error's own words, without the traceback, node names and ``[Op:...]``."""
+    lines = [line.strip() for line in (exc.message or str(exc)).splitlines()
+             if line.strip() and not line.strip().startswith("[[")]  # graph node notes
+    text = re.sub(r"^\w+Error: ", "", lines[-1] if lines else type(exc).__name__)
+    text = re.sub(r"\{\{.*?\}\}\s*", "", text)
+    return re.sub(r"\s*\[Op:.*$", "", text)
+
+
 def _unreadable(exc) -> str:
     """The path in TensorFlow's ``ReadFile`` error: ``... ParallelMapV2: PATH; No such file``."""
-    text = re.sub(r"\{\{.*?\}\}\s*", "", getattr(exc, "message", str(exc))).strip()
-    return text.split("; ", 1)[0].rsplit(": ", 1)[-1]
+    return op_message(exc).split("; ", 1)[0].rsplit(": ", 1)[-1]

@@ -17,7 +17,8 @@ or decoder stops the run, and ``scan`` then finds and names it (``images.raise_f
 from __future__ import annotations
 
 import os
-import re
+
+from .images import op_message
 
 SOI, EOI = b"\xff\xd8\xff", b"\xff\xd9"
 
@@ -114,12 +115,5 @@ def scan(paths, input_shape, bad) -> None:
             check(tf.constant(paths[i]))
         except tf.errors.OpError as exc:
             bad.add(os.fsdecode(paths[i]),
-                    ValueError(f"TensorFlow's JPEG decoder: {_reason(exc)}"))
+                    ValueError(f"TensorFlow's JPEG decoder: {op_message(exc)}"))
 
-
-def _reason(exc) -> str:
-    """The op's own words from an error that also carries a traceback and node names."""
-    lines = [line.strip() for line in (exc.message or str(exc)).splitlines() if line.strip()]
-    text = re.sub(r"^\w+Error: ", "", lines[-1] if lines else type(exc).__name__)
-    text = re.sub(r"\{\{.*?\}\}\s*", "", text)
-    return re.sub(r"\s*\[Op:.*$", "", text)

@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from .images import BadImages, decoder
+from .pipeline import RowSource, _decoded, settled
 from .sources import fail
 
 HOLD_OUT_EVERY = 5
@@ -99,15 +100,7 @@ def tfrecord_source(spec: str, input_shape) -> TFRecords:
                      f"{len(y_tr) + len(y_te)} images)")
 
 
-class _RecordRows:
-    def __init__(self, data: TFRecords, net, bad: BadImages):
-        self.data, self.net, self.bad = data, net, bad
-        self.row_bytes = int(np.prod(net.input_shape))
-        self.train_count, self.test_count = len(data.y_train), len(data.y_test)
-
-    def chunks(self, idx, split: str):
-        return self.rows(idx, split).batch(256)
-
+class _RecordRows(RowSource):
     def rows(self, idx, split: str, shuffle: int | None = None):
         """The records at ``idx`` (positions within ``split``), in file order."""
         import tensorflow as tf
@@ -142,7 +135,6 @@ class _RecordRows:
             name = tf.strings.join([shard, "#record", tf.strings.as_string(i)])
             return (*decode(ex["image"], name), ex["label"])
 
-        from .pipeline import _decoded, settled
         ds = settled(_decoded(ds.map(parse, num_parallel_calls=tf.data.AUTOTUNE)))
         return ds if self.bad.skip else ds.apply(
             tf.data.experimental.assert_cardinality(len(idx)))
