@@ -10,6 +10,7 @@ workers can share one study.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
@@ -50,11 +51,13 @@ def open_study(space: SearchSpace, doc: dict, settings: Settings):
 
     import optuna
 
-    settings.out.mkdir(parents=True, exist_ok=True)
+    if not settings.storage:  # a shared database is opened before OUT is made
+        settings.out.mkdir(parents=True, exist_ok=True)
     url = settings.storage or f"sqlite:///{(settings.out / 'study.db').resolve()}"
     with warnings.catch_warnings():  # heartbeats are "experimental" since Optuna 2.8
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         storage = _storage(url)
+    settings.out.mkdir(parents=True, exist_ok=True)
     directions = ["maximize"] + ["minimize"] * (len(space.objectives) - 1)
     seed = settings.seed
     if settings.storage:  # workers sharing a study must not all propose the same candidates
@@ -84,24 +87,57 @@ def open_study(space: SearchSpace, doc: dict, settings: Settings):
 
 
 def _storage(url: str):
-    """Optuna's RDB storage with heartbeats, so a dead worker's trial is retried."""
+    """Optuna's RDB storage with heartbeats, so a dead worker's trial is retried.
+
+    Workers started together race to create Optuna's tables and types, and the loser's DDL
+    fails (optuna/optuna#1092: no fix upstream; it advises creating the study first). On
+    PostgreSQL the workers take turns under an advisory lock; elsewhere the loser retries
+    and finds the tables made.
+    """
     from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
-    from sqlalchemy.exc import IntegrityError
+    from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
     for attempt in range(3):
         try:
-            return RDBStorage(url, heartbeat_interval=HEARTBEAT_S, grace_period=3 * HEARTBEAT_S,
-                              heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(
-                                  max_retry=1))
+            with _schema_lock(url):
+                return RDBStorage(url, heartbeat_interval=HEARTBEAT_S,
+                                  grace_period=3 * HEARTBEAT_S,
+                                  heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(
+                                      max_retry=1))
         except ImportError as exc:
             raise UsageError(f"--storage {url}: the database driver is not installed ({exc}); "
                              "for postgresql:// install psycopg: pip install 'psycopg[binary]'"
                              ) from None
-        except IntegrityError:
-            # Workers starting together race to create Optuna's tables; the loser finds them
-            # made on its next try.
+        except (IntegrityError, ProgrammingError, OperationalError) as exc:
+            raced = isinstance(exc, IntegrityError) or any(
+                word in str(exc.orig).lower() for word in ("already exists", "duplicate"))
+            if not raced:
+                raise UsageError(f"--storage {url}: the database refused the connection or "
+                                 f"Optuna's tables ({' '.join(str(exc.orig).split())}); give a URL of "
+                                 "a database this user may create tables in") from None
             if attempt == 2:
                 raise
             time.sleep(1.0)
+
+
+# pg_advisory_lock's key for creating Optuna's schema: any constant shared by all workers
+SCHEMA_LOCK = 0x636E6E6270  # "cnnbp"
+
+
+@contextlib.contextmanager
+def _schema_lock(url: str):
+    """Hold a PostgreSQL session-level advisory lock (released with the connection)."""
+    if not url.startswith("postgresql"):
+        yield
+        return
+    import sqlalchemy
+    engine = sqlalchemy.create_engine(url, poolclass=sqlalchemy.pool.NullPool)
+    try:
+        with engine.connect() as conn:
+            conn.execute(sqlalchemy.text("SELECT pg_advisory_lock(:key)"), {"key": SCHEMA_LOCK})
+            conn.commit()
+            yield
+    finally:
+        engine.dispose()
 
 
 def probe(space: SearchSpace, doc: dict, seed: int) -> Candidate:

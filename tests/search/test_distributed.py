@@ -83,3 +83,59 @@ def test_two_workers_share_one_study(postgres_url, digits_space, tmp_path):
     assert sorted(dirs) == sorted(trained)  # each trained trial ran in exactly one worker
     with open(tmp_path / "worker0" / "results.csv", newline="") as f:
         assert len(list(csv.DictReader(f))) >= len(study.trials) - 1
+
+
+RACE = """
+import os, sys, time
+from cnnbp.search.study import _storage
+url, ready, me, n = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+open(os.path.join(ready, me), "w").close()
+while len(os.listdir(ready)) < n:  # all imported: start together
+    time.sleep(0.001)
+_storage(url)
+"""
+
+
+def test_workers_starting_together_on_a_new_database_take_turns(postgres_url, tmp_path):
+    """Optuna creates its tables on first use, and workers doing that at once raced (one died
+    of PostgreSQL's 'type studydirection already exists'). While another session holds the
+    schema lock none of four workers creates anything; once it is released, all succeed."""
+    import optuna
+    import psycopg
+    from sqlalchemy.engine import make_url
+
+    from cnnbp.search.study import SCHEMA_LOCK
+    ready = tmp_path / "ready"
+    ready.mkdir()
+    url = make_url(postgres_url)
+    holder = psycopg.connect(host=url.host, port=url.port, user=url.username,
+                             dbname=url.database, autocommit=True)
+    holder.execute("SELECT pg_advisory_lock(%s)", (SCHEMA_LOCK,))
+    workers = [subprocess.Popen([sys.executable, "-c", RACE, postgres_url, str(ready), str(i),
+                                 "4"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                text=True) for i in range(4)]
+    try:
+        deadline = time.monotonic() + 120
+        while len(list(ready.iterdir())) < 4 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(1.5)  # without the lock, Optuna's tables would exist by now
+        assert [w.poll() for w in workers] == [None] * 4
+        tables = holder.execute("SELECT count(*) FROM pg_tables WHERE schemaname = 'public'")
+        assert tables.fetchone()[0] == 0
+    finally:
+        holder.close()  # releases the lock
+    outputs = [w.communicate(timeout=120)[0] for w in workers]
+    assert [w.returncode for w in workers] == [0] * 4, outputs
+    assert optuna.get_all_study_names(postgres_url) == []  # opened, usable, still empty
+
+
+def test_a_database_that_refuses_the_connection_is_a_clear_error(digits_space, tmp_path):
+    url = f"postgresql://cnnbp@127.0.0.1:{free_port()}/search"  # nothing listens there
+    out = tmp_path / "out"
+    r = subprocess.run([str(Path(sys.executable).with_name("cnnbp")), "search", digits_space(),
+                        "--data", "digits", "--trials", "1", "--storage", url, "-o", str(out)],
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode != 0
+    assert f"--storage {url}: the database refused the connection" in r.stderr
+    assert "Connection refused" in r.stderr and "Traceback" not in r.stderr
+    assert not out.exists()  # nothing made for a search that never started
