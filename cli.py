@@ -103,7 +103,9 @@ def run_list(args) -> int:
 
 
 def run_build(args) -> int:
+    from cnnbp.builder.errors import check_keras_path
     compiled = _compile(args)
+    check_keras_path(args.output)  # before TensorFlow's start-up
     from cnnbp.builder.tf_env import import_tensorflow
     import_tensorflow()
     from cnnbp.builder.keras_builder import build_model, save_model
@@ -153,6 +155,8 @@ def run_train(args) -> int:
         if cluster():  # TF_CONFIG names several workers
             metrics = train_multiworker(compiled, args.data, args.output, quiet=args.quiet)
         else:
+            from cnnbp.contract.rundir import RunDir, check_new
+            check_new(RunDir(args.output), args.force)  # before TensorFlow's start-up
             import_keras()
             metrics = train(compiled, args.data, args.output, quiet=args.quiet,
                             replace=args.force)
@@ -163,9 +167,12 @@ def run_train(args) -> int:
 
 
 def run_export(args) -> int:
-    from cnnbp.builder.tf_env import import_tensorflow
-    import_tensorflow()
     from pathlib import Path
+
+    from cnnbp.builder.tf_env import import_tensorflow
+    from cnnbp.export.bundle import locate_source
+    locate_source(args.source)  # a wrong path is refused before TensorFlow's start-up
+    import_tensorflow()
     from cnnbp.export import destination
     from cnnbp.export.bundle import export_bundle
     if args.triton:  # refuse a bad Triton target before the export's work, not after
@@ -201,6 +208,8 @@ def run_export(args) -> int:
 
 def run_validate(args) -> int:
     from cnnbp.builder.tf_env import import_tensorflow
+    from cnnbp.contract.bundle import Bundle
+    Bundle(args.bundle)  # a folder that is no bundle is refused before TensorFlow's start-up
     import_tensorflow()
     from cnnbp.export.bundle import validate_bundle
     report = validate_bundle(args.bundle, args.atol)

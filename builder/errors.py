@@ -54,3 +54,11 @@ class BlueprintError(CnnbpError):
     def with_source(self, source: str) -> "BlueprintError":
         """Return the same problems attributed to ``source`` (a file name)."""
         return BlueprintError(self.problems, source)
+
+
+def check_keras_path(path: str) -> None:
+    """Refuse a model path that is not a ``.keras`` file (before any model is built)."""
+    from pathlib import Path
+    if Path(path).suffix != ".keras":
+        raise BlueprintError(Problem("--output", f"{path!r} must end in .keras (the Keras v3 "
+                                     "format that load_model reloads in safe mode)"))

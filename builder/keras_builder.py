@@ -104,12 +104,9 @@ def _layers(layer: ir.Layer, net: ir.Network, rank: int, index: int, shape) -> l
 
 def save_model(model: keras.Model, path: str) -> None:
     """Write ``model`` to ``path`` (.keras) through a temporary file, so no half file remains."""
-    from pathlib import Path
-
     from cnnbp.contract.atomic import atomic_path
-    if Path(path).suffix != ".keras":
-        from .errors import BlueprintError, Problem
-        raise BlueprintError(Problem("--output", f"{path!r} must end in .keras (the Keras v3 "
-                                     "format that load_model reloads in safe mode)"))
+
+    from .errors import check_keras_path
+    check_keras_path(path)
     with atomic_path(path, suffix=".keras") as tmp:
         model.save(tmp)

@@ -53,11 +53,9 @@ class Source:
     x_calibration: np.ndarray | None = None
 
 
-def load_source(ref: str | Path) -> Source:
-    """A run directory (preferred: it brings data for parity and int8) or a .keras file."""
-    import keras
-
-    import cnnbp.builder.keras_layers  # noqa: F401  (registers LRN and padding layers)
+def locate_source(ref: str | Path) -> tuple[Path, Path | None, Path]:
+    """``ref`` as (path, run directory or None, model file), or an ``ArtifactError``; it needs
+    no TensorFlow, so the CLI refuses a wrong path before starting it."""
     path = Path(ref)
     run = path if (path / "model.keras").is_file() else None
     model_file = path / "model.keras" if run else path
@@ -67,6 +65,15 @@ def load_source(ref: str | Path) -> Source:
     if not model_file.is_file() or model_file.suffix != ".keras":
         raise ArtifactError(ref, "is neither a finished run directory (with model.keras) nor a "
                                  "saved .keras model")
+    return path, run, model_file
+
+
+def load_source(ref: str | Path) -> Source:
+    """A run directory (preferred: it brings data for parity and int8) or a .keras file."""
+    import keras
+
+    import cnnbp.builder.keras_layers  # noqa: F401  (registers LRN and padding layers)
+    path, run, model_file = locate_source(ref)
     try:
         model = keras.models.load_model(model_file, safe_mode=True)
     except Exception as exc:  # Keras raises many kinds for a damaged or foreign archive

@@ -20,8 +20,9 @@ def cnnbp(*args):
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory):
     out = tmp_path_factory.mktemp("runs") / "digits"
-    proc = cnnbp("train", "digits", "--data", "digits", "--epochs", "2", "-o", str(out), "--quiet")
-    assert proc.returncode == 0, proc.stderr
+    from cnnbp import cli  # in this process: the export below is the command under test
+    assert cli.main(["train", "digits", "--data", "digits", "--epochs", "2", "-o", str(out),
+                     "--quiet"]) == 0
     return out
 
 
@@ -171,12 +172,26 @@ def test_export_from_a_keras_file_with_custom_layers(tmp_path):
     assert report["passed"] and {c["inputs"] for c in report["cases"]} == {"random"}
 
 
-def test_missing_source_is_a_clear_error(tmp_path):
-    proc = cnnbp("export", str(tmp_path / "nope"), "-o", str(tmp_path / "b"))
+WITHOUT_TF = ("import sys; from cnnbp import cli; code = cli.main(sys.argv[1:]); "
+              "print('tensorflow imported' if 'tensorflow' in sys.modules else 'no tensorflow'); "
+              "sys.exit(code)")
+
+
+def test_missing_source_is_a_clear_error_before_tensorflow_starts(tmp_path):
+    def run(*args):
+        return subprocess.run([sys.executable, "-c", WITHOUT_TF, *args], cwd=ROOT,
+                              capture_output=True, text=True)
+    proc = run("export", str(tmp_path / "nope"), "-o", str(tmp_path / "b"))
     assert proc.returncode == 2 and "nope: does not exist" in proc.stderr
+    assert "no tensorflow" in proc.stdout
     (tmp_path / "empty").mkdir()
-    proc = cnnbp("export", str(tmp_path / "empty"), "-o", str(tmp_path / "b"))
+    proc = run("export", str(tmp_path / "empty"), "-o", str(tmp_path / "b"))
     assert proc.returncode == 2 and "neither a finished run directory" in proc.stderr
+    assert "no tensorflow" in proc.stdout
+    proc = run("validate", str(tmp_path / "empty"))
+    assert proc.returncode == 2 and "is not a bundle (no model.onnx)" in proc.stderr
+    assert "no tensorflow" in proc.stdout
+    assert not (tmp_path / "b").exists()
 
 
 def test_too_large_for_the_machine_is_refused_before_starting(keras):

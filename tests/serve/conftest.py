@@ -12,13 +12,6 @@ import pytest
 from tests.conftest import ROOT, free_port
 
 
-def cnnbp(*args):
-    proc = subprocess.run([sys.executable, str(ROOT / "cli.py"), *args], cwd=ROOT,
-                          capture_output=True, text=True)
-    assert proc.returncode == 0, proc.stderr
-    return proc
-
-
 class Server:
     """`cnnbp serve PATH ARGS` on free HTTP and gRPC ports; keyword arguments go straight to
     serve.runner.serve() instead, for the settings that have no command-line flag. Its log is
@@ -77,11 +70,13 @@ class Server:
 @pytest.fixture(scope="session")
 def repo(tmp_path_factory):
     """bundles/digits (2-D, 8x8x1) and bundles/mnist1d (1-D, 40x1), exported from built nets."""
+    from cnnbp import cli
     base = tmp_path_factory.mktemp("serve")
-    for name in ("digits", "mnist1d"):
-        cnnbp("build", name, "-o", str(base / f"{name}.keras"))
-        cnnbp("export", str(base / f"{name}.keras"), "-o", str(base / "bundles" / name),
-              "--no-variants", "--triton", str(base / "triton"))
+    for name in ("digits", "mnist1d"):  # in this process: one TensorFlow start-up, not four
+        assert cli.main(["build", name, "-o", str(base / f"{name}.keras")]) == 0
+        assert cli.main(["export", str(base / f"{name}.keras"), "-o",
+                         str(base / "bundles" / name), "--no-variants", "--triton",
+                         str(base / "triton")]) == 0
     return base
 
 
