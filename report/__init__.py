@@ -6,10 +6,10 @@
 from __future__ import annotations
 
 
-def write_run_report(run_dir, bundle_dir=None, explain: bool = True):
+def write_run_report(run_dir, bundle_dir=None, explain: bool = True, drawn=None):
     """Write ``RUN/report.html``; see ``cnnbp.report.html.write_run_report``."""
     from .html import write_run_report as _write
-    return _write(run_dir, bundle_dir, explain)
+    return _write(run_dir, bundle_dir, explain, drawn)
 
 
 def write_bundle_report(bundle_dir):

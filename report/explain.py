@@ -17,7 +17,7 @@ from cnnbp.contract.atomic import atomic_path
 from cnnbp.contract.errors import UsageError
 
 from . import receptive
-from .figures import mosaic, png, pyplot, tidy
+from .figures import mosaic, png, subplots, tidy
 from .probe import (Context, held_out, last_conv_output, load, outputs,
                     stage_outputs)
 
@@ -41,7 +41,7 @@ def filters(ctx: Context) -> Figure:
     cols = min(n, 8)
     if ctx.one_d:
         rows = -(-n // cols)
-        fig, axes = pyplot().subplots(rows, cols, figsize=(cols * 1.2, rows * 1.2),
+        fig, axes = subplots(rows, cols, figsize=(cols * 1.2, rows * 1.2),
                                       squeeze=False)
         for i, ax in enumerate(axes.flat):
             ax.axis("off")
@@ -97,8 +97,7 @@ def _heat(a: np.ndarray, size) -> np.ndarray:
 
 def _activation_plots(ctx: Context, index: int, names, maps):
     """A 1-D net's activations: one Axes per stage and channel."""
-    plt = pyplot()
-    fig, axes = plt.subplots(len(names), CHANNELS + 1, figsize=((CHANNELS + 1) * 1.2,
+    fig, axes = subplots(len(names), CHANNELS + 1, figsize=((CHANNELS + 1) * 1.2,
                                                                 len(names) * 1.3), squeeze=False)
     for row, (name, m) in enumerate(zip(names, maps)):
         _show_input(ctx, axes[row, 0], ctx.x[index])
@@ -142,9 +141,8 @@ def grad_cam(ctx: Context) -> tuple[np.ndarray, np.ndarray, str]:
 
 def grad_cam_figure(ctx: Context) -> Figure:
     heat, predicted, layer = grad_cam(ctx)
-    plt = pyplot()
     n = len(ctx.x)
-    fig, axes = plt.subplots(1, n, figsize=(n * 2.2, 2.4), squeeze=False)
+    fig, axes = subplots(1, n, figsize=(n * 2.2, 2.4), squeeze=False)
     for i, ax in enumerate(axes[0]):
         _show_input(ctx, ax, ctx.x[i])
         if ctx.one_d:
@@ -179,11 +177,11 @@ def parse_unit(analysis, text: str) -> tuple[str, tuple[int, ...]]:
 
 
 def receptive_fields(ctx: Context, chosen: str | None = None) -> Figure:
+    from matplotlib import colormaps
     from matplotlib.patches import Rectangle
-    plt = pyplot()
-    fig, ax = plt.subplots(figsize=(4.5, 4.5) if not ctx.one_d else (8, 3))
+    fig, ax = subplots(figsize=(4.5, 4.5) if not ctx.one_d else (8, 3))
     _show_input(ctx, ax, ctx.x[0])
-    colors = plt.get_cmap("tab10")
+    colors = colormaps["tab10"]
     stats = {s.name: s for s in ctx.analysis.layers}
     units = [parse_unit(ctx.analysis, chosen)] if chosen else [
         (name, receptive.centre(stats[name].output_shape)) for name in stage_outputs(ctx.analysis)]
@@ -223,8 +221,7 @@ def top_activating(ctx: Context, channels: list[int] | None = None,
               for i in np.argsort(-strength[:, c], kind="stable")[:top]]
     titles = [f"{strength[i, c]:.2g}" for c, i in ranked]
     if ctx.one_d:
-        plt = pyplot()
-        fig, axes = plt.subplots(len(channels), top, figsize=(top * 1.3, len(channels) * 1.3),
+        fig, axes = subplots(len(channels), top, figsize=(top * 1.3, len(channels) * 1.3),
                                  squeeze=False)
         for ax, (c, i), title in zip(axes.flat, ranked, titles):
             _show_input(ctx, ax, ctx.x_test[i])
@@ -245,7 +242,6 @@ def misclassified(ctx: Context) -> Figure | None:
         return None
     predicted = held_out(ctx)[1].argmax(axis=1)
     wrong = np.flatnonzero(predicted != ctx.y_test)[:MISTAKES]
-    plt = pyplot()
     cols = 8
     names = ctx.prep.class_names
     titles = [f"{names[ctx.y_test[i]]} → {names[predicted[i]]}" for i in wrong]
@@ -254,7 +250,7 @@ def misclassified(ctx: Context) -> Figure | None:
                      size=1.4)
     else:
         rows = max(1, -(-len(wrong) // cols))
-        fig, axes = plt.subplots(rows, cols, figsize=(cols * 1.3, rows * 1.5), squeeze=False)
+        fig, axes = subplots(rows, cols, figsize=(cols * 1.3, rows * 1.5), squeeze=False)
         for ax in axes.flat:
             ax.axis("off")
         for ax, i, title in zip(axes.flat, wrong, titles):
@@ -301,7 +297,6 @@ def figures(run_path, images=(), samples: int = 4, channels: list[int] | None = 
              grad_cam_figure(ctx) if convs else None,
              receptive_fields(ctx, unit) if spatial else None,
              top_activating(ctx, channels) if spatial else None, misclassified(ctx)]
-    pyplot().close("all")
     return [f for f in found if f is not None]
 
 

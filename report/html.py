@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import datetime
+from dataclasses import dataclass
 from html import escape
 from pathlib import Path
 
@@ -131,8 +132,20 @@ def _compile(path: Path):
 
 
 # -- a run directory ----------------------------------------------------------------------------
-def run_sections(run: RunDir, explain: bool) -> tuple[str, list[tuple[str, str]], str]:
+@dataclass(frozen=True)
+class Drawn:
+    """A run's pictures its trainer has already drawn (``train.fit`` draws the explain figures
+    beside the test evaluation, and the charts once for the run directory and the page)."""
+
+    curves: bytes | None = None
+    confusion: bytes | None = None
+    explain: list | None = None  # explain.Figure, in the report's order
+
+
+def run_sections(run: RunDir, explain: bool, drawn: Drawn | None = None
+                 ) -> tuple[str, list[tuple[str, str]], str]:
     from . import figures
+    drawn = drawn or Drawn()
     compiled = _compile(run / "blueprint.yaml")
     state = run.read_state()
     prep = records.read(Preprocessing, run / "preprocess.json", "preprocessing record")
@@ -154,17 +167,18 @@ def run_sections(run: RunDir, explain: bool) -> tuple[str, list[tuple[str, str]]
         best = figures.best_epoch(state.history)
         last = state.history[-1]
         sections.append(("training", "<h2>Training</h2>" + figure(
-            figures.curves(state.history), "training curves",
+            drawn.curves or figures.curves(state.history), "training curves",
             f"{state.epoch} epochs ({state.train_seconds:.1f} s), best epoch {best} by "
             f"validation loss{', stopped early' if state.stopped_early else ''}; last learning "
             f"rate {last.get('learning_rate', float('nan')):.3g}; {t.optimizer}, "
             f"{t.schedule} schedule from {t.learning_rate:g}.")))
     if metrics:
-        sections.append(("test", test_section(metrics)))
+        sections.append(("test", test_section(metrics, drawn.confusion)))
     if explain and (run / "model.keras").is_file():
         from .explain import figures as explain_figures
+        made = drawn.explain if drawn.explain is not None else explain_figures(run.path)
         html = "<h2>What the network learned</h2>" + "".join(
-            figure(f.png, f.title, f"{f.title}: {f.caption}") for f in explain_figures(run.path))
+            figure(f.png, f.title, f"{f.title}: {f.caption}") for f in made)
         sections.append(("explain", html))
     elif metrics and metrics.backend != "tensorflow":
         sections.append(("explain", "<h2>What the network learned</h2><p>This run trained on "
@@ -177,7 +191,7 @@ def run_sections(run: RunDir, explain: bool) -> tuple[str, list[tuple[str, str]]
     return title, sections, sub
 
 
-def test_section(m: TrainMetrics) -> str:
+def test_section(m: TrainMetrics, confusion: bytes | None = None) -> str:
     from . import figures
     rows = []
     for name, c in m.per_class.items():
@@ -186,21 +200,23 @@ def test_section(m: TrainMetrics) -> str:
         rows.append([name, f"{c.precision:.3f}", f"{c.recall:.3f}", f"{f1:.3f}", c.support])
     return (f"<h2>Test set</h2><p>Accuracy {m.test_accuracy:.4f}, loss {m.test_loss:.4f} over "
             f"{m.test_samples:,} held-out rows.</p>"
-            + figure(figures.confusion(m.confusion_matrix, list(m.per_class)),
+            + figure(confusion or figures.confusion(m.confusion_matrix, list(m.per_class)),
                      "confusion matrix", "Rows: true class; columns: predicted.")
             + table(["class", "precision", "recall", "F1", "support"], rows, {1, 2, 3, 4}))
 
 
-def write_run_report(run_dir, bundle_dir=None, explain: bool = True) -> Path:
+def write_run_report(run_dir, bundle_dir=None, explain: bool = True,
+                     drawn: Drawn | None = None) -> Path:
     """Write ``RUN/report.html`` atomically; with ``bundle_dir``, add that export's parity and
-    variant results. ``explain`` adds the figures of ``cnnbp explain`` (loads TensorFlow)."""
+    variant results. ``explain`` adds the figures of ``cnnbp explain`` (loads TensorFlow);
+    ``drawn`` holds pictures already drawn, not drawn again."""
     run = RunDir(run_dir)
     if run.status() != "run":
         raise ArtifactError(run.path, "is neither a run directory (no state/state.json) nor a "
                                       f"bundle (no {MODEL}); give the folder `cnnbp train -o` "
                                       "or `cnnbp export -o` wrote")
     parity = Bundle(bundle_dir).report() if bundle_dir is not None else None  # refuse early
-    title, sections, sub = run_sections(run, explain)
+    title, sections, sub = run_sections(run, explain, drawn)
     if parity is not None:
         sections.append(("export", parity_section(parity, str(bundle_dir))))
     path = run / REPORT

@@ -238,10 +238,14 @@ def make_callback(session: Session, model, echo: bool = False):
     return RunCallback()
 
 
-def finish(session: Session, model, wall_started: float) -> TrainMetrics:
-    """Write model.keras, metrics.json and the plots; return the metrics."""
+def finish(session: Session, model, wall_started: float, explain: bool = False
+           ) -> tuple[TrainMetrics, object]:
+    """Write model.keras, metrics.json and the plots; return the metrics and the pictures
+    drawn (``report.html.Drawn``). ``explain`` draws the report's explain figures on a thread
+    beside the test evaluation: they read only model.keras and samples.npz."""
     import keras
     from cnnbp.builder.keras_builder import build_model
+    from cnnbp.report.html import Drawn
 
     from .evaluate import classification_report
     net = session.compiled.network
@@ -255,6 +259,7 @@ def finish(session: Session, model, wall_started: float) -> TrainMetrics:
     if not session.state.stopped_early:
         final.set_weights(model.get_weights())
     session.run.save_model(final, "model.keras")
+    explaining = _explain_beside(session.run.path) if explain else None
     probabilities, labels = _predict(final, session.pipelines)
     session.pipelines.close()
     seconds = session.state.train_seconds
@@ -273,9 +278,27 @@ def finish(session: Session, model, wall_started: float) -> TrainMetrics:
         deterministic=session.device.deterministic, backend=session.device.backend,
         xla=session.device.jit_compile)
     metrics.write(session.run / "metrics.json")
-    write_plots(session.run, session.state.history, metrics.confusion_matrix,
-                session.class_names)
-    return metrics
+    explained = explaining.result() if explaining else None  # before matplotlib draws here
+    curves, confusion = write_plots(session.run, session.state.history,
+                                    metrics.confusion_matrix, session.class_names)
+    return metrics, Drawn(curves, confusion, explained)
+
+
+def _explain_beside(run_path):
+    """The explain figures of ``run_path``, drawn on a thread (a Future).
+
+    They draw with matplotlib's object API, which keeps no global state (unlike pyplot), and
+    probe their own copy of the model; the test evaluation's TensorFlow ops release the GIL,
+    so the two overlap on the cores.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    from cnnbp.report.explain import figures
+    pool = ThreadPoolExecutor(1, thread_name_prefix="explain")
+    try:
+        return pool.submit(figures, run_path)
+    finally:
+        pool.shutdown(wait=False)
 
 
 def _predict(model, pipelines: Pipelines) -> tuple[np.ndarray, np.ndarray]:
@@ -352,13 +375,14 @@ def _fit(session: Session, quiet: bool, callbacks=(), report: bool = True,
                           epochs=t.epochs, initial_epoch=done, verbose=0,
                           shuffle=False,  # the pipeline shuffles, seeded
                           callbacks=[make_callback(session, model, echo=not quiet), *callbacks])
-        metrics = finish(session, model, started)
+        # the explain figures probe the model with TensorFlow; `cnnbp report RUN` adds them
+        explain = report and session.device.backend == "tensorflow"
+        metrics, drawn = finish(session, model, started, explain)
     finally:
         session.pipelines.close()
     if report:  # after the data is closed: the page reads only the run's files
         from cnnbp.report import write_run_report
-        # the explain figures probe the model with TensorFlow; `cnnbp report RUN` adds them
-        write_run_report(session.run.path, explain=session.device.backend == "tensorflow")
+        write_run_report(session.run.path, explain=explain, drawn=drawn)
     return metrics
 
 

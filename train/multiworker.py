@@ -109,4 +109,4 @@ def train_multiworker(compiled: Compiled, data_spec: str, out: str | Path,
                   flush=True)
         if model.stop_training:
             break
-    return finish(session, model, started)
+    return finish(session, model, started)[0]

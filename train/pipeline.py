@@ -462,7 +462,8 @@ class _FileRows(RowSource):
             ds = ds.shuffle(len(idx), seed=shuffle, reshuffle_each_iteration=True)
         # a fixed parallelism: AUTOTUNE starts low and, over one epoch of large elements,
         # had not ramped up (1,565 against 2,543 images/s with 2 calls, Pillow at 224x224)
-        ds = ds.batch(batch).map(fn, num_parallel_calls=DECODE_CALLS)
+        ds = ds.batch(batch).map(tf.autograph.experimental.do_not_convert(fn),
+                                 num_parallel_calls=DECODE_CALLS)
         if self.bad.skip:  # a batch of only skipped files would be an empty step
             ds = ds.filter(lambda x, y: tf.shape(x)[0] > 0)
         return settled(ds)

@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -66,6 +67,34 @@ def test_plots_are_real_images(digits_run):
     for name in ("curves.png", "confusion.png"):
         with Image.open(out / name) as im:
             assert im.format == "PNG" and im.size[0] >= 400
+
+
+def test_the_runs_page_has_its_charts_and_the_explain_figures_drawn_beside_the_test(
+        digits_run, tmp_path):
+    """Training draws the explain figures on a thread during the test evaluation and the
+    charts once for both the run directory and report.html: the page holds those very
+    charts, and the same figures `cnnbp report` draws again from the run's files."""
+    import base64
+    import shutil
+
+    from cnnbp.report import write_run_report
+    out, _ = digits_run
+
+    def images(page: Path) -> dict:
+        found = re.findall(r'<img[^>]*src="data:image/png;base64,([^"]+)"[^>]*alt="([^"]*)"',
+                           page.read_text(encoding="utf-8"))
+        return {alt: base64.b64decode(data) for data, alt in found}
+
+    trained = images(out / "report.html")
+    for alt in ("first-layer filters", "Grad-CAM", "receptive fields",
+                "inputs that most excite the last stage", "misclassified held-out rows"):
+        assert alt in trained, sorted(trained)
+    assert trained["training curves"] == (out / "curves.png").read_bytes()
+    assert trained["confusion matrix"] == (out / "confusion.png").read_bytes()
+    copy = tmp_path / "run"
+    shutil.copytree(out, copy)
+    write_run_report(copy)  # drawn again, in this thread, from the files alone
+    assert images(copy / "report.html") == trained
 
 
 def test_saved_model_reloads_and_scores_as_reported(digits_run, keras):
