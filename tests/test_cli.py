@@ -2,6 +2,7 @@
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
@@ -194,3 +195,17 @@ def test_resume_with_epochs_extends_a_finished_run(made, tmp_path, capsys):
     assert "already trained 2 epochs" in capsys.readouterr().err
     assert cli.main(["train", "--resume", str(run_dir), "--set", "training.seed=3"]) == 2
     assert "--set cannot change it" in capsys.readouterr().err
+
+
+def test_the_console_script_exits_with_the_commands_code_and_all_its_output(capsys):
+    """``cnnbp`` skips the interpreter's teardown (cli.run): what the command printed still
+    arrives whole, through a pipe, and its exit code is the command's."""
+    from cnnbp import cli
+    script = str(Path(sys.executable).with_name("cnnbp"))
+    assert cli.main(["show", "vgg16"]) == 0
+    expected = capsys.readouterr().out
+    proc = subprocess.run([script, "show", "vgg16"], capture_output=True, text=True)
+    assert proc.returncode == 0 and proc.stdout == expected and len(expected) > 2000
+    proc = subprocess.run([script, "export", "no-such-run", "-o", "b"], capture_output=True,
+                          text=True)
+    assert proc.returncode == 2 and proc.stderr.startswith("error: no-such-run: does not exist")
