@@ -131,12 +131,12 @@ def choose_cache(mode: str, decoded_bytes: int, budget_mb: int, where: str,
 
     ``auto`` keeps nothing for a single epoch (nothing would read it back), nor where most
     files are JPEGs that TensorFlow decodes in the graph (``decodes_in_graph``): at 224x224 a
-    3-epoch run's later epochs took 5.7-6.1 s from a cache against 6.2 s decoding again, and
-    filling the cache made the first epoch 10.3-11.0 s against 7.4 s. Else memory within
-    the budget; else disk when the folder has twice the room and the kernel's page cache can
-    hold the file (a quarter of the available memory): writing a larger one is throttled to
-    the disk's speed, and reading it back from the disk is no faster than decoding again
-    (measured in docs/benchmarks.md); else none.
+    cache saved 0.1-0.6 s of each later epoch (of 5-6 s) and filling it cost 1.9-3.6 s in the
+    first (bench/cache_epochs.py), so it pays only on long runs, which can ask for one. Else
+    memory within the budget; else disk when the folder has twice the room and the kernel's
+    page cache can hold the file (a quarter of the available memory): writing a larger one is
+    throttled to the disk's speed, and reading it back from the disk is no faster than
+    decoding again (measured in docs/benchmarks.md); else none.
     """
     if mode != "auto":
         return mode
