@@ -417,20 +417,26 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def run() -> None:
-    """The ``cnnbp`` console script: ``main``, then an exit without the interpreter's teardown.
+    """The ``cnnbp`` console script: ``main``, then, after a success, an exit without the
+    interpreter's teardown.
 
     Every file a command writes is closed when it returns; what is left is Python freeing
     TensorFlow's modules and objects one by one, which took 1.7 s after a `cnnbp train`
-    against 0.1 s without (docs/benchmarks.md). Exit handlers (atexit) still run."""
+    against 0.1 s without (docs/benchmarks.md). The atexit handlers still run (logging,
+    temporary folders' finalizers); threads still running are not waited for. A failed
+    command exits the usual way, so whatever it left open is closed as Python would.
+    """
     import atexit
     import os
     code = main()
+    if code:
+        sys.exit(code)
+    atexit._run_exitfuncs()
     for stream in (sys.stdout, sys.stderr):
         try:
             stream.flush()
         except (OSError, ValueError):  # a closed pipe (`| head`): nothing more to write
             pass
-    atexit._run_exitfuncs()  # logging, concurrent.futures, temporary folders' finalizers
     os._exit(code)
 
 

@@ -82,7 +82,9 @@ def schema() -> dict:
                                       "and in serving (default stretch)"},
             "cache": {"enum": ["auto", "memory", "disk", "none"],
                       "description": "where decoded images are kept between epochs; auto: "
-                                     "memory within cache_budget_mb, else disk, else none"},
+                                     "none for one epoch or for JPEGs at the input size "
+                                     "(decoded in the graph), else memory within "
+                                     "cache_budget_mb, else disk, else none"},
             "cache_budget_mb": integer(0),
             "stats_sample": integer(1),
             "skip_bad_images": {"type": "boolean"},

@@ -96,6 +96,11 @@ def _storage(url: str):
     """
     from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
     from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
+    from sqlalchemy.engine import make_url
+    try:  # the URL as shown in errors: no password
+        shown = make_url(url).render_as_string(hide_password=True)
+    except Exception:  # not a URL at all: RDBStorage says so below
+        shown = url
     for attempt in range(3):
         try:
             with _schema_lock(url):
@@ -104,19 +109,32 @@ def _storage(url: str):
                                   heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(
                                       max_retry=1))
         except ImportError as exc:
-            raise UsageError(f"--storage {url}: the database driver is not installed ({exc}); "
+            raise UsageError(f"--storage {shown}: the database driver is not installed ({exc}); "
                              "for postgresql:// install psycopg: pip install 'psycopg[binary]'"
                              ) from None
         except (IntegrityError, ProgrammingError, OperationalError) as exc:
-            raced = isinstance(exc, IntegrityError) or any(
-                word in str(exc.orig).lower() for word in ("already exists", "duplicate"))
-            if not raced:
-                raise UsageError(f"--storage {url}: the database refused the connection or "
-                                 f"Optuna's tables ({' '.join(str(exc.orig).split())}); give a URL of "
-                                 "a database this user may create tables in") from None
+            if not _retryable(exc):
+                raise UsageError(f"--storage {shown}: the database refused the connection or "
+                                 f"Optuna's tables ({' '.join(str(exc.orig).split())}); give a "
+                                 "URL of a database this user may create tables in") from None
             if attempt == 2:
                 raise
             time.sleep(1.0)
+
+
+# PostgreSQL's codes for a table, type or row another worker made first, and for transient
+# conflicts (serialization failure, deadlock)
+_RACE_CODES = {"42P07", "42710", "23505", "40001", "40P01"}
+
+
+def _retryable(exc) -> bool:
+    """A race with another worker or a transient conflict, not a wrong URL or a refusal."""
+    from sqlalchemy.exc import IntegrityError
+    code = getattr(exc.orig, "sqlstate", None)
+    if code is not None:
+        return code in _RACE_CODES
+    text = str(exc.orig).lower()  # SQLite and others: no codes, English messages
+    return isinstance(exc, IntegrityError) or "already exists" in text or "locked" in text
 
 
 # pg_advisory_lock's key for creating Optuna's schema: any constant shared by all workers

@@ -202,6 +202,7 @@ def test_the_console_script_exits_with_the_commands_code_and_all_its_output(caps
     arrives whole, through a pipe, and its exit code is the command's."""
     from cnnbp import cli
     script = str(Path(sys.executable).with_name("cnnbp"))
+    assert "from cnnbp.cli import run" in Path(script).read_text()  # setup.cfg's entry point
     assert cli.main(["show", "vgg16"]) == 0
     expected = capsys.readouterr().out
     proc = subprocess.run([script, "show", "vgg16"], capture_output=True, text=True)

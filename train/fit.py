@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 import time
 import warnings
+from concurrent.futures import wait
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -245,9 +246,6 @@ def finish(session: Session, model, wall_started: float, explain: bool = False
     beside the test evaluation: they read only model.keras and samples.npz."""
     import keras
     from cnnbp.builder.keras_builder import build_model
-    from cnnbp.report.html import Drawn
-
-    from .evaluate import classification_report
     net = session.compiled.network
     # The saved models are float32 whatever the training policy (mixed precision keeps float32
     # master weights), so they export like any other; uncompiled: weights, no optimizer.
@@ -260,6 +258,21 @@ def finish(session: Session, model, wall_started: float, explain: bool = False
         final.set_weights(model.get_weights())
     session.run.save_model(final, "model.keras")
     explaining = _explain_beside(session.run.path) if explain else None
+    try:
+        return _evaluate(session, final, wall_started, explaining)
+    except BaseException:
+        if explaining is not None:  # nothing of this run keeps running behind the error
+            explaining.cancel()
+            wait([explaining])
+        raise
+
+
+def _evaluate(session: Session, final, wall_started: float, explaining):
+    """``finish`` from the test evaluation on: metrics.json, the charts, the drawn pictures."""
+    from cnnbp.report.html import Drawn
+
+    from .evaluate import classification_report
+    net = session.compiled.network
     probabilities, labels = _predict(final, session.pipelines)
     session.pipelines.close()
     seconds = session.state.train_seconds
@@ -278,9 +291,10 @@ def finish(session: Session, model, wall_started: float, explain: bool = False
         deterministic=session.device.deterministic, backend=session.device.backend,
         xla=session.device.jit_compile)
     metrics.write(session.run / "metrics.json")
-    explained = explaining.result() if explaining else None  # before matplotlib draws here
+    wait([explaining] if explaining else [])  # before matplotlib draws on this thread
     curves, confusion = write_plots(session.run, session.state.history,
                                     metrics.confusion_matrix, session.class_names)
+    explained = explaining.result() if explaining else None  # its error, after the charts
     return metrics, Drawn(curves, confusion, explained)
 
 

@@ -263,8 +263,8 @@ def _streaming(data, prep: Preprocessing, net: ir.Network, bad: BadImages) -> Pi
                           t.seed)
     decoded = (len(tr) + len(val)) * source.row_bytes
     tmp = tempfile.gettempdir()
-    in_graph = t.cache == "auto" and isinstance(source, _FileRows) and jpeg.mostly_in_graph(
-        data.train_files, net.input_shape, bad.skip, t.seed)
+    in_graph = t.cache == "auto" and t.epochs > 1 and isinstance(source, _FileRows) and \
+        jpeg.mostly_in_graph(data.train_files, net.input_shape, bad.skip, t.seed)
     mode = choose_cache(t.cache, decoded, t.cache_budget_mb, tmp, t.epochs, in_graph)
     cache_dir = tempfile.mkdtemp(prefix="cnnbp-cache-") if mode == "disk" else None
     size = f"{decoded / 1e6:,.0f} MB decoded" + (", JPEGs decoded in the graph" if in_graph

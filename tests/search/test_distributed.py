@@ -87,6 +87,7 @@ def test_two_workers_share_one_study(postgres_url, digits_space, tmp_path):
 
 RACE = """
 import os, sys, time
+import optuna.storages, sqlalchemy  # imported before the start, as _storage imports them late
 from cnnbp.search.study import _storage
 url, ready, me, n = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
 open(os.path.join(ready, me), "w").close()
@@ -118,7 +119,10 @@ def test_workers_starting_together_on_a_new_database_take_turns(postgres_url, tm
         deadline = time.monotonic() + 120
         while len(list(ready.iterdir())) < 4 and time.monotonic() < deadline:
             time.sleep(0.05)
-        time.sleep(1.5)  # without the lock, Optuna's tables would exist by now
+        waiting = "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
+        while holder.execute(waiting).fetchone()[0] < 4 and time.monotonic() < deadline:
+            time.sleep(0.05)  # each worker queues for the lock before touching any table
+        assert holder.execute(waiting).fetchone()[0] == 4
         assert [w.poll() for w in workers] == [None] * 4
         tables = holder.execute("SELECT count(*) FROM pg_tables WHERE schemaname = 'public'")
         assert tables.fetchone()[0] == 0
@@ -130,6 +134,7 @@ def test_workers_starting_together_on_a_new_database_take_turns(postgres_url, tm
 
 
 def test_a_database_that_refuses_the_connection_is_a_clear_error(digits_space, tmp_path):
+    pytest.importorskip("psycopg")  # else the error names the missing driver
     url = f"postgresql://cnnbp@127.0.0.1:{free_port()}/search"  # nothing listens there
     out = tmp_path / "out"
     r = subprocess.run([str(Path(sys.executable).with_name("cnnbp")), "search", digits_space(),

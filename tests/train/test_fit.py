@@ -210,3 +210,37 @@ def test_training_prints_what_data_it_reads_first(tmp_path, capsys):
     pairs = [item.split()[1].split("/") for item in per_class.split(", ")]
     assert len(pairs) == 10 and sum(int(b) for _, b in pairs) == 360
     assert sum(int(a) for a, _ in pairs) == 1797 - 360
+
+
+def test_errors_beside_the_explain_thread(tmp_path, monkeypatch):
+    """A failing test evaluation waits for the explain thread (nothing keeps running behind
+    the error); a failing explain figure still leaves metrics.json and the charts."""
+    import threading
+
+    import cnnbp.report.explain as explain
+    from cnnbp.train import fit
+    drawn = threading.Event()
+
+    def slow(run_path, *args, **kwargs):
+        time.sleep(1.0)
+        drawn.set()
+        return []
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("test evaluation broke")
+
+    monkeypatch.setattr(explain, "figures", slow)
+    monkeypatch.setattr(fit, "_predict", broken)
+    with pytest.raises(RuntimeError, match="test evaluation broke"):
+        fit.train(load("digits", ["training.epochs=1"]), "digits", tmp_path / "a", quiet=True)
+    assert drawn.is_set()
+
+    def failing(run_path, *args, **kwargs):
+        raise ValueError("explain broke")
+
+    monkeypatch.undo()
+    monkeypatch.setattr(explain, "figures", failing)
+    with pytest.raises(ValueError, match="explain broke"):
+        fit.train(load("digits", ["training.epochs=1"]), "digits", tmp_path / "b", quiet=True)
+    for name in ("metrics.json", "curves.png", "confusion.png", "model.keras"):
+        assert (tmp_path / "b" / name).is_file(), name
