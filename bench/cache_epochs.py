@@ -28,13 +28,14 @@ with tempfile.TemporaryDirectory() as d:
 
 
 def main() -> None:
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    from bench.stream_folder import warm
     net, folder = sys.argv[1:3]
     epochs = sys.argv[3] if len(sys.argv) > 3 else "3"
     modes = sys.argv[4:] or ["disk", "none", "memory"]
     print("| cache | chosen | seconds per epoch | train() wall s |\n|---|---|---|---|")
     for mode in modes:
-        for path in Path(folder).glob("*/*"):
-            path.read_bytes()
+        warm(Path(folder))
         out = subprocess.run([sys.executable, "-c", CHILD, net, folder, epochs, mode],
                              capture_output=True, text=True)
         if out.returncode:

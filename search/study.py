@@ -95,12 +95,15 @@ def _storage(url: str):
     and finds the tables made.
     """
     from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
-    from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
     from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import (ArgumentError, IntegrityError, OperationalError,
+                                ProgrammingError)
     try:  # the URL as shown in errors: no password
         shown = make_url(url).render_as_string(hide_password=True)
-    except Exception:  # not a URL at all: RDBStorage says so below
-        shown = url
+    except ArgumentError:
+        raise UsageError(f"--storage {url}: not a database URL; give one SQLAlchemy "
+                         "reads, e.g. postgresql://user@host/cnnbp or "
+                         "sqlite:////path/to/study.db") from None
     for attempt in range(3):
         try:
             with _schema_lock(url):

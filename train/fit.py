@@ -11,6 +11,7 @@ import warnings
 from concurrent.futures import wait
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -29,6 +30,9 @@ from .pipeline import Pipelines, check_readable, make_pipelines
 from .plots import write_plots
 from .sources import check_against, load_source
 from .stats import fit_preprocessing, sample_rows
+
+if TYPE_CHECKING:  # the report's record; imported when a run finishes
+    from cnnbp.report.html import Drawn
 
 log = logging.getLogger(__name__)
 
@@ -240,9 +244,9 @@ def make_callback(session: Session, model, echo: bool = False):
 
 
 def finish(session: Session, model, wall_started: float, explain: bool = False
-           ) -> tuple[TrainMetrics, object]:
+           ) -> tuple[TrainMetrics, Drawn]:
     """Write model.keras, metrics.json and the plots; return the metrics and the pictures
-    drawn (``report.html.Drawn``). ``explain`` draws the report's explain figures on a thread
+    drawn. ``explain`` draws the report's explain figures on a thread
     beside the test evaluation: they read only model.keras and samples.npz."""
     import keras
     from cnnbp.builder.keras_builder import build_model

@@ -42,9 +42,9 @@ EVAL_BATCH = 256            # rows per validation and test batch...
 # and several wait in tf.data's prefetch buffers at once.
 EVAL_BYTES = 32 << 20
 
-# Files decoded per tf.numpy_function call where single rows are wanted (the statistics'
-# sample, samples.npz): the per-call cost (GIL, tensor conversion) is shared by several images.
-# Training streams decode a whole batch per call.
+# Files decoded per tf.numpy_function call where single rows are wanted (samples.npz): the
+# per-call cost (GIL, tensor conversion) is shared by several images. Training streams and the
+# statistics' sample decode a whole batch per call.
 DECODE_BATCH = 16
 # Batches decoded at once: one per core this process may use, at least two so reading
 # overlaps decoding.

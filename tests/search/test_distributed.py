@@ -144,3 +144,11 @@ def test_a_database_that_refuses_the_connection_is_a_clear_error(digits_space, t
     assert f"--storage {url}: the database refused the connection" in r.stderr
     assert "Connection refused" in r.stderr and "Traceback" not in r.stderr
     assert not out.exists()  # nothing made for a search that never started
+
+
+def test_a_storage_that_is_no_url_is_a_clear_error(digits_space, tmp_path):
+    r = subprocess.run([str(Path(sys.executable).with_name("cnnbp")), "search", digits_space(),
+                        "--data", "digits", "--trials", "1", "--storage", "not-a-url", "-o",
+                        str(tmp_path / "out")], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 2 and "--storage not-a-url: not a database URL" in r.stderr
+    assert not (tmp_path / "out").exists()
