@@ -13,6 +13,7 @@ pipelines alone (one pass, images/s) and the two decoders (PIL via tf.numpy_func
 cnnbp uses, against tf.io.decode_image + tf.image.resize).
 
 Usage: python bench/stream_folder.py [--images 6000] [--size 64] [--epochs 1 3] [--dir D]
+       [--photo 480x360]   (JPEGs larger than the net's input: both sides resize every image)
 The machine is shared: keep --images modest (3,000-8,000).
 """
 from __future__ import annotations
@@ -30,22 +31,29 @@ PY = sys.executable
 BLUEPRINT = "cifar10_small"
 
 
-def generate(root: Path, images: int, size: int, seed: int = 0) -> None:
+def generate(root: Path, images: int, size: int, seed: int = 0,
+             photo: tuple[int, int] | None = None) -> None:
+    """``images`` JPEGs of size×size (noise), or of ``photo`` = (width, height) with blurrier
+    noise, as a camera's photos are, each with a coloured ellipse that tells the class."""
     import numpy as np
     from PIL import Image, ImageDraw
     if root.is_dir() and sum(1 for _ in root.glob("*/*.jpg")) == images:
         return
     rng = np.random.default_rng(seed)
+    w, h = photo or (size, size)
     for i in range(images):
         k = i % 10
         folder = root / f"class{k}"
         folder.mkdir(parents=True, exist_ok=True)
-        noise = rng.integers(0, 120, (size, size, 3), dtype=np.uint8)
-        im = Image.fromarray(noise)
+        if photo:
+            coarse = rng.integers(0, 120, (h // 8, w // 8, 3), dtype=np.uint8)
+            im = Image.fromarray(coarse).resize((w, h), Image.Resampling.BICUBIC)
+        else:
+            im = Image.fromarray(rng.integers(0, 120, (h, w, 3), dtype=np.uint8))
         d = ImageDraw.Draw(im)
-        x, y = rng.integers(0, size // 2, 2)
+        x, y = rng.integers(0, w // 2), rng.integers(0, h // 2)
         colour = tuple(int(c) for c in ((k * 37) % 256, (k * 91) % 256, (k * 53 + 128) % 256))
-        d.ellipse([x, y, x + size // 2, y + size // 2], fill=colour)
+        d.ellipse([x, y, x + w // 2, y + h // 2], fill=colour)
         im.save(folder / f"{i:06d}.jpg", quality=90)
 
 
@@ -141,6 +149,9 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, nargs="+", default=[1, 3])
     ap.add_argument("--batch", type=int, default=64)
     ap.add_argument("--dir", default=None)
+    ap.add_argument("--photo", metavar="WxH",
+                    help="make the folder's JPEGs WxH (larger than the net's --size, so both "
+                         "sides resize every image: the case where a cache pays)")
     ap.add_argument("--set", action="append", default=[], dest="sets",
                     help="extra --set for cnnbp train (e.g. training.deterministic=false)")
     ap.add_argument("--expr", help="train this net expression (its INPUT sizes the images) "
@@ -153,11 +164,14 @@ def main() -> None:
     if args.handwritten:
         folder, size, epochs, batch, expr = args.handwritten
         return handwritten(folder, int(size), int(epochs), int(batch), expr if expr != "-" else None)
-    folder = Path(args.dir or Path(tempfile.gettempdir()) / f"cnnbp-bench-{args.images}-{args.size}")
-    generate(folder, args.images, args.size)
+    photo = tuple(int(v) for v in args.photo.lower().split("x")) if args.photo else None
+    shape = args.photo or f"{args.size}x{args.size}"
+    folder = Path(args.dir or Path(tempfile.gettempdir()) / (
+        f"cnnbp-bench-{args.images}-{shape}" if photo else f"cnnbp-bench-{args.images}-{args.size}"))
+    generate(folder, args.images, args.size, photo=photo)
     mb = sum(p.stat().st_size for p in folder.glob("*/*.jpg")) / 1e6
     what = args.expr or f"{BLUEPRINT} at {args.size}x{args.size}x3"
-    print(f"# {args.images} JPEGs {args.size}x{args.size}, 10 classes, {mb:.0f} MB; "
+    print(f"# {args.images} JPEGs {shape}, 10 classes, {mb:.0f} MB; "
           f"net {what}, batch {args.batch}")
     sub = None if args.skip_input else subprocess.run([PY, "-c", "import sys; sys.path.insert(0, sys.argv[1]); "
                           "from bench.stream_folder import decoders, pipelines_alone; "

@@ -82,8 +82,7 @@ def schema() -> dict:
                                       "and in serving (default stretch)"},
             "cache": {"enum": ["auto", "memory", "disk", "none"],
                       "description": "where decoded images are kept between epochs; auto: "
-                                     "none for one epoch or for JPEGs at the input size "
-                                     "(decoded in the graph), else memory within "
+                                     "none for one epoch, else memory within "
                                      "cache_budget_mb, else disk, else none"},
             "cache_budget_mb": integer(0),
             "stats_sample": integer(1),

@@ -250,6 +250,9 @@ def finish(session: Session, model, wall_started: float, explain: bool = False
     beside the test evaluation: they read only model.keras and samples.npz."""
     import keras
     from cnnbp.builder.keras_builder import build_model
+    # The training caches go before the test evaluation, whose stream keeps none: the run's
+    # peak memory was the cache plus the evaluation's buffers (docs/benchmarks.md).
+    session.pipelines.close()
     net = session.compiled.network
     # The saved models are float32 whatever the training policy (mixed precision keeps float32
     # master weights), so they export like any other; uncompiled: weights, no optimizer.
@@ -278,7 +281,6 @@ def _evaluate(session: Session, final, wall_started: float, explaining):
     from .evaluate import classification_report
     net = session.compiled.network
     probabilities, labels = _predict(final, session.pipelines)
-    session.pipelines.close()
     seconds = session.state.train_seconds
     bad = session.pipelines.bad
     metrics = TrainMetrics(

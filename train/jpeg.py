@@ -29,29 +29,6 @@ def fast_path_for(input_shape, skip_bad_images: bool) -> bool:
     return not skip_bad_images and input_shape[-1] in (1, 3) and len(input_shape) == 3
 
 
-def mostly_in_graph(files, input_shape, skip_bad_images: bool, seed: int,
-                    sample: int = 32) -> bool:
-    """Whether most of ``files`` (a seeded sample's headers, read by Pillow) are JPEGs at the
-    input size, which the fast path decodes about as fast as a cache would read them back:
-    ``training.cache: auto`` then keeps none (docs/benchmarks.md)."""
-    import numpy as np
-    from PIL import Image
-    if not files or not fast_path_for(input_shape, skip_bad_images):
-        return False
-    h, w, c = input_shape
-    picked = np.random.default_rng(seed).choice(len(files), min(sample, len(files)),
-                                                replace=False)
-    fast = 0
-    for i in picked:
-        try:
-            with Image.open(files[i]) as im:
-                fast += (im.format == "JPEG" and im.size == (w, h)
-                         and im.mode == ("L" if c == 1 else "RGB"))
-        except Exception:  # unreadable here: it will not take the fast path either
-            pass
-    return fast >= 0.9 * len(picked)
-
-
 def _looks_whole(contents):
     """Start and end markers present (no graph op here raises on any string)."""
     import tensorflow as tf

@@ -126,21 +126,20 @@ def _mapped(x) -> bool:
 
 
 def choose_cache(mode: str, decoded_bytes: int, budget_mb: int, where: str,
-                 epochs: int = 2, decodes_in_graph: bool = False) -> str:
+                 epochs: int = 2) -> str:
     """``memory``, ``disk`` or ``none`` for the ``training.cache`` setting ``mode``.
 
-    ``auto`` keeps nothing for a single epoch (nothing would read it back), nor where most
-    files are JPEGs that TensorFlow decodes in the graph (``decodes_in_graph``): at 224x224 a
-    cache saved 0.1-0.6 s of each later epoch (of 5-6 s) and filling it cost 1.9-3.6 s in the
-    first (bench/cache_epochs.py), so it pays only on long runs, which can ask for one. Else
-    memory within the budget; else disk when the folder has twice the room and the kernel's
-    page cache can hold the file (a quarter of the available memory): writing a larger one is
+    ``auto`` keeps nothing for a single epoch (nothing would read it back). Else memory
+    within the budget; else disk when the folder has twice the room and the kernel's page
+    cache can hold the file (a quarter of the available memory): writing a larger one is
     throttled to the disk's speed, and reading it back from the disk is no faster than
-    decoding again (measured in docs/benchmarks.md); else none.
+    decoding again (measured in docs/benchmarks.md); else none. Even JPEGs at the input size,
+    which TensorFlow decodes in the graph, gain: 1.1 s more in the first epoch, 0.8 s less in
+    each later one (of 5.5 s; bench/cache_epochs.py).
     """
     if mode != "auto":
         return mode
-    if epochs <= 1 or decodes_in_graph:
+    if epochs <= 1:
         return "none"
     if decoded_bytes <= budget_mb << 20:
         return "memory"
@@ -148,6 +147,13 @@ def choose_cache(mode: str, decoded_bytes: int, budget_mb: int, where: str,
     free = shutil.disk_usage(where).free
     fits = free >= 2 * decoded_bytes and available_bytes() >= 4 * decoded_bytes
     return "disk" if fits else "none"
+
+
+def gain_shift(prep: Preprocessing, pixels: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """Per-channel float32 ``(gain, shift)``: the model's input is ``x * gain + shift``."""
+    mean, std = np.float64(prep.mean), np.float64(prep.std)
+    per_pixel = prep.raw_max / 255.0 if pixels and prep.raw_max else 1.0
+    return ((per_pixel / prep.scale / std).astype("float32"), (-mean / std).astype("float32"))
 
 
 def _scaler(prep: Preprocessing, net: ir.Network, pixels: bool = True):
@@ -159,10 +165,7 @@ def _scaler(prep: Preprocessing, net: ir.Network, pixels: bool = True):
     rounding (a test holds serving to training within 1e-5).
     """
     import tensorflow as tf
-    mean, std = np.float64(prep.mean), np.float64(prep.std)
-    per_pixel = prep.raw_max / 255.0 if pixels and prep.raw_max else 1.0
-    gain = (per_pixel / prep.scale / std).astype("float32")
-    shift = (-mean / std).astype("float32")
+    gain, shift = gain_shift(prep, pixels)
     onehot = lambda y: tf.one_hot(y, net.classes, dtype="float32")
 
     def to_model(x, y):
@@ -263,12 +266,9 @@ def _streaming(data, prep: Preprocessing, net: ir.Network, bad: BadImages) -> Pi
                           t.seed)
     decoded = (len(tr) + len(val)) * source.row_bytes
     tmp = tempfile.gettempdir()
-    in_graph = t.cache == "auto" and t.epochs > 1 and isinstance(source, _FileRows) and \
-        jpeg.mostly_in_graph(data.train_files, net.input_shape, bad.skip, t.seed)
-    mode = choose_cache(t.cache, decoded, t.cache_budget_mb, tmp, t.epochs, in_graph)
+    mode = choose_cache(t.cache, decoded, t.cache_budget_mb, tmp, t.epochs)
     cache_dir = tempfile.mkdtemp(prefix="cnnbp-cache-") if mode == "disk" else None
-    size = f"{decoded / 1e6:,.0f} MB decoded" + (", JPEGs decoded in the graph" if in_graph
-                                                   else "")
+    size = f"{decoded / 1e6:,.0f} MB decoded"
     log.info("streaming %d training rows; cache %s (%s)", len(tr), mode, size)
     eval_rows = eval_batch(t, net.input_shape)
     stores = []
@@ -430,10 +430,10 @@ class _FileRows(RowSource):
                 store.read(i, pixels[j])
             return pixels, state
 
-        def keep(places, pixels, ok):
+        def keep(places, pixels, ok):  # the pixels pass through: see ``fn``
             for i, row, good in zip(places, pixels, ok):
                 store.write(i, row, good)
-            return np.int64(len(places))
+            return pixels
 
         def fn(places):
             y = tf.gather(labels_t, places)
@@ -446,13 +446,15 @@ class _FileRows(RowSource):
                 at_new = tf.cast(tf.where(state == PixelStore.UNKNOWN)[:, 0], tf.int32)
                 at_bad = tf.cast(tf.where(state == PixelStore.BAD)[:, 0], tf.int32)
                 new, ok_new = decoded(tf.gather(places, at_new))
-                written = tf.numpy_function(keep, [tf.gather(places, at_new), new, ok_new],
-                                            tf.int64, stateful=True)
-                with tf.control_dependencies([written]):
-                    x = tf.dynamic_stitch(
-                        [at_old, at_new, at_bad],
-                        [tf.ensure_shape(old, (None, *shape)), tf.identity(new),
-                         tf.zeros((tf.size(at_bad), *shape), tf.uint8)])
+                # Declared stateless, with the new pixels passing through it so that it cannot
+                # be pruned: a stateful numpy_function made the first epoch's map run about
+                # half as fast (6.9 against 3.4 s for 5,760 files, docs/benchmarks.md).
+                new = tf.numpy_function(keep, [tf.gather(places, at_new), new, ok_new],
+                                        tf.uint8, stateful=False)
+                x = tf.dynamic_stitch(
+                    [at_old, at_new, at_bad],
+                    [tf.ensure_shape(old, (None, *shape)), tf.ensure_shape(new, (None, *shape)),
+                     tf.zeros((tf.size(at_bad), *shape), tf.uint8)])
                 ok = tf.dynamic_stitch([at_old, at_new, at_bad],
                                        [tf.ones_like(at_old, tf.bool), ok_new,
                                         tf.zeros_like(at_bad, tf.bool)])

@@ -142,30 +142,3 @@ def test_a_file_gone_after_the_listing_is_named_or_skipped(tmp_path, skip):
         with pytest.raises(DataError, match=rf"{gone.rsplit('/', 1)[-1]} cannot be read"):
             with raise_for(p.bad):
                 rows(p.train)
-
-
-def test_auto_keeps_no_cache_for_jpegs_the_graph_decodes(tmp_path):
-    """Decoding a JPEG at the input size in the graph costs about what reading it back from a
-    cache does, so ``auto`` keeps none; a folder that needs Pillow (other sizes, PNGs) still
-    gets one, and an explicit mode is kept as asked."""
-    from cnnbp.train.jpeg import mostly_in_graph
-    from cnnbp.train.pipeline import choose_cache
-
-    from .test_stream import folder
-    at_size = at_size_folder(tmp_path / "d")
-    _, _, p, _ = pipelines(at_size, "training.epochs=2")
-    assert p.cache.startswith("none") and "decoded in the graph" in p.cache
-    p.close()
-    _, _, p, _ = pipelines(at_size, "training.epochs=2", "training.cache=memory")
-    assert p.cache.startswith("memory")
-    p.close()
-    _, _, p, _ = pipelines(folder(tmp_path / "mixed"), "training.epochs=2")
-    assert p.cache.startswith("memory") and "graph" not in p.cache
-    p.close()
-
-    files = sorted(str(f) for f in at_size.glob("*/*.jpg"))
-    assert mostly_in_graph(files, SHAPE, False, seed=0)
-    assert not mostly_in_graph(files, SHAPE, True, seed=0)  # skipping: every file by Pillow
-    assert not mostly_in_graph(files, (16, 16, 3), False, seed=0)  # another size
-    assert choose_cache("auto", 10 << 20, 100, "/tmp", decodes_in_graph=True) == "none"
-    assert choose_cache("disk", 10 << 20, 100, "/tmp", decodes_in_graph=True) == "disk"

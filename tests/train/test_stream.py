@@ -302,3 +302,31 @@ def test_resize_and_cache_flags_reach_the_run(tmp_path, capsys):
     capsys.readouterr()
     assert main(["train", "--resume", str(run), "--resize", "stretch"]) == 2
     assert "--resize cannot change it" in capsys.readouterr().err  # a run keeps its policy
+
+
+@pytest.mark.parametrize("kind", ["resized", "at_size", "skipping"])
+def test_samples_npz_rows_are_what_the_test_stream_feeds(tmp_path, kind):
+    """``sample_rows`` decodes the first files itself (no tf.data): its rows must still be the
+    pipeline's, row for row, on the Pillow path, on TensorFlow's JPEG path, and with a bad
+    file skipped."""
+    from cnnbp.train.stats import sample_rows
+
+    from .test_jpeg import at_size_folder
+    root = at_size_folder(tmp_path / "d") if kind == "at_size" else folder(tmp_path / "d")
+    overrides = ["training.skip_bad_images=true"] if kind == "skipping" else []
+    data, prep, p, _ = pipelines(root, "training.cache=none", *overrides)
+    if kind == "skipping":
+        (open(data.test_files[1], "wb")).write(b"not an image")
+    compiled = net(*overrides)
+    x_test, y_test, x_cal = sample_rows(data, prep, compiled.network, p.bad, 64)
+    streamed, labels = rows(p.test)
+    expected = len(data.test_files) - (kind == "skipping")
+    assert len(x_test) == len(streamed) == expected > 1
+    np.testing.assert_allclose(x_test, streamed, rtol=0, atol=1e-6)
+    np.testing.assert_array_equal(y_test, labels)
+    # the calibration rows: the first training files, normalised the same way
+    first = np.stack([prep.from_image_bytes(open(f, "rb").read())[0]
+                      for f in data.train_files[:len(x_cal)]])
+    assert len(x_cal) == min(64, len(data.train_files))
+    np.testing.assert_allclose(x_cal, first, rtol=0, atol=1e-5)
+    p.close()
