@@ -87,14 +87,15 @@ def write_best(row: Row, path: Path) -> None:
 
 
 def _figure():
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    return plt, plt.subplots(figsize=(6.4, 4.2))
+    """A Figure and its Axes made without pyplot, which keeps every figure in global state
+    until closed; saved through Agg."""
+    from matplotlib.figure import Figure
+    fig = Figure(figsize=(6.4, 4.2))
+    return fig, fig.subplots()
 
 
 def plot_history(table: list[Row], path: Path) -> None:
-    plt, (fig, ax) = _figure()
+    fig, ax = _figure()
     done = [r for r in table if r.status in ("trained", "pruned") and r.accuracy is not None]
     for status, marker in (("trained", "o"), ("pruned", "x")):
         pts = [r for r in done if r.status == status]
@@ -114,7 +115,6 @@ def plot_history(table: list[Row], path: Path) -> None:
     ax.legend(loc="lower right")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
-    plt.close(fig)
 
 
 def pareto_front(points: list[tuple[float, float, Any]]) -> list:
@@ -126,7 +126,7 @@ def pareto_front(points: list[tuple[float, float, Any]]) -> list:
 
 
 def plot_pareto(table: list[Row], path: Path, cost: str) -> None:
-    plt, (fig, ax) = _figure()
+    fig, ax = _figure()
     pts = [(r.accuracy, r.attrs[cost], r.number) for r in table
            if r.status == "trained" and r.accuracy is not None and cost in r.attrs]
     ax.scatter([p[1] for p in pts], [p[0] for p in pts], alpha=0.5, label="trained")
@@ -142,7 +142,6 @@ def plot_pareto(table: list[Row], path: Path, cost: str) -> None:
     ax.legend(loc="lower right")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
-    plt.close(fig)
 
 
 def summary(table: list[Row], top: Row | None, limit: int = 5) -> str:

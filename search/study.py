@@ -106,7 +106,7 @@ def _storage(url: str):
                          "sqlite:////path/to/study.db") from None
     for attempt in range(3):
         try:
-            with _schema_lock(url):
+            with _schema_lock(url, shown):
                 return RDBStorage(url, heartbeat_interval=HEARTBEAT_S,
                                   grace_period=3 * HEARTBEAT_S,
                                   heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(
@@ -142,19 +142,36 @@ def _retryable(exc) -> bool:
 
 # pg_advisory_lock's key for creating Optuna's schema: any constant shared by all workers
 SCHEMA_LOCK = 0x636E6E6270  # "cnnbp"
+SCHEMA_LOCK_TIMEOUT_S = 120.0  # how long a worker waits for the schema lock
 
 
 @contextlib.contextmanager
-def _schema_lock(url: str):
-    """Hold a PostgreSQL session-level advisory lock (released with the connection)."""
+def _schema_lock(url: str, shown: str):
+    """Hold a PostgreSQL session-level advisory lock (released with the connection), waiting
+    at most ``SCHEMA_LOCK_TIMEOUT_S`` for it: a worker stuck while holding it (creating
+    Optuna's tables takes seconds) must not stall every other one for good."""
     if not url.startswith("postgresql"):
         yield
         return
     import sqlalchemy
+    from sqlalchemy.exc import OperationalError
     engine = sqlalchemy.create_engine(url, poolclass=sqlalchemy.pool.NullPool)
     try:
         with engine.connect() as conn:
-            conn.execute(sqlalchemy.text("SELECT pg_advisory_lock(:key)"), {"key": SCHEMA_LOCK})
+            conn.execute(sqlalchemy.text("SELECT set_config('lock_timeout', :ms, false)"),
+                         {"ms": f"{int(SCHEMA_LOCK_TIMEOUT_S * 1000)}ms"})
+            try:
+                conn.execute(sqlalchemy.text("SELECT pg_advisory_lock(:key)"),
+                             {"key": SCHEMA_LOCK})
+            except OperationalError as exc:
+                if getattr(exc.orig, "sqlstate", None) != "55P03":  # lock_not_available
+                    raise
+                raise UsageError(
+                    f"--storage {shown}: another session has held cnnbp's schema lock "
+                    f"(advisory lock {SCHEMA_LOCK}) for over {SCHEMA_LOCK_TIMEOUT_S:g} s; a "
+                    "worker creating Optuna's tables needs seconds, so it may be stuck: find "
+                    "it with SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted, "
+                    "end it (pg_terminate_backend), and start this worker again") from None
             conn.commit()
             yield
     finally:

@@ -152,3 +152,33 @@ def test_a_storage_that_is_no_url_is_a_clear_error(digits_space, tmp_path):
                         str(tmp_path / "out")], capture_output=True, text=True, timeout=300)
     assert r.returncode == 2 and "--storage not-a-url: not a database URL" in r.stderr
     assert not (tmp_path / "out").exists()
+
+
+def test_a_schema_lock_held_too_long_is_a_clear_error(postgres_url, monkeypatch):
+    """A worker stuck while holding the schema lock stalls the others only for
+    SCHEMA_LOCK_TIMEOUT_S; then each says what holds it and how to end it."""
+    import psycopg
+    from sqlalchemy.engine import make_url
+
+    from cnnbp.contract.errors import UsageError
+    from cnnbp.search import study
+    monkeypatch.setattr(study, "SCHEMA_LOCK_TIMEOUT_S", 0.5)
+    url = make_url(postgres_url)
+    holder = psycopg.connect(host=url.host, port=url.port, user=url.username,
+                             dbname=url.database, autocommit=True)
+    try:
+        holder.execute("SELECT pg_advisory_lock(%s)", (study.SCHEMA_LOCK,))
+        started = time.monotonic()
+        with pytest.raises(UsageError, match=r"--storage postgresql://cnnbp@127\.0\.0\.1:\d+/search: "
+                                             r"another session has held cnnbp's schema lock .* "
+                                             r"for over 0\.5 s.*pg_terminate_backend"):
+            study._storage(postgres_url)
+        assert time.monotonic() - started < 30
+    finally:
+        holder.close()
+    study._storage(postgres_url)  # released: the tables are made
+    tables = psycopg.connect(host=url.host, port=url.port, user=url.username,
+                             dbname=url.database, autocommit=True)
+    assert tables.execute("SELECT count(*) FROM pg_tables WHERE schemaname = 'public'"
+                          ).fetchone()[0] > 0
+    tables.close()
