@@ -42,10 +42,6 @@ EVAL_BATCH = 256            # rows per validation and test batch...
 # and several wait in tf.data's prefetch buffers at once.
 EVAL_BYTES = 32 << 20
 
-# Files decoded per tf.numpy_function call where single rows are wanted (samples.npz): the
-# per-call cost (GIL, tensor conversion) is shared by several images. Training streams and the
-# statistics' sample decode a whole batch per call.
-DECODE_BATCH = 16
 # Batches decoded at once: one per core this process may use, at least two so reading
 # overlaps decoding.
 DECODE_CALLS = max(2, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
@@ -478,14 +474,6 @@ class _FileRows(RowSource):
 
     def chunks(self, idx, split: str):
         return self.batches(idx, split, 64)  # batched as decoded: no unbatch and rebatch
-
-    def rows(self, idx, split: str, shuffle: int | None = None):
-        """Single (pixels, label) rows, for samples.npz."""
-        import tensorflow as tf
-        ds = self.batches(idx, split, DECODE_BATCH, shuffle=shuffle).unbatch()
-        # Without skipping, every file yields a row (or stops the run): say how many.
-        return ds if self.bad.skip else ds.apply(tf.data.experimental.assert_cardinality(
-            len(idx)))
 
 
 def _decoded(ds):
