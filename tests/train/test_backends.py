@@ -130,3 +130,29 @@ def test_array_batches_split_like_tf_data_and_reshuffle_each_epoch(keras):
     assert len(epochs[0]) == arrays.train_size
     assert not np.array_equal(epochs[0], epochs[1])  # reshuffled
     np.testing.assert_array_equal(epochs[0][key(epochs[0])], epochs[1][key(epochs[1])])
+
+
+def test_array_batches_of_a_memory_mapped_npz_are_the_documented_formula(tmp_path, keras):
+    """Raw uint8 rows of a memory-mapped .npz, drawn by the PyDataset path: each batch is
+    ``(raw / scale - mean) / std`` (the record's formula, written out here) to float32 rounding."""
+    from cnnbp.train.images import BadImages
+    from cnnbp.train.pipeline import _mapped, make_pipelines
+    from cnnbp.train.sources import load_source
+    from cnnbp.train.stats import fit_preprocessing
+    rng = np.random.default_rng(5)
+    x = rng.integers(0, 256, (60, 8, 8, 3), dtype=np.uint8)
+    y = np.arange(60) % 3
+    np.savez(tmp_path / "a.npz", x_train=x[:40], y_train=y[:40], x_test=x[40:], y_test=y[40:])
+    net = load_expression("INPUT(8x8x3)-CONV(4,3,pad=1)-RELU-POOL-FC(3)-SOFTMAX",
+                          ["training.batch_size=16", "training.validation_split=0"]).network
+    data = load_source(str(tmp_path / "a.npz"), net.input_shape)
+    assert _mapped(data.x_train)
+    prep, _ = fit_preprocessing(data, net, BadImages(False), input_shape=list(net.input_shape),
+                                domain="image", raw_max=255.0, scale=255.0,
+                                class_names=["a", "b", "c"])  # a scale that tells raw apart
+    test = make_pipelines(data, prep, net, backend="jax").test
+    got = np.concatenate([np.asarray(xb) for xb, _ in test])
+    mean, std = np.asarray(prep.mean), np.asarray(prep.std)
+    want = (x[40:].astype("float64") / prep.scale - mean) / std
+    assert got.dtype == np.float32 and got.shape == want.shape
+    np.testing.assert_allclose(got, want, rtol=0, atol=2e-6)
