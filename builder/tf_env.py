@@ -51,10 +51,11 @@ def _fewer_malloc_arenas() -> None:
     Each thread that meets a locked arena gets a new one, and what is freed there stays with
     the process: tf.data's, the backend's and Pillow's threads made 11 arenas in a 2-core
     process, and a 3-epoch run on an image folder peaked 77-160 MB lower with 2, no slower
-    (docs/benchmarks.md). A user's own ``MALLOC_ARENA_MAX`` wins; elsewhere than glibc this
-    does nothing.
+    (docs/benchmarks.md). A user's own ``MALLOC_ARENA_MAX`` or ``GLIBC_TUNABLES`` arena_max
+    wins; elsewhere than glibc this does nothing.
     """
-    if "MALLOC_ARENA_MAX" in os.environ or not sys.platform.startswith("linux"):
+    if "MALLOC_ARENA_MAX" in os.environ or "arena_max" in os.environ.get("GLIBC_TUNABLES", "") \
+            or not sys.platform.startswith("linux"):
         return
     try:
         import ctypes

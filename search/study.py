@@ -130,10 +130,16 @@ def _storage(url: str):
 _RACE_CODES = {"42P07", "42710", "23505", "40001", "40P01"}
 
 
+def _sqlstate(exc) -> str | None:
+    """The PostgreSQL error code under a SQLAlchemy error: psycopg (3) names it ``sqlstate``,
+    psycopg2 ``pgcode``; None from other databases."""
+    return getattr(exc.orig, "sqlstate", None) or getattr(exc.orig, "pgcode", None)
+
+
 def _retryable(exc) -> bool:
     """A race with another worker or a transient conflict, not a wrong URL or a refusal."""
     from sqlalchemy.exc import IntegrityError
-    code = getattr(exc.orig, "sqlstate", None)
+    code = _sqlstate(exc)
     if code is not None:
         return code in _RACE_CODES
     text = str(exc.orig).lower()  # SQLite and others: no codes, English messages
@@ -164,14 +170,16 @@ def _schema_lock(url: str, shown: str):
                 conn.execute(sqlalchemy.text("SELECT pg_advisory_lock(:key)"),
                              {"key": SCHEMA_LOCK})
             except OperationalError as exc:
-                if getattr(exc.orig, "sqlstate", None) != "55P03":  # lock_not_available
+                if _sqlstate(exc) != "55P03":  # lock_not_available
                     raise
                 raise UsageError(
                     f"--storage {shown}: another session has held cnnbp's schema lock "
                     f"(advisory lock {SCHEMA_LOCK}) for over {SCHEMA_LOCK_TIMEOUT_S:g} s; a "
                     "worker creating Optuna's tables needs seconds, so it may be stuck: find "
-                    "it with SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted, "
-                    "end it (pg_terminate_backend), and start this worker again") from None
+                    "it with SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted "
+                    f"AND classid = {SCHEMA_LOCK >> 32} AND objid = {SCHEMA_LOCK & 0xFFFFFFFF} "
+                    "AND objsubid = 1, end it (pg_terminate_backend), and start this worker "
+                    "again") from None
             conn.commit()
             yield
     finally:

@@ -250,8 +250,10 @@ def finish(session: Session, model, wall_started: float, explain: bool = False
     beside the test evaluation: they read only model.keras and samples.npz."""
     import keras
     from cnnbp.builder.keras_builder import build_model
-    # The training caches go before the test evaluation, whose stream keeps none: the run's
-    # peak memory was the cache plus the evaluation's buffers (docs/benchmarks.md).
+    # An image folder's pixel cache and any disk cache go before the test evaluation, whose
+    # stream keeps none: the run's peak memory was that cache plus the evaluation's buffers
+    # (docs/benchmarks.md). tf.data's own memory cache (TFRecords, mapped arrays) stays with
+    # its dataset.
     session.pipelines.close()
     net = session.compiled.network
     # The saved models are float32 whatever the training policy (mixed precision keeps float32

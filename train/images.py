@@ -48,7 +48,8 @@ class BadImages:
             self.files.setdefault(name, reason)
 
     def error(self) -> DataError:
-        name, reason = next(iter(self.files.items()))
+        with self._lock:  # decode threads may still be adding
+            name, reason = next(iter(self.files.items()))
         return DataError(f"--data: {name} is not a readable image ({reason}); fix or remove "
                          "it, or train with --skip-bad-images (training.skip_bad_images: true) "
                          "to skip such files and count them in metrics.json")

@@ -129,9 +129,9 @@ def choose_cache(mode: str, decoded_bytes: int, budget_mb: int, where: str,
     within the budget; else disk when the folder has twice the room and the kernel's page
     cache can hold the file (a quarter of the available memory): writing a larger one is
     throttled to the disk's speed, and reading it back from the disk is no faster than
-    decoding again (measured in docs/benchmarks.md); else none. Even JPEGs at the input size,
-    which TensorFlow decodes in the graph, gain: 1.1 s more in the first epoch, 0.8 s less in
-    each later one (of 5.5 s; bench/cache_epochs.py).
+    decoding again (measured in docs/benchmarks.md); else none. JPEGs at the input size, which
+    TensorFlow decodes in the graph, are no exception any more: a cache cost them 1.1-1.2 s in
+    the first epoch and saved 0.3-0.9 s in each later one (of 5.5 s; bench/cache_epochs.py).
     """
     if mode != "auto":
         return mode

@@ -39,8 +39,9 @@ def arenas(how: str, **env) -> int:
 
 
 def test_the_backend_starts_with_one_malloc_arena_per_core():
+    pytest.importorskip("tensorflow")
     plain = arenas("plain")
-    if plain <= malloc_arenas():
+    if plain <= malloc_arenas() + 2:  # too close to the cap to tell the two apart
         pytest.skip(f"TensorFlow alone made only {plain} arenas here: nothing to cap")
     assert arenas("cnnbp") <= malloc_arenas() < plain
     # a user's own setting is left alone

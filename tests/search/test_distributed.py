@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import glob
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -171,11 +172,17 @@ def test_a_schema_lock_held_too_long_is_a_clear_error(postgres_url, monkeypatch)
         started = time.monotonic()
         with pytest.raises(UsageError, match=r"--storage postgresql://cnnbp@127\.0\.0\.1:\d+/search: "
                                              r"another session has held cnnbp's schema lock .* "
-                                             r"for over 0\.5 s.*pg_terminate_backend"):
+                                             r"for over 0\.5 s.*classid = 99 AND objid = 1852727920"
+                                             r".*pg_terminate_backend") as refused:
             study._storage(postgres_url)
         assert time.monotonic() - started < 30
+        # the query the message gives finds the session that holds the lock, and only it
+        query = re.search(r"(SELECT pid FROM pg_locks .*? AND objsubid = 1)",
+                          str(refused.value)).group(1)
+        assert holder.execute(query).fetchall() == [(holder.info.backend_pid,)]
     finally:
         holder.close()
+    monkeypatch.undo()
     study._storage(postgres_url)  # released: the tables are made
     tables = psycopg.connect(host=url.host, port=url.port, user=url.username,
                              dbname=url.database, autocommit=True)
