@@ -145,22 +145,29 @@ def compile_model(session: Session):
     return model
 
 
-def save_state(session: Session, model, best_weights) -> str:
-    """Weights, optimizer variables and best weights of this epoch, as one .npz."""
+def checkpoint_arrays(model, weights: list, best_weights: list | None) -> dict:
+    """One epoch's checkpoint as named arrays: ``weights``, the optimizer's variables and the
+    best weights, which are stored once when they are this epoch's (then ``best_is_w``)."""
     import keras
-    from cnnbp.contract.atomic import atomic_path
-    arrays = {f"w{i}": w for i, w in enumerate(model.get_weights())}
+    arrays = {f"w{i}": w for i, w in enumerate(weights)}
     arrays.update({f"o{i}": keras.ops.convert_to_numpy(v)
                    for i, v in enumerate(model.optimizer.variables)})
-    arrays.update({f"b{i}": w for i, w in enumerate(best_weights or [])})
-    name = f"state/epoch-{session.state.epoch + 1}.npz"
-    with atomic_path(session.run.path / name) as tmp, open(tmp, "wb") as f:
+    if best_weights is weights:
+        arrays["best_is_w"] = np.array(True)
+    else:
+        arrays.update({f"b{i}": w for i, w in enumerate(best_weights or [])})
+    return arrays
+
+
+def write_checkpoint(run: RunDir, name: str, arrays: dict) -> None:
+    """``arrays`` as ``RUN/name`` (an .npz), whole or not at all."""
+    from cnnbp.contract.atomic import atomic_path
+    with atomic_path(run.path / name) as tmp, open(tmp, "wb") as f:
         np.savez(f, **arrays)
-    return name
 
 
 def restore_state(session: Session, model) -> None:
-    """Put a saved epoch's weights and optimizer state back (see ``save_state``).
+    """Put a saved epoch's weights and optimizer state back (see ``checkpoint_arrays``).
 
     A checkpoint that is missing, cut short, or not this net's is an ``ArtifactError``.
     """
@@ -170,6 +177,8 @@ def restore_state(session: Session, model) -> None:
             pick = lambda prefix: [z[f"{prefix}{i}"] for i in range(
                 sum(1 for k in z.files if k[0] == prefix and k[1:].isdigit()))]
             weights, optimizer, best = pick("w"), pick("o"), pick("b")
+            if "best_is_w" in z.files:
+                best = weights
     except FileNotFoundError:
         raise ArtifactError(path, "the checkpoint that state/state.json names is missing") \
             from None
@@ -201,10 +210,27 @@ def make_callback(session: Session, model, echo: bool = False):
     so it can show 48/41)."""
     import keras
 
+    from concurrent.futures import ThreadPoolExecutor
     run, state = session.run, session.state
     patience = session.compiled.network.training.early_stopping
 
     class RunCallback(keras.callbacks.Callback):
+        """Each epoch's checkpoint, then its state (the commit point), are written on one
+        thread, in order, while the next epoch trains: a VGG-11 checkpoint (weights, Adam's
+        two moments, best weights: 1.5-2 GB) took 6.5 s to write here, several GPU epochs.
+        One commit is in flight at most; ``flush`` waits for it and raises its error."""
+
+        writer = ThreadPoolExecutor(1, thread_name_prefix="checkpoint")
+        pending = None
+
+        def flush(self):
+            if self.pending is not None:
+                pending, self.pending = self.pending, None
+                pending.result()
+
+        def on_train_end(self, logs=None):
+            self.flush()
+
         def on_epoch_begin(self, epoch, logs=None):
             self.started = time.perf_counter()
             # the rate the epoch starts training with; read at its end, a cosine schedule's
@@ -216,12 +242,15 @@ def make_callback(session: Session, model, echo: bool = False):
             row = {"epoch": epoch + 1, **logs, "learning_rate": self.rate,
                    "seconds": round(time.perf_counter() - self.started, 3)}
             watched = logs.get("val_loss", logs.get("loss"))
+            weights = model.get_weights()  # host copies: training on does not change them
             if state.best is None or watched < state.best - MIN_DELTA:
                 state.best, state.wait = watched, 0
-                session.best_weights = [w.copy() for w in model.get_weights()]
+                session.best_weights = weights
             else:
                 state.wait += 1
-            checkpoint = save_state(session, model, session.best_weights)
+            self.flush()  # the previous epoch's commit, before this one's
+            arrays = checkpoint_arrays(model, weights, session.best_weights)
+            checkpoint = f"state/epoch-{epoch + 1}.npz"
             state.history.append(row)
             state.train_seconds += row["seconds"]
             state.samples_seen += session.pipelines.train_size
@@ -229,18 +258,39 @@ def make_callback(session: Session, model, echo: bool = False):
             if patience and state.wait >= patience:
                 state.stopped_early = True
                 model.stop_training = True
-            run.write_state(state)  # the commit point: resume starts from here
-            run.write_history(state.history)
+            line = None
             if echo:
                 figures = ", ".join(f"{k} {v:.4f}" for k, v in logs.items())
-                print(f"epoch {epoch + 1}/{session.compiled.network.training.epochs}: "
-                      f"{figures}, learning rate {self.rate:.3g}, {row['seconds']:.1f} s"
-                      + (" — stopping early" if state.stopped_early else ""), flush=True)
-            for stale in (run.path / "state").glob("epoch-*.npz"):  # a kill may have left some
-                if stale.name != Path(checkpoint).name:
-                    stale.unlink(missing_ok=True)
+                line = (f"epoch {epoch + 1}/{session.compiled.network.training.epochs}: "
+                        f"{figures}, learning rate {self.rate:.3g}, {row['seconds']:.1f} s"
+                        + (" — stopping early" if state.stopped_early else ""))
+            self.pending = self.writer.submit(_commit, run, checkpoint, arrays,
+                                              state.model_copy(deep=True), line)
 
     return RunCallback()
+
+
+def _flush_beside(callback) -> None:
+    """Let the last completed epoch's commit finish while another error is on its way out;
+    a failure of the commit itself is logged, not raised over that error."""
+    try:
+        callback.flush()
+    except Exception as exc:  # noqa: BLE001  (the error being raised is the one to report)
+        log.warning("the last epoch's checkpoint was not written: %s", exc)
+
+
+def _commit(run: RunDir, checkpoint: str, arrays: dict, state: RunState,
+            line: str | None) -> None:
+    """One epoch's checkpoint, then the state naming it: resume starts from here. ``line``,
+    the epoch's echo, is printed once it has been saved."""
+    write_checkpoint(run, checkpoint, arrays)
+    run.write_state(state)
+    run.write_history(state.history)
+    for stale in (run.path / "state").glob("epoch-*.npz"):  # a kill may have left some
+        if stale.name != Path(checkpoint).name:
+            stale.unlink(missing_ok=True)
+    if line:
+        print(line, flush=True)
 
 
 def finish(session: Session, model, wall_started: float, explain: bool = False
@@ -386,6 +436,7 @@ def _fit(session: Session, quiet: bool, callbacks=(), report: bool = True,
         import keras
         logs = str(session.run.path / "tensorboard")
         callbacks = [*callbacks, keras.callbacks.TensorBoard(logs)]
+    run_callback = make_callback(session, model, echo=not quiet)
     try:
         if done < t.epochs and not session.state.stopped_early:
             with raise_for(session.pipelines.bad), warnings.catch_warnings():
@@ -396,10 +447,13 @@ def _fit(session: Session, quiet: bool, callbacks=(), report: bool = True,
                           validation_data=session.pipelines.validation,
                           epochs=t.epochs, initial_epoch=done, verbose=0,
                           shuffle=False,  # the pipeline shuffles, seeded
-                          callbacks=[make_callback(session, model, echo=not quiet), *callbacks])
+                          callbacks=[run_callback, *callbacks])
         # the explain figures probe the model with TensorFlow; `cnnbp report RUN` adds them
         explain = report and session.device.backend == "tensorflow"
         metrics, drawn = finish(session, model, started, explain)
+    except BaseException:
+        _flush_beside(run_callback)
+        raise
     finally:
         session.pipelines.close()
     if report:  # after the data is closed: the page reads only the run's files

@@ -109,4 +109,5 @@ def train_multiworker(compiled: Compiled, data_spec: str, out: str | Path,
                   flush=True)
         if model.stop_training:
             break
+    callback.on_train_end()  # the last epoch's commit
     return finish(session, model, started)[0]

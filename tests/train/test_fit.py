@@ -244,3 +244,53 @@ def test_errors_beside_the_explain_thread(tmp_path, monkeypatch):
         fit.train(load("digits", ["training.epochs=1"]), "digits", tmp_path / "b", quiet=True)
     for name in ("metrics.json", "curves.png", "confusion.png", "model.keras"):
         assert (tmp_path / "b" / name).is_file(), name
+
+
+def test_a_checkpoint_stores_the_best_weights_once_when_they_are_this_epochs(tmp_path):
+    """Best weights that are this epoch's are not written twice (a VGG-11 checkpoint is
+    1.5 GB instead of 2 GB); either way a resume gets the best weights back."""
+    from cnnbp.train import fit
+    session = fit.prepare(load("digits", QUICK), "digits", tmp_path / "r")
+    model = fit.compile_model(session)
+    model.optimizer.build(model.trainable_variables)
+    weights = model.get_weights()
+    older = [w + 1.0 for w in weights]
+    same = fit.checkpoint_arrays(model, weights, weights)
+    apart = fit.checkpoint_arrays(model, weights, older)
+    best_keys = lambda arrays: [k for k in arrays if k[0] == "b" and k[1:].isdigit()]
+    assert "best_is_w" in same and best_keys(same) == []
+    assert "best_is_w" not in apart and len(best_keys(apart)) == len(weights)
+    for arrays, best in ((same, weights), (apart, older)):
+        fit.write_checkpoint(session.run, "state/epoch-1.npz", arrays)
+        session.state.checkpoint, session.best_weights = "state/epoch-1.npz", None
+        fit.restore_state(session, model)
+        for got, want in zip(session.best_weights, best, strict=True):
+            np.testing.assert_array_equal(got, want)
+    session.pipelines.close()
+
+
+def test_an_epoch_is_committed_even_when_a_later_callback_fails(tmp_path, monkeypatch):
+    """Checkpoints are written on a thread beside the next epoch; an error raised after an
+    epoch ended (here another callback's) still leaves that epoch saved and resumable."""
+    import keras
+
+    from cnnbp.train import fit
+    slow_write = fit.write_checkpoint
+
+    def write(*args):  # a slow disk: the commit is still running when the error comes
+        time.sleep(1.0)
+        slow_write(*args)
+
+    class Broken(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            if epoch == 1:
+                raise RuntimeError("a later callback broke")
+
+    monkeypatch.setattr(fit, "write_checkpoint", write)
+    out = tmp_path / "r"
+    with pytest.raises(RuntimeError, match="a later callback broke"):
+        fit.train(load("digits", ["training.epochs=4", "training.augment.translate=0"]),
+                  "digits", out, quiet=True, callbacks=[Broken()])
+    state = json.loads((out / "state" / "state.json").read_text())
+    assert state["epoch"] == 2 and (out / "state" / "epoch-2.npz").is_file()
+    assert [p.name for p in (out / "state").glob("epoch-*.npz")] == ["epoch-2.npz"]
