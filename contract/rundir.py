@@ -10,8 +10,9 @@
     history.csv      one row an epoch
     metrics.json     test loss/accuracy, per-class precision/recall, confusion matrix, speed
     curves.png, confusion.png
-    state/           what --resume needs: epoch-N.npz (weights, optimizer, best weights) and
-                     state.json (``RunState``), which names it and is written last
+    state/           what --resume needs: epoch-N.npz (weights, optimizer, and best weights,
+                     or ``best_is_w`` when they are this epoch's) and state.json
+                     (``RunState``), which names it and is written last
 
 A new run's fixed files and its first ``state.json`` are written into a temporary folder that
 is renamed into place, so a run folder either holds a ``state.json`` or was never made.

@@ -220,16 +220,25 @@ def make_callback(session: Session, model, echo: bool = False):
         two moments, best weights: 1.5-2 GB) took 6.5 s to write here, several GPU epochs.
         One commit is in flight at most; ``flush`` waits for it and raises its error."""
 
-        writer = ThreadPoolExecutor(1, thread_name_prefix="checkpoint")
-        pending = None
+        def __init__(self):
+            super().__init__()
+            self.writer = ThreadPoolExecutor(1, thread_name_prefix="checkpoint")
+            self.pending = None
 
         def flush(self):
             if self.pending is not None:
-                pending, self.pending = self.pending, None
-                pending.result()
+                self.pending.result()  # interrupted here (Ctrl-C), it is still pending
+                self.pending = None
+
+        def close(self):
+            """The last commit, then the writer's thread let go."""
+            try:
+                self.flush()
+            finally:
+                self.writer.shutdown(wait=False)
 
         def on_train_end(self, logs=None):
-            self.flush()
+            self.close()
 
         def on_epoch_begin(self, epoch, logs=None):
             self.started = time.perf_counter()
@@ -274,7 +283,7 @@ def _flush_beside(callback) -> None:
     """Let the last completed epoch's commit finish while another error is on its way out;
     a failure of the commit itself is logged, not raised over that error."""
     try:
-        callback.flush()
+        callback.close()
     except Exception as exc:  # noqa: BLE001  (the error being raised is the one to report)
         log.warning("the last epoch's checkpoint was not written: %s", exc)
 

@@ -46,7 +46,7 @@ def train_multiworker(compiled: Compiled, data_spec: str, out: str | Path,
     from cnnbp.builder.tf_env import import_tensorflow
     tf = import_tensorflow()
     from . import device as devices
-    from .fit import compile_model, finish, make_callback, prepare
+    from .fit import _flush_beside, compile_model, finish, make_callback, prepare
 
     workers, index = cluster()
     # The strategy must exist before any other TensorFlow op runs in this process.
@@ -56,7 +56,7 @@ def train_multiworker(compiled: Compiled, data_spec: str, out: str | Path,
     started = time.perf_counter()
     session = prepare(compiled, data_spec, out, device=device)
     model = compile_model(session)
-    callback = make_callback(session, model)
+    callback = make_callback(session, model, echo=not quiet and index == 0)
     callback.set_model(model)
     t = compiled.network.training
 
@@ -96,18 +96,19 @@ def train_multiworker(compiled: Compiled, data_spec: str, out: str | Path,
                                 tf.cast(tf.shape(y)[0], "float32")])
         return totals
 
-    for epoch in range(session.state.epoch, t.epochs):
-        callback.on_epoch_begin(epoch)
-        loss_sum, correct, count = train_epoch(iter(train_data)).numpy()
-        logs = {"accuracy": correct / count, "loss": loss_sum / count}
-        if session.pipelines.validation is not None:
-            loss_sum, correct, count = evaluate(session.pipelines.validation).numpy()
-            logs.update({"val_accuracy": correct / count, "val_loss": loss_sum / count})
-        callback.on_epoch_end(epoch, logs)
-        if not quiet and index == 0:
-            print(f"epoch {epoch + 1}/{t.epochs} " + " ".join(f"{k} {v:.4f}" for k, v in logs.items()),
-                  flush=True)
-        if model.stop_training:
-            break
+    try:
+        for epoch in range(session.state.epoch, t.epochs):
+            callback.on_epoch_begin(epoch)
+            loss_sum, correct, count = train_epoch(iter(train_data)).numpy()
+            logs = {"accuracy": correct / count, "loss": loss_sum / count}
+            if session.pipelines.validation is not None:
+                loss_sum, correct, count = evaluate(session.pipelines.validation).numpy()
+                logs.update({"val_accuracy": correct / count, "val_loss": loss_sum / count})
+            callback.on_epoch_end(epoch, logs)  # the chief's line is printed once saved
+            if model.stop_training:
+                break
+    except BaseException:
+        _flush_beside(callback)
+        raise
     callback.on_train_end()  # the last epoch's commit
     return finish(session, model, started)[0]

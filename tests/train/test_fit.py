@@ -294,3 +294,12 @@ def test_an_epoch_is_committed_even_when_a_later_callback_fails(tmp_path, monkey
     state = json.loads((out / "state" / "state.json").read_text())
     assert state["epoch"] == 2 and (out / "state" / "epoch-2.npz").is_file()
     assert [p.name for p in (out / "state").glob("epoch-*.npz")] == ["epoch-2.npz"]
+    # a normal end returns only once the last epoch is saved, and an improving epoch's
+    # checkpoint holds its weights once
+    done = tmp_path / "done"
+    fit.train(load("digits", ["training.epochs=2", "training.augment.translate=0",
+                              "training.validation_split=0"]), "digits", done, quiet=True)
+    state = json.loads((done / "state" / "state.json").read_text())
+    assert state["epoch"] == 2 and state["wait"] == 0
+    with np.load(done / "state" / "epoch-2.npz") as z:
+        assert "best_is_w" in z.files and "b0" not in z.files
