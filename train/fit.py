@@ -8,7 +8,7 @@ from __future__ import annotations
 import logging
 import time
 import warnings
-from concurrent.futures import wait
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -210,7 +210,6 @@ def make_callback(session: Session, model, echo: bool = False):
     so it can show 48/41)."""
     import keras
 
-    from concurrent.futures import ThreadPoolExecutor
     run, state = session.run, session.state
     patience = session.compiled.network.training.early_stopping
 
@@ -372,8 +371,6 @@ def _explain_beside(run_path):
     probe their own copy of the model; the test evaluation's TensorFlow ops release the GIL,
     so the two overlap on the cores.
     """
-    from concurrent.futures import ThreadPoolExecutor
-
     from cnnbp.report.explain import figures
     pool = ThreadPoolExecutor(1, thread_name_prefix="explain")
     try:
