@@ -7,6 +7,7 @@ training stream, which show what filling the cache costs and what reading it bac
 """
 from __future__ import annotations
 
+import argparse
 import subprocess
 import sys
 
@@ -32,9 +33,15 @@ with tempfile.TemporaryDirectory() as tmp:
 
 
 def main() -> None:
-    net, folder = sys.argv[1:3]
-    passes = sys.argv[3] if len(sys.argv) > 3 else "3"
-    modes = sys.argv[4:] or ["none", "memory", "disk"]
+    ap = argparse.ArgumentParser(description="seconds per pass of the input pipeline alone")
+    ap.add_argument("net", help="a net expression, INPUT(...)-...")
+    ap.add_argument("folder", help="an image folder")
+    ap.add_argument("passes", type=int, nargs="?", default=3)
+    ap.add_argument("modes", nargs="*", default=[], choices=["none", "memory", "disk", "auto"],
+                    help="cache modes (default none memory disk)")
+    args = ap.parse_args()
+    net, folder, passes = args.net, args.folder, str(args.passes)
+    modes = args.modes or ["none", "memory", "disk"]
     print("| cache | rows per pass | seconds per pass |\n|---|---|---|")
     for mode in modes:
         out = subprocess.run([sys.executable, "-c", CHILD, net, folder, mode, passes],

@@ -142,6 +142,17 @@ def decoders(folder: str, size: int) -> dict:
     return out
 
 
+def _size(text: str) -> tuple[int, int]:
+    """``WxH`` (e.g. 480x360) → (width, height)."""
+    try:
+        w, h = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: give WIDTHxHEIGHT, e.g. 480x360") from None
+    if w < 2 or h < 2:
+        raise argparse.ArgumentTypeError(f"{text!r}: each side needs 2 pixels or more")
+    return w, h
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--images", type=int, default=6000)
@@ -149,7 +160,7 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, nargs="+", default=[1, 3])
     ap.add_argument("--batch", type=int, default=64)
     ap.add_argument("--dir", default=None)
-    ap.add_argument("--photo", metavar="WxH",
+    ap.add_argument("--photo", metavar="WxH", type=_size,
                     help="make the folder's JPEGs WxH (larger than the net's --size, so both "
                          "sides resize every image: the case where a cache pays)")
     ap.add_argument("--set", action="append", default=[], dest="sets",
@@ -164,8 +175,8 @@ def main() -> None:
     if args.handwritten:
         folder, size, epochs, batch, expr = args.handwritten
         return handwritten(folder, int(size), int(epochs), int(batch), expr if expr != "-" else None)
-    photo = tuple(int(v) for v in args.photo.lower().split("x")) if args.photo else None
-    shape = args.photo or f"{args.size}x{args.size}"
+    photo = args.photo
+    shape = f"{photo[0]}x{photo[1]}" if photo else f"{args.size}x{args.size}"
     folder = Path(args.dir or Path(tempfile.gettempdir()) / (
         f"cnnbp-bench-{args.images}-{shape}" if photo else f"cnnbp-bench-{args.images}-{args.size}"))
     generate(folder, args.images, args.size, photo=photo)

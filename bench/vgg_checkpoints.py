@@ -8,8 +8,8 @@ compare them (docs/benchmarks.md).
 """
 from __future__ import annotations
 
+import argparse
 import json
-import sys
 import tempfile
 import time
 
@@ -17,8 +17,11 @@ import numpy as np
 
 
 def main() -> None:
-    images = int(sys.argv[1]) if len(sys.argv) > 1 else 64
-    epochs = int(sys.argv[2]) if len(sys.argv) > 2 else 3
+    ap = argparse.ArgumentParser(description="VGG-11 224x224: what per-epoch checkpoints cost")
+    ap.add_argument("images", type=int, nargs="?", default=64, help="training images (64)")
+    ap.add_argument("epochs", type=int, nargs="?", default=3, help="epochs (3)")
+    args = ap.parse_args()
+    images, epochs = args.images, args.epochs
     from cnnbp.builder.tf_env import import_keras
     import_keras()
     from cnnbp.builder import load

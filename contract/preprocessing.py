@@ -92,6 +92,15 @@ class Preprocessing(Record):
         """Raw units → the model's input."""
         return self.normalize(np.asarray(raw, dtype="float32") / np.float32(self.scale))
 
+    def gain_shift(self, unit: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
+        """Per-channel float32 ``(gain, shift)`` with ``x * gain + shift`` the model's input,
+        for values ``x`` that are ``unit`` raw units each (1: raw; ``scale``: already fitted;
+        ``raw_max / 255``: 8-bit pixels): ``apply``'s four steps folded once, in float64, so
+        a batch takes one multiply and one add. Agrees with ``apply`` to float32 rounding."""
+        mean, std = np.float64(self.mean), np.float64(self.std)
+        return ((unit / np.float64(self.scale) / std).astype("float32"),
+                (-mean / std).astype("float32"))
+
     # -- images -------------------------------------------------------------------------------
     @property
     def takes_images(self) -> bool:

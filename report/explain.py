@@ -41,8 +41,7 @@ def filters(ctx: Context) -> Figure:
     cols = min(n, 8)
     if ctx.one_d:
         rows = -(-n // cols)
-        fig, axes = subplots(rows, cols, figsize=(cols * 1.2, rows * 1.2),
-                                      squeeze=False)
+        fig, axes = subplots(rows, cols, figsize=(cols * 1.2, rows * 1.2), squeeze=False)
         for i, ax in enumerate(axes.flat):
             ax.axis("off")
             if i < n:
@@ -97,8 +96,8 @@ def _heat(a: np.ndarray, size) -> np.ndarray:
 
 def _activation_plots(ctx: Context, index: int, names, maps):
     """A 1-D net's activations: one Axes per stage and channel."""
-    fig, axes = subplots(len(names), CHANNELS + 1, figsize=((CHANNELS + 1) * 1.2,
-                                                                len(names) * 1.3), squeeze=False)
+    fig, axes = subplots(len(names), CHANNELS + 1,
+                         figsize=((CHANNELS + 1) * 1.2, len(names) * 1.3), squeeze=False)
     for row, (name, m) in enumerate(zip(names, maps)):
         _show_input(ctx, axes[row, 0], ctx.x[index])
         axes[row, 0].set_ylabel(name, fontsize=7)
@@ -222,7 +221,7 @@ def top_activating(ctx: Context, channels: list[int] | None = None,
     titles = [f"{strength[i, c]:.2g}" for c, i in ranked]
     if ctx.one_d:
         fig, axes = subplots(len(channels), top, figsize=(top * 1.3, len(channels) * 1.3),
-                                 squeeze=False)
+                             squeeze=False)
         for ax, (c, i), title in zip(axes.flat, ranked, titles):
             _show_input(ctx, ax, ctx.x_test[i])
             ax.set_title(title, fontsize=6)

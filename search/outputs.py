@@ -87,11 +87,8 @@ def write_best(row: Row, path: Path) -> None:
 
 
 def _figure():
-    """A Figure and its Axes made without pyplot, which keeps every figure in global state
-    until closed; saved through Agg."""
-    from matplotlib.figure import Figure
-    fig = Figure(figsize=(6.4, 4.2))
-    return fig, fig.subplots()
+    from cnnbp.report.figures import subplots
+    return subplots(figsize=(6.4, 4.2))
 
 
 def plot_history(table: list[Row], path: Path) -> None:

@@ -17,7 +17,7 @@ ALLOWED = {
     "export": {"contract", "builder", "report"},
     "serve": {"contract"},
     "report": {"contract", "builder"},
-    "search": {"contract", "builder", "train", "export"},  # trials train; latency via ONNX
+    "search": {"contract", "builder", "train", "export", "report"},  # trials; ONNX latency; charts
 }
 TENSORFLOW_FREE = {"contract", "serve"}  # report: explain and probe load Keras, lazily  # builder: all but keras_builder, keras_layers, tf_env
 

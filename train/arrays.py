@@ -20,12 +20,10 @@ def batches(x, y, rows, batch: int, prep: Preprocessing, net: ir.Network, mapped
     divided by ``prep.scale``)."""
     import keras
 
-    # ``prep.apply``/``normalize`` folded into one gain and shift per channel (in float64),
-    # applied in two passes into one new array: five passes and five arrays before, which at
-    # 64x224x224x3 held a GPU at 0.68x the Keras fit fed ready arrays (docs/benchmarks.md)
-    mean, std = np.float64(prep.mean), np.float64(prep.std)
-    unit = 1.0 / np.float64(prep.scale) if mapped else 1.0  # mapped arrays hold raw values
-    gain, shift = (unit / std).astype("float32"), (-mean / std).astype("float32")
+    # one multiply and one add into one new array: ``prep.apply`` took five passes and five
+    # arrays, which at 64x224x224x3 held a GPU at 0.68x the Keras fit fed ready arrays
+    # (docs/benchmarks.md); mapped arrays hold raw values, the rest are divided by scale
+    gain, shift = prep.gain_shift(1.0 if mapped else prep.scale)
 
     def model_input(raw):
         out = np.empty(raw.shape, "float32")

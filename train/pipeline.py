@@ -145,23 +145,16 @@ def choose_cache(mode: str, decoded_bytes: int, budget_mb: int, where: str,
     return "disk" if fits else "none"
 
 
-def gain_shift(prep: Preprocessing, pixels: bool = True) -> tuple[np.ndarray, np.ndarray]:
-    """Per-channel float32 ``(gain, shift)``: the model's input is ``x * gain + shift``."""
-    mean, std = np.float64(prep.mean), np.float64(prep.std)
-    per_pixel = prep.raw_max / 255.0 if pixels and prep.raw_max else 1.0
-    return ((per_pixel / prep.scale / std).astype("float32"), (-mean / std).astype("float32"))
-
-
 def _scaler(prep: Preprocessing, net: ir.Network, pixels: bool = True):
     """Decoded uint8 ``pixels`` (else raw array values) → the model's input.
 
     ``Preprocessing.from_image_bytes`` computes ``((x * raw_max / 255) / scale - mean) / std``;
-    here the constants are folded (in float64) into one gain and one shift per channel, so a
-    batch takes a multiply and an add rather than four passes. The two agree to float32
-    rounding (a test holds serving to training within 1e-5).
+    here the constants are folded into one gain and one shift per channel
+    (``Preprocessing.gain_shift``), so a batch takes a multiply and an add rather than four
+    passes. The two agree to float32 rounding (a test holds serving to training within 1e-5).
     """
     import tensorflow as tf
-    gain, shift = gain_shift(prep, pixels)
+    gain, shift = prep.gain_shift(prep.raw_max / 255.0 if pixels and prep.raw_max else 1.0)
     onehot = lambda y: tf.one_hot(y, net.classes, dtype="float32")
 
     def to_model(x, y):

@@ -13,7 +13,7 @@ from cnnbp.builder import ir
 from cnnbp.contract.preprocessing import Preprocessing, fit as fit_all
 
 from .images import BadImages, pixel_decoder, raise_for
-from .pipeline import DECODE_CALLS, RowSource, _mapped, _scaler, gain_shift
+from .pipeline import DECODE_CALLS, RowSource, _mapped, _scaler
 from .sources import Dataset, ImageFiles
 
 CHUNK_BYTES = 64 << 20
@@ -104,7 +104,7 @@ def _sample_files(data: ImageFiles, prep: Preprocessing, net: ir.Network, bad: B
     from concurrent.futures import ThreadPoolExecutor
     shape = tuple(net.input_shape)
     decode = pixel_decoder(shape, net.training.resize, bad)
-    gain, shift = gain_shift(prep)
+    gain, shift = prep.gain_shift(prep.raw_max / 255.0)  # 8-bit pixels
     out = []
     # Pillow lets go of the GIL while it decodes and resizes: threads share the cores
     with ThreadPoolExecutor(DECODE_CALLS) as pool:
