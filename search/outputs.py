@@ -22,7 +22,7 @@ COLUMNS = ("trial", "status", "reason", "val_accuracy", "test_accuracy", "params
 @dataclass(frozen=True)
 class Row:
     number: int
-    status: str        # trained | pruned | infeasible | running | failed
+    status: str        # trained | pruned | infeasible | failed | running | waiting
     attrs: dict
     params: dict       # Optuna's parameter name -> value
 
@@ -31,12 +31,17 @@ class Row:
         return self.attrs.get("val_accuracy")
 
 
+# Optuna's states for trials that did not end in the objective: a killed worker's trial
+# ("failed"; retried once by another), one being trained, one queued for its retry
+STATES = {"FAIL": "failed", "RUNNING": "running", "WAITING": "waiting"}
+
+
 def rows(study) -> list[Row]:
     out = []
     for t in study.get_trials(deepcopy=False):
-        status = t.user_attrs.get(STATUS) if t.state.name in ("COMPLETE", "PRUNED") \
-            else t.state.name.lower()
-        out.append(Row(t.number, status or t.state.name.lower(), dict(t.user_attrs),
+        state = STATES.get(t.state.name, t.state.name.lower())
+        status = t.user_attrs.get(STATUS) if t.state.name in ("COMPLETE", "PRUNED") else state
+        out.append(Row(t.number, status or state, dict(t.user_attrs),
                        dict(t.params)))
     return out
 

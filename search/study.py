@@ -14,6 +14,8 @@ import contextlib
 import json
 import logging
 import math
+import os
+import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,7 +31,10 @@ log = logging.getLogger(__name__)
 
 PROBE_CANDIDATES = 500     # random candidates tried before refusing a space as empty
 MAX_INFEASIBLE_STREAK = 2000  # the sampler keeps proposing the impossible: give up
-HEARTBEAT_S = 30           # a worker silent for 3 heartbeats has died: its trial is retried
+# A worker silent for 3 heartbeats has died: its trial is retried. CNNBP_SEARCH_HEARTBEAT_S
+# shortens it (the kill test waits 3 heartbeats for a dead worker, not 90 s).
+_HEARTBEAT = os.environ.get("CNNBP_SEARCH_HEARTBEAT_S", "")
+HEARTBEAT_S = max(1, int(_HEARTBEAT)) if _HEARTBEAT.isdigit() else 30
 STATUS = "status"          # user attribute: trained | pruned | infeasible
 
 
@@ -61,7 +66,6 @@ def open_study(space: SearchSpace, doc: dict, settings: Settings):
     directions = ["maximize"] + ["minimize"] * (len(space.objectives) - 1)
     seed = settings.seed
     if settings.storage:  # workers sharing a study must not all propose the same candidates
-        import os
         import socket
         seed = hash((seed, socket.gethostname(), os.getpid())) % 2**31
     if len(directions) == 1:
@@ -109,8 +113,8 @@ def _storage(url: str):
             with _schema_lock(url, shown):
                 return RDBStorage(url, heartbeat_interval=HEARTBEAT_S,
                                   grace_period=3 * HEARTBEAT_S,
-                                  heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(
-                                      max_retry=1))
+                                  heartbeat_stale_trial_callback=RetryAndClear(
+                                      RetryHeartbeatStaleTrialCallback(max_retry=1)))
         except ImportError as exc:
             raise UsageError(f"--storage {shown}: the database driver is not installed ({exc}); "
                              "for postgresql:// install psycopg: pip install 'psycopg[binary]'"
@@ -123,6 +127,42 @@ def _storage(url: str):
             if attempt == 2:
                 raise
             time.sleep(1.0)
+
+
+class RetryAndClear:
+    """Optuna's callback for a dead worker's trial: retry its candidate once (the wrapped
+    callback) and remove the run folder it was training into, which nothing will finish."""
+
+    def __init__(self, retry):
+        self.retry = retry
+
+    def __call__(self, study, trial) -> None:
+        self.retry(study, trial)
+        run_dir = trial.user_attrs.get("run_dir")
+        if run_dir:
+            removed = remove_trial_folder(Path(run_dir))
+            if removed:
+                log.info("trial %d: its worker died; removed %s", trial.number, run_dir)
+
+
+def remove_trial_folder(path: Path) -> bool:
+    """Remove a dead trial's run folder and the temporaries of its interrupted writes.
+
+    Only what a trial writes goes: a folder named ``trials/NNN`` holding nothing but a run's
+    own files (a user's file in it keeps the whole folder). Returns whether it was removed.
+    """
+    from cnnbp.contract.atomic import recover
+    from cnnbp.contract.rundir import RUN_ENTRIES, RunDir
+    if not path.is_absolute() or path.parent.name != "trials" or not path.name.isdigit():
+        return False
+    recover(path)  # a kill inside an atomic write leaves .NNN.<pid>.tmp beside the folder
+    run = RunDir(path)
+    if run.status() not in ("run", "unstarted", "empty"):
+        return False
+    if any(p.name not in RUN_ENTRIES and not p.name.startswith(".") for p in path.iterdir()):
+        return False
+    shutil.rmtree(path)
+    return True
 
 
 # PostgreSQL's codes for a table, type or row another worker made first, and for transient
@@ -254,7 +294,8 @@ class Objective:
         if net.training.validation_split <= 0:
             raise UsageError("search needs held-out data to compare candidates: set "
                              "training.validation_split above 0 (e.g. 0.1)")
-        run = self.settings.out / "trials" / f"{trial.number:03d}"
+        # absolute: the worker that finds this trial dead may run in another directory
+        run = (self.settings.out / "trials" / f"{trial.number:03d}").resolve()
         trial.set_user_attr("run_dir", str(run))
         started = time.perf_counter()
         callbacks = [PruningCallback(trial)] if len(self.space.objectives) == 1 else []

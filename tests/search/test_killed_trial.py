@@ -1,0 +1,84 @@
+"""A search worker SIGKILLed in the middle of a trial: the rerun retries that candidate and
+removes the dead trial's folder, so nothing half-trained stays in ``trials/``."""
+from __future__ import annotations
+
+import csv
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from cnnbp import cli
+from cnnbp.search import study as studies
+
+HEARTBEAT_S = 1  # the dead worker's trial is stale after 3 heartbeats
+
+
+def _rows(out: Path) -> list[dict]:
+    with open(out / "results.csv", newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def test_a_killed_trial_is_retried_and_its_folder_removed(digits_space, tmp_path, keras,
+                                                          monkeypatch):
+    from tests.search.conftest import DIGITS_SPACE
+    # long enough that the kill lands between the first epoch's state and the trial's end
+    bp = digits_space(text=DIGITS_SPACE.replace("epochs: 1,", "epochs: 40,"))
+    out = tmp_path / "out"
+    args = ["search", bp, "--data", "digits", "--trials", "1", "--quiet", "-o", str(out)]
+    env = {**os.environ, "CNNBP_SEARCH_HEARTBEAT_S": str(HEARTBEAT_S)}
+    proc = subprocess.Popen([str(Path(sys.executable).with_name("cnnbp")), *args], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 300
+    try:
+        while not list(out.glob("trials/*/state/state.json")):
+            assert proc.poll() is None, "the search ended before its trial was killed"
+            assert time.monotonic() < deadline, "no trial recorded an epoch in time"
+            time.sleep(0.05)
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    killed_at = time.monotonic()
+    dead = [p.parent.parent for p in out.glob("trials/*/state/state.json")]
+    assert len(dead) == 1 and not (dead[0] / "metrics.json").exists()
+
+    # The dead worker is known only by its silence: let 3 heartbeats pass, as a live worker would.
+    time.sleep(max(0.0, killed_at + 3 * HEARTBEAT_S + 0.5 - time.monotonic()))
+    monkeypatch.setattr(studies, "HEARTBEAT_S", HEARTBEAT_S)
+    assert cli.main(args) == 0
+
+    assert not dead[0].exists(), f"{dead[0]} was left behind"
+    rows = {int(r["trial"]): r for r in _rows(out)}
+    assert rows[int(dead[0].name)]["status"] == "failed"
+    trained = [r for r in rows.values() if r["status"] == "trained"]
+    assert len(trained) == 1 and (Path(trained[0]["run_dir"]) / "metrics.json").is_file()
+    assert {p.name for p in (out / "trials").iterdir()} == {Path(trained[0]["run_dir"]).name}
+
+
+@pytest.mark.parametrize("case", ["user_file", "relative", "not_a_trial"])
+def test_a_folder_with_anything_else_is_kept(tmp_path, case):
+    trial = tmp_path / "trials" / "007"
+    (trial / "state").mkdir(parents=True)
+    (trial / "blueprint.yaml").write_text("name: x\n")
+    if case == "user_file":
+        (trial / "notes.txt").write_text("mine")
+    elif case == "not_a_trial":
+        trial = trial.rename(tmp_path / "trials" / "mine")
+    path = Path(os.path.relpath(trial)) if case == "relative" else trial
+    assert studies.remove_trial_folder(path) is False
+    assert trial.is_dir()
+
+
+def test_an_unstarted_trial_folder_and_its_temporaries_go(tmp_path):
+    trial = tmp_path / "trials" / "003"
+    (trial / "state").mkdir(parents=True)
+    (trial / "blueprint.yaml").write_text("name: x\n")
+    dead_pid = 2**22 + 12345  # above Linux's pid_max default: no such process
+    leftover = tmp_path / "trials" / f".003.{dead_pid}.tmp"
+    leftover.mkdir()
+    assert studies.remove_trial_folder(trial) is True
+    assert not trial.exists() and not leftover.exists()
