@@ -187,6 +187,9 @@ def run_export(args) -> int:
     print(f"{args.output}: ONNX opset {report.opset}, max |diff| vs Keras "
           f"{report.max_abs:.2g} (bar {report.atol:g}), top-1 agreement "
           f"{report.top1_agreement:.4f} over {len(report.cases)} checks")
+    if report.pixels:
+        print(f"  pixels.onnx (raw {report.pixels.input_dtype} input): max |diff| vs Keras "
+              f"{report.pixels.max_abs:.2g}, top-1 agreement {report.pixels.top1_agreement:.4f}")
     for name, v in report.variants.items():
         extra = f", accuracy change {v.accuracy_change_points:+.2f} points" \
             if v.accuracy_change_points is not None else ""
@@ -219,6 +222,8 @@ def run_validate(args) -> int:
              f"agreement {report['parity']['top1_agreement']:.4f}, source weights "
              f"{'unchanged' if report['source_unchanged'] else 'CHANGED'}"
              if report["parity"] else f"; {report['note']}")
+          + (f"; pixels.onnx max |diff| {report['pixels']['max_abs']:.2g}"
+             if report["pixels"] else "; no pixels.onnx (a bundle from before it existed)")
           + f" — {'passed' if report['passed'] else 'FAILED'}")
     return 0 if report["passed"] else 1
 

@@ -1,7 +1,10 @@
 """A deployment bundle as files: its ``validation.json`` (``ParityReport``), its labels, its
 preprocessing, and the metadata stored inside ``model.onnx``.
 
-    model.onnx  blueprint.yaml  labels.txt  preprocess.json  validation.json  README.md
+    model.onnx  pixels.onnx  blueprint.yaml  labels.txt  preprocess.json  validation.json  README.md
+
+``pixels.onnx`` is ``model.onnx`` with the preprocessing in the graph (input ``pixels``: uint8
+for image models, raw float32 otherwise); bundles written before it existed lack it.
 
 Serving also reads Triton model folders (``config.pbtxt``, ``labels.txt``, ``1/model.onnx``),
 which carry the preprocessing only in the ONNX metadata; ``served`` reads both the same way.
@@ -20,6 +23,7 @@ from .labels import read_labels
 from .preprocessing import Preprocessing
 
 MODEL = "model.onnx"
+PIXELS_MODEL = "pixels.onnx"
 REPORT = "validation.json"
 PREPROCESS = "preprocess.json"
 LABELS = "labels.txt"
@@ -60,6 +64,18 @@ class DivergingLayer(_Strict):
     max_abs: float
 
 
+class PixelsParity(_Strict):
+    """``pixels.onnx`` on raw rows against Keras on the training pipeline's normalisation."""
+
+    file: str
+    input_dtype: Literal["uint8", "float32"]
+    passed: bool  # max_abs <= atol and every case's top-1 agreement 100%
+    atol: float = Field(ge=0)
+    max_abs: float
+    top1_agreement: float
+    cases: list[ParityCase]
+
+
 class ParityReport(records.Record):
     """``validation.json``: ONNX Runtime against Keras on the same inputs, and what was shipped."""
 
@@ -80,6 +96,7 @@ class ParityReport(records.Record):
     variants: dict[str, VariantResult] = {}
     test_accuracy: float | None = None
     first_diverging_layer: DivergingLayer | None = None  # set only when parity failed
+    pixels: PixelsParity | None = None  # bundles from before pixels.onnx lack it
 
 
 def metadata(prep: Preprocessing, **fields) -> dict[str, str]:

@@ -1,7 +1,8 @@
 """Run directory (or .keras file) → a validated deployment bundle, written atomically.
 
-    model.onnx  blueprint.yaml  labels.txt  preprocess.json  validation.json  README.md  report.html
-    model.onnx.data                             (only for weights over 256 MiB)
+    model.onnx  pixels.onnx  blueprint.yaml  labels.txt  preprocess.json  validation.json
+    README.md  report.html
+    model.onnx.data  pixels.onnx.data           (only for weights over 256 MiB)
     test_data_set_0/input_0.pb, output_0.pb     (ONNX model-zoo test vectors)
     variants/model.optimized.onnx, model.fp16.onnx, model.int8.onnx
 """
@@ -15,14 +16,14 @@ import numpy as np
 
 from cnnbp.contract import records
 from cnnbp.contract.atomic import atomic_path, write_text
-from cnnbp.contract.bundle import Bundle, ParityReport, VariantResult, metadata
+from cnnbp.contract.bundle import Bundle, ParityReport, PixelsParity, VariantResult, metadata
 from cnnbp.contract.errors import ArtifactError, RefusedError
 from cnnbp.contract.labels import write_labels
-from cnnbp.contract.metrics import TrainMetrics
 from cnnbp.contract.preprocessing import Preprocessing
 from cnnbp.contract.rundir import RunDir
 
-from . import destination, memory, parity, variants
+from . import destination, memory, parity, pixels, variants
+from .card import model_card
 from .onnx_export import DEFAULT_OPSET, INPUT, OUTPUT, save_checked, to_onnx, weights_sha256
 
 
@@ -151,6 +152,7 @@ def export_bundle(ref: str | Path, out: str | Path, opset: int = DEFAULT_OPSET,
                 f"{atol:g}), top-1 agreement {report.top1_agreement:.4f}"
                 + (f"; first diverging layer {where.layer} (|diff| {where.max_abs:.3g})"
                    if where else "") + "; no bundle written", report)
+        report.pixels = _pixels_model(tmp, src, max_batch, atol, ref)
         write_labels(tmp / "labels.txt", src.class_names)
         src.preprocess.write(tmp / "preprocess.json")
         if src.blueprint_text:
@@ -169,6 +171,28 @@ def export_bundle(ref: str | Path, out: str | Path, opset: int = DEFAULT_OPSET,
     if src.run:
         write_run_report(src.run, out)  # the run's page gains this export's parity and variants
     return Exported(report, moved_to)
+
+
+def _pixels_model(folder: Path, src: Source, max_batch: int, atol: float,
+                  ref: str | Path) -> PixelsParity:
+    """Write ``pixels.onnx`` (model.onnx with the preprocessing in front) and hold it to the
+    same bar on raw rows; an ``ExportRefused`` when it misses."""
+    import onnx
+    target = folder / pixels.FILE
+    try:
+        save_checked(pixels.build(onnx.load(str(folder / "model.onnx")), src.preprocess), target)
+    except Exception as exc:  # the checker refusing the composed graph
+        raise ExportRefused(f"{ref}: the raw-input model pixels.onnx is not a valid ONNX model "
+                            f"({type(exc).__name__}: {str(exc).splitlines()[0]}); no bundle "
+                            "written", None) from None
+    found = PixelsParity(**pixels.check(src.model, str(target), src.preprocess, src.x_test,
+                                        (1, 7, max_batch), atol))
+    if not found.passed:
+        raise ExportRefused(f"{ref}: pixels.onnx on raw inputs disagrees with Keras on the "
+                            f"training pipeline's normalisation of them: max |diff| "
+                            f"{found.max_abs:.3g} (bar {atol:g}), top-1 agreement "
+                            f"{found.top1_agreement:.4f}; no bundle written", None)
+    return found
 
 
 def _test_vectors(folder: Path, src: Source) -> None:
@@ -220,80 +244,6 @@ def _variants(folder: Path, src: Source, max_batch: int) -> dict[str, VariantRes
     return results
 
 
-def model_card(src: Source, report: ParityReport, name: str) -> str:
-    """The bundle's README.md: what the model is, how it was checked, how to call it."""
-    lines = [f"# {name}", ""]
-    if src.blueprint_text:
-        from cnnbp.builder import compile_source
-        from cnnbp.builder.report import table
-        from cnnbp.builder.source import Source as BlueprintSource
-        from ruamel.yaml import YAML
-        compiled = compile_source(BlueprintSource(YAML(typ="safe", pure=True).load(
-            src.blueprint_text), "blueprint.yaml"))
-        lines += ["## Architecture", "", "```", table(compiled.analysis), "```", ""]
-    if src.run and (src.run / "metrics.json").is_file():
-        m = records.read(TrainMetrics, src.run / "metrics.json", "training metrics")
-        lines += ["## Training", "", f"- data: {m.data}",
-                  f"- split: {m.train_samples:,} training samples (validation held out of "
-                  f"them), {m.test_samples:,} test samples",
-                  f"- test accuracy (Keras): {m.test_accuracy:.4f}, loss {m.test_loss:.4f}",
-                  f"- epochs: {m.epochs}{' (stopped early)' if m.stopped_early else ''}, "
-                  f"device: {m.device}"]
-        if src.blueprint_text:
-            t = compiled.network.training
-            lines.append(f"- settings: {t.optimizer}, learning rate {t.learning_rate:g} "
-                         f"({t.schedule}), batch {t.batch_size}, weight decay "
-                         f"{t.weight_decay:g}, label smoothing {t.label_smoothing:g}, seed {t.seed}")
-        lines += ["", "| class | precision | recall | F1 | test samples |", "|---|---|---|---|---|"]
-        for cls, f in m.per_class.items():
-            f1 = f.f1
-            if f1 is None:  # a run written before F1 was recorded
-                both = f.precision + f.recall
-                f1 = 2 * f.precision * f.recall / both if both else 0.0
-            shown = cls.replace("|", "\\|")  # a pipe would split the table's cell
-            lines.append(f"| {shown} | {f.precision:.3f} | {f.recall:.3f} | {f1:.3f} | "
-                         f"{f.support} |")
-        for name, avg in (("macro average", m.macro_avg), ("weighted average", m.weighted_avg)):
-            if avg is not None:
-                lines.append(f"| *{name}* | {avg.precision:.3f} | {avg.recall:.3f} | "
-                             f"{avg.f1:.3f} | {m.test_samples} |")
-        lines.append("")
-    lines += ["## Validation (ONNX Runtime vs Keras)", "",
-              f"- opset {report.opset}, bar: max |diff| <= {report.atol:g} and 100% top-1 "
-              f"agreement; result: max |diff| {report.max_abs:.3g}, top-1 agreement "
-              f"{report.top1_agreement:.4f} — {'passed' if report.passed else 'FAILED'}",
-              "", "| inputs | batch | max abs | max rel | top-1 agreement |", "|---|---|---|---|---|"]
-    lines += [f"| {c.inputs} | {c.batch} | {c.max_abs:.3g} | {c.max_rel:.3g} | "
-              f"{c.top1_agreement:.4f} |" for c in report.cases]
-    for vname, v in report.variants.items():
-        extra = f", accuracy change {v.accuracy_change_points:+.2f} points" \
-            if v.accuracy_change_points is not None else ""
-        lines.append(f"- variant {vname}: {'kept' if v.kept else 'dropped'}"
-                     + (f", max |diff| {v.max_abs:.3g}{extra}" if v.max_abs is not None else
-                        f" ({v.error or ''})"))
-    p = src.preprocess
-    raw = {"image": f"raw pixel values from 0 to {p.raw_max:g} (full white)" if p.raw_max else "",
-           "signal": "raw signal values in the training data's own units",
-           "tensor": "raw values in the training data's own units"}[p.domain]
-    lines += ["", "## How to call it", "",
-              f"Input `input`: float32 `[batch, {', '.join(map(str, p.input_shape))}]` "
-              "(channels last), prepared as "
-              f"`x = (raw / {p.scale:g} - mean) / std` with mean {p.mean} and std {p.std} "
-              f"per channel, where `raw` holds {raw}. Output `probabilities`: float32 `[batch, "
-              f"{len(src.class_names)}]`, classes in `labels.txt` order."
-              + (f" An image file is decoded to 8-bit pixels, resized ({p.resize}) to "
-                 f"{p.input_shape[1]}x{p.input_shape[0]}, and read as raw = pixels / 255 * "
-                 f"{p.raw_max:g}." if p.takes_images else ""), "", "```python",
-              "import json, numpy as np, onnxruntime as ort",
-              "prep = json.load(open('preprocess.json'))",
-              "session = ort.InferenceSession('model.onnx', providers=['CPUExecutionProvider'])",
-              "x = (raw / prep['scale'] - np.float32(prep['mean'])) / np.float32(prep['std'])",
-              "probabilities = session.run(None, {'input': x.astype('float32')})[0]", "```", "",
-              "`cnnbp validate` re-runs the checks; `test_data_set_0/` holds ONNX model-zoo test "
-              "vectors (`onnx_test_runner` reads them).", ""]
-    return "\n".join(lines)
-
-
 def validate_bundle(folder: str | Path, atol: float | None = None) -> dict:
     """Re-run the bundle's checks: test vectors, metadata, and full parity if the source exists.
 
@@ -343,11 +293,39 @@ def validate_bundle(folder: str | Path, atol: float | None = None) -> dict:
         report["source_unchanged"] = weights_sha256(model) == meta.get("weights_sha256")
         report["parity"] = parity.check(model, proto, None, (1, 7, saved.max_batch), atol)
     else:
+        model = None
         report["parity"] = None
         report["note"] = f"source model {source} not found: checked the test vectors only"
+    report["pixels"] = _validate_pixels(bundle, x, atol, model, saved.max_batch)
     report["passed"] = report["test_vectors"]["passed"] and \
-        (report["parity"] is None or (report["parity"]["passed"] and report["source_unchanged"]))
+        (report["parity"] is None or (report["parity"]["passed"] and report["source_unchanged"])) \
+        and (report["pixels"] is None or report["pixels"]["passed"])
     return report
+
+
+def _validate_pixels(bundle: Bundle, x: np.ndarray, atol: float, model,
+                     max_batch: int) -> dict | None:
+    """pixels.onnx against model.onnx on the raw form of the test vector, and against the
+    source model when it exists; None for a bundle made before pixels.onnx existed."""
+    import onnx
+    path = bundle.path / pixels.FILE
+    if not path.is_file():
+        return None
+    prep = bundle.preprocessing()
+    try:
+        onnx.checker.check_model(str(path), full_check=True)
+        found = {"vectors": pixels.against_model(str(path), str(bundle.model), prep, x)}
+    except Exception as exc:  # protobuf, checker, or a graph whose input is not the record's
+        raise ArtifactError(path, f"is not a valid raw-input model for this bundle "
+                                  f"({type(exc).__name__}: {_first_line(exc)})") from None
+    v = found["vectors"]
+    found["passed"] = v["max_abs"] <= atol and v["top1_agreement"] == 1.0 and \
+        v["label_index_matches"]
+    if model is not None:
+        found["parity"] = pixels.check(model, str(path), prep, None, (1, 7, max_batch), atol)
+        found["passed"] = found["passed"] and found["parity"]["passed"]
+    found["max_abs"] = max(v["max_abs"], found.get("parity", {}).get("max_abs", 0.0))
+    return found
 
 
 def _read_text(path: Path, what: str) -> str:

@@ -1,4 +1,7 @@
-"""A Triton model repository for a bundle: ``<repo>/<name>/config.pbtxt`` and ``1/model.onnx``."""
+"""A Triton model repository for a bundle: ``<repo>/<name>/config.pbtxt``, ``labels.txt`` and
+``1/model.onnx``, which is the bundle's ``pixels.onnx``: Triton has no image preprocessing
+(triton-inference-server #2738, #6652), so the model it serves takes raw pixels itself.
+"""
 from __future__ import annotations
 
 import shutil
@@ -6,16 +9,19 @@ from pathlib import Path
 
 
 def config_pbtxt(name: str, input_shape, classes: int, max_batch_size: int = 64,
-                 kind: str = "KIND_CPU", count: int = 1, queue_delay_us: int = 100) -> str:
-    """Triton's model configuration (text protobuf); dims exclude the batch axis."""
+                 kind: str = "KIND_CPU", count: int = 1, queue_delay_us: int = 100,
+                 input_type: str = "TYPE_UINT8") -> str:
+    """Triton's model configuration (text protobuf) for ``pixels.onnx``; dims exclude the
+    batch axis. ``label_filename`` lets Triton's classification extension (``class_count``)
+    answer with class names."""
     dims = lambda shape: ", ".join(str(d) for d in shape)
     return f"""name: "{name}"
 platform: "onnxruntime_onnx"
 max_batch_size: {max_batch_size}
 input [
   {{
-    name: "input"
-    data_type: TYPE_FP32
+    name: "pixels"
+    data_type: {input_type}
     dims: [ {dims(input_shape)} ]
   }}
 ]
@@ -25,6 +31,11 @@ output [
     data_type: TYPE_FP32
     dims: [ {classes} ]
     label_filename: "labels.txt"
+  }},
+  {{
+    name: "label_index"
+    data_type: TYPE_INT64
+    dims: [ 1 ]
   }}
 ]
 dynamic_batching {{
@@ -41,18 +52,23 @@ instance_group [
 
 def write_repository(repo: Path, name: str, bundle: Path, input_shape, classes: int,
                      max_batch_size: int, kind: str, keep_old: Path | None = None) -> Path:
-    """Copy the bundle's model into a Triton layout; returns the model's folder.
+    """Copy the bundle's raw-input model into a Triton layout; returns the model's folder.
 
     An existing folder of that name is replaced atomically, or moved to ``keep_old``.
     """
     from cnnbp.contract.atomic import atomic_path, write_text
+    from cnnbp.contract.bundle import Bundle
+
+    from .pixels import FILE, takes_uint8
+    prep = Bundle(bundle).preprocessing()
     target = repo / name
     with atomic_path(target, keep_old=keep_old) as tmp:
         (tmp / "1").mkdir(parents=True)
-        shutil.copy2(bundle / "model.onnx", tmp / "1" / "model.onnx")
-        if (bundle / "model.onnx.data").is_file():  # external weights of a large model
-            shutil.copy2(bundle / "model.onnx.data", tmp / "1" / "model.onnx.data")
+        shutil.copy2(bundle / FILE, tmp / "1" / "model.onnx")
+        if (bundle / f"{FILE}.data").is_file():  # external weights of a large model, by the
+            shutil.copy2(bundle / f"{FILE}.data", tmp / "1" / f"{FILE}.data")  # name it names
         shutil.copy2(bundle / "labels.txt", tmp / "labels.txt")
-        write_text(tmp / "config.pbtxt", config_pbtxt(name, input_shape, classes,
-                                                       max_batch_size, kind))
+        write_text(tmp / "config.pbtxt", config_pbtxt(
+            name, input_shape, classes, max_batch_size, kind,
+            input_type="TYPE_UINT8" if takes_uint8(prep) else "TYPE_FP32"))
     return target

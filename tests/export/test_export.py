@@ -1,4 +1,5 @@
-"""ONNX export end to end: bundle contents, metadata, parity, refusal, validate, Triton config."""
+"""ONNX export end to end: bundle contents, metadata, parity, refusal, validate, Triton config,
+and pixels.onnx (the model with its preprocessing in the graph)."""
 import json
 import re
 import subprocess
@@ -38,7 +39,7 @@ def bundle(run_dir, tmp_path_factory):
 def test_bundle_has_every_file(bundle):
     folder, _, proc = bundle
     for name in ("model.onnx", "blueprint.yaml", "labels.txt", "preprocess.json",
-                 "validation.json", "README.md", "test_data_set_0/input_0.pb",
+                 "validation.json", "README.md", "pixels.onnx", "test_data_set_0/input_0.pb",
                  "test_data_set_0/output_0.pb", "variants/model.optimized.onnx",
                  "variants/model.fp16.onnx"):
         assert (folder / name).is_file(), name
@@ -119,12 +120,22 @@ def test_triton_config_parses_with_tritons_protobufs(bundle):
                                model_config_pb2.ModelConfig())
     assert config.name == "digits" and config.platform == "onnxruntime_onnx"
     assert config.max_batch_size == 32
-    assert list(config.input[0].dims) == [8, 8, 1] and config.input[0].name == "input"
-    assert config.input[0].data_type == model_config_pb2.TYPE_FP32
+    assert list(config.input[0].dims) == [8, 8, 1] and config.input[0].name == "pixels"
+    assert config.input[0].data_type == model_config_pb2.TYPE_UINT8  # raw pixels, not floats
     assert list(config.output[0].dims) == [10] and config.output[0].name == "probabilities"
+    assert config.output[0].label_filename == "labels.txt"
+    assert (repo / "digits" / "labels.txt").read_text().splitlines() == [str(d) for d in range(10)]
+    assert config.output[1].name == "label_index" and list(config.output[1].dims) == [1]
+    assert config.output[1].data_type == model_config_pb2.TYPE_INT64
     assert config.dynamic_batching.max_queue_delay_microseconds == 100
     assert config.instance_group[0].kind == model_config_pb2.ModelInstanceGroup.KIND_CPU
-    assert (repo / "digits" / "1" / "model.onnx").is_file()
+    # the model Triton serves is the bundle's raw-input model, and its I/O is the config's
+    served = (repo / "digits" / "1" / "model.onnx").read_bytes()
+    assert served == (bundle[0] / "pixels.onnx").read_bytes()
+    graph = onnx.load_from_string(served).graph
+    assert [(i.name, i.type.tensor_type.elem_type) for i in graph.input] == \
+        [("pixels", onnx.TensorProto.UINT8)]
+    assert [o.name for o in graph.output] == [o.name for o in config.output]
 
 
 def test_validate_passes_then_catches_a_tampered_vector(bundle, tmp_path):
@@ -215,3 +226,78 @@ def test_memory_estimate_agrees_with_the_static_analysis(keras):
     # two independent counts of float32 activations per image: Keras layers vs the analysis
     assert activations == 2 * compiled.analysis.total_memory
     keras.backend.clear_session()
+
+
+# -- pixels.onnx: the model with its preprocessing in the graph ---------------------------------
+def test_pixels_model_is_model_onnx_with_preprocessing_in_front(bundle):
+    model = onnx.load(str(bundle[0] / "model.onnx"))
+    raw = onnx.load(str(bundle[0] / "pixels.onnx"))
+    onnx.checker.check_model(raw, full_check=True)
+    (inp,) = raw.graph.input
+    dims = inp.type.tensor_type.shape.dim
+    assert inp.name == "pixels" and inp.type.tensor_type.elem_type == onnx.TensorProto.UINT8
+    assert not dims[0].HasField("dim_value") and [d.dim_value for d in dims[1:]] == [8, 8, 1]
+    assert [o.name for o in raw.graph.output] == ["probabilities", "label_index"]
+    assert [n.op_type for n in raw.graph.node[:3]] == ["Cast", "Mul", "Add"]
+    assert raw.graph.node[3:-1] == model.graph.node[:]  # model.onnx's nodes, untouched
+    assert raw.graph.node[-1].op_type == "ArgMax"
+    ours = {i.name: numpy_helper.to_array(i) for i in model.graph.initializer}
+    theirs = {i.name: numpy_helper.to_array(i) for i in raw.graph.initializer}
+    assert all(np.array_equal(v, theirs[k]) for k, v in ours.items())
+    meta = {p.key: p.value for p in raw.metadata_props}
+    assert {p.key: p.value for p in model.metadata_props}.items() <= meta.items()
+    assert json.loads(meta["input"])["dtype"] == "uint8"
+
+
+def test_pixels_model_on_raw_digits_equals_keras_on_the_documented_formula(bundle, run_dir, keras):
+    import onnxruntime as ort
+    from sklearn.datasets import load_digits
+    levels = load_digits().images[:64]  # 0..16 gray levels, as a user has them
+    pixels = np.rint(levels * 255 / 16).astype("uint8")[..., None]  # their 8-bit image
+    prep = json.loads((bundle[0] / "preprocess.json").read_text())
+    x = ((pixels.astype("float64") / 255 * 16) / prep["scale"] - prep["mean"]) / prep["std"]
+    want = np.asarray(keras.models.load_model(run_dir / "model.keras")(x.astype("float32")))
+    probs, index = ort.InferenceSession(str(bundle[0] / "pixels.onnx")).run(
+        None, {"pixels": pixels})
+    np.testing.assert_allclose(probs, want, atol=1e-5)
+    assert (probs.argmax(1) == want.argmax(1)).all() and (index[:, 0] == want.argmax(1)).all()
+
+
+def test_pixels_parity_is_recorded(bundle):
+    report = json.loads((bundle[0] / "validation.json").read_text())["pixels"]
+    assert report["passed"] and report["file"] == "pixels.onnx" and report["input_dtype"] == "uint8"
+    assert {(c["inputs"], c["batch"]) for c in report["cases"]} == \
+        {(k, b) for k in ("random", "held-out") for b in (1, 7, 32)}
+    assert all(c["max_abs"] <= 1e-5 and c["top1_agreement"] == 1.0 for c in report["cases"])
+    card = (bundle[0] / "README.md").read_text()
+    assert "pixels.onnx on raw `uint8` inputs" in card and "{'pixels': x}" in card
+
+
+def test_validate_catches_a_pixels_model_with_the_wrong_preprocessing(bundle, tmp_path):
+    import shutil
+    copy = tmp_path / "copy"
+    shutil.copytree(bundle[0], copy)
+    raw = onnx.load(str(copy / "pixels.onnx"))
+    gain = next(i for i in raw.graph.initializer if i.name == "preprocess/gain")
+    gain.CopyFrom(numpy_helper.from_array(numpy_helper.to_array(gain) * 255, gain.name))
+    onnx.save(raw, str(copy / "pixels.onnx"))
+    proc = cnnbp("validate", str(copy))
+    assert proc.returncode == 1 and "FAILED" in proc.stdout and "pixels.onnx" in proc.stdout
+
+
+def test_pixels_model_that_misses_parity_refuses_the_export(run_dir, tmp_path, monkeypatch):
+    from cnnbp.export import bundle as exporting
+    from cnnbp.export import pixels
+    build = pixels.build
+
+    def off_by_one_level(model, prep):  # a graph that reads pixels one level too bright
+        proto = build(model, prep)
+        shift = next(i for i in proto.graph.initializer if i.name == "preprocess/shift")
+        gain = numpy_helper.to_array(next(i for i in proto.graph.initializer
+                                          if i.name == "preprocess/gain"))
+        shift.CopyFrom(numpy_helper.from_array(numpy_helper.to_array(shift) + gain, shift.name))
+        return proto
+    monkeypatch.setattr(pixels, "build", off_by_one_level)
+    with pytest.raises(exporting.ExportRefused, match="pixels.onnx on raw inputs disagrees"):
+        exporting.export_bundle(run_dir, tmp_path / "b", with_variants=False)
+    assert list(tmp_path.iterdir()) == []

@@ -1,0 +1,148 @@
+"""A bundle's ``README.md`` (its model card): what the model is, how it was checked, how to call
+it. Every piece of user text (class names, the folder's name, the data source) goes through
+``text`` so that a Markdown renderer shows it as text, never as HTML or a link (issue 23).
+"""
+from __future__ import annotations
+
+import re
+from typing import TYPE_CHECKING
+
+from cnnbp.contract import records
+from cnnbp.contract.bundle import ParityCase, ParityReport
+from cnnbp.contract.metrics import TrainMetrics
+
+from . import pixels
+
+if TYPE_CHECKING:
+    from .bundle import Source
+
+# HTML's specials become entities (Markdown passes raw HTML through); Markdown's own
+# punctuation is backslash-escaped, so no link, image, emphasis or table cell can start.
+_ENTITIES = {"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;"}
+_MARKDOWN = set("\\`*_{}[]()#+-.!|~:")
+
+
+def text(value: object) -> str:
+    """``value`` as inline Markdown that renders as exactly its characters.
+
+    >>> text("<b>[x](javascript:alert(1))</b>")
+    '&lt;b&gt;\\\\[x\\\\]\\\\(javascript\\\\:alert\\\\(1\\\\)\\\\)&lt;/b&gt;'
+    """
+    flat = re.sub(r"\s+", " ", str(value))
+    return "".join(_ENTITIES.get(c) or (f"\\{c}" if c in _MARKDOWN else c) for c in flat)
+
+
+def fenced(block: str) -> list[str]:
+    """A code block whose fence is longer than any run of backticks inside it."""
+    longest = max((len(m) for m in re.findall(r"`+", block)), default=0)
+    fence = "`" * max(3, longest + 1)
+    return [fence, block, fence]
+
+
+def _cases(cases: list[ParityCase]) -> list[str]:
+    return ["", "| inputs | batch | max abs | max rel | top-1 agreement |", "|---|---|---|---|---|",
+            *[f"| {c.inputs} | {c.batch} | {c.max_abs:.3g} | {c.max_rel:.3g} | "
+              f"{c.top1_agreement:.4f} |" for c in cases]]
+
+
+def _training(src: Source, compiled) -> list[str]:
+    m = records.read(TrainMetrics, src.run / "metrics.json", "training metrics")
+    lines = ["## Training", "", f"- data: {text(m.data)}",
+             f"- split: {m.train_samples:,} training samples (validation held out of "
+             f"them), {m.test_samples:,} test samples",
+             f"- test accuracy (Keras): {m.test_accuracy:.4f}, loss {m.test_loss:.4f}",
+             f"- epochs: {m.epochs}{' (stopped early)' if m.stopped_early else ''}, "
+             f"device: {text(m.device)}"]
+    if compiled is not None:
+        t = compiled.network.training
+        lines.append(f"- settings: {text(t.optimizer)}, learning rate {t.learning_rate:g} "
+                     f"({text(t.schedule)}), batch {t.batch_size}, weight decay "
+                     f"{t.weight_decay:g}, label smoothing {t.label_smoothing:g}, seed {t.seed}")
+    lines += ["", "| class | precision | recall | F1 | test samples |", "|---|---|---|---|---|"]
+    for cls, f in m.per_class.items():
+        f1 = f.f1
+        if f1 is None:  # a run written before F1 was recorded
+            both = f.precision + f.recall
+            f1 = 2 * f.precision * f.recall / both if both else 0.0
+        lines.append(f"| {text(cls)} | {f.precision:.3f} | {f.recall:.3f} | {f1:.3f} | "
+                     f"{f.support} |")
+    for name, avg in (("macro average", m.macro_avg), ("weighted average", m.weighted_avg)):
+        if avg is not None:
+            lines.append(f"| *{name}* | {avg.precision:.3f} | {avg.recall:.3f} | "
+                         f"{avg.f1:.3f} | {m.test_samples} |")
+    return lines + [""]
+
+
+def _validation(report: ParityReport) -> list[str]:
+    lines = ["## Validation (ONNX Runtime vs Keras)", "",
+             f"- model.onnx: opset {report.opset}, bar: max |diff| <= {report.atol:g} and 100% "
+             f"top-1 agreement; result: max |diff| {report.max_abs:.3g}, top-1 agreement "
+             f"{report.top1_agreement:.4f} — {'passed' if report.passed else 'FAILED'}",
+             *_cases(report.cases)]
+    for vname, v in report.variants.items():
+        extra = f", accuracy change {v.accuracy_change_points:+.2f} points" \
+            if v.accuracy_change_points is not None else ""
+        lines.append(f"- variant {vname}: {'kept' if v.kept else 'dropped'}"
+                     + (f", max |diff| {v.max_abs:.3g}{extra}" if v.max_abs is not None else
+                        f" ({text(v.error or '')})"))
+    p = report.pixels
+    if p is not None:
+        lines += ["", f"- pixels.onnx on raw `{p.input_dtype}` inputs against Keras on the "
+                      f"training pipeline's normalisation of the same inputs: bar max |diff| <= "
+                      f"{p.atol:g} and 100% top-1 agreement; result: max |diff| "
+                      f"{p.max_abs:.3g}, top-1 agreement {p.top1_agreement:.4f} — "
+                      f"{'passed' if p.passed else 'FAILED'}", *_cases(p.cases)]
+    return lines
+
+
+def _how_to_call(src: Source) -> list[str]:
+    p = src.preprocess
+    shape = ", ".join(map(str, p.input_shape))
+    classes = len(src.class_names)
+    raw = {"image": f"raw pixel values from 0 to {p.raw_max:g} (full white)" if p.raw_max else "",
+           "signal": "raw signal values in the training data's own units",
+           "tensor": "raw values in the training data's own units"}[p.domain]
+    given = pixels.describe(p)
+    if p.takes_images:
+        size = f"({p.input_shape[1]}, {p.input_shape[0]})"
+        fit = {"stretch": f"im.resize({size}, Image.BILINEAR)",
+               "center_crop": f"ImageOps.fit(im, {size}, Image.BILINEAR)",
+               "letterbox": f"ImageOps.pad(im, {size}, Image.BILINEAR, color=0)"}[p.resize]
+        load = ["from PIL import Image, ImageOps",
+                f"im = Image.open('photo.png').convert('{'L' if p.input_shape[-1] == 1 else 'RGB'}')",
+                f"x = np.asarray({fit}, dtype='uint8').reshape(1, {shape})"]
+    else:
+        load = [f"x = np.load('sample.npy').astype('float32').reshape(1, {shape})"]
+    return ["", "## How to call it", "",
+            f"`pixels.onnx` takes what a client has: input `pixels`, {given['dtype']} "
+            f"`[batch, {shape}]`, {given['units']}. The normalisation is inside the graph. "
+            f"Outputs: `probabilities`, float32 `[batch, {classes}]`, and `label_index`, int64 "
+            "`[batch, 1]` (the top-1 class); class names are in `labels.txt` (one a line, in "
+            "output order) and in the model's `class_names` metadata.", "", "```python",
+            "import numpy as np, onnxruntime as ort", *load,
+            "session = ort.InferenceSession('pixels.onnx', providers=['CPUExecutionProvider'])",
+            "probabilities, index = session.run(None, {'pixels': x})",
+            "print(open('labels.txt').read().splitlines()[index[0, 0]], probabilities.max())",
+            "```", "",
+            f"`model.onnx` takes the normalised input `input`: float32 `[batch, {shape}]` "
+            f"(channels last), `x = (raw / {p.scale:g} - mean) / std` with mean {p.mean} and std "
+            f"{p.std} per channel, where `raw` holds {raw}; output `probabilities`.", "",
+            "`cnnbp validate` re-runs the checks; `test_data_set_0/` holds ONNX model-zoo test "
+            "vectors for `model.onnx` (`onnx_test_runner` reads them).", ""]
+
+
+def model_card(src: Source, report: ParityReport, name: str) -> str:
+    """The bundle's README.md."""
+    lines = [f"# {text(name)}", ""]
+    compiled = None
+    if src.blueprint_text:
+        from cnnbp.builder import compile_source
+        from cnnbp.builder.report import table
+        from cnnbp.builder.source import Source as BlueprintSource
+        from ruamel.yaml import YAML
+        compiled = compile_source(BlueprintSource(YAML(typ="safe", pure=True).load(
+            src.blueprint_text), "blueprint.yaml"))
+        lines += ["## Architecture", "", *fenced(table(compiled.analysis)), ""]
+    if src.run and (src.run / "metrics.json").is_file():
+        lines += _training(src, compiled)
+    return "\n".join(lines + _validation(report) + _how_to_call(src))

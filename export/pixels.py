@@ -1,0 +1,140 @@
+"""``model.onnx`` + the run's ``Preprocessing`` → ``pixels.onnx``, a model that takes what a
+client has before any preprocessing, and the parity gate it must pass to be shipped.
+
+    pixels       uint8 [batch, H, W, C] 8-bit pixels (image models) or float32 raw values
+    ─ Cast ─ Mul(gain) ─ Add(shift) ─→  input  (model.onnx's graph, node for node)
+    outputs      probabilities [batch, classes], label_index int64 [batch, 1] (the top-1 class)
+
+The gain and shift are ``Preprocessing.gain_shift``: the same folded constants the training
+pipeline multiplies and adds, so the graph computes what training fed the net.
+"""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+
+from cnnbp.contract.preprocessing import Preprocessing
+
+from .onnx_export import INPUT, OUTPUT
+from .parity import compare, session
+
+PIXELS = "pixels"
+LABEL_INDEX = "label_index"
+FILE = "pixels.onnx"
+
+
+def takes_uint8(prep: Preprocessing) -> bool:
+    return prep.takes_images
+
+
+def unit(prep: Preprocessing) -> float:
+    """Raw units per input step: an 8-bit pixel is raw_max / 255 raw units; else 1."""
+    return prep.raw_max / 255.0 if prep.takes_images else 1.0
+
+
+def describe(prep: Preprocessing) -> dict[str, str]:
+    """The ``input`` metadata entry: what ``pixels`` holds, in words a client can act on."""
+    if prep.takes_images:
+        units = (f"8-bit pixels 0..255, channels last ({'gray' if prep.input_shape[-1] == 1 else 'RGB'}"
+                 f"), resized ({prep.resize}) to {prep.input_shape[1]}x{prep.input_shape[0]}; "
+                 f"read as raw = pixels / 255 * {prep.raw_max:g}")
+    else:
+        units = "raw values in the training data's own units, channels last"
+    return {"name": PIXELS, "dtype": "uint8" if takes_uint8(prep) else "float32", "units": units}
+
+
+def build(model, prep: Preprocessing):
+    """A copy of the ModelProto ``model`` whose graph input is ``pixels``; the original nodes
+    are kept as they are (they still read the tensor named ``input``)."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    out = onnx.ModelProto()
+    out.CopyFrom(model)
+    graph = out.graph
+    (old,) = [i for i in graph.input if i.name == INPUT]
+    dims = [d for d in old.type.tensor_type.shape.dim]
+    shape = ["batch" if i == 0 else d.dim_value for i, d in enumerate(dims)]
+    dtype = TensorProto.UINT8 if takes_uint8(prep) else TensorProto.FLOAT
+    graph.input.remove(old)
+    graph.input.insert(0, helper.make_tensor_value_info(PIXELS, dtype, shape))
+    gain, shift = prep.gain_shift(unit(prep))
+    graph.initializer.extend([numpy_helper.from_array(gain, "preprocess/gain"),
+                              numpy_helper.from_array(shift, "preprocess/shift")])
+    front = [helper.make_node("Cast", [PIXELS], ["preprocess/float"], "preprocess/cast",
+                              to=TensorProto.FLOAT),
+             helper.make_node("Mul", ["preprocess/float", "preprocess/gain"],
+                              ["preprocess/scaled"], "preprocess/mul"),
+             helper.make_node("Add", ["preprocess/scaled", "preprocess/shift"], [INPUT],
+                              "preprocess/add")]
+    nodes = front + list(graph.node)
+    nodes.append(helper.make_node("ArgMax", [OUTPUT], [LABEL_INDEX], "postprocess/argmax",
+                                  axis=1, keepdims=1))
+    del graph.node[:]
+    graph.node.extend(nodes)
+    graph.output.append(helper.make_tensor_value_info(LABEL_INDEX, TensorProto.INT64,
+                                                      ["batch", 1]))
+    entry = out.metadata_props.add()
+    entry.key, entry.value = "input", json.dumps(describe(prep))
+    return out
+
+
+def raw_rows(prep: Preprocessing, normalized: np.ndarray) -> np.ndarray:
+    """Held-out rows stored normalised (``samples.npz``) → the raw input a client would send:
+    the affine map inverted in float64, rounded to uint8 for image models."""
+    mean, std = np.float64(prep.mean), np.float64(prep.std)
+    raw = (normalized.astype("float64") * std + mean) * np.float64(prep.scale) / unit(prep)
+    if takes_uint8(prep):
+        return np.clip(np.rint(raw), 0, 255).astype("uint8")
+    return raw.astype("float32")
+
+
+def to_model_input(prep: Preprocessing, raw: np.ndarray) -> np.ndarray:
+    """The training pipeline's normalisation of raw rows: one multiply and one add in float32
+    (``train.pipeline._scaler``, ``train.arrays``), computed here with NumPy."""
+    gain, shift = prep.gain_shift(unit(prep))
+    return raw.astype("float32") * gain + shift
+
+
+def random_rows(prep: Preprocessing, batch: int, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed + batch)
+    shape = (batch, *prep.input_shape)
+    if takes_uint8(prep):
+        return rng.integers(0, 256, shape, dtype="uint8")
+    mean, std = np.float64(prep.mean), np.float64(prep.std)  # around the data's own range
+    return ((rng.normal(size=shape) * std + mean) * prep.scale).astype("float32")
+
+
+def check(keras_model, pixels_model, prep: Preprocessing, held_out: np.ndarray | None,
+          batch_sizes=(1, 7, 64), atol: float = 1e-5) -> dict:
+    """``pixels.onnx(raw)`` against Keras on the pipeline's normalisation of the same raw rows;
+    ``passed`` needs max |diff| <= atol and 100% top-1 agreement (and ``label_index`` equal to
+    the argmax of ``probabilities``)."""
+    sess = session(pixels_model)
+    raw_held_out = raw_rows(prep, held_out) if held_out is not None and len(held_out) else None
+    cases = []
+    for kind in ["random"] + (["held-out"] if raw_held_out is not None else []):
+        for batch in batch_sizes:
+            raw = random_rows(prep, batch) if kind == "random" else \
+                raw_held_out[np.arange(batch) % len(raw_held_out)]
+            ref = np.asarray(keras_model(to_model_input(prep, raw), training=False))
+            probs, index = sess.run([OUTPUT, LABEL_INDEX], {PIXELS: raw})
+            case = {"inputs": kind, "batch": batch, **compare(ref, probs)}
+            case["passed"] = case["max_abs"] <= atol and case["top1_agreement"] == 1.0 and \
+                bool((index[:, 0] == probs.argmax(1)).all())
+            cases.append(case)
+    return {"passed": all(c["passed"] for c in cases), "atol": atol, "cases": cases, "max_abs": max(c["max_abs"] for c in cases),
+            "top1_agreement": min(c["top1_agreement"] for c in cases), "file": FILE,
+            "input_dtype": "uint8" if takes_uint8(prep) else "float32"}
+
+
+def against_model(pixels_path: str, model_path: str, prep: Preprocessing,
+                  normalized: np.ndarray) -> dict:
+    """``pixels.onnx`` on the raw form of ``normalized`` rows (a bundle's test vector) against
+    ``model.onnx`` on the pipeline's normalisation of them: the graph's front is the record's
+    preprocessing. Both run in ONNX Runtime, so they agree to float32 rounding."""
+    raw = raw_rows(prep, normalized)
+    ref = session(model_path).run(None, {INPUT: to_model_input(prep, raw)})[0]
+    probs, index = session(pixels_path).run([OUTPUT, LABEL_INDEX], {PIXELS: raw})
+    return compare(ref, probs) | {"label_index_matches": bool((index[:, 0] == probs.argmax(1)).all())}
