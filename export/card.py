@@ -19,17 +19,20 @@ if TYPE_CHECKING:
 # HTML's specials become entities (Markdown passes raw HTML through); Markdown's own
 # punctuation is backslash-escaped, so no link, image, emphasis or table cell can start.
 _ENTITIES = {"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;"}
-_MARKDOWN = set("\\`*_{}[]()#+-.!|~:")
+# (the characters Python-Markdown and CommonMark both accept escaped; "|" only in a table cell)
+_MARKDOWN = set("\\`*_{}[]()#+-.!")
 
 
-def text(value: object) -> str:
-    """``value`` as inline Markdown that renders as exactly its characters.
+def text(value: object, cell: bool = False) -> str:
+    """``value`` as inline Markdown that renders as exactly its characters (in a table
+    ``cell``, a pipe too).
 
-    >>> text("<b>[x](javascript:alert(1))</b>")
-    '&lt;b&gt;\\\\[x\\\\]\\\\(javascript\\\\:alert\\\\(1\\\\)\\\\)&lt;/b&gt;'
+    >>> print(text("<b>[x](javascript:alert(1))</b>"))
+    &lt;b&gt;\\[x\\]\\(javascript:alert\\(1\\)\\)&lt;/b&gt;
     """
+    special = _MARKDOWN | {"|"} if cell else _MARKDOWN
     flat = re.sub(r"\s+", " ", str(value))
-    return "".join(_ENTITIES.get(c) or (f"\\{c}" if c in _MARKDOWN else c) for c in flat)
+    return "".join(_ENTITIES.get(c) or (f"\\{c}" if c in special else c) for c in flat)
 
 
 def fenced(block: str) -> list[str]:
@@ -64,7 +67,7 @@ def _training(src: Source, compiled) -> list[str]:
         if f1 is None:  # a run written before F1 was recorded
             both = f.precision + f.recall
             f1 = 2 * f.precision * f.recall / both if both else 0.0
-        lines.append(f"| {text(cls)} | {f.precision:.3f} | {f.recall:.3f} | {f1:.3f} | "
+        lines.append(f"| {text(cls, cell=True)} | {f.precision:.3f} | {f.recall:.3f} | {f1:.3f} | "
                      f"{f.support} |")
     for name, avg in (("macro average", m.macro_avg), ("weighted average", m.weighted_avg)):
         if avg is not None:
