@@ -157,6 +157,9 @@ def run_train(args) -> int:
         else:
             from cnnbp.contract.rundir import RunDir, check_new
             check_new(RunDir(args.output), args.force)  # before TensorFlow's start-up
+            from cnnbp.train.sources import preload
+            net = compiled.network  # so are the data's problems that need no TensorFlow
+            preload(args.data, net.input_shape, net.classes, net.class_names)
             import_keras()
             metrics = train(compiled, args.data, args.output, quiet=args.quiet,
                             replace=args.force)

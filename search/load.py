@@ -8,7 +8,7 @@ from __future__ import annotations
 from cnnbp.builder.errors import BlueprintError, Problem
 from cnnbp.builder.schema import validate
 from cnnbp.builder.search_space import SECTION_KEYS, SearchSpace, parse
-from cnnbp.builder.source import Source, apply_overrides, read
+from cnnbp.builder.source import Source, _shown, apply_overrides, read
 
 
 def load(ref: str, overrides: list[str], search_sets: list[str]) -> tuple[dict, SearchSpace]:
@@ -47,7 +47,13 @@ def apply_search_sets(src: Source, items: list[str]) -> Source:
         if not sep or not key:
             raise BlueprintError(Problem("--search-set", f"{item!r} must look like KEY=VALUE, "
                                          "e.g. max_params=50000 or 'N=[1, 3]'"), src.name)
-        value = apply_overrides(Source({}, src.name), [f"value={text}"]).data["vars"]["value"]
+        scratch = f"value={text}"
+        try:
+            value = apply_overrides(Source({}, src.name), [scratch]).data["vars"]["value"]
+        except BlueprintError as exc:  # its words, under this flag and the item as given
+            why = exc.problems[0].message.removeprefix(f"{_shown(scratch)}: ")
+            raise BlueprintError(Problem("--search-set", f"{_shown(item)}: {why}"),
+                                 src.name) from None
         if key in SECTION_KEYS and key != "space":
             section[key], path = value, f"search.{key}"
         else:

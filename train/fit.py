@@ -71,10 +71,11 @@ def prepare(compiled: Compiled, data_spec: str, out: str | Path, resume: bool = 
     t = net.training
     keras.utils.set_random_seed(t.seed)
     device = device or devices.configure(t.mixed_precision, t.deterministic, t.xla)
-    data = load_source(data_spec, net.input_shape)
+    data = load_source(data_spec, net.input_shape, net.classes)
     check_readable(data, device.backend)
-    check_against(data, net.input_shape, net.classes)
-    names = net.class_names or data.class_names
+    # labels renumbered by class name: the model's outputs follow the blueprint's class_names
+    data = check_against(data, net.input_shape, net.classes, net.class_names)
+    names = data.class_names
     bad = BadImages(t.skip_bad_images)
     if resume:
         prep = records.read(Preprocessing, run / "preprocess.json", "preprocessing record")
@@ -187,10 +188,13 @@ def restore_state(session: Session, model) -> None:
                                   f"{exc}); it is damaged") from None
     expected = [tuple(w.shape) for w in model.weights]
     for name, arrays in (("weights", weights), ("best weights", best or weights)):
-        if [tuple(a.shape) for a in arrays] != expected:
+        shapes = [tuple(a.shape) for a in arrays]
+        if shapes != expected:
+            i = next((i for i, (a, b) in enumerate(zip(shapes, expected)) if a != b), None)
+            differ = f"{len(arrays)} arrays, the net has {len(expected)}" if i is None else \
+                f"array {i} is {list(shapes[i])}, the net's is {list(expected[i])}"
             raise ArtifactError(path, f"the checkpoint's {name} do not fit this run's net "
-                                      f"({len(arrays)} arrays, the net has {len(expected)}): "
-                                      "it belongs to another run")
+                                      f"({differ}): it belongs to another run")
     model.set_weights(weights)
     model.optimizer.build(model.trainable_variables)
     if len(optimizer) != len(model.optimizer.variables) or any(

@@ -4,12 +4,14 @@ Nothing downloads unless the user names an online dataset; offline, that fails f
 """
 from __future__ import annotations
 
+import dataclasses
 import os
 import socket
 import struct
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
@@ -34,20 +36,26 @@ class Dataset:
     source: str
     scale: float = 1.0  # raw values were divided by this (16 for digits, 255 for images)
     raw_max: float | None = None  # the raw value of full white; None: not images
+    named: bool = False  # class_names came with the data (else they are numbered here)
 
 
 def fail(message: str) -> DataError:
     return DataError(f"--data: {message}")
 
 
-def load_source(spec: str, input_shape: tuple[int, ...] | None = None) -> Dataset:
+def load_source(spec: str, input_shape: tuple[int, ...] | None = None,
+                classes: int | None = None) -> Dataset:
     """Load ``spec``: a built-in name, an online name, a ``.npz`` file, a folder of ``.npy``
     files, TFRecord shards, or an image folder.
 
     Arrays come back as a ``Dataset`` (memory-mapped where the file allows); an image folder
     and TFRecord shards come back as file lists that tf.data decodes as it streams.
-    ``input_shape`` (the net's) sizes the images.
+    ``input_shape`` (the net's) sizes the images; ``classes`` (the net's) bounds the labels of
+    data that does not name its classes, so a bad one is named with its file, key and index.
     """
+    kept = _PRELOADED.pop((spec, _key(input_shape), classes), None)
+    if kept is not None:
+        return kept
     if spec == "digits":
         return _digits()
     if spec == "mnist1d":
@@ -56,18 +64,56 @@ def load_source(spec: str, input_shape: tuple[int, ...] | None = None) -> Datase
         return _online(spec)
     path = Path(spec)
     if path.suffix == ".npz" and path.is_file():
-        return _npz(path)
+        return _npz(path, classes)
     if path.is_dir() and (path / "x_train.npy").is_file():
-        return _npy_folder(path)
+        return _npy_folder(path, classes)
     if path.is_dir():
         return _folder(path, input_shape)
     if any(ch in spec for ch in "*?[") or path.suffix in (".tfrecord", ".tfrecords"):
         from .tfrecords import tfrecord_source
-        return tfrecord_source(spec, input_shape)
+        return tfrecord_source(spec, input_shape, classes)
+    if path.suffix == ".npz" or not path.parent.is_dir():
+        raise fail(f"{spec} does not exist; give the path of a .npz file, a folder of images "
+                   "or of .npy files, or TFRecord shards ('shards/*.tfrecord')")
     raise fail(f"{spec!r} is not a data source: use digits, mnist1d, {', '.join(ONLINE)} "
                "(downloads), a .npz file with x_train, y_train, x_test, y_test (or a folder of "
                "those four as .npy files), TFRecord shards ('shards/*.tfrecord'), or a folder "
                "with one sub-folder of PNG/JPEG images per class")
+
+
+# What ``preload`` loaded and checked, taken by the next ``load_source`` of the same spec: the
+# CLI reads and checks the data before TensorFlow starts, and training then uses that copy
+# (a memory map's NaN scan and a compressed .npz's inflation are not done twice).
+_PRELOADED: dict[tuple, object] = {}
+
+
+def _key(input_shape) -> tuple | None:
+    return None if input_shape is None else tuple(input_shape)
+
+
+def preload(spec: str, input_shape: tuple[int, ...], classes: int,
+            class_names: tuple[str, ...] = ()) -> None:
+    """Every problem with ``--data`` that needs no TensorFlow, found before it starts: a
+    missing or unreadable file, missing keys, the shape, bad labels or values, class names.
+
+    Online sets (Keras downloads them) and TFRecord labels (tf.data reads them) are checked
+    later, when training loads them; TFRecord shards' names and ``classes.txt`` are checked
+    here.
+    """
+    _PRELOADED.clear()
+    if spec in ONLINE:
+        return
+    path = Path(spec)
+    if not path.is_dir() and (any(ch in spec for ch in "*?[") or
+                              path.suffix in (".tfrecord", ".tfrecords")):
+        from .tfrecords import shards
+        found = shards(spec, input_shape)
+        if found.names is not None:
+            match_names(found.names, tuple(class_names), classes, spec)
+        return
+    data = load_source(spec, input_shape, classes)
+    check_against(data, input_shape, classes, class_names)
+    _PRELOADED[(spec, _key(input_shape), classes)] = data
 
 
 def _split(x, y, seed=0, test_fraction=0.2):
@@ -122,21 +168,32 @@ def _online(name: str) -> Dataset:
         name, tuple(str(i) for i in range(10)))
     prep = lambda a: (a.astype("float32") / 255.0).reshape(a.shape + ((1,) if a.ndim == 3 else ()))
     return Dataset(prep(x_tr), y_tr.reshape(-1).astype("int64"), prep(x_te),
-                   y_te.reshape(-1).astype("int64"), names, f"keras.datasets.{name}", 255.0, 255.0)
+                   y_te.reshape(-1).astype("int64"), names, f"keras.datasets.{name}", 255.0, 255.0,
+                   named=name != "mnist")
 
 
-def _npz(path: Path) -> Dataset:
+def _npz(path: Path, classes: int | None) -> Dataset:
+    if not zipfile.is_zipfile(path):  # else np.load would take it for a pickle
+        raise fail(f"{path} is not a .npz file (a .npz is a zip archive, as numpy.savez "
+                   "writes it); save the arrays with np.savez(path, x_train=..., y_train=..., "
+                   "x_test=..., y_test=...)")
     try:
         with np.load(path, allow_pickle=False) as z:
             files = set(z.files)
             if {"x", "y"} <= files and not files & {"x_train", "x_test"}:
                 # one set: split it like an image folder (20% test, stratified, seeded)
-                x, y = z["x"], _labels(z["y"], f"{path}: y")
-                x_tr, x_te, y_tr, y_te = _split(x, y)
-                return _arrays({"x_train": x_tr, "y_train": y_tr, "x_test": x_te,
-                                "y_test": y_te, **({"class_names": z["class_names"]}
-                                                   if "class_names" in files else {})},
-                               f"{path} (x, y split 80/20)")
+                arrays = {k: z[k] for k in files}
+                x, y = arrays.pop("x"), arrays.pop("y")
+                if len(x) != len(y) or len(x) < 2:
+                    raise fail(f"{path}: x has {len(x)} rows and y has {len(y)}; splitting "
+                               "them 80/20 needs as many labels as rows, and 2 rows or more")
+                where = lambda k: f"{path}: {k}"
+                _bounds(x, where("x"))  # a bad value named by its row in the file
+                x_tr, x_te, y_tr, y_te = _split(x, _labels(y, where("y"),
+                                                           *_limit(arrays, where, classes)))
+                return _arrays({**arrays, "x_train": x_tr, "y_train": y_tr, "x_test": x_te,
+                                "y_test": y_te}, f"{path} (x, y split 80/20)",
+                               lambda k: f"{path}: {k} (split from x, y)", classes)
             missing = [k for k in ("x_train", "y_train", "x_test", "y_test") if k not in files]
             if missing:
                 raise fail(f"{path} lacks {', '.join(missing)}; it needs x_train, y_train, "
@@ -144,12 +201,12 @@ def _npz(path: Path) -> Dataset:
                            "class_names)")
             arrays = {k: _mapped_member(path, k) for k in ("x_train", "x_test")}
             arrays.update({k: z[k] for k in files if k not in arrays})
-    except (OSError, ValueError, zipfile.BadZipFile) as exc:
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
         raise fail(f"{path} is not a readable .npz file: {exc}") from None
-    return _arrays(arrays, f"{path}")
+    return _arrays(arrays, f"{path}", lambda k: f"{path}: {k}", classes)
 
 
-def _npy_folder(path: Path) -> Dataset:
+def _npy_folder(path: Path, classes: int | None) -> Dataset:
     """A folder of x_train.npy, y_train.npy, x_test.npy, y_test.npy, each memory-mapped."""
     arrays = {}
     for k in ("x_train", "y_train", "x_test", "y_test"):
@@ -160,7 +217,8 @@ def _npy_folder(path: Path) -> Dataset:
     names = path / "class_names.txt"
     if names.is_file():
         arrays["class_names"] = np.array(names.read_text(encoding="utf-8").splitlines())
-    return _arrays(arrays, f"{path}")
+    return _arrays(arrays, f"{path}", lambda k: f"{path / k}" + (
+        ".txt" if k == "class_names" else ".npy"), classes)
 
 
 def _mapped_member(path: Path, key: str) -> np.ndarray:
@@ -186,16 +244,28 @@ def _mapped_member(path: Path, key: str) -> np.ndarray:
         return z[key]
 
 
-def _arrays(arrays: dict, source: str) -> Dataset:
-    """Four arrays (possibly memory-mapped, left in their own dtype) → a checked Dataset."""
-    raw_max = _raw_max(arrays["x_train"], arrays["x_test"])
+def _arrays(arrays: dict, source: str, where: Callable[[str], str],
+            classes: int | None) -> Dataset:
+    """Four arrays (possibly memory-mapped, left in their own dtype) → a checked Dataset.
+    ``where(key)`` names an array in messages (``data.npz: y_train``)."""
     x_tr, x_te = arrays["x_train"], arrays["x_test"]
     if x_tr.dtype.kind not in "fui" or x_te.dtype.kind not in "fui":
         raise fail(f"{source}: x_train and x_test must hold numbers (found {x_tr.dtype}, "
                    f"{x_te.dtype})")
+    for key, x in (("x_train", x_tr), ("x_test", x_te)):
+        if not x.ndim or not len(x):
+            raise fail(f"{where(key)} has no rows (shape {list(x.shape)}): training needs "
+                       "at least one training and one test sample")
+    bounds = [_bounds(x, where(k)) for k, x in (("x_train", x_tr), ("x_test", x_te))]
+    raw_max = 255.0 if x_tr.dtype == x_te.dtype == np.uint8 else \
+        1.0 if x_tr.dtype.kind == x_te.dtype.kind == "f" and \
+        all(lo >= 0 and hi <= 1 for lo, hi in bounds) else None
     if not isinstance(x_tr, np.memmap):  # in memory already: float32 as before
         x_tr, x_te = x_tr.astype("float32"), np.asarray(x_te).astype("float32")
-    y_tr, y_te = (_labels(arrays[k], f"{source}: {k}") for k in ("y_train", "y_test"))
+    names = _class_names(arrays["class_names"], where("class_names")) \
+        if "class_names" in arrays else None
+    limit = _limit(arrays, where, classes)
+    y_tr, y_te = (_labels(arrays[k], where(k), *limit) for k in ("y_train", "y_test"))
     for label, x, y in (("train", x_tr, y_tr), ("test", x_te, y_te)):
         if len(x) != len(y):
             raise fail(f"{source}: x_{label} has {len(x)} samples but y_{label} has {len(y)}")
@@ -204,47 +274,101 @@ def _arrays(arrays: dict, source: str) -> Dataset:
     elif x_tr.ndim == 2:  # (n, L) signals
         x_tr, x_te = x_tr[..., None], x_te[..., None]
     count = int(max(y_tr.max(), y_te.max())) + 1
-    names = tuple(str(n) for n in arrays["class_names"]) if "class_names" in arrays else \
-        tuple(str(i) for i in range(count))
     mapped = isinstance(x_tr, np.memmap) or isinstance(getattr(x_tr, "base", None), np.memmap)
-    return Dataset(x_tr, y_tr, x_te, y_te, names,
+    return Dataset(x_tr, y_tr, x_te, y_te, names or tuple(str(i) for i in range(count)),
                    source + (" (memory-mapped)" if mapped else ""), 1.0,
-                   raw_max if x_tr.ndim == 4 else None)
+                   raw_max if x_tr.ndim == 4 else None, names is not None)
 
 
-def _labels(y, where: str) -> np.ndarray:
-    """Class indices from indices, a column of them, or one-hot rows."""
+def _class_names(values, where: str) -> tuple[str, ...]:
+    """The data's own class names: one non-empty line each."""
+    names = tuple(str(n) for n in np.asarray(values).reshape(-1))
+    bad = next((i for i, n in enumerate(names) if not n.strip() or "\n" in n or "\r" in n),
+               None)
+    if bad is not None or not names:
+        raise fail(f"{where}: " + (f"name {bad} is {names[bad]!r}; each class name must be "
+                                   "one non-empty line" if names else "names no classes"))
+    return names
+
+
+def _limit(arrays: dict, where: Callable[[str], str], classes: int | None
+           ) -> tuple[int | None, str]:
+    """(labels must stay below this, and why) for arrays: their class names' count, else the
+    net's classes, else unbounded (only negative labels are refused)."""
+    if "class_names" in arrays:
+        n = np.asarray(arrays["class_names"]).size
+        return n, f"{where('class_names')} names {n} classes"
+    if classes is not None:
+        return classes, f"the blueprint has classes: {classes}"
+    return None, ""
+
+
+def _labels(y, where: str, limit: int | None = None, why: str = "") -> np.ndarray:
+    """Class indices from indices, a column of them, or one-hot rows; the first label that is
+    not a whole number in ``0 .. limit-1`` is refused, named by its index."""
     y = np.asarray(y)
+    if y.dtype.kind not in "biuf":
+        raise fail(f"{where} holds {y.dtype} values; labels must be class indices (whole "
+                   "numbers from 0) or one-hot rows")
+    if not y.ndim:
+        raise fail(f"{where} is a single value ({y!r}), not one label a sample")
     if y.ndim == 2 and y.shape[1] > 1:
         one_hot = np.isin(y, (0, 1)).all() and (y.sum(axis=1) == 1).all()
         if not one_hot:
             raise fail(f"{where} has shape {list(y.shape)}: neither class indices (one a "
                        "sample) nor one-hot rows (a single 1 a row)")
-        return y.argmax(axis=1).astype("int64")  # one-hot, as Keras's to_categorical makes
-    if y.ndim > 1 and y.size != len(y):
+        y = y.argmax(axis=1)  # one-hot, as Keras's to_categorical makes
+    elif y.ndim > 1 and y.size != len(y):
         raise fail(f"{where} has shape {list(y.shape)}; give one class index a sample")
-    return y.reshape(-1).astype("int64")
+    y = y.reshape(-1)
+    check_labels(y, where, limit, why)
+    return y.astype("int64")
 
 
-def _bounds(a: np.ndarray, chunk: int = 1 << 22) -> tuple[float, float]:
-    """(min, max) of an array read in chunks, so a memory map is never copied whole."""
+def check_labels(y: np.ndarray, where: str, limit: int | None, why: str = "",
+                 first: int = 0) -> None:
+    """Refuse the first label that is not a whole number in ``0 .. limit-1`` (any whole
+    number from 0 when ``limit`` is None), by its index (``first`` is the index of ``y[0]``)."""
+    with np.errstate(invalid="ignore"):
+        bad = y < 0
+        if y.dtype.kind == "f":  # NaN compares false: isfinite catches it
+            bad |= ~np.isfinite(y) | (y != np.floor(y))
+        if limit is not None:
+            bad |= y >= limit
+    if not bad.any():
+        return
+    i = int(np.argmax(bad))
+    value = y[i].item()
+    valid = f"class indices 0..{limit - 1}" + (f" ({why})" if why else "") \
+        if limit is not None else "class indices (whole numbers from 0)"
+    what = f"which is not among the {valid}" if value == value and abs(value) != np.inf \
+        and value == int(value) else f"but labels must be {valid}" + (
+            ", and a fraction would be truncated" if value == value and abs(value) != np.inf
+            else "")
+    raise fail(f"{where}[{first + i}] is {value!r}, {what}; fix that label (and any after "
+               "it) before training")
+
+
+def _bounds(a: np.ndarray, where: str, chunk: int = 1 << 22) -> tuple[float, float]:
+    """(min, max) of an array read in chunks, so a memory map is never copied whole; a NaN or
+    infinite value is refused, named by its row and position."""
+    if not a.size:
+        return 0.0, 0.0
     flat = a.reshape(len(a), -1) if a.ndim > 1 else a.reshape(-1, 1)
     rows = max(1, chunk // max(1, flat.shape[1]))
     lo, hi = np.inf, -np.inf
     for i in range(0, len(flat), rows):
         part = np.asarray(flat[i:i + rows])
-        lo, hi = min(lo, float(part.min())), max(hi, float(part.max()))
+        low, high = float(part.min()), float(part.max())
+        if part.dtype.kind == "f" and not (np.isfinite(low) and np.isfinite(high)):
+            row, col = np.unravel_index(int(np.argmax(~np.isfinite(part))), part.shape)
+            value = part[row, col].item()
+            at = (i + int(row), *map(int, np.unravel_index(col, a.shape[1:])))
+            raise fail(f"{where}[{', '.join(map(str, at))}] is {value!r}: samples must be "
+                       "finite numbers (a NaN or an infinity makes every loss after it NaN); "
+                       f"fix or drop row {at[0]} before training")
+        lo, hi = min(lo, low), max(hi, high)
     return lo, hi
-
-
-def _raw_max(*arrays) -> float | None:
-    """Full white in an array's own units: 255 for uint8 pixels, 1 for floats in [0, 1]."""
-    if all(a.dtype == np.uint8 for a in arrays):
-        return 255.0
-    if all(a.dtype.kind == "f" and a.size and _bounds(a)[0] >= 0 and _bounds(a)[1] <= 1
-           for a in arrays):
-        return 1.0
-    return None
 
 
 @dataclass(frozen=True)
@@ -259,6 +383,7 @@ class ImageFiles:
     source: str
     scale: float = 255.0
     raw_max: float | None = 255.0
+    named: bool = True  # the class folders name the classes
 
     @property
     def y_train(self) -> np.ndarray:
@@ -329,8 +454,10 @@ def _folder(path: Path, input_shape) -> ImageFiles:
                       f"to {h}x{w}, {mode}{note})")
 
 
-def check_against(data: Dataset, input_shape: tuple[int, ...], classes: int) -> None:
-    """Refuse data whose sample shape or class count does not fit the net."""
+def check_against(data, input_shape: tuple[int, ...], classes: int,
+                  class_names: tuple[str, ...] = ()):
+    """Refuse data whose sample shape or classes do not fit the net; return it with its labels
+    numbered in the order of the model's outputs (``class_names``' order when given)."""
     shape = tuple(data.x_train.shape[1:]) if isinstance(data, Dataset) else tuple(input_shape)
     if shape != tuple(input_shape):
         if len(shape) == 3 and (shape[1], shape[2], shape[0]) == tuple(input_shape):
@@ -341,8 +468,81 @@ def check_against(data: Dataset, input_shape: tuple[int, ...], classes: int) -> 
         raise fail(f"{data.source}: samples are {'x'.join(map(str, shape))} but the blueprint's "
                    f"input is {'x'.join(map(str, input_shape))}; change `input:` (or "
                    f"--set input=[{', '.join(map(str, shape))}]) or use data of that shape")
+    class_names = tuple(class_names)
+    if data.named:
+        order = match_names(data.class_names, class_names, classes, data.source)
+        return _renumbered(data, order) if order is not None else data
     found = int(max(data.y_train.max(initial=0), data.y_test.max(initial=0))) + 1
-    if found > classes or len(data.class_names) != classes:
-        raise fail(f"{data.source}: has {max(found, len(data.class_names))} classes but the "
-                   f"blueprint has classes: {classes}; set --set classes="
-                   f"{max(found, len(data.class_names))} or use matching data")
+    if found != classes:
+        raise fail(f"{data.source}: its labels go up to {found - 1}, so it has {found} classes "
+                   f"but the blueprint has classes: {classes}" + (
+                       f"; no sample has label {found}" + (f"..{classes - 1}" if classes - found
+                                                           > 1 else "")
+                       if found < classes else "") +
+                   f"; set --set classes={found} or use matching data")
+    if class_names:  # the data's classes are numbered: the blueprint names them
+        _unique(class_names, "the blueprint's class_names", data.source, class_names, ())
+        return dataclasses.replace(data, class_names=class_names)
+    return data
+
+
+def match_names(data_names: tuple[str, ...], class_names: tuple[str, ...], classes: int,
+                source: str) -> list[int] | None:
+    """Check the data's class names against the blueprint's (its ``class_names``, else just
+    ``classes``); return each data class's output index when the blueprint orders them
+    differently, None when the data's order is the outputs' order."""
+    _unique(data_names, "the data", source, data_names, class_names)
+    if not class_names:
+        if len(data_names) != classes:
+            raise fail(f"{source}: the data names {len(data_names)} classes "
+                       f"({_listed(data_names)}) but the blueprint has classes: {classes}; "
+                       f"set --set classes={len(data_names)} or use matching data")
+        return None
+    _unique(class_names, "the blueprint's class_names", source, data_names, class_names)
+    if set(data_names) != set(class_names):
+        only_data = [n for n in data_names if n not in class_names]
+        only_blueprint = [n for n in class_names if n not in data_names]
+        raise fail(f"{source}: the data's classes and the blueprint's class_names differ "
+                   f"({_both(data_names, class_names)}); only in the data: "
+                   f"{_listed(only_data) or 'none'}; only in the blueprint: "
+                   f"{_listed(only_blueprint) or 'none'}. They must be the same names, in any "
+                   "order (the blueprint's order is the order of the model's outputs): rename "
+                   "the data's classes or change class_names")
+    order = [class_names.index(n) for n in data_names]
+    return None if order == list(range(len(order))) else order
+
+
+def _unique(names, whose: str, source: str, data_names, class_names) -> None:
+    seen = set()
+    for n in names:
+        if n in seen:
+            raise fail(f"{source}: {whose} names the class {n!r} twice "
+                       f"({_both(data_names, class_names)}); each class needs one name")
+        seen.add(n)
+
+
+def _both(data_names, class_names) -> str:
+    return f"data: {_listed(data_names)}" + (
+        f"; blueprint's class_names: {_listed(class_names)}" if class_names else "")
+
+
+def _listed(names, most: int = 30) -> str:
+    shown = ", ".join(names[:most])
+    return f"[{shown}{f', … ({len(names) - most} more)' if len(names) > most else ''}]" \
+        if names else ""
+
+
+def _renumbered(data, order: list[int]):
+    """``data`` with every label ``k`` (the data's k-th class) made ``order[k]``: training
+    then reaches each class by name, and the model's outputs follow the blueprint's order."""
+    table = np.asarray(order, "int64")
+    names = [""] * len(order)
+    for k, i in enumerate(order):
+        names[i] = data.class_names[k]
+    if isinstance(data, ImageFiles):
+        return dataclasses.replace(data, train_labels=table[data.train_labels],
+                                   test_labels=table[data.test_labels], class_names=tuple(names))
+    return dataclasses.replace(data, y_train=table[data.y_train], y_test=table[data.y_test],
+                               class_names=tuple(names),
+                               **({"label_map": tuple(order)} if hasattr(data, "label_map")
+                                  else {}))

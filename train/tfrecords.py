@@ -7,8 +7,8 @@ Feature spec (one ``tf.train.Example`` per image)::
 
 ``--data 'shards/*.tfrecord'`` takes every matching file in name order. Shards whose file
 name contains ``test`` hold the test set; without any, every fifth record (index 0, 5, 10, …)
-is held out. A ``classes.txt`` beside the shards (one name a line) names the classes;
-otherwise they are numbered. Images are decoded by the same ``image_pixels`` as a folder.
+is held out. A ``classes.txt`` beside the shards (one name a line, line k for label k) names
+the classes; otherwise they are numbered. Images are decoded by the same ``image_pixels`` as a folder.
 
 Writing one::
 
@@ -27,7 +27,7 @@ import numpy as np
 
 from .images import BadImages, decoder
 from .pipeline import RowSource, _decoded, settled
-from .sources import fail
+from .sources import _class_names, _listed, check_labels, fail
 
 HOLD_OUT_EVERY = 5
 
@@ -42,6 +42,8 @@ class TFRecords:
     source: str
     scale: float = 255.0
     raw_max: float | None = 255.0
+    named: bool = False  # a classes.txt names the classes
+    label_map: tuple[int, ...] | None = None  # label k in the records is output label_map[k]
 
     def rows_source(self, net, bad: BadImages):
         return _RecordRows(self, net, bad)
@@ -53,7 +55,9 @@ def _features():
             "label": tf.io.FixedLenFeature([], tf.int64)}
 
 
-def _labels(shards) -> np.ndarray:
+def _labels(shards, limit: int | None, why: str) -> np.ndarray:
+    """Every record's label, shard by shard; the first outside ``0 .. limit-1`` is refused,
+    named by its shard and record."""
     import tensorflow as tf
     spec = {"label": _features()["label"]}
     out = []
@@ -61,43 +65,68 @@ def _labels(shards) -> np.ndarray:
         ds = tf.data.TFRecordDataset(shard).batch(4096).map(
             lambda r: tf.io.parse_example(r, spec)["label"])
         try:
-            out += [y for batch in ds.as_numpy_iterator() for y in batch]
+            labels = np.array([y for batch in ds.as_numpy_iterator() for y in batch], "int64")
         except tf.errors.OpError as exc:
             raise fail(f"{shard} is not a TFRecord file of tf.train.Example records with an "
                        f"int64 'label' and a bytes 'image' feature ({exc.message.splitlines()[0]})"
                        ) from None
-    return np.array(out, "int64")
+        check_labels(labels, f"{shard}: label", limit, why)
+        out.append(labels)
+    return np.concatenate(out) if out else np.zeros(0, "int64")
 
 
-def tfrecord_source(spec: str, input_shape) -> TFRecords:
-    shards = sorted(glob.glob(spec))
-    if not shards:
+@dataclass(frozen=True)
+class Shards:
+    """What the file names and ``classes.txt`` tell without reading a record."""
+
+    train: tuple[str, ...]
+    test: tuple[str, ...]
+    names: tuple[str, ...] | None  # classes.txt, when there is one
+
+
+def shards(spec: str, input_shape) -> Shards:
+    found = sorted(glob.glob(spec))
+    if not found:
         raise fail(f"{spec!r} matches no TFRecord files")
     if input_shape is None or len(input_shape) != 3 or input_shape[-1] not in (1, 3):
         raise fail(f"TFRecord images need a 2-D net with 1 or 3 channels; this one takes "
                    f"{input_shape}")
-    test = tuple(s for s in shards if "test" in Path(s).name)
-    train = tuple(s for s in shards if s not in test)
+    test = tuple(s for s in found if "test" in Path(s).name)
+    train = tuple(s for s in found if s not in test)
     if not train:
         raise fail(f"{spec!r}: every shard is named as a test shard; the training shards are "
                    "those without 'test' in their name")
-    y = _labels(train)
+    names_file = Path(found[0]).parent / "classes.txt"
+    names = None
+    if names_file.is_file():
+        lines = names_file.read_text(encoding="utf-8").splitlines()
+        while lines and not lines[-1].strip():  # a trailing blank line names nothing
+            lines.pop()
+        names = _class_names(lines, str(names_file))
+    return Shards(train, test, names)
+
+
+def tfrecord_source(spec: str, input_shape, classes: int | None = None) -> TFRecords:
+    found = shards(spec, input_shape)
+    train, test, names = found.train, found.test, found.names
+    limit, why = (len(names), f"{Path(train[0]).parent / 'classes.txt'} names {len(names)} "
+                              "classes") if names else \
+        (classes, f"the blueprint has classes: {classes}") if classes else (None, "")
+    y = _labels(train, limit, why)
     if test:
-        y_tr, y_te = y, _labels(test)
+        y_tr, y_te = y, _labels(test, limit, why)
     else:
         held = np.arange(len(y)) % HOLD_OUT_EVERY == 0
         y_tr, y_te = y[~held], y[held]
-    if not len(y_tr) or y.min() < 0:
-        raise fail(f"{spec!r}: {'no records' if not len(y_tr) else 'negative labels'} in the "
-                   "training shards")
-    names_file = Path(shards[0]).parent / "classes.txt"
-    count = int(max(y_tr.max(), y_te.max(initial=0))) + 1
-    names = tuple(names_file.read_text(encoding="utf-8").split("\n")[:count]) \
-        if names_file.is_file() else tuple(str(i) for i in range(count))
+    if not len(y_tr) or not len(y_te):
+        raise fail(f"{spec!r}: no records in the {'training' if not len(y_tr) else 'test'} "
+                   f"shards ({_listed(test or train)}); training needs at least one training "
+                   "and one test image")
+    count = int(max(y_tr.max(), y_te.max())) + 1
     split = f"{len(test)} test shard(s)" if test else f"every {HOLD_OUT_EVERY}th record held out"
-    return TFRecords(train, test, y_tr, y_te, names,
+    return TFRecords(train, test, y_tr, y_te, names or tuple(str(i) for i in range(count)),
                      f"TFRecord shards {spec} ({len(train)} train shard(s), {split}; "
-                     f"{len(y_tr) + len(y_te)} images)")
+                     f"{len(y_tr) + len(y_te)} images)", named=names is not None)
 
 
 class _RecordRows(RowSource):
@@ -118,6 +147,7 @@ class _RecordRows(RowSource):
         keep[positions[np.asarray(idx, "int64")]] = True
         keep_t = tf.constant(keep)
         features = _features()
+        relabel = tf.constant(d.label_map or (), tf.int64)
 
         def with_name(shard):
             return tf.data.TFRecordDataset(shard).map(lambda r: (shard, r))
@@ -133,7 +163,8 @@ class _RecordRows(RowSource):
             shard, raw = rec
             ex = tf.io.parse_single_example(raw, features)
             name = tf.strings.join([shard, "#record", tf.strings.as_string(i)])
-            return (*decode(ex["image"], name), ex["label"])
+            label = ex["label"] if d.label_map is None else tf.gather(relabel, ex["label"])
+            return (*decode(ex["image"], name), label)
 
         ds = settled(_decoded(ds.map(parse, num_parallel_calls=tf.data.AUTOTUNE)))
         return ds if self.bad.skip else ds.apply(
