@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import hmac
 import logging
+import math
 import re
 import time
 import warnings
@@ -21,7 +22,8 @@ from .batcher import INLINE_SECONDS, Batcher
 from .metrics import CONTENT_TYPE as METRICS_TYPE
 from .metrics import Metrics
 from .page import page
-from .protocol import HEADER_LENGTH, BadRequest, classification, infer_response, parse_infer
+from .protocol import (HEADER_LENGTH, BadRequest, classification, infer_response,
+                       json_limit, parse_infer, short_repr)
 from .repository import MAX_IMAGE_PIXELS, NAME, ServedModel
 
 VERSION = "0.1.0"
@@ -33,6 +35,11 @@ METHODS = {"health": "GET", "metrics": "GET", "server": "GET", "metadata": "GET"
            "infer": "POST", "classify": "POST", "index": "POST"}
 JSON = {"content-type": "application/json"}
 EXTENSIONS = ["binary_tensor_data", "classification", "classify"]
+# bodies up to this size are parsed on the event loop (well under a millisecond): the hop to a
+# thread would cost more; bigger ones are parsed on the decode threads, so no request stalls
+# the others while its values are read
+INLINE_BYTES = 64 << 10
+UNAUTHORIZED = {"www-authenticate": "Bearer"}  # RFC 6750 section 3
 log = logging.getLogger("cnnbp.serve")
 access = logging.getLogger("cnnbp.serve.access")  # its own logger, so a deployment can mute it
 
@@ -54,10 +61,10 @@ class App:
         self.max_concurrent_rpcs = max_concurrent_rpcs
         # header bytes are compared raw; the token is sent as UTF-8 (surrogateescape keeps a
         # CNNBP_TOKEN that is not valid UTF-8 as the bytes it was)
-        self.expected_auth = None if token is None else \
-            b"Bearer " + token.encode("utf-8", "surrogateescape")
+        self.expected_auth = None if token is None else token.encode("utf-8", "surrogateescape")
         self.executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="ort")
-        # images decode on their own threads: a slow decode never holds up an ONNX Runtime worker
+        # images and large request bodies decode on their own threads: a slow decode never
+        # holds up an ONNX Runtime worker, nor the event loop
         self.decoder = ThreadPoolExecutor(max_workers=decode_workers, thread_name_prefix="decode")
         from PIL import Image
         Image.MAX_IMAGE_PIXELS = max_image_pixels  # PIL's own bomb check agrees with ours
@@ -179,10 +186,26 @@ class App:
         return self.authorized(self._raw_header(scope, b"authorization"))
 
     def authorized(self, value: bytes | None) -> bool:
-        """Whether an Authorization value (HTTP header or gRPC metadata) carries the token."""
+        """Whether an Authorization value (HTTP header or gRPC metadata) is ``Bearer <token>``;
+        the scheme is case-insensitive (RFC 7235), the token compared in constant time."""
         if self.expected_auth is None:
             return True
-        return hmac.compare_digest(value or b"", self.expected_auth)
+        scheme, _, token = (value or b"").partition(b" ")
+        return hmac.compare_digest(token.lstrip(b" "), self.expected_auth) \
+            and scheme.lower() == b"bearer"
+
+    async def offload(self, fn, size: int):
+        """``fn()`` for a request of ``size`` bytes: inline when small, else on a decode thread."""
+        if size <= INLINE_BYTES:
+            return fn()
+        return await asyncio.get_running_loop().run_in_executor(self.decoder, fn)
+
+    def infer_request(self, model: ServedModel, body: bytes, header_length: str | None):
+        """An HTTP infer body → its request, the tensor already in the model's input form."""
+        req = parse_infer(body, header_length, model.inputs, self.max_batch_rows,
+                          classes=len(model.labels))
+        req.tensor = model.model_input(req.input_name, req.tensor)
+        return req
 
     def model(self, name: str, version: str | None) -> ServedModel:
         """The served model ``name`` (version 1 or unspecified); 400/404 otherwise."""
@@ -214,7 +237,8 @@ class App:
             return 200, page(self.expected_auth is not None), \
                 {"content-type": "text/html; charset=utf-8", "cache-control": "no-cache"}
         if not self._authorized(scope):
-            raise BadRequest("missing or wrong bearer token (Authorization: Bearer <token>)", 401)
+            raise BadRequest("missing or wrong bearer token (Authorization: Bearer <token>)", 401,
+                             UNAUTHORIZED)
         if route == "other":
             raise BadRequest(f"no route {method} {path}", 404)
         self._allow(route, method, path)
@@ -232,8 +256,8 @@ class App:
             return self._json(model.metadata() if action is None else {"name": name, "ready": True})
         body = await self._body(scope, receive)
         if route == "infer":
-            req = parse_infer(body, self._header(scope, HEADER_LENGTH), "input", model.input_shape,
-                              self.max_batch_rows)
+            header = self._header(scope, HEADER_LENGTH)
+            req = await self.offload(lambda: self.infer_request(model, body, header), len(body))
             probs = await self.predict(model, req.tensor, req.class_count)
             return (200,) + infer_response(name, req.id, "probabilities", probs, req.binary_output)
         return self._json(await self._classify(model, scope, body))
@@ -257,23 +281,19 @@ class App:
 
     async def _classify(self, model: ServedModel, scope, body: bytes) -> dict:
         query = parse_qs(scope.get("query_string", b"").decode("utf-8", "replace"))
-        try:
-            k = int(query.get("top_k", ["3"])[0])
-        except ValueError:
-            raise BadRequest("top_k must be a whole number") from None
+        text, classes = query.get("top_k", ["3"])[0], len(model.labels)
+        k = int(text) if text.isascii() and text.isdigit() else 0
+        if k < 1:
+            raise BadRequest(f"top_k must be a whole number from 1 to {classes} (the model's "
+                             f"classes; a larger one returns all {classes}), got "
+                             f"{short_repr(text)}")
         kind = (self._header(scope, "content-type") or "").split(";")[0].strip().lower()
         if kind.startswith("multipart/"):  # a browser form or `curl -F`: not decoded here
             raise BadRequest("send the image file itself as the request body with Content-Type "
                              "image/png or image/jpeg (curl --data-binary @digit.png -H "
                              "'Content-Type: image/png'), not a multipart form upload", 415)
         if kind == "application/json":
-            try:
-                doc = orjson.loads(body)
-            except orjson.JSONDecodeError as exc:
-                raise BadRequest(f"malformed JSON: {exc}") from None
-            if not isinstance(doc, dict) or "signal" not in doc:
-                raise BadRequest('send {"signal": [numbers]} or an image (PNG/JPEG)')
-            x = model.from_signal(doc["signal"])
+            x = await self.offload(lambda: self._signal(model, body), len(body))
         else:
             x = await asyncio.get_running_loop().run_in_executor(
                 self.decoder, model.from_image, body, self.max_image_pixels)
@@ -281,3 +301,18 @@ class App:
         top = np.argsort(-probs)[:max(1, min(k, len(probs)))]
         return {"model_name": model.name, "top_k": [
             {"label": model.labels[i], "index": int(i), "probability": float(probs[i])} for i in top]}
+
+    @staticmethod
+    def _signal(model: ServedModel, body: bytes) -> np.ndarray:
+        """A ``{"signal": [...]}`` body → one model input (one row: its JSON size is bounded)."""
+        limit = json_limit(model.inputs, 1)
+        if len(body) > limit:  # checked before parsing, so a huge list is never built
+            raise BadRequest(f"the JSON body is {len(body):,} bytes; a signal of "
+                             f"{math.prod(model.input_shape)} values takes at most {limit:,}", 413)
+        try:
+            doc = orjson.loads(body)
+        except orjson.JSONDecodeError as exc:
+            raise BadRequest(f"malformed JSON: {exc}") from None
+        if not isinstance(doc, dict) or "signal" not in doc:
+            raise BadRequest('send {"signal": [numbers]} or an image (PNG/JPEG)')
+        return model.from_signal(doc["signal"])

@@ -85,13 +85,17 @@ def predict_grpc(url: str, model: str, files: list[str], top_k: int = 3,
     except ValueError:  # no or unreadable preprocess parameter: not a cnnbp server
         raise ServerError(f"{url} did not answer like `cnnbp serve` (no preprocess in the model "
                          "config)") from None
-    shim = ServedModel(model, Path(model), None, "", tuple(prep.input_shape), prep)
+    # the raw tensor (pixels.onnx's input), which every model of `cnnbp serve` takes
+    shim = ServedModel(model, Path(model), None, "", tuple(prep.input_shape), prep, feed="pixels")
+    kind = shim.inputs[0].datatype
     results = []
     for f in map(Path, files):
         x = _sample(shim, f)
-        inp = grpcclient.InferInput("input", list(x.shape), "FP32")
-        inp.set_data_from_numpy(np.ascontiguousarray(x, "float32"))
-        out = grpcclient.InferRequestedOutput("probabilities", class_count=top_k)
+        inp = grpcclient.InferInput("pixels", list(x.shape), kind)
+        inp.set_data_from_numpy(np.ascontiguousarray(x))
+        # the server takes 1..classes; --top-k above that means every class
+        out = grpcclient.InferRequestedOutput("probabilities",
+                                              class_count=min(top_k, len(prep.class_names)))
         try:
             result = client.infer(model, [inp], outputs=[out], headers=headers, client_timeout=30)
         except InferenceServerException as exc:

@@ -21,8 +21,8 @@ from tritonclient.grpc import model_config_pb2 as mc
 from tritonclient.grpc import service_pb2 as pb
 from tritonclient.grpc import service_pb2_grpc
 
-from .protocol import (BadRequest, bytes_tensor, check_class_count, check_output_name,
-                       decode_tensor, the_input)
+from .protocol import (BadRequest, TensorSpec, bytes_tensor, check_class_count,
+                       check_output_name, decode_tensor, the_input)
 
 log = logging.getLogger("cnnbp.serve")
 access = logging.getLogger("cnnbp.serve.access")
@@ -31,7 +31,10 @@ CODES = {400: grpc.StatusCode.INVALID_ARGUMENT, 401: grpc.StatusCode.UNAUTHENTIC
          404: grpc.StatusCode.NOT_FOUND, 413: grpc.StatusCode.RESOURCE_EXHAUSTED,
          415: grpc.StatusCode.INVALID_ARGUMENT, 422: grpc.StatusCode.INVALID_ARGUMENT,
          503: grpc.StatusCode.UNAVAILABLE}
-INPUT, OUTPUT = "input", "probabilities"
+OUTPUT = "probabilities"
+# the typed contents field of each input datatype, as Triton's grpc_service.proto has them
+CONTENTS = {"FP32": "fp32_contents", "UINT8": "uint_contents"}
+TYPES = {"FP32": mc.TYPE_FP32, "UINT8": mc.TYPE_UINT8}
 
 
 def _rpc(route: str, auth: bool = True):
@@ -107,7 +110,8 @@ class Service(service_pb2_grpc.GRPCInferenceServiceServicer):
         model = self.app.model(request.name, request.version)
         return pb.ModelConfigResponse(config=mc.ModelConfig(
             name=model.name, platform="onnxruntime_onnx", max_batch_size=self.app.max_batch_rows,
-            input=[mc.ModelInput(name=INPUT, data_type=mc.TYPE_FP32, dims=model.input_shape)],
+            input=[mc.ModelInput(name=s.name, data_type=TYPES[s.datatype], dims=s.shape)
+                   for s in model.inputs],
             output=[mc.ModelOutput(name=OUTPUT, data_type=mc.TYPE_FP32,
                                    dims=[len(model.labels)])],
             parameters={
@@ -118,8 +122,12 @@ class Service(service_pb2_grpc.GRPCInferenceServiceServicer):
     @_rpc("infer")
     async def ModelInfer(self, request, context):
         model = self.app.model(request.model_name, request.model_version)
-        x = _input(request, model.input_shape, self.app.max_batch_rows)
-        class_count = _class_count(request)
+        class_count = _class_count(request, len(model.labels))
+
+        def decode() -> np.ndarray:
+            name, x = _input(request, model.inputs, self.app.max_batch_rows)
+            return model.model_input(name, x)
+        x = await self.app.offload(decode, _payload(request))
         probs = await self.app.predict(model, x, class_count)
         reply = pb.ModelInferResponse(model_name=model.name, model_version="1", id=request.id)
         # outputs always go as raw contents, as Triton answers
@@ -132,13 +140,22 @@ class Service(service_pb2_grpc.GRPCInferenceServiceServicer):
         return reply
 
 
-def _input(request, input_shape: tuple[int, ...], max_rows: int) -> np.ndarray:
-    """The model's one FP32 input from raw_input_contents or typed fp32_contents."""
+def _payload(request) -> int:
+    """The bytes of tensor data in ``request``, found without reading the values."""
+    typed = sum(4 * len(value) for t in request.inputs for _, value in t.contents.ListFields())
+    return typed + sum(len(r) for r in request.raw_input_contents)
+
+
+def _input(request, accepted: tuple[TensorSpec, ...], max_rows: int) -> tuple[str, np.ndarray]:
+    """The one input sent (its name and tensor) from raw_input_contents or typed contents.
+
+    Every length is checked before a value is read, so the work is bounded by the row cap.
+    """
     if not request.inputs:
-        raise BadRequest(f"the request has no inputs; this model takes one, {INPUT!r} (FP32, "
-                         f"shape [batch, {', '.join(map(str, input_shape))}])")
-    the_input([{"name": t.name} for t in request.inputs], INPUT)
-    index = [t.name for t in request.inputs].index(INPUT)
+        raise BadRequest("the request has no inputs; this model takes one, "
+                         + " or ".join(s.describe() for s in accepted))
+    _, want = the_input([{"name": t.name} for t in request.inputs], accepted)
+    index = [t.name for t in request.inputs].index(want.name)
     spec = request.inputs[index]
     raws = request.raw_input_contents
     if raws and len(raws) != len(request.inputs):
@@ -146,19 +163,20 @@ def _input(request, input_shape: tuple[int, ...], max_rows: int) -> np.ndarray:
                          "inputs; send one per input, in order")
     typed = spec.HasField("contents")
     if raws and typed:
-        raise BadRequest(f"input {INPUT!r} has both contents and raw_input_contents; send one")
+        raise BadRequest(f"input {want.name!r} has both contents and raw_input_contents; send one")
+    field = CONTENTS[want.datatype]
     kinds = [f.name for f, _ in spec.contents.ListFields()] if typed else []
-    if kinds and kinds != ["fp32_contents"] and spec.datatype == "FP32":
-        raise BadRequest(f"input {INPUT!r}: FP32 values go in contents.fp32_contents, not "
-                         f"{', '.join('contents.' + k for k in kinds)}")
-    data = list(spec.contents.fp32_contents) if kinds == ["fp32_contents"] else None
-    return decode_tensor({"name": spec.name, "datatype": spec.datatype, "shape": list(spec.shape),
-                          "data": data}, memoryview(raws[index]) if raws else None, input_shape,
-                         max_rows, raw_name="raw_input_contents",
-                         data_name="contents.fp32_contents")
+    if kinds and kinds != [field] and spec.datatype == want.datatype:
+        raise BadRequest(f"input {want.name!r}: {want.datatype} values go in contents.{field}, "
+                         f"not {', '.join('contents.' + k for k in kinds)}")
+    data = getattr(spec.contents, field) if kinds == [field] else None
+    return want.name, decode_tensor(
+        {"name": spec.name, "datatype": spec.datatype, "shape": list(spec.shape), "data": data},
+        memoryview(raws[index]) if raws else None, want, max_rows,
+        raw_name="raw_input_contents", data_name=f"contents.{field}")
 
 
-def _class_count(request) -> int:
+def _class_count(request, classes: int) -> int:
     """Triton's classification extension: ``parameters["classification"]`` on the output."""
     count = 0
     for i, out in enumerate(request.outputs):
@@ -170,7 +188,7 @@ def _class_count(request) -> int:
             if kind not in ("int64_param", "uint64_param"):
                 raise BadRequest(f"{where} must be an int64_param (the number of top classes), "
                                  f"got {kind or 'nothing'}")
-            count = check_class_count(getattr(param, kind), where)
+            count = check_class_count(getattr(param, kind), where, classes)
     return count
 
 

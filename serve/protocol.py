@@ -15,6 +15,12 @@ import orjson
 from cnnbp.contract.errors import ClientError
 
 HEADER_LENGTH = "inference-header-content-length"
+DTYPES = {"FP32": np.dtype("<f4"), "UINT8": np.dtype("u1")}
+# A JSON request may take this many bytes per value the row cap allows, plus a fixed overhead
+# (id, parameters, outputs): "-1.2345678901234567e-05, " is 25, indented JSON around 40. The
+# bound is checked before the JSON is parsed, so a body of millions of values never is.
+JSON_BYTES_PER_VALUE = 64
+JSON_OVERHEAD = 64 << 10
 
 
 class BadRequest(ClientError):
@@ -26,12 +32,49 @@ class BadRequest(ClientError):
         self.headers = headers or {}
 
 
+@dataclass(frozen=True)
+class TensorSpec:
+    """An input a model accepts: its name, protocol datatype and the shape of one row."""
+
+    name: str
+    datatype: str  # a key of DTYPES
+    shape: tuple[int, ...]
+    about: str = ""  # what the values are, for messages and metadata
+
+    @property
+    def dims(self) -> str:
+        return "[batch, " + ", ".join(map(str, self.shape)) + "]"
+
+    def describe(self) -> str:
+        return f"{self.name!r} ({self.datatype} {self.dims}{', ' + self.about if self.about else ''})"
+
+
 @dataclass
 class InferRequest:
     id: str | None
     tensor: np.ndarray
     binary_output: bool
     class_count: int = 0  # Triton's classification extension: top-k strings instead of scores
+    input_name: str = "input"  # which of the model's inputs the tensor is
+
+
+def json_limit(inputs: tuple[TensorSpec, ...], max_rows: int | None) -> int | None:
+    """The most bytes a JSON request for ``max_rows`` rows of ``inputs`` may take."""
+    if max_rows is None:
+        return None
+    return max_rows * max(math.prod(s.shape) for s in inputs) * JSON_BYTES_PER_VALUE \
+        + JSON_OVERHEAD
+
+
+def check_json_size(size: int, inputs: tuple[TensorSpec, ...], max_rows: int | None) -> None:
+    """413 for a JSON text longer than the row cap allows, before it is parsed."""
+    limit = json_limit(inputs, max_rows)
+    if limit is not None and size > limit:
+        values = max(math.prod(s.shape) for s in inputs)
+        raise BadRequest(f"the request's JSON is {size:,} bytes; {max_rows} rows of {values} "
+                         f"values (--max-batch-rows) take at most {limit:,} in JSON "
+                         f"({JSON_BYTES_PER_VALUE} bytes a value): send fewer rows per request, "
+                         "or the values as binary tensor data", 413)
 
 
 def _object(value, where: str) -> dict:
@@ -54,13 +97,15 @@ def _whole(value) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-def parse_infer(body: bytes, header_length: str | None, input_name: str,
-                input_shape: tuple[int, ...], max_rows: int | None = None,
-                output_name: str = "probabilities") -> InferRequest:
-    """Decode an infer request for a model with one FP32 input of ``(batch, *input_shape)``.
+def parse_infer(body: bytes, header_length: str | None, inputs: tuple[TensorSpec, ...],
+                max_rows: int | None = None, output_name: str = "probabilities",
+                classes: int | None = None) -> InferRequest:
+    """Decode an infer request that sends one of ``inputs`` (each ``(batch, *shape)``).
 
-    ``max_rows`` caps the batch of one request (413 over it), checked on the declared shape
-    before any tensor is allocated.
+    ``max_rows`` caps the batch of one request (413 over it): the JSON text is checked against
+    it before it is parsed, the declared shape before any tensor is allocated. ``classes``
+    bounds Triton's ``class_count``. Blocking for a large body: the server runs it off the
+    event loop.
     """
     if header_length is not None:
         try:
@@ -74,6 +119,7 @@ def parse_infer(body: bytes, header_length: str | None, input_name: str,
         head, rest = body[:n], memoryview(body)[n:]
     else:
         head, rest = body, memoryview(b"")
+    check_json_size(len(head), inputs, max_rows)
     try:
         doc = orjson.loads(head)
     except orjson.JSONDecodeError as exc:
@@ -82,17 +128,22 @@ def parse_infer(body: bytes, header_length: str | None, input_name: str,
         raise BadRequest(f"malformed JSON: {exc}{hint}") from None
     if not isinstance(doc, dict) or not isinstance(doc.get("inputs"), list) or not doc["inputs"]:
         raise BadRequest('the request needs "inputs": [{"name", "shape", "datatype", "data"}]')
-    spec = the_input(doc["inputs"], input_name)
-    size = _object(spec.get("parameters"), f"input {input_name!r}: parameters") \
+    spec, want = the_input(doc["inputs"], inputs)
+    size = _object(spec.get("parameters"), f"input {want.name!r}: parameters") \
         .get("binary_data_size")
     if size is not None:
         if not _whole(size) or size < 0:
-            raise BadRequest(f"input {input_name!r}: binary_data_size must be a whole number of "
+            raise BadRequest(f"input {want.name!r}: binary_data_size must be a whole number of "
                              f"bytes >= 0, got {short_repr(size)}")
         if size > len(rest):
             raise BadRequest(f"binary data truncated: inputs declare {size} bytes, the body has "
                              f"{len(rest)}")
-    tensor = decode_tensor(spec, rest[:size] if size is not None else None, input_shape, max_rows)
+    if len(rest) > (size or 0):
+        raise BadRequest(f"the body has {len(rest)} bytes after its JSON part "
+                         f"(Inference-Header-Content-Length {len(head)}), but the inputs declare "
+                         f"{size or 0} (binary_data_size): {len(rest) - (size or 0)} trailing "
+                         "bytes; send exactly the declared tensor data")
+    tensor = decode_tensor(spec, rest[:size] if size is not None else None, want, max_rows)
     binary = bool(_object(doc.get("parameters"), "parameters").get("binary_data_output"))
     outputs = doc.get("outputs")
     if outputs is not None and not isinstance(outputs, list):
@@ -108,9 +159,11 @@ def parse_infer(body: bytes, header_length: str | None, input_name: str,
         # Triton's clients send "classification"; "class_count" is the name in its docs
         for key in ("classification", "class_count"):
             if key in params:
-                class_count = check_class_count(params[key], f"outputs[{i}].parameters.{key}")
+                class_count = check_class_count(params[key], f"outputs[{i}].parameters.{key}",
+                                                classes)
     rid = doc.get("id")
-    return InferRequest(str(rid) if rid is not None else None, tensor, binary, class_count)
+    return InferRequest(str(rid) if rid is not None else None, tensor, binary, class_count,
+                        want.name)
 
 
 def check_output_name(name, output_name: str, where: str) -> None:
@@ -119,9 +172,11 @@ def check_output_name(name, output_name: str, where: str) -> None:
                          f"output, {output_name!r}")
 
 
-def check_class_count(value, where: str) -> int:
-    if not _whole(value) or value < 0:
-        raise BadRequest(f"{where} must be a whole number >= 0 (0 = scores, k = the top k "
+def check_class_count(value, where: str, classes: int | None = None) -> int:
+    """Triton's class_count: 0 (scores) or k from 1 to the number of classes."""
+    if not _whole(value) or value < 0 or (classes is not None and value > classes):
+        span = f"from 0 to {classes}" if classes is not None else ">= 0"
+        raise BadRequest(f"{where} must be a whole number {span} (0 = scores, k = the top k "
                          f"classes), got {short_repr(value)}")
     return value
 
@@ -139,69 +194,88 @@ def bytes_tensor(values: np.ndarray) -> bytes:
     return b"".join(len(v).to_bytes(4, "little") + v for v in values.reshape(-1))
 
 
-def the_input(inputs: list, input_name: str) -> dict:
-    """The one input the model takes; missing, duplicate or unknown inputs are refused."""
+def the_input(inputs: list, accepted: tuple[TensorSpec, ...]) -> tuple[dict, TensorSpec]:
+    """The one input sent, of those the model accepts; missing, duplicate, unknown or several
+    inputs are refused."""
     names = [i.get("name") if isinstance(i, dict) else None for i in inputs]
-    if input_name not in names:
-        raise BadRequest(f"missing input {input_name!r} (got {names})")
-    if names.count(input_name) > 1:
-        raise BadRequest(f"input {input_name!r} appears {names.count(input_name)} times; send "
-                         "it once")
-    others = [n for n in names if n != input_name]
+    known = {s.name: s for s in accepted}
+    either = " or ".join(s.describe() for s in accepted)
+    sent = [n for n in names if isinstance(n, str) and n in known]  # a name may be a list
+    others = [n for n in names if n not in sent]
+    if not sent:
+        raise BadRequest(f"missing input {' or '.join(repr(n) for n in known)} (got {names}); "
+                         f"this model takes one input, {either}")
     if others:
-        raise BadRequest(f"unknown inputs {others}: this model takes one input, {input_name!r}")
-    return inputs[names.index(input_name)]
+        raise BadRequest(f"unknown inputs {others}: this model takes one input, {either}")
+    if len(set(sent)) > 1:
+        raise BadRequest(f"inputs {sent}: send one of them, not several; this model takes one "
+                         f"input, {either}")
+    if len(sent) > 1:
+        raise BadRequest(f"input {sent[0]!r} appears {len(sent)} times; send it once")
+    return inputs[names.index(sent[0])], known[sent[0]]
 
 
-def decode_tensor(spec: dict, raw, input_shape: tuple[int, ...], max_rows: int | None,
-            raw_name: str = "binary_data_size", data_name: str = "data") -> np.ndarray:
-    """One FP32 input from its spec and its raw bytes (or ``spec["data"]``), every field checked.
+def decode_tensor(spec: dict, raw, want: TensorSpec, max_rows: int | None,
+                  raw_name: str = "binary_data_size", data_name: str = "data") -> np.ndarray:
+    """One input from its spec and its raw bytes (or ``spec["data"]``), every field checked.
 
-    ``raw_name``/``data_name`` name the fields in messages (they differ between HTTP and gRPC).
+    ``raw_name``/``data_name`` name the fields in messages (they differ between HTTP and gRPC);
+    ``spec["data"]`` may be any sequence with a length (a gRPC repeated field): its length is
+    checked before its values are read.
     """
-    name = spec.get("name")
-    if spec.get("datatype") != "FP32":
-        raise BadRequest(f"input {name!r} must have datatype FP32, got "
+    name, kind = want.name, want.datatype
+    if spec.get("datatype") != kind:
+        raise BadRequest(f"input {name!r} must have datatype {kind} (shape {want.dims}), got "
                          f"{short_repr(spec.get('datatype'))}")
     shape = spec.get("shape")
     if not (isinstance(shape, list) and shape and all(_whole(d) and d >= 0 for d in shape)):
         raise BadRequest(f"input {name!r} needs a shape of whole numbers, got {short_repr(shape)}")
-    if tuple(shape[1:]) != tuple(input_shape) or shape[0] < 1:
-        want = "[batch, " + ", ".join(map(str, input_shape)) + "]"
-        raise BadRequest(f"input {name!r} has shape {short_repr(shape)}; this model takes {want}")
+    if tuple(shape[1:]) != tuple(want.shape) or shape[0] < 1:
+        raise BadRequest(f"input {name!r} has shape {short_repr(shape)}; this model takes "
+                         f"{want.dims} of {kind}")
     if max_rows is not None and shape[0] > max_rows:
         raise BadRequest(f"input {name!r} has a batch of {shape[0]} rows; this server takes at "
                          f"most {max_rows} per request (--max-batch-rows): split the batch", 413)
     count = math.prod(shape)  # Python ints: no overflow, and the rows are bounded above
+    dtype = DTYPES[kind]
     if raw is not None:
-        if len(raw) != count * 4:
+        if len(raw) != count * dtype.itemsize:
             raise BadRequest(f"input {name!r}: {raw_name} holds {len(raw)} bytes, but shape "
-                             f"{shape} of FP32 needs {count * 4} (truncated or wrong size)")
-        array = np.frombuffer(raw, dtype="<f4").reshape(shape)
+                             f"{shape} of {kind} needs {count * dtype.itemsize} (truncated or "
+                             "wrong size)")
+        array = np.frombuffer(raw, dtype=dtype).reshape(shape)
     else:
-        data = spec.get("data")
-        if data is None:
-            raise BadRequest(f"input {name!r} has neither {data_name} nor {raw_name}")
-        # a flat list has `count` items, a nested one `rows`: anything else is refused before
-        # NumPy copies it, so a small shape cannot carry a huge list
-        if not isinstance(data, list) or len(data) not in (count, shape[0]):
-            raise BadRequest(f"input {name!r}: {data_name} must be a list of {count} numbers "
-                             "(flat) "
-                             f"or {shape[0]} nested rows for shape {shape}")
-        try:
-            array = np.asarray(data)
-        except (ValueError, TypeError, OverflowError):
-            raise BadRequest(f"input {name!r}: data must be a (nested) list of numbers") from None
-        if array.dtype.kind not in "iuf":  # strings, booleans, ragged lists
-            raise BadRequest(f"input {name!r}: data must be a (nested) list of numbers")
-        array = array.astype("float32", copy=False)
-        if array.size != count:
-            raise BadRequest(f"input {name!r}: {array.size} values for shape {shape} ({count})")
-        array = array.reshape(shape)
-    if not np.isfinite(array).all():
+        array = _values(spec.get("data"), name, kind, shape, count, raw_name, data_name)
+    if kind == "FP32" and not np.isfinite(array).all():
         raise BadRequest(f"input {name!r} contains NaN or Inf (or a value beyond the float32 "
                          "range, about 3.4e38)")
     return array
+
+
+def _values(data, name: str, kind: str, shape: list[int], count: int, raw_name: str,
+            data_name: str) -> np.ndarray:
+    """The tensor of a JSON (or typed gRPC) list of values."""
+    if data is None:
+        raise BadRequest(f"input {name!r} has neither {data_name} nor {raw_name}")
+    # a flat list has `count` items, a nested one `rows`: anything else is refused before
+    # NumPy copies it, so a small shape cannot carry a huge list
+    if isinstance(data, (str, bytes, dict)) or not hasattr(data, "__len__") \
+            or len(data) not in (count, shape[0]):
+        raise BadRequest(f"input {name!r}: {data_name} must be a list of {count} numbers "
+                         f"(flat) or {shape[0]} nested rows for shape {shape}")
+    what = "numbers" if kind == "FP32" else "whole numbers from 0 to 255"
+    try:
+        array = np.asarray(data if isinstance(data, list) else list(data))
+    except (ValueError, TypeError, OverflowError):
+        raise BadRequest(f"input {name!r}: data must be a (nested) list of {what}") from None
+    if array.dtype.kind not in ("iuf" if kind == "FP32" else "iu"):  # strings, bools, ragged
+        raise BadRequest(f"input {name!r}: data must be a (nested) list of {what}")
+    if kind == "UINT8" and array.size and (array.min() < 0 or array.max() > 255):
+        raise BadRequest(f"input {name!r}: UINT8 data must be {what}, got values from "
+                         f"{array.min()} to {array.max()}")
+    if array.size != count:
+        raise BadRequest(f"input {name!r}: {array.size} values for shape {shape} ({count})")
+    return array.astype(DTYPES[kind], copy=False).reshape(shape)
 
 
 def infer_response(model: str, rid: str | None, output_name: str, probs: np.ndarray,

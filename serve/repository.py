@@ -1,9 +1,11 @@
 """Bundles on disk → loaded models: one bundle, a folder of bundles, or a Triton repository."""
 from __future__ import annotations
 
+import io
 import logging
 import re
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -12,7 +14,7 @@ from cnnbp.contract.bundle import served
 from cnnbp.contract.errors import ArtifactError
 from cnnbp.contract.preprocessing import ImageTooLarge, Preprocessing
 
-from .protocol import BadRequest, short_repr
+from .protocol import DTYPES, BadRequest, TensorSpec, short_repr
 
 log = logging.getLogger("cnnbp.serve")
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
@@ -64,10 +66,19 @@ class ServedModel:
     prep: Preprocessing
     batcher: object = field(default=None, repr=False)
     call_seconds: float = 0.0  # median time of one batch-1 call, measured at load
+    # the graph's input: "input" (model.onnx, normalised) or "pixels" (pixels.onnx, as a Triton
+    # repository holds it: the normalisation is in the graph, so only raw tensors can be fed);
+    # the protocol calls any other name of a foreign model's input "input"
+    feed: str = "input"
+    output: str | None = None  # the scores' output name, when the graph has several outputs
+
+    @property
+    def raw(self) -> bool:
+        return self.feed == "pixels"
 
     def measure(self) -> None:
         import time
-        x = np.zeros((1, *self.input_shape), "float32")
+        x = np.zeros((1, *self.input_shape), DTYPES[self.inputs[0].datatype])
         times = []
         for _ in range(20):
             start = time.perf_counter()
@@ -80,15 +91,43 @@ class ServedModel:
         return self.prep.class_names
 
     def run(self, x: np.ndarray) -> np.ndarray:
-        return self.session.run(None, {"input": x})[0]
+        return self.session.run(self.output and [self.output], {self.feed: x})[0]
+
+    @cached_property
+    def inputs(self) -> tuple[TensorSpec, TensorSpec]:
+        """What ``/infer`` takes, one per request: ``input``, model.onnx's normalised tensor, or
+        ``pixels``, the bundle's pixels.onnx input (UINT8 pixels for images, raw FP32 values for
+        signals and tensors), normalised here as training normalised it."""
+        kind = "UINT8" if self.prep.takes_images else "FP32"
+        pixels = TensorSpec("pixels", kind, self.input_shape,
+                            "8-bit pixels" if self.prep.takes_images else "raw values")
+        if self.raw:
+            return (pixels,)
+        return TensorSpec("input", "FP32", self.input_shape, "normalised"), pixels
+
+    @cached_property
+    def _gain_shift(self) -> tuple[np.ndarray, np.ndarray]:
+        # training's own fold of the preprocessing (train/pipeline.py): one multiply and one add
+        return self.prep.gain_shift(self.prep.raw_max / 255.0 if self.prep.takes_images else 1.0)
+
+    def model_input(self, name: str, x: np.ndarray) -> np.ndarray:
+        """The tensor of input ``name`` (one of ``inputs``) → model.onnx's input."""
+        if name == "input" or self.raw:
+            return x
+        gain, shift = self._gain_shift
+        return x.astype("float32") * gain + shift
 
     def metadata(self) -> dict:
         return {"name": self.name, "versions": ["1"], "platform": "onnxruntime_onnx",
-                "inputs": [{"name": "input", "datatype": "FP32", "shape": [-1, *self.input_shape]}],
+                # either input, not both: "input" first, as clients that read inputs[0] expect
+                "inputs": [{"name": s.name, "datatype": s.datatype, "shape": [-1, *s.shape]}
+                           for s in self.inputs],
                 "outputs": [{"name": "probabilities", "datatype": "FP32",
                              "shape": [-1, len(self.labels)]}],
                 # an extension field: the class of each output column, and how inputs are made
-                "parameters": {"class_names": self.labels, "preprocess": self.prep.to_json()}}
+                "parameters": {"class_names": self.labels, "preprocess": self.prep.to_json(),
+                               "inputs": "send one of " + " or ".join(
+                                   s.describe() for s in self.inputs)}}
 
     def from_image(self, data: bytes, max_pixels: int = MAX_IMAGE_PIXELS) -> np.ndarray:
         """PNG/JPEG bytes → one model input, decoded, resized and scaled as in training.
@@ -103,7 +142,8 @@ class ServedModel:
                 "send the normalized tensor to /v2/models/NAME/infer"
             raise BadRequest(f"model {self.name!r} takes {kind}: {how}")
         try:
-            return self.prep.from_image_bytes(data, max_pixels, IMAGE_FORMATS)
+            return self._pixels(data, max_pixels) if self.raw else \
+                self.prep.from_image_bytes(data, max_pixels, IMAGE_FORMATS)
         except ImageTooLarge as exc:
             raise _too_many_pixels(str(exc), max_pixels) from None
         except (Image.DecompressionBombError, Image.DecompressionBombWarning):
@@ -117,6 +157,14 @@ class ServedModel:
         except Exception as exc:  # any other failure inside a decoder is still bad data
             log.debug("image decoder failed", exc_info=exc)
             raise BadRequest("cannot decode the image: corrupt PNG/JPEG data") from None
+
+    def _pixels(self, data: bytes, max_pixels: int) -> np.ndarray:
+        """Image bytes → ``(1, H, W, C)`` uint8 pixels, decoded and resized as in training."""
+        from PIL import Image
+        with Image.open(io.BytesIO(data), formats=IMAGE_FORMATS) as im:
+            if im.width * im.height > max_pixels:
+                raise ImageTooLarge(f"{im.width}x{im.height}")
+            return self.prep.pixels(im).astype("uint8")[None]
 
     def from_signal(self, values) -> np.ndarray:
         """A raw 1-D signal (list of numbers, or of channel lists) → one normalized sample."""
@@ -140,7 +188,7 @@ class ServedModel:
                              f"{list(self.input_shape)}")
         if not np.isfinite(x).all():
             raise BadRequest("signal contains NaN or Inf")
-        return self.prep.apply(x)[None]
+        return x[None] if self.raw else self.prep.apply(x)[None]
 
 
 def discover(root: str | Path) -> dict[str, Path]:
@@ -174,10 +222,14 @@ def load(root: str | Path) -> dict[str, ServedModel]:
         import onnx
         meta = {p.key: p.value for p in onnx.load(str(path), load_external_data=False).metadata_props}
         session, provider = make_session(path)
+        feed = session.get_inputs()[0].name
+        outputs = [o.name for o in session.get_outputs()]
+        output = "probabilities" if "probabilities" in outputs else outputs[0]
         shape = tuple(int(d) for d in session.get_inputs()[0].shape[1:])
-        classes = int(session.get_outputs()[0].shape[-1])
+        classes = int(next(o for o in session.get_outputs() if o.name == output).shape[-1])
         prep = served(meta, path, list(shape), classes)
-        models[name] = ServedModel(name, path, session, provider, shape, prep)
+        models[name] = ServedModel(name, path, session, provider, shape, prep,
+                                   feed=feed, output=output)
         models[name].measure()
         log.info("serving %s from %s on %s", name, path,
                  "the GPU (CUDAExecutionProvider)" if provider.startswith("CUDA")

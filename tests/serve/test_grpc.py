@@ -47,8 +47,8 @@ def test_stock_client_health_and_metadata(client):
     assert meta.name == "cnnbp" and "binary_tensor_data" in meta.extensions
     m = client.get_model_metadata("digits")
     assert m.versions == ["1"] and m.platform == "onnxruntime_onnx"
-    assert (m.inputs[0].name, m.inputs[0].datatype, list(m.inputs[0].shape)) == \
-        ("input", "FP32", [-1, 8, 8, 1])
+    assert [(i.name, i.datatype, list(i.shape)) for i in m.inputs] == \
+        [("input", "FP32", [-1, 8, 8, 1]), ("pixels", "UINT8", [-1, 8, 8, 1])]
     assert (m.outputs[0].name, list(m.outputs[0].shape)) == ("probabilities", [-1, 10])
     config = client.get_model_config("digits").config
     assert config.parameters["class_names"].string_value.startswith("[")

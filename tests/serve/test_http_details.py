@@ -45,7 +45,8 @@ def test_class_count_with_tritons_http_client(server, session, binary):
 
 
 @pytest.mark.parametrize("value,message", [
-    (-1, "class_count must be a whole number >= 0"), ("3", "class_count must be a whole number"),
+    (-1, "class_count must be a whole number from 0 to 10"), (11, "from 0 to 10"),
+    (10 ** 12, "from 0 to 10"), ("3", "class_count must be a whole number"),
 ])
 def test_bad_class_count_is_400(server, value, message):
     x = np.zeros((1, 8, 8, 1), "float32")

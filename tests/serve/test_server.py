@@ -27,7 +27,8 @@ def test_health_and_metadata(server):
     assert "binary_tensor_data" in meta["extensions"]
     for path in ("/v2/models/digits", "/v2/models/digits/versions/1"):
         m = json.loads(get(server.url + path)[2])
-        assert m["inputs"] == [{"name": "input", "datatype": "FP32", "shape": [-1, 8, 8, 1]}]
+        assert m["inputs"] == [{"name": "input", "datatype": "FP32", "shape": [-1, 8, 8, 1]},
+                               {"name": "pixels", "datatype": "UINT8", "shape": [-1, 8, 8, 1]}]
         assert m["outputs"][0]["name"] == "probabilities" and m["outputs"][0]["shape"] == [-1, 10]
     assert json.loads(get(f"{server.url}/v2/models/mnist1d/ready")[2])["ready"] is True
 
@@ -245,10 +246,32 @@ def test_public_bind_needs_a_token(repo):
     assert proc.returncode == 2 and "--token" in proc.stderr
 
 
-def test_triton_repository_is_served_as_is(repo):
+def test_triton_repository_is_served_as_is(repo, server, session):
+    """Its model is pixels.onnx: it takes `pixels` only, over /infer and through /classify."""
+    import tritonclient.http as httpclient
     s = Server(repo / "triton")
     try:
-        assert json.loads(get(f"{s.url}/v2/models/mnist1d")[2])["inputs"][0]["shape"] == [-1, 40, 1]
+        meta = json.loads(get(f"{s.url}/v2/models/mnist1d")[2])
+        assert meta["inputs"] == [{"name": "pixels", "datatype": "FP32", "shape": [-1, 40, 1]}]
+        pixels = (RNG.random((3, 8, 8, 1)) * 255).astype("uint8")
+        client = httpclient.InferenceServerClient(url=s.url.removeprefix("http://"))
+        inp = httpclient.InferInput("pixels", [3, 8, 8, 1], "UINT8")
+        inp.set_data_from_numpy(pixels)
+        got = client.infer("digits", [inp]).as_numpy("probabilities")
+        client.close()
+        prep = json.loads((repo / "bundles" / "digits" / "preprocess.json").read_text())
+        x = ((pixels / 255 * prep["raw_max"] / prep["scale"] - prep["mean"][0]) / prep["std"][0])
+        np.testing.assert_allclose(got, session.run(None, {"input": x.astype("float32")})[0],
+                                   atol=1e-5)
+        status, _, body = post(f"{s.url}/v2/models/digits/infer", infer_json(x))
+        assert status == 400 and "missing input 'pixels'" in json.loads(body)["error"]
+        image = png_bytes((RNG.random((16, 16)) * 255).astype("uint8"))
+        answers = [json.loads(post(f"{url}/v2/models/digits/classify?top_k=10", image,
+                                   {"content-type": "image/png"})[2])["top_k"]
+                   for url in (s.url, server.url)]
+        assert [t["index"] for t in answers[0]] == [t["index"] for t in answers[1]]
+        np.testing.assert_allclose([t["probability"] for t in answers[0]],
+                                   [t["probability"] for t in answers[1]], atol=1e-5)
     finally:
         s.stop()
 
