@@ -175,6 +175,13 @@ def run_export(args) -> int:
     from cnnbp.builder.tf_env import import_tensorflow
     from cnnbp.export.bundle import locate_source
     locate_source(args.source)  # a wrong path is refused before TensorFlow's start-up
+    if args.kserve:
+        from cnnbp.contract.errors import UsageError
+        from cnnbp.export.kserve import check_target
+        if not args.triton:
+            raise UsageError("--kserve writes an InferenceService for the Triton repository: "
+                             "add --triton REPO")
+        check_target(args.kserve)
     import_tensorflow()
     from cnnbp.export import destination
     from cnnbp.export.bundle import export_bundle
@@ -209,6 +216,11 @@ def run_export(args) -> int:
                                   report.input_shape, report.classes, args.max_batch,
                                   f"KIND_{args.triton_kind.upper()}", keep)
         print(f"  Triton model repository: {folder}")
+        if args.kserve:
+            from cnnbp.export.kserve import write_manifest
+            write_manifest(args.kserve, name, folder, args.triton_kind == "gpu")
+            print(f"  KServe InferenceService: {args.kserve} (set its storageUri to where "
+                  f"{args.triton} is uploaded)")
     return 0
 
 
@@ -329,6 +341,8 @@ def parser() -> argparse.ArgumentParser:
     x.add_argument("--no-variants", action="store_true", help="skip optimized/fp16/int8")
     x.add_argument("--triton", metavar="REPO", help="also write a Triton model repository")
     x.add_argument("--triton-kind", choices=["cpu", "gpu"], default="cpu")
+    x.add_argument("--kserve", metavar="FILE", help="also write a KServe InferenceService "
+                                                    "(YAML) for the Triton repository")
     x.add_argument("--force", action="store_true",
                    help="when -o (or the Triton model folder) holds files an export did not "
                         "write, move them aside to NAME.replaced-<time> instead of refusing")

@@ -108,11 +108,14 @@ def _how_to_call(src: Source) -> list[str]:
     given = pixels.describe(p)
     if p.takes_images:
         size = f"({p.input_shape[1]}, {p.input_shape[0]})"
+        mode = "L" if p.input_shape[-1] == 1 else "RGB"
         fit = {"stretch": f"im.resize({size}, Image.BILINEAR)",
                "center_crop": f"ImageOps.fit(im, {size}, Image.BILINEAR)",
                "letterbox": f"ImageOps.pad(im, {size}, Image.BILINEAR, color=0)"}[p.resize]
         load = ["from PIL import Image, ImageOps",
-                f"im = Image.open('photo.png').convert('{'L' if p.input_shape[-1] == 1 else 'RGB'}')",
+                "im = Image.open('photo.jpg')",
+                f"im.draft('{mode}', {size})  # as cnnbp decodes a JPEG: at the smallest "
+                "scale that covers the size", f"im = im.convert('{mode}')",
                 f"x = np.asarray({fit}, dtype='uint8').reshape(1, {shape})"]
     else:
         load = [f"x = np.load('sample.npy').astype('float32').reshape(1, {shape})"]

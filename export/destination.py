@@ -11,7 +11,8 @@ from cnnbp.contract.atomic import recover
 from cnnbp.contract.errors import UsageError
 
 # Every entry an export writes at a bundle's top level.
-BUNDLE_ENTRIES = {"model.onnx", "model.onnx.data", "blueprint.yaml", "labels.txt",
+BUNDLE_ENTRIES = {"model.onnx", "model.onnx.data", "pixels.onnx", "pixels.onnx.data",
+                  "blueprint.yaml", "labels.txt",
                   "preprocess.json", "validation.json", "README.md", "report.html",
                   "test_data_set_0", "variants"}
 

@@ -31,7 +31,7 @@ def run_dir(tmp_path_factory):
 def bundle(run_dir, tmp_path_factory):
     base = tmp_path_factory.mktemp("bundles")
     proc = cnnbp("export", str(run_dir), "-o", str(base / "digits"), "--max-batch", "32",
-                 "--triton", str(base / "repo"))
+                 "--triton", str(base / "repo"), "--kserve", str(base / "isvc.yaml"))
     assert proc.returncode == 0, proc.stderr
     return base / "digits", base / "repo", proc
 
@@ -301,3 +301,30 @@ def test_pixels_model_that_misses_parity_refuses_the_export(run_dir, tmp_path, m
     with pytest.raises(exporting.ExportRefused, match="pixels.onnx on raw inputs disagrees"):
         exporting.export_bundle(run_dir, tmp_path / "b", with_variants=False)
     assert list(tmp_path.iterdir()) == []
+
+
+# -- KServe --------------------------------------------------------------------------------------
+def test_kserve_manifest_serves_the_triton_repository(bundle):
+    from ruamel.yaml import YAML
+    doc = YAML(typ="safe", pure=True).load((bundle[0].parent / "isvc.yaml").read_text())
+    assert doc["apiVersion"] == "serving.kserve.io/v1beta1" and doc["kind"] == "InferenceService"
+    assert doc["metadata"]["name"] == "digits"
+    model = doc["spec"]["predictor"]["model"]
+    assert model["modelFormat"] == {"name": "onnx"} and model["protocolVersion"] == "v2"
+    assert model["storageUri"].startswith("s3://YOUR-BUCKET")  # a placeholder the user fills in
+    assert set(model["resources"]) == {"requests", "limits"}
+    assert model["resources"]["limits"]["memory"].endswith("Gi")
+    assert "nvidia.com/gpu" not in model["resources"]["limits"]
+    assert "isvc.yaml" in bundle[2].stdout
+
+
+def test_kserve_without_a_repository_or_over_a_users_file_is_refused(run_dir, tmp_path):
+    proc = cnnbp("export", str(run_dir), "-o", str(tmp_path / "b"), "--kserve",
+                 str(tmp_path / "isvc.yaml"))
+    assert proc.returncode == 2 and "add --triton REPO" in proc.stderr
+    mine = tmp_path / "mine.yaml"
+    mine.write_text("kind: Pod\n")
+    proc = cnnbp("export", str(run_dir), "-o", str(tmp_path / "b"), "--triton",
+                 str(tmp_path / "repo"), "--kserve", str(mine))
+    assert proc.returncode == 2 and "was not written by cnnbp export" in proc.stderr
+    assert mine.read_text() == "kind: Pod\n" and not (tmp_path / "b").exists()
