@@ -1,7 +1,8 @@
 """pixels.onnx proved on engines we did not write (issue 22): for each kind of source, the raw
 files or arrays a user has give the same top-1 and probabilities through `cnnbp predict` on the
-bundle, plain ONNX Runtime on pixels.onnx fed the raw decoded array, and OpenVINO on
-pixels.onnx (within 1e-5; 1e-4 for OpenVINO). Images are decoded here the way the model card
+bundle, plain ONNX Runtime on pixels.onnx fed the raw decoded array, OpenVINO on pixels.onnx,
+and the stock tritonclient (HTTP and gRPC) sending that array as a UINT8 (FP32 for signals)
+``pixels`` tensor to `cnnbp serve` (within 1e-5; 1e-4 for OpenVINO). Images are decoded here the way the model card
 documents: Pillow, JPEG draft at the smallest scale that covers the net's size, bilinear resize.
 """
 from __future__ import annotations
@@ -91,7 +92,10 @@ def made(tmp_path_factory, keras):
         np.save(base / f"signal{i}.npy", row)
         sig.append((base / f"signal{i}.npy", row[None, :, None]))
     out["signal"] = (bundle, sig)
-    return out
+    from tests.serve.conftest import Server
+    server = Server(base / "bundles")
+    yield out, server
+    server.stop()
 
 
 def _png(path: Path, pixels: np.ndarray) -> Path:
@@ -115,7 +119,7 @@ def predicted(bundle: Path, path: Path) -> np.ndarray:
 def test_predict_onnxruntime_and_openvino_agree_on_raw_input(made, kind):
     import onnxruntime as ort
     import openvino as ov
-    bundle, samples = made[kind]
+    bundle, samples = made[0][kind]
     model = str(bundle / "pixels.onnx")
     ort_session = ort.InferenceSession(model, providers=["CPUExecutionProvider"])
     (ort_input,) = ort_session.get_inputs()
@@ -131,3 +135,31 @@ def test_predict_onnxruntime_and_openvino_agree_on_raw_input(made, kind):
         ov_probs = answer[compiled.output("probabilities")]
         np.testing.assert_allclose(ov_probs[0], reference, atol=1e-4, err_msg=f"{kind} OpenVINO")
         assert answer[compiled.output("label_index")][0, 0] == reference.argmax()
+
+
+@pytest.mark.parametrize("kind", ["folder", "npz", "digits", "signal"])
+@pytest.mark.parametrize("protocol", ["http", "grpc"])
+def test_tritonclient_sends_raw_pixels_to_cnnbp_serve(made, kind, protocol):
+    if protocol == "http":
+        import tritonclient.http as client_lib
+    else:
+        import tritonclient.grpc as client_lib
+    (bundles, server) = made
+    bundle, samples = bundles[kind]
+    labels = (bundle / "labels.txt").read_text(encoding="utf-8").splitlines()
+    client = client_lib.InferenceServerClient(
+        server.url.removeprefix("http://") if protocol == "http" else server.grpc_target)
+    for path, raw in samples:
+        reference = predicted(bundle, path)
+        inp = client_lib.InferInput("pixels", list(raw.shape),
+                                    "FP32" if kind == "signal" else "UINT8")
+        inp.set_data_from_numpy(raw)
+        result = client.infer(kind, [inp], outputs=[client_lib.InferRequestedOutput(
+            "probabilities")])
+        np.testing.assert_allclose(result.as_numpy("probabilities")[0], reference, atol=1e-5,
+                                   err_msg=f"{kind} {protocol} {path.name}")
+        top = client.infer(kind, [inp], outputs=[client_lib.InferRequestedOutput(
+            "probabilities", class_count=1)]).as_numpy("probabilities")
+        score, index, label = top.reshape(-1)[0].decode().split(":", 2)
+        assert int(index) == reference.argmax() and label == labels[reference.argmax()]
+    client.close()
