@@ -53,11 +53,29 @@ def predicted(run) -> dict[str, str]:
             for name in COLOURS}
 
 
-def train(spec, run):
+def served(run, folder, capsys) -> dict[str, str]:
+    """What `cnnbp predict` on the run's exported bundle calls a fresh image of each colour."""
+    from cnnbp import cli
+    assert cli.main(["export", str(run), "-o", str(folder / "bundle"), "--no-variants"]) == 0
+    files = []
+    for name in COLOURS:
+        (folder / f"{name}.png").write_bytes(png(name))
+        files.append(str(folder / f"{name}.png"))
+    capsys.readouterr()
+    assert cli.main(["predict", str(folder / "bundle"), *files, "--top-k", "1"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    return {name: line.split(": ", 1)[1].split(" (")[0] for name, line in zip(COLOURS, lines)}
+
+
+def train(spec, folder, capsys):
+    """Train, then check each colour is named as its class by the model with labels.txt, and
+    by `cnnbp predict` on the exported bundle."""
     from cnnbp.train.fit import train as fit
+    run = folder / "run"
     fit(net(), spec, run, quiet=True, report=False)
     assert (run / "labels.txt").read_text(encoding="utf-8").splitlines() == BLUEPRINT_NAMES
-    return predicted(run)
+    assert predicted(run) == {n: n for n in COLOURS}
+    assert served(run, folder, capsys) == {n: n for n in COLOURS}
 
 
 def image_folder(root, per_class=10):
@@ -70,33 +88,20 @@ def image_folder(root, per_class=10):
 
 
 def test_an_image_folder_is_served_by_name(tmp_path, capsys, keras):
-    from cnnbp import cli
-    root = image_folder(tmp_path / "shapes")
-    assert train(str(root), tmp_path / "run") == {n: n for n in COLOURS}
-    # and as a user meets it: the exported bundle, through `cnnbp predict`
-    assert cli.main(["export", str(tmp_path / "run"), "-o", str(tmp_path / "bundle"),
-                     "--no-variants"]) == 0
-    files = []
-    for name in COLOURS:
-        (tmp_path / f"{name}.png").write_bytes(png(name))
-        files.append(str(tmp_path / f"{name}.png"))
-    capsys.readouterr()
-    assert cli.main(["predict", str(tmp_path / "bundle"), *files, "--top-k", "1"]) == 0
-    out = capsys.readouterr().out.splitlines()
-    assert [line.split(": ")[1].split(" (")[0] for line in out] == list(COLOURS)
+    train(str(image_folder(tmp_path / "shapes")), tmp_path, capsys)
 
 
-def test_a_npz_with_its_own_class_names_is_served_by_name(tmp_path, keras):
+def test_a_npz_with_its_own_class_names_is_served_by_name(tmp_path, capsys, keras):
     rng = np.random.default_rng(1)
     own = ["triangle", "cross", "circle", "square"]  # label k is own[k]
     x = {s: np.concatenate([pixels(n, rng, c) for n in own]) for s, c in (("tr", 12), ("te", 3))}
     y = {s: np.repeat(np.arange(4), c) for s, c in (("tr", 12), ("te", 3))}
     np.savez(tmp_path / "d.npz", x_train=x["tr"], y_train=y["tr"], x_test=x["te"],
              y_test=y["te"], class_names=own)
-    assert train(str(tmp_path / "d.npz"), tmp_path / "run") == {n: n for n in COLOURS}
+    train(str(tmp_path / "d.npz"), tmp_path, capsys)
 
 
-def test_tfrecord_shards_with_classes_txt_are_served_by_name(tmp_path, keras):
+def test_tfrecord_shards_with_classes_txt_are_served_by_name(tmp_path, capsys, keras):
     import tensorflow as tf
     own = ["square", "triangle", "cross", "circle"]  # classes.txt: line k names label k
     rng = np.random.default_rng(2)
@@ -109,7 +114,7 @@ def test_tfrecord_shards_with_classes_txt_are_served_by_name(tmp_path, keras):
                 "label": tf.train.Feature(int64_list=tf.train.Int64List(
                     value=[own.index(name)]))})).SerializeToString())
     (tmp_path / "classes.txt").write_text("\n".join(own) + "\n", encoding="utf-8")
-    assert train(str(tmp_path / "*.tfrecord"), tmp_path / "run") == {n: n for n in COLOURS}
+    train(str(tmp_path / "*.tfrecord"), tmp_path, capsys)
 
 
 # -- refused before training, with both lists ------------------------------------------------
