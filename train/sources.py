@@ -173,6 +173,11 @@ def _online(name: str) -> Dataset:
 
 
 def _npz(path: Path, classes: int | None) -> Dataset:
+    try:
+        open(path, "rb").close()
+    except OSError as exc:
+        raise fail(f"{path} cannot be read ({exc.strerror or exc}); check its permissions") \
+            from None
     if not zipfile.is_zipfile(path):  # else np.load would take it for a pickle
         raise fail(f"{path} is not a .npz file (a .npz is a zip archive, as numpy.savez "
                    "writes it); save the arrays with np.savez(path, x_train=..., y_train=..., "
