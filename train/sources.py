@@ -189,8 +189,9 @@ def _npz(path: Path, classes: int | None) -> Dataset:
                 # one set: split it like an image folder (20% test, stratified, seeded)
                 arrays = {k: z[k] for k in files}
                 x, y = arrays.pop("x"), arrays.pop("y")
-                if len(x) != len(y) or len(x) < 2:
-                    raise fail(f"{path}: x has {len(x)} rows and y has {len(y)}; splitting "
+                rows = [len(a) if a.ndim else 0 for a in (x, y)]
+                if rows[0] != rows[1] or rows[0] < 2:
+                    raise fail(f"{path}: x has {rows[0]} rows and y has {rows[1]}; splitting "
                                "them 80/20 needs as many labels as rows, and 2 rows or more")
                 where = lambda k: f"{path}: {k}"
                 _bounds(x, where("x"))  # a bad value named by its row in the file
@@ -330,10 +331,9 @@ def _labels(y, where: str, limit: int | None = None, why: str = "") -> np.ndarra
     return y.astype("int64")
 
 
-def check_labels(y: np.ndarray, where: str, limit: int | None, why: str = "",
-                 first: int = 0) -> None:
+def check_labels(y: np.ndarray, where: str, limit: int | None, why: str = "") -> None:
     """Refuse the first label that is not a whole number in ``0 .. limit-1`` (any whole
-    number from 0 when ``limit`` is None), by its index (``first`` is the index of ``y[0]``)."""
+    number from 0 when ``limit`` is None), named by its index in ``y``."""
     with np.errstate(invalid="ignore"):
         bad = y < 0
         if y.dtype.kind == "f":  # NaN compares false: isfinite catches it
@@ -350,7 +350,7 @@ def check_labels(y: np.ndarray, where: str, limit: int | None, why: str = "",
         and value == int(value) else f"but labels must be {valid}" + (
             ", and a fraction would be truncated" if value == value and abs(value) != np.inf
             else "")
-    raise fail(f"{where}[{first + i}] is {value!r}, {what}; fix that label (and any after "
+    raise fail(f"{where}[{i}] is {value!r}, {what}; fix that label (and any after "
                "it) before training")
 
 
