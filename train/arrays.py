@@ -2,8 +2,9 @@
 TensorFlow (JAX), which needs no TensorFlow installed.
 
 Batches are normalised as they are drawn, so a memory-mapped ``.npz`` is never copied whole;
-the training rows are reshuffled every epoch from the run's seed, and augmentation (the same
-settings as the tf.data path) runs on each batch.
+the training rows are reshuffled every epoch, and augmentation (the same settings as the tf.data
+path) runs on each batch, both drawn from the run's seed and the epoch alone, so a resumed run
+draws what the same run never interrupted drew.
 """
 from __future__ import annotations
 
@@ -16,7 +17,8 @@ from cnnbp.contract.preprocessing import Preprocessing
 def batches(x, y, rows, batch: int, prep: Preprocessing, net: ir.Network, mapped: bool,
             seed: int | None = None, augment=None, workers: int = 1):
     """A ``PyDataset`` of (model input, one-hot label) batches of ``x[rows]``; shuffled every
-    epoch when ``seed`` is given. ``mapped`` arrays hold raw values (the rest are already
+    epoch when ``seed`` is given (``set(epoch)`` as an epoch begins, else one epoch on at each
+    ``on_epoch_end``). ``mapped`` arrays hold raw values (the rest are already
     divided by ``prep.scale``)."""
     import keras
 
@@ -34,10 +36,13 @@ def batches(x, y, rows, batch: int, prep: Preprocessing, net: ir.Network, mapped
         def __init__(self):
             super().__init__(workers=workers, use_multiprocessing=False)
             self.rows = np.asarray(rows, "int64")
-            self.rng = np.random.default_rng(seed) if seed is not None else None
-            self.order = self.rng.permutation(self.rows) if self.rng is not None else self.rows
             self.eye = np.eye(net.classes, dtype="float32")
-            self.epoch = 0
+            self.set(0)
+
+        def set(self, epoch: int) -> None:
+            self.epoch = epoch
+            self.order = self.rows if seed is None else \
+                np.random.default_rng((seed, epoch)).permutation(self.rows)
 
         def __len__(self):
             return -(-len(self.rows) // batch)
@@ -50,9 +55,7 @@ def batches(x, y, rows, batch: int, prep: Preprocessing, net: ir.Network, mapped
             return inputs, self.eye[y[take]]
 
         def on_epoch_end(self):
-            self.epoch += 1
-            if self.rng is not None:
-                self.order = self.rng.permutation(self.rows)
+            self.set(self.epoch + 1)
 
         def __iter__(self):  # a plain pass, for evaluation
             return (self[i] for i in range(len(self)))

@@ -206,6 +206,24 @@ def restore_state(session: Session, model) -> None:
     session.best_weights = best or None
 
 
+def layer_seeds(model) -> list:
+    """(state variable, first seed) of each random layer's generator (dropout's): the state
+    is (seed, draws so far), the model's variables beside its weights, never checkpointed."""
+    import keras
+    weights = {id(v) for v in model.weights}
+    return [(v, int(keras.ops.convert_to_numpy(v)[0])) for v in model.variables
+            if id(v) not in weights and tuple(v.shape) == (2,)]
+
+
+def reseed(seeds: list, epoch: int) -> None:
+    """Start each generator of ``layer_seeds`` on a state made of its seed and ``epoch``, so
+    what an epoch's dropout draws does not depend on how many steps ran before it in this
+    process: a resumed process draws what the uninterrupted one did."""
+    import keras
+    for variable, seed in seeds:
+        start = np.random.SeedSequence([seed & 0xFFFFFFFF, epoch]).generate_state(1)[0]
+        variable.assign(np.array([start & 0x7FFFFFFF, 0],
+                                 keras.backend.standardize_dtype(variable.dtype)))
 
 
 def make_callback(session: Session, model, echo: bool = False):
@@ -216,6 +234,7 @@ def make_callback(session: Session, model, echo: bool = False):
 
     run, state = session.run, session.state
     patience = session.compiled.network.training.early_stopping
+    seeds = layer_seeds(model)
 
     class RunCallback(keras.callbacks.Callback):
         """Each epoch's checkpoint, then its state (the commit point), are written on one
@@ -245,6 +264,9 @@ def make_callback(session: Session, model, echo: bool = False):
 
         def on_epoch_begin(self, epoch, logs=None):
             self.started = time.perf_counter()
+            # what this epoch draws, from the seed and the epoch alone (a resume draws alike)
+            session.pipelines.start_epoch(epoch)
+            reseed(seeds, epoch)
             # the rate the epoch starts training with; read at its end, a cosine schedule's
             # last epoch would show 0.0
             self.rate = float(keras.ops.convert_to_numpy(model.optimizer.learning_rate))
@@ -430,7 +452,11 @@ def resume(out: str | Path, quiet: bool = False, epochs: int | None = None) -> T
                     "training": {**(compiled.resolved.get("training") or {}), "epochs": epochs}}
         compiled = compile_source(Source(resolved, str(run / "blueprint.yaml")))
         run.write_blueprint(compiled.resolved)  # a learning-rate schedule now spans the new total
-    return _fit(prepare(compiled, state.data, out, resume=True), quiet, started=started)
+    session = prepare(compiled, state.data, out, resume=True)
+    total = compiled.network.training.epochs
+    if state.epoch < total and not state.stopped_early:  # printed under --quiet as well
+        print(f"resuming from epoch {state.epoch + 1} of {total} ({run.path})", flush=True)
+    return _fit(session, quiet, started=started)
 
 
 def _fit(session: Session, quiet: bool, callbacks=(), report: bool = True,

@@ -64,6 +64,71 @@ def settled(ds):
     return ds.with_options(options)
 
 
+class EpochClock:
+    """The epoch the training stream is drawn for, set as each epoch begins
+    (``Pipelines.start_epoch``, from the run's callback) and read once when a pass over the
+    stream starts.
+
+    Each epoch's order and augmentation come from a key made of the run's seed and this number
+    alone, so a resumed run draws what the same run never interrupted drew. tf.data's
+    ``reshuffle_each_iteration`` cannot: it draws from how many passes this process has made,
+    which a resumed process starts again from nothing. The epoch is not counted by the stream
+    either, since Keras makes (and drops unused) an extra pass ahead of the next epoch.
+    """
+
+    def __init__(self, seed: int):
+        import tensorflow as tf
+        self.seed = seed
+        self.epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="cnnbp_epoch")
+
+    def set(self, epoch: int) -> None:
+        self.epoch.assign(epoch)
+
+    def key(self):
+        """The epoch's key, two int64s (seed, epoch), read when a graph runs it."""
+        import tensorflow as tf
+        return tf.stack([tf.constant(self.seed, tf.int64), self.epoch.read_value()])
+
+    def each_epoch(self, make, count: int | None = None):
+        """``make(key)`` rebuilt for every pass from the epoch's key; ``count``, the elements
+        in one pass where known, keeps that known to Keras."""
+        import tensorflow as tf
+
+        def one_pass(_):
+            # This function's own graph seed: ``Dataset.shuffle`` compares (graph seed, op
+            # seed) with (0, 0) in Python, which fails for a tensor op seed when the graph
+            # seed is 0 (a run with seed 0). Any other constant will do: the op seed decides.
+            tf.random.set_seed(1)
+            return make(self.key())
+
+        ds = tf.data.Dataset.range(1).flat_map(one_pass)
+        return ds.apply(tf.data.experimental.assert_cardinality(count)) if count is not None \
+            else ds
+
+    def shuffled(self, ds, buffer: int):
+        """``ds`` (built once: its cache is kept) in a new order each epoch, drawn within
+        ``buffer`` elements."""
+        count = int(ds.cardinality())
+        return self.each_epoch(lambda key: ds.shuffle(buffer, seed=shuffle_seed(key)),
+                               count if count >= 0 else None)
+
+    def augmented(self, ds, augment):
+        """``ds``'s batches through ``augment``, each with its own key (the epoch's key folded
+        with the batch's place), so no draw depends on the batches drawn before it."""
+        if augment is None:
+            return ds
+        import tensorflow as tf
+        fold = tf.random.experimental.stateless_fold_in
+        return ds.enumerate().map(lambda i, batch: augment(*batch, key=fold(self.key(), i)),
+                                  num_parallel_calls=tf.data.AUTOTUNE)
+
+
+def shuffle_seed(key):
+    """A ``Dataset.shuffle`` seed (an int64 scalar) from an epoch's key."""
+    import tensorflow as tf
+    return tf.random.stateless_uniform([], key, 0, 2 ** 62, dtype=tf.int64)
+
+
 def eval_batch(t: ir.Training, input_shape) -> int:
     """Rows per validation and test batch: larger than training's where that stays small."""
     rows = EVAL_BYTES // (4 * int(np.prod(input_shape)))
@@ -82,6 +147,13 @@ class Pipelines:
     cache_dir: str | None = None  # removed by ``close``
     notes: list[str] = field(default_factory=list)
     stores: list = field(default_factory=list)  # PixelStores, closed by ``close``
+    clock: object | None = None   # an ``EpochClock``, or the array batches (``set(epoch)``)
+
+    def start_epoch(self, epoch: int) -> None:
+        """Draw the training stream's next pass (order, augmentation) for ``epoch``: called
+        as each epoch begins, before Keras starts that epoch's pass."""
+        if self.clock is not None:
+            self.clock.set(epoch)
 
     def close(self) -> None:
         for store in self.stores:
@@ -185,14 +257,11 @@ def _in_memory(data: Dataset, prep: Preprocessing, net: ir.Network, bad) -> Pipe
     x_tr, y_tr, x_val, y_val = split_validation(prep.normalize(data.x_train), data.y_train,
                                                 t.validation_split, t.seed)
     x_te = prep.normalize(data.x_test)
-    auto = tf.data.AUTOTUNE
 
-    train = tf.data.Dataset.from_tensor_slices((x_tr, onehot(y_tr))).cache()
-    train = train.shuffle(len(x_tr), seed=t.seed, reshuffle_each_iteration=True)
-    train = train.batch(t.batch_size)
-    augment = make_augment(t.augment, net.input_shape, t.seed)
-    if augment is not None:
-        train = train.map(augment, num_parallel_calls=auto)
+    clock = EpochClock(t.seed)
+    rows = tf.data.Dataset.from_tensor_slices((x_tr, onehot(y_tr))).cache()
+    train = clock.shuffled(rows, len(x_tr)).batch(t.batch_size)
+    train = clock.augmented(train, make_augment(t.augment, net.input_shape, t.seed))
     train = settled(train.prefetch(PREFETCH))
 
     def fixed(x, y):
@@ -201,7 +270,7 @@ def _in_memory(data: Dataset, prep: Preprocessing, net: ir.Network, bad) -> Pipe
 
     val = fixed(x_val, y_val) if x_val is not None and len(x_val) else None
     return Pipelines(train, val, fixed(x_te, data.y_test), len(x_tr), len(x_te),
-                     "memory (arrays)", bad)
+                     "memory (arrays)", bad, clock=clock)
 
 
 def check_readable(data, backend: str) -> None:
@@ -232,7 +301,7 @@ def _arrays(data: Dataset, prep: Preprocessing, net: ir.Network, bad, workers: i
     validation = make(data.x_train, data.y_train, val, eval_rows) if len(val) else None
     test = make(data.x_test, data.y_test, np.arange(len(data.y_test)), eval_rows)
     return Pipelines(train, validation, test, len(tr), len(data.y_test),
-                     "memory-mapped (arrays)" if mapped else "memory (arrays)", bad)
+                     "memory-mapped (arrays)" if mapped else "memory (arrays)", bad, clock=train)
 
 
 def _split_rows(count: int, fraction: float, seed: int):
@@ -261,6 +330,7 @@ def _streaming(data, prep: Preprocessing, net: ir.Network, bad: BadImages) -> Pi
     log.info("streaming %d training rows; cache %s (%s)", len(tr), mode, size)
     eval_rows = eval_batch(t, net.input_shape)
     stores = []
+    clock = EpochClock(t.seed)
 
     if isinstance(source, _FileRows):
         def store(name, count):
@@ -270,25 +340,24 @@ def _streaming(data, prep: Preprocessing, net: ir.Network, bad: BadImages) -> Pi
                                      Path(cache_dir) / name if mode == "disk" else None))
             return stores[-1]
 
-        train = source.batches(tr, "train", t.batch_size, store("train", len(tr)), t.seed)
+        train = source.batches(tr, "train", t.batch_size, store("train", len(tr)), clock)
         validation = source.batches(val, "validation", eval_rows,
                                     store("validation", len(val))) if len(val) else None
         test = source.batches(np.arange(source.test_count), "test", eval_rows)  # read once
     else:
-        train, validation, test = _cached_rows(source, tr, val, mode, cache_dir, t, eval_rows)
+        train, validation, test = _cached_rows(source, tr, val, mode, cache_dir, t, eval_rows,
+                                               clock)
 
-    train = train.map(to_model, num_parallel_calls=auto)
-    augment = make_augment(t.augment, net.input_shape, t.seed)
-    if augment is not None:
-        train = train.map(augment, num_parallel_calls=auto)
+    train = clock.augmented(train.map(to_model, num_parallel_calls=auto),
+                            make_augment(t.augment, net.input_shape, t.seed))
     finish = lambda ds: settled(ds.map(to_model, num_parallel_calls=auto).prefetch(PREFETCH))
     return Pipelines(settled(train.prefetch(PREFETCH)),
                      finish(validation) if validation is not None else None,
                      finish(test), len(tr), source.test_count, f"{mode} ({size})", bad,
-                     cache_dir, stores=stores)
+                     cache_dir, stores=stores, clock=clock)
 
 
-def _cached_rows(source, tr, val, mode, cache_dir, t, eval_rows):
+def _cached_rows(source, tr, val, mode, cache_dir, t, eval_rows, clock: EpochClock):
     """Batches of rows read in sequence (TFRecords, memory maps), cached by tf.data."""
     def cached(ds, name):
         if mode == "memory":
@@ -299,14 +368,15 @@ def _cached_rows(source, tr, val, mode, cache_dir, t, eval_rows):
 
     # The training stream: a file order fixed by the seed, so a cache written in the first
     # epoch matches every later one; reshuffled each epoch, in full without a cache, within
-    # a SHUFFLE_BYTES buffer over a cache.
+    # a SHUFFLE_BYTES buffer over a cache; each epoch's order drawn from its ``clock`` key.
     if mode == "none":
-        train = source.rows(tr, "train", shuffle=t.seed)
+        train = clock.each_epoch(lambda key: source.rows(tr, "train", shuffle=shuffle_seed(key)),
+                                 len(tr) if isinstance(source, _ArrayRows) else None)
     else:
         train = cached(source.rows(np.random.default_rng(t.seed).permutation(tr), "train"),
                        "train")
         buffer = int(min(len(tr), max(t.batch_size, SHUFFLE_BYTES // source.row_bytes)))
-        train = train.shuffle(buffer, seed=t.seed, reshuffle_each_iteration=True)
+        train = clock.shuffled(train, buffer)
     validation = cached(source.rows(val, "validation"), "validation").batch(eval_rows) \
         if len(val) else None
     test = source.rows(np.arange(source.test_count), "test").batch(eval_rows)
@@ -380,9 +450,9 @@ class _FileRows(RowSource):
         return self.data.train_files, self.data.train_labels
 
     def batches(self, idx, split: str, batch: int, store: PixelStore | None = None,
-                shuffle: int | None = None):
-        """Batches of (uint8 pixels, label) for the files ``idx``, reshuffled every epoch with
-        ``shuffle`` as the seed. Each batch is decoded by ``jpeg.decode_batch`` (files read in
+                shuffle: EpochClock | None = None):
+        """Batches of (uint8 pixels, label) for the files ``idx``, reshuffled every epoch from
+        the ``shuffle`` clock's key. Each batch is decoded by ``jpeg.decode_batch`` (files read in
         the graph for TensorFlow's decoder where it equals Pillow, else one Pillow call) and
         kept in ``store``, from which later epochs read it back."""
         import tensorflow as tf
@@ -456,7 +526,7 @@ class _FileRows(RowSource):
         labels_t = tf.constant(np.asarray(labels, "int64")[np.asarray(idx, "int64")], tf.int64)
         ds = tf.data.Dataset.range(len(idx))
         if shuffle is not None:
-            ds = ds.shuffle(len(idx), seed=shuffle, reshuffle_each_iteration=True)
+            ds = shuffle.shuffled(ds, len(idx))
         # a fixed parallelism: AUTOTUNE starts low and, over one epoch of large elements,
         # had not ramped up (1,565 against 2,543 images/s with 2 calls, Pillow at 224x224)
         ds = ds.batch(batch).map(tf.autograph.experimental.do_not_convert(fn),
@@ -483,7 +553,9 @@ def _decoded(ds):
 class _ArrayRows(RowSource):
     """Rows gathered from a memory map a few at a time (sorted, so reads stay sequential)."""
 
-    def rows(self, idx, split: str, shuffle: int | None = None):
+    def rows(self, idx, split: str, shuffle=None):
+        """The rows at ``idx``, in a full shuffle when ``shuffle`` (an int64 seed, or a tensor
+        of one: ``shuffle_seed``) is given."""
         import tensorflow as tf
         x = self.data.x_train if split != "test" else self.data.x_test
         y = self.data.y_train if split != "test" else self.data.y_test
