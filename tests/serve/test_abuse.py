@@ -393,6 +393,21 @@ def test_a_non_ascii_token_works_for_utf8_clients(strict):
     assert call(b"Bearer wrong") == 401
 
 
+def test_a_401_names_the_scheme_and_the_scheme_is_case_insensitive(strict):
+    """RFC 6750 section 3 (WWW-Authenticate: Bearer) and RFC 7235 section 2.1 (the scheme is
+    case-insensitive); the token itself stays exact. (gRPC: test_grpc.py's token test.)"""
+    url = f"{strict.url}/v2/models/digits"
+    status, headers, _ = get(url)
+    assert status == 401 and headers.get("www-authenticate") == "Bearer"
+    status, headers, _ = get(url, {"Authorization": b"Bearer wrong"})
+    assert status == 401 and headers.get("www-authenticate") == "Bearer"
+    token = TOKEN.encode("utf-8")
+    for scheme in (b"bearer", b"BEARER", b"bEaReR"):
+        assert get(url, {"Authorization": scheme + b" " + token})[0] == 200, scheme
+    assert get(url, {"Authorization": b"Bearer " + token.upper()})[0] == 401
+    assert get(url, {"Authorization": b"Basic " + token})[0] == 401
+
+
 # 8. the port -------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("port", ["70000", "-1"])

@@ -183,8 +183,9 @@ def test_token_rules_match_http(repo):
             with pytest.raises(InferenceServerException) as info:
                 infer_raw(c, x, headers=headers)
             assert "UNAUTHENTICATED" in str(info.value.status()) and "token" in info.value.message()
-        assert infer_raw(c, x, headers={"authorization": "Bearer s3cret"}) \
-            .as_numpy("probabilities").shape == (1, 10)
+        for scheme in ("Bearer", "bearer", "BEARER"):  # RFC 7235: the scheme is case-insensitive
+            assert infer_raw(c, x, headers={"authorization": f"{scheme} s3cret"}) \
+                .as_numpy("probabilities").shape == (1, 10)
         c.close()
     finally:
         s.stop()

@@ -1,0 +1,103 @@
+"""No request freezes the server: while 16 MB requests of millions of values arrive over HTTP
+(nested JSON) and gRPC (fp32_contents), health answers within 100 ms every time, and the big
+requests are refused by their size before their values are read."""
+import http.client
+import json
+import threading
+import time
+
+import grpc
+import numpy as np
+import pytest
+from tritonclient.grpc import service_pb2 as pb
+
+from tests.serve.conftest import Server
+
+VALUES = 4_000_000  # 16 MB of JSON ("0.0,") or of packed float32: just under --max-body
+SENDERS, ROUNDS = 2, 4  # per protocol
+
+
+@pytest.fixture(scope="module")
+def roomy(repo):
+    """A server with the default --max-body of 16 MiB."""
+    s = Server(repo / "bundles")
+    yield s
+    s.stop()
+
+
+def nested_json() -> bytes:
+    """A legal-looking request: shape [1, 8, 8, 1], data nested to that depth, 4M values."""
+    values = b"0.0," * (VALUES - 1) + b"0.0"
+    return (b'{"inputs": [{"name": "input", "datatype": "FP32", "shape": [1, 8, 8, 1], '
+            b'"data": [[[[' + values + b"]]]]}]}")
+
+
+def typed_grpc() -> bytes:
+    """The gRPC twin, serialized once: the senders then hold this process's GIL for nothing
+    while health is timed."""
+    request = pb.ModelInferRequest(model_name="digits")
+    request.inputs.add(name="input", datatype="FP32", shape=[1, 8, 8, 1]).contents \
+        .fp32_contents.extend(np.zeros(VALUES, "float32").tolist())
+    return request.SerializeToString()
+
+
+def test_health_answers_while_huge_requests_are_in_flight(roomy):
+    body, request = nested_json(), typed_grpc()
+    assert len(body) < 16 << 20 and len(request) < 16 << 20
+    spans, answers, lock = [], [], threading.Lock()
+
+    def over_http():
+        for _ in range(ROUNDS):
+            conn = http.client.HTTPConnection("127.0.0.1", roomy.port, timeout=60)
+            started = time.perf_counter()
+            conn.request("POST", "/v2/models/digits/infer", body)
+            resp = conn.getresponse()
+            answer = (resp.status, json.loads(resp.read())["error"])
+            with lock:
+                spans.append((started, time.perf_counter()))
+                answers.append(answer)
+            conn.close()
+
+    def over_grpc():
+        with grpc.insecure_channel(roomy.grpc_target, options=[
+                ("grpc.max_send_message_length", -1)]) as channel:
+            infer = channel.unary_unary("/inference.GRPCInferenceService/ModelInfer",
+                                        response_deserializer=pb.ModelInferResponse.FromString)
+            for _ in range(ROUNDS):
+                started = time.perf_counter()
+                try:
+                    infer(request, timeout=60)
+                    answer = ("OK", "")
+                except grpc.RpcError as exc:
+                    answer = (exc.code().name, exc.details())
+                with lock:
+                    spans.append((started, time.perf_counter()))
+                    answers.append(answer)
+
+    senders = [threading.Thread(target=f) for f in (over_http, over_grpc) for _ in range(SENDERS)]
+    health = http.client.HTTPConnection("127.0.0.1", roomy.port, timeout=60)
+    polls = []
+    started = time.perf_counter()
+    for t in senders:
+        t.start()
+    while any(t.is_alive() for t in senders):
+        begun = time.perf_counter()
+        health.request("GET", "/v2/health/live")
+        resp = health.getresponse()
+        assert resp.status == 200 and json.loads(resp.read()) == {"live": True}
+        polls.append((begun, time.perf_counter()))
+    for t in senders:
+        t.join()
+    health.close()
+    took = time.perf_counter() - started
+
+    during = [(a, b) for a, b in polls if any(s <= a and b <= e for s, e in spans)]
+    assert len(spans) == 2 * SENDERS * ROUNDS
+    assert len(during) >= 10, (len(during), len(polls), took)  # polled while requests ran
+    worst = max(b - a for a, b in polls)
+    assert worst < 0.1, f"health took {worst * 1000:.0f} ms while big requests were in flight"
+    http_answers = [a for a in answers if a[0] == 413]
+    grpc_answers = [a for a in answers if a[0] == "INVALID_ARGUMENT"]
+    assert len(http_answers) == len(grpc_answers) == SENDERS * ROUNDS, answers
+    assert "--max-batch-rows" in http_answers[0][1] and "bytes" in http_answers[0][1]
+    assert "contents.fp32_contents must be a list of 64 numbers" in grpc_answers[0][1]
