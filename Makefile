@@ -38,6 +38,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/build_time.py
 	$(BIN)/python bench/train_speed.py
 	$(BIN)/python bench/latency.py
+	$(BIN)/python bench/pixels_latency.py --rounds 20 --calls 10
 	$(BIN)/python bench/export_vgg16.py --baseline
 	$(BIN)/python bench/serve_speed.py
 

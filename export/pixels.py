@@ -59,7 +59,12 @@ def build(model, prep: Preprocessing):
     dtype = TensorProto.UINT8 if takes_uint8(prep) else TensorProto.FLOAT
     graph.input.remove(old)
     graph.input.insert(0, helper.make_tensor_value_info(PIXELS, dtype, shape))
-    gain, shift = prep.gain_shift(unit(prep))
+    # Whole-sample constants, not one value a channel: ONNX Runtime broadcasts a [C] operand
+    # over channels-last data span by span (3 values each), which made the add and multiply
+    # 2.0 ms of a 64x32x32x3 batch against 0.05 ms for a [H, W, C] operand
+    # (bench/pixels_latency.py, docs/benchmarks.md).
+    gain, shift = (np.ascontiguousarray(np.broadcast_to(v, prep.input_shape))
+                   for v in prep.gain_shift(unit(prep)))
     graph.initializer.extend([numpy_helper.from_array(gain, "preprocess/gain"),
                               numpy_helper.from_array(shift, "preprocess/shift")])
     front = [helper.make_node("Cast", [PIXELS], ["preprocess/float"], "preprocess/cast",
