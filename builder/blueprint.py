@@ -88,9 +88,24 @@ def _compile(doc: dict[str, Any]) -> Compiled:
     if names and len(names) != classes:
         raise BlueprintError(Problem("class_names", f"has {len(names)} names but the net has "
                                      f"{classes} classes"))
+    _check_names(names)
     weights = ir.Weights(**doc.get("weights", {}))
     training = training_from(doc.get("training"), len(input_shape) - 1)
     net = ir.Network(doc["name"], input_shape, classes, layers, weights,
                      doc.get("strict", True), names, training)
     resolved = dict(doc, input=list(input_shape), classes=classes)
     return Compiled(resolved, net, analyze(net), tuple(notes))
+
+
+def _check_names(names: tuple[str, ...]) -> None:
+    """Class names are one line each (labels.txt) and name one class each."""
+    seen: dict[str, int] = {}
+    for i, name in enumerate(names):
+        if not name.strip() or "\n" in name or "\r" in name:
+            raise BlueprintError(Problem(f"class_names[{i}]", f"is {name!r}; each class name "
+                                         "must be one non-empty line"))
+        if name in seen:
+            raise BlueprintError(Problem(f"class_names[{i}]", f"{name!r} is also "
+                                         f"class_names[{seen[name]}]; each class needs its "
+                                         "own name"))
+        seen[name] = i

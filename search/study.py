@@ -323,7 +323,10 @@ def run(space: SearchSpace, doc: dict, settings: Settings,
         on_trial: Callable[[Any, Any], None] | None = None):
     """Run (or resume) the search until ``settings.trials`` trials have trained, the timeout
     passes, or the sampler proposes only impossible nets; return the study."""
-    probe(space, doc, settings.seed)  # refuse an empty space before anything trains
+    net = probe(space, doc, settings.seed).compiled.network  # refuse an empty space first
+    from cnnbp.train.sources import preload
+    # --data problems that need no TensorFlow, before the study or OUT is made
+    preload(settings.data, net.input_shape, net.classes, net.class_names)
     study = open_study(space, doc, settings)
     streak = 0
 

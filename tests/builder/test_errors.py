@@ -223,3 +223,14 @@ def test_a_two_number_size_list_says_how_it_was_read(write_blueprint):
     one = load(write_blueprint(GOOD.replace("kernel: 3", "kernel: 1x5")))
     assert one.notes == () and one.network.layers[0].kernel == (1, 5)
     assert load(write_blueprint(GOOD)).notes == ()  # filters: [4, 8] is no size: no note
+
+
+@pytest.mark.parametrize("names, key, detail", [
+    ("[a, b, c, a]", "class_names[3]", "'a' is also class_names[0]; each class needs its own name"),
+    ('[a, "", c, d]', "class_names[1]", "is ''; each class name must be one non-empty line"),
+    ('[a, "b\\nc", c, d]', "class_names[1]", "must be one non-empty line"),
+])
+def test_class_names_name_one_class_each(write_blueprint, names, key, detail):
+    path = write_blueprint(GOOD.replace("classes: 4", f"classes: 4\nclass_names: {names}"))
+    text = error_of(path)
+    assert f"{path}:4:" in text and f"{key}: " in text and detail in text
