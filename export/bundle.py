@@ -2,7 +2,8 @@
 
     model.onnx  pixels.onnx  blueprint.yaml  labels.txt  preprocess.json  validation.json
     README.md  report.html
-    model.onnx.data  pixels.onnx.data           (only for weights over 256 MiB)
+    model.onnx.data                             (only for weights over 256 MiB; both models
+                                                 read it)
     test_data_set_0/input_0.pb, output_0.pb     (ONNX model-zoo test vectors)
     variants/model.optimized.onnx, model.fp16.onnx, model.int8.onnx
 """
@@ -180,7 +181,10 @@ def _pixels_model(folder: Path, src: Source, max_batch: int, atol: float,
     import onnx
     target = folder / pixels.FILE
     try:
-        save_checked(pixels.build(onnx.load(str(folder / "model.onnx")), src.preprocess), target)
+        # Weights kept in model.onnx.data (large models) stay there: pixels.onnx refers to the
+        # same file, so they are neither loaded here nor stored twice.
+        save_checked(pixels.build(onnx.load(str(folder / "model.onnx"), load_external_data=False),
+                                  src.preprocess), target)
     except Exception as exc:  # the checker refusing the composed graph
         raise ExportRefused(f"{ref}: the raw-input model pixels.onnx is not a valid ONNX model "
                             f"({type(exc).__name__}: {str(exc).splitlines()[0]}); no bundle "

@@ -45,13 +45,12 @@ def describe(prep: Preprocessing) -> dict[str, str]:
 
 
 def build(model, prep: Preprocessing):
-    """A copy of the ModelProto ``model`` whose graph input is ``pixels``; the original nodes
-    are kept as they are (they still read the tensor named ``input``)."""
-    import onnx
+    """The ModelProto ``model``, changed in place (no second copy of the weights) and
+    returned, so that its graph input is ``pixels``; the original nodes are kept as they are
+    (they still read the tensor named ``input``)."""
     from onnx import TensorProto, helper, numpy_helper
 
-    out = onnx.ModelProto()
-    out.CopyFrom(model)
+    out = model
     graph = out.graph
     (old,) = [i for i in graph.input if i.name == INPUT]
     dims = [d for d in old.type.tensor_type.shape.dim]

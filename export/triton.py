@@ -65,8 +65,8 @@ def write_repository(repo: Path, name: str, bundle: Path, input_shape, classes: 
     with atomic_path(target, keep_old=keep_old) as tmp:
         (tmp / "1").mkdir(parents=True)
         shutil.copy2(bundle / FILE, tmp / "1" / "model.onnx")
-        if (bundle / f"{FILE}.data").is_file():  # external weights of a large model, by the
-            shutil.copy2(bundle / f"{FILE}.data", tmp / "1" / f"{FILE}.data")  # name it names
+        if (bundle / "model.onnx.data").is_file():  # a large model's weights, which
+            shutil.copy2(bundle / "model.onnx.data", tmp / "1" / "model.onnx.data")  # it names
         shutil.copy2(bundle / "labels.txt", tmp / "labels.txt")
         write_text(tmp / "config.pbtxt", config_pbtxt(
             name, input_shape, classes, max_batch_size, kind,

@@ -2,6 +2,7 @@
 and pixels.onnx (the model with its preprocessing in the graph)."""
 import json
 import re
+import shutil
 import subprocess
 import sys
 
@@ -328,3 +329,23 @@ def test_kserve_without_a_repository_or_over_a_users_file_is_refused(run_dir, tm
                  str(tmp_path / "repo"), "--kserve", str(mine))
     assert proc.returncode == 2 and "was not written by cnnbp export" in proc.stderr
     assert mine.read_text() == "kind: Pod\n" and not (tmp_path / "b").exists()
+
+
+def test_large_weights_are_stored_once_and_both_models_read_them(run_dir, tmp_path, monkeypatch):
+    import onnxruntime as ort
+    from cnnbp.export import bundle as exporting
+    from cnnbp.export import onnx_export
+    from cnnbp.export.triton import write_repository
+    monkeypatch.setattr(onnx_export, "EXTERNAL_DATA_BYTES", 0)  # as if over 256 MiB
+    out = tmp_path / "b"
+    report = exporting.export_bundle(run_dir, out, with_variants=False).report
+    assert report.pixels.passed and (out / "model.onnx.data").is_file()
+    assert not (out / "pixels.onnx.data").exists()
+    assert (out / "pixels.onnx").stat().st_size < (out / "model.onnx.data").stat().st_size
+    folder = write_repository(tmp_path / "repo", "b", out, report.input_shape, report.classes,
+                              8, "KIND_CPU")
+    x = np.random.default_rng(0).integers(0, 256, (2, 8, 8, 1), dtype="uint8")
+    here = ort.InferenceSession(str(out / "pixels.onnx")).run(None, {"pixels": x})[0]
+    shutil.rmtree(out)  # the repository must stand on its own
+    there = ort.InferenceSession(str(folder / "1" / "model.onnx")).run(None, {"pixels": x})[0]
+    np.testing.assert_array_equal(here, there)
