@@ -10,9 +10,12 @@
     history.csv      one row an epoch
     metrics.json     test loss/accuracy, per-class precision/recall, confusion matrix, speed
     curves.png, confusion.png
-    state/           what --resume needs: epoch-N.npz (weights, optimizer, and best weights,
-                     or ``best_is_w`` when they are this epoch's) and state.json
-                     (``RunState``), which names it and is written last
+    state/           what --resume needs: epoch-N.npz (weights, optimizer with its step, and
+                     best weights, or ``best_is_w`` when they are this epoch's) and state.json
+                     (``RunState``), which names it and is written last. No random state: an
+                     epoch's shuffle, augmentation and dropout are drawn from the blueprint's
+                     seeds and the epoch's number, so a resumed run draws what it would
+                     have drawn uninterrupted
 
 A new run's fixed files and its first ``state.json`` are written into a temporary folder that
 is renamed into place, so a run folder either holds a ``state.json`` or was never made.
