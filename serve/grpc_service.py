@@ -22,7 +22,8 @@ from tritonclient.grpc import service_pb2 as pb
 from tritonclient.grpc import service_pb2_grpc
 
 from .protocol import (BadRequest, TensorSpec, bytes_tensor, check_class_count,
-                       check_output_name, decode_tensor, the_input)
+                       check_input_count, check_output_count, check_output_name,
+                       decode_tensor, the_input)
 
 log = logging.getLogger("cnnbp.serve")
 access = logging.getLogger("cnnbp.serve.access")
@@ -123,6 +124,9 @@ class Service(service_pb2_grpc.GRPCInferenceServiceServicer):
     async def ModelInfer(self, request, context):
         model = self.app.model(request.model_name, request.model_version)
         class_count = _class_count(request, len(model.labels))
+        # counted before _payload walks them: a message of millions of empty inputs is cheap
+        check_input_count(max(len(request.inputs), len(request.raw_input_contents)),
+                          model.inputs)
 
         def decode() -> np.ndarray:
             name, x = _input(request, model.inputs, self.app.max_batch_rows)
@@ -179,6 +183,7 @@ def _input(request, accepted: tuple[TensorSpec, ...], max_rows: int) -> tuple[st
 def _class_count(request, classes: int) -> int:
     """Triton's classification extension: ``parameters["classification"]`` on the output."""
     count = 0
+    check_output_count(len(request.outputs), OUTPUT)
     for i, out in enumerate(request.outputs):
         check_output_name(out.name, OUTPUT, f"outputs[{i}].name")
         if "classification" in out.parameters:

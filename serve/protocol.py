@@ -21,6 +21,7 @@ DTYPES = {"FP32": np.dtype("<f4"), "UINT8": np.dtype("u1")}
 # bound is checked before the JSON is parsed, so a body of millions of values never is.
 JSON_BYTES_PER_VALUE = 64
 JSON_OVERHEAD = 64 << 10
+MAX_INPUTS = 8  # entries in "inputs" or "outputs": more are refused before any is looked at
 
 
 class BadRequest(ClientError):
@@ -150,6 +151,7 @@ def parse_infer(body: bytes, header_length: str | None, inputs: tuple[TensorSpec
         raise BadRequest(f'"outputs" must be a list of {{"name", "parameters"}} objects, got '
                          f"{short_repr(outputs)}")
     class_count = 0
+    check_output_count(len(outputs or []), output_name)
     for i, out in enumerate(outputs or []):
         out = _object(out, f"outputs[{i}]")
         params = _object(out.get("parameters"), f"outputs[{i}].parameters")
@@ -164,6 +166,12 @@ def parse_infer(body: bytes, header_length: str | None, inputs: tuple[TensorSpec
     rid = doc.get("id")
     return InferRequest(str(rid) if rid is not None else None, tensor, binary, class_count,
                         want.name)
+
+
+def check_output_count(count: int, output_name: str) -> None:
+    if count > MAX_INPUTS:
+        raise BadRequest(f"the request asks for {count} outputs; this model has one, "
+                         f"{output_name!r}")
 
 
 def check_output_name(name, output_name: str, where: str) -> None:
@@ -197,6 +205,7 @@ def bytes_tensor(values: np.ndarray) -> bytes:
 def the_input(inputs: list, accepted: tuple[TensorSpec, ...]) -> tuple[dict, TensorSpec]:
     """The one input sent, of those the model accepts; missing, duplicate, unknown or several
     inputs are refused."""
+    check_input_count(len(inputs), accepted)
     names = [i.get("name") if isinstance(i, dict) else None for i in inputs]
     known = {s.name: s for s in accepted}
     either = " or ".join(s.describe() for s in accepted)
@@ -213,6 +222,12 @@ def the_input(inputs: list, accepted: tuple[TensorSpec, ...]) -> tuple[dict, Ten
     if len(sent) > 1:
         raise BadRequest(f"input {sent[0]!r} appears {len(sent)} times; send it once")
     return inputs[names.index(sent[0])], known[sent[0]]
+
+
+def check_input_count(count: int, accepted: tuple[TensorSpec, ...]) -> None:
+    if count > MAX_INPUTS:
+        raise BadRequest(f"the request has {count} inputs; this model takes one, "
+                         + " or ".join(s.describe() for s in accepted))
 
 
 def decode_tensor(spec: dict, raw, want: TensorSpec, max_rows: int | None,

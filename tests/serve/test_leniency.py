@@ -66,3 +66,24 @@ def test_grpc_class_count_outside_its_range_is_invalid_argument(server, count):
     assert info.value.details() == (
         "outputs[0].parameters.classification must be a whole number from 0 to 10 (0 = scores, "
         f"k = the top k classes), got {count}")
+
+
+def test_thousands_of_inputs_or_outputs_are_refused_by_their_count(server):
+    """Over gRPC a 16 MB message may hold millions of small entries; they are counted, not
+    walked (over HTTP the JSON bound refuses such a body first)."""
+    with grpc.insecure_channel(server.grpc_target) as channel:
+        stub = service_pb2_grpc.GRPCInferenceServiceStub(channel)
+        for field, message in (("inputs", "the request has 10000 inputs; this model takes one, "
+                                          "'input' (FP32 [batch, 8, 8, 1], normalised) or "
+                                          "'pixels' (UINT8 [batch, 8, 8, 1], 8-bit pixels)"),
+                               ("outputs", "the request asks for 10000 outputs; this model has "
+                                           "one, 'probabilities'")):
+            request = pb.ModelInferRequest(model_name="digits")
+            request.inputs.add(name="input", datatype="FP32", shape=[1, 8, 8, 1])
+            request.raw_input_contents.append(X.tobytes())
+            for _ in range(10_000 - (field == "inputs")):
+                getattr(request, field).add(name="probabilities")
+            with pytest.raises(grpc.RpcError) as info:
+                stub.ModelInfer(request, timeout=30)
+            assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+            assert info.value.details() == message
