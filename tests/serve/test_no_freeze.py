@@ -107,8 +107,9 @@ def test_health_answers_while_huge_requests_are_in_flight(roomy):
     assert slowest[-1] < 100, f"health took {slowest} ms (the slowest of {len(polls)} polls) " \
         "while big requests were in flight"
     http_answers = [a for a in answers if a[0] == 413]
-    grpc_answers = [a for a in answers if a[0] == "INVALID_ARGUMENT"]
+    grpc_answers = [a for a in answers if a[0] == "RESOURCE_EXHAUSTED"]
     assert len(http_answers) == len(grpc_answers) == SENDERS * ROUNDS, answers
     assert {message.split(";")[1].split(" take")[0] for _, message in http_answers} == \
         {" 64 rows of 64 values (--max-batch-rows)", " a signal of 40 values"}, http_answers
-    assert "contents.fp32_contents must be a list of 64 numbers" in grpc_answers[0][1]
+    # 64 rows of 64 values at 8 bytes a value, and 64 KiB: the message is refused unparsed
+    assert f"larger than max ({len(request)} vs. {64 * 64 * 8 + 65536})" in grpc_answers[0][1]
