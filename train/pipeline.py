@@ -79,7 +79,8 @@ class EpochClock:
     def __init__(self, seed: int):
         import tensorflow as tf
         self.seed = seed
-        self.epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="cnnbp_epoch")
+        with tf.device("/cpu:0"):  # tf.data runs on the host; it cannot read a GPU's variable
+            self.epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="cnnbp_epoch")
 
     def set(self, epoch: int) -> None:
         self.epoch.assign(epoch)
