@@ -203,6 +203,8 @@ def run_export(args) -> int:
     for name, v in report.variants.items():
         extra = f", accuracy change {v.accuracy_change_points:+.2f} points" \
             if v.accuracy_change_points is not None else ""
+        if v.note:  # measured against training's resize, not held to a bar
+            extra += f", top-1 agreement {v.top1_agreement:.4f} on sample photos"
         state = "kept" if v.kept else f"dropped ({v.error or 'failed its bar'})"
         print(f"  variant {name}: {state}" + (f", max |diff| {v.max_abs:.2g}{extra}"
                                              if v.max_abs is not None else ""))

@@ -56,6 +56,7 @@ class VariantResult(_Strict):
     test_accuracy: float | None = None
     fp32_test_accuracy: float | None = None
     accuracy_change_points: float | None = None
+    note: str | None = None  # what a figure was measured on, where the bar is not parity
 
 
 class DivergingLayer(_Strict):

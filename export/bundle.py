@@ -5,7 +5,7 @@
     model.onnx.data                             (only for weights over 256 MiB; both models
                                                  read it)
     test_data_set_0/input_0.pb, output_0.pb     (ONNX model-zoo test vectors)
-    variants/model.optimized.onnx, model.fp16.onnx, model.int8.onnx
+    variants/model.optimized.onnx, model.fp16.onnx, model.int8.onnx, pixels.anysize.onnx
 """
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ from cnnbp.contract.labels import write_labels
 from cnnbp.contract.preprocessing import Preprocessing
 from cnnbp.contract.rundir import RunDir
 
-from . import destination, memory, parity, pixels, variants
+from . import anysize, destination, memory, parity, pixels, variants
 from .card import model_card
 from .onnx_export import DEFAULT_OPSET, INPUT, OUTPUT, save_checked, to_onnx, weights_sha256
 
@@ -161,6 +161,8 @@ def export_bundle(ref: str | Path, out: str | Path, opset: int = DEFAULT_OPSET,
         _test_vectors(tmp, src)
         if with_variants:
             report.variants = _variants(tmp, src, max_batch)
+            if anysize.offered(src.preprocess):  # never the default: a variant, measured
+                report.variants["pixels_anysize"] = anysize.make(tmp, src.preprocess)
         if src.x_test is not None:
             report.test_accuracy = variants.accuracy(tmp / "model.onnx", src.x_test, src.y_test)
         report.write(tmp / "validation.json")

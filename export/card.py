@@ -85,6 +85,8 @@ def _validation(report: ParityReport) -> list[str]:
     for vname, v in report.variants.items():
         extra = f", accuracy change {v.accuracy_change_points:+.2f} points" \
             if v.accuracy_change_points is not None else ""
+        if v.note:  # measured, not held to a bar
+            extra += f", top-1 agreement {v.top1_agreement:.4f} {text(v.note)}"
         lines.append(f"- variant {vname}: {'kept' if v.kept else 'dropped'}"
                      + (f", max |diff| {v.max_abs:.3g}{extra}" if v.max_abs is not None else
                         f" ({text(v.error or '')})"))

@@ -349,3 +349,28 @@ def test_large_weights_are_stored_once_and_both_models_read_them(run_dir, tmp_pa
     shutil.rmtree(out)  # the repository must stand on its own
     there = ort.InferenceSession(str(folder / "1" / "model.onnx")).run(None, {"pixels": x})[0]
     np.testing.assert_array_equal(here, there)
+
+
+def test_any_size_variant_resizes_in_the_graph_and_carries_its_measured_agreement(bundle):
+    import onnxruntime as ort
+    from PIL import Image
+    from sklearn.datasets import load_sample_images
+    folder = bundle[0]
+    found = json.loads((folder / "validation.json").read_text())["variants"]["pixels_anysize"]
+    assert found["kept"] and found["file"] == "variants/pixels.anysize.onnx"
+    assert 0 <= found["top1_agreement"] <= 1 and "PNG alone: top-1 agreement" in found["note"]
+    assert "variant pixels_anysize: kept" in (folder / "README.md").read_text()
+    anysize = ort.InferenceSession(str(folder / found["file"]))
+    fixed = ort.InferenceSession(str(folder / "pixels.onnx"))
+    (inp,) = anysize.get_inputs()
+    assert inp.name == "pixels" and inp.type == "tensor(uint8)" and inp.shape[1:3] == ["height",
+                                                                                       "width"]
+    assert fixed.get_inputs()[0].shape[1:] == [8, 8, 1]  # the default stays fixed-size
+    photo = Image.fromarray(load_sample_images().images[0]).convert("L")
+    for size in ((61, 47), (9, 13)):  # down and up; Pillow's bilinear as training resizes
+        im = photo.resize(size, Image.Resampling.LANCZOS)
+        whole = np.asarray(im, "uint8")[None, :, :, None]
+        small = np.asarray(im.resize((8, 8), Image.Resampling.BILINEAR), "uint8")[None, :, :, None]
+        got = anysize.run(["probabilities"], {"pixels": whole})[0]
+        want = fixed.run(["probabilities"], {"pixels": small})[0]
+        np.testing.assert_allclose(got, want, atol=0.02)
