@@ -158,3 +158,18 @@ def test_each_epoch_draws_its_own_order_and_augmentation_from_the_seed_and_epoch
     assert np.array_equal(fresh, later[3])
     assert not any(np.array_equal(later[3], x) for x in later[:3])
     assert fresh.shape == later[0].shape == (first.train_size, 8, 8, 1)
+
+
+def test_augmentation_is_a_function_of_its_key_alone(keras):
+    import tensorflow as tf
+
+    from cnnbp.builder import ir
+    from cnnbp.train.augment import make_augment
+    x = np.random.default_rng(0).normal(size=(32, 8, 8, 1)).astype("float32")
+    augment = make_augment(ir.Augment(translate=0.2, rotate=15, flip="both", contrast=0.2,
+                                      brightness=0.1), (8, 8, 1), seed=0)
+    draw = lambda *key: np.asarray(augment(x, None, key=tf.constant(key, tf.int64))[0])
+    first = draw(0, 5)
+    draw(0, 6)  # draws in between change nothing
+    assert np.array_equal(draw(0, 5), first)
+    assert not np.array_equal(draw(0, 6), first) and not np.array_equal(first, x)
