@@ -22,8 +22,8 @@ from .batcher import INLINE_SECONDS, Batcher
 from .metrics import CONTENT_TYPE as METRICS_TYPE
 from .metrics import Metrics
 from .page import page
-from .protocol import (HEADER_LENGTH, BadRequest, classification, infer_response,
-                       json_limit, parse_infer, short_repr)
+from .protocol import (HEADER_LENGTH, BadRequest, check_json_size, classification,
+                       infer_response, json_limit, parse_infer, short_repr)
 from .repository import MAX_IMAGE_PIXELS, NAME, ServedModel
 
 VERSION = "0.1.0"
@@ -146,13 +146,15 @@ class App:
                 await send({"type": "lifespan.shutdown.complete"})
                 return
 
-    async def _body(self, scope, receive) -> bytes:
-        """The request body, up to ``max_body`` (the connection layer times out a slow one)."""
+    async def _body(self, scope, receive, fits=lambda size: None) -> bytes:
+        """The request body, up to ``max_body`` and what ``fits(size)`` lets through (it raises
+        over the request's own bound); the connection layer times out a slow body."""
         declared = self._header(scope, "content-length")
-        if declared is not None and declared.isascii() and declared.isdigit() \
-                and int(declared) > self.max_body:
-            raise BadRequest(f"body of {declared} bytes exceeds the limit of {self.max_body} "
-                             "(--max-body)", 413)
+        if declared is not None and declared.isascii() and declared.isdigit():
+            if int(declared) > self.max_body:
+                raise BadRequest(f"body of {declared} bytes exceeds the limit of {self.max_body} "
+                                 "(--max-body)", 413)
+            fits(int(declared))  # refused before a byte of it is read
         chunks, size = [], 0
         while True:
             message = await receive()
@@ -163,6 +165,7 @@ class App:
             if size > self.max_body:
                 raise BadRequest(f"body exceeds the limit of {self.max_body} bytes (--max-body)",
                                  413)
+            fits(size)
             chunks.append(chunk)
             if not message.get("more_body"):
                 return b"".join(chunks)
@@ -254,13 +257,14 @@ class App:
         model = self.model(name, version)
         if route == "metadata":
             return self._json(model.metadata() if action is None else {"name": name, "ready": True})
-        body = await self._body(scope, receive)
         if route == "infer":
+            body = await self._body(scope, receive, lambda size: check_json_size(
+                size, model.inputs, self.max_batch_rows))
             header = self._header(scope, HEADER_LENGTH)
             req = await self.offload(lambda: self.infer_request(model, body, header), len(body))
             probs = await self.predict(model, req.tensor, req.class_count)
             return (200,) + infer_response(name, req.id, "probabilities", probs, req.binary_output)
-        return self._json(await self._classify(model, scope, body))
+        return self._json(await self._classify(model, scope, await self._body(scope, receive)))
 
     @staticmethod
     def _allow(route: str, method: str, path: str) -> None:

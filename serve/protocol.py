@@ -68,13 +68,14 @@ def json_limit(inputs: tuple[TensorSpec, ...], max_rows: int | None) -> int | No
 
 
 def check_json_size(size: int, inputs: tuple[TensorSpec, ...], max_rows: int | None) -> None:
-    """413 for a JSON text longer than the row cap allows, before it is parsed."""
+    """413 for a request (or its JSON part) longer than the row cap allows, before it is
+    parsed: binary tensors take fewer bytes a value than JSON, so the bound holds for both."""
     limit = json_limit(inputs, max_rows)
     if limit is not None and size > limit:
         values = max(math.prod(s.shape) for s in inputs)
-        raise BadRequest(f"the request's JSON is {size:,} bytes; {max_rows} rows of {values} "
-                         f"values (--max-batch-rows) take at most {limit:,} in JSON "
-                         f"({JSON_BYTES_PER_VALUE} bytes a value): send fewer rows per request, "
+        raise BadRequest(f"the request is {size:,} bytes; {max_rows} rows of {values} values "
+                         f"(--max-batch-rows) take at most {limit:,} ({JSON_BYTES_PER_VALUE} "
+                         "bytes a value in JSON, fewer in binary): send fewer rows per request, "
                          "or the values as binary tensor data", 413)
 
 

@@ -113,3 +113,18 @@ def test_health_answers_while_huge_requests_are_in_flight(roomy):
         {" 64 rows of 64 values (--max-batch-rows)", " a signal of 40 values"}, http_answers
     # 64 rows of 64 values at 8 bytes a value, and 64 KiB: the message is refused unparsed
     assert f"larger than max ({len(request)} vs. {64 * 64 * 8 + 65536})" in grpc_answers[0][1]
+
+
+def test_a_declared_body_over_the_row_cap_is_refused_before_it_is_read(roomy):
+    """Content-Length alone decides: 1 MB declared for a model whose 64 rows take 320 KiB of
+    JSON at most is 413 while the body has not been sent, so nothing is buffered."""
+    import socket
+    with socket.create_connection(("127.0.0.1", roomy.port), timeout=10) as s:
+        s.sendall(b"POST /v2/models/digits/infer HTTP/1.1\r\nHost: x\r\n"
+                  b"Content-Length: 1000000\r\n\r\n{")
+        answer = s.recv(4096)
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 413"), answer[:200]
+    assert json.loads(body)["error"].startswith(
+        "the request is 1,000,000 bytes; 64 rows of 64 values (--max-batch-rows) take at most "
+        "327,680 (64 bytes a value in JSON, fewer in binary)")
