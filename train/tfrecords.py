@@ -130,8 +130,10 @@ def tfrecord_source(spec: str, input_shape, classes: int | None = None) -> TFRec
 
 
 class _RecordRows(RowSource):
-    def rows(self, idx, split: str, shuffle: int | None = None):
-        """The records at ``idx`` (positions within ``split``), in file order."""
+    def rows(self, idx, split: str, shuffle=None):
+        """The records at ``idx`` (positions within ``split``), in file order, or shuffled
+        within 4,096 records when ``shuffle`` (an int64 seed, or a tensor of one:
+        ``pipeline.shuffle_seed``) is given."""
         import tensorflow as tf
         d = self.data
         own = d.test_shards if split == "test" and d.test_shards else d.train_shards
