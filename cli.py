@@ -231,7 +231,7 @@ def run_validate(args) -> int:
     from cnnbp.contract.bundle import Bundle
     Bundle(args.bundle)  # a folder that is no bundle is refused before TensorFlow's start-up
     import_tensorflow()
-    from cnnbp.export.bundle import validate_bundle
+    from cnnbp.export.validate import validate_bundle
     report = validate_bundle(args.bundle, args.atol)
     tv = report["test_vectors"]
     print(f"{args.bundle}: test vectors max |diff| {tv['max_abs']:.2g}"
