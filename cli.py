@@ -261,6 +261,9 @@ def run_predict(args) -> int:
     import os
     from cnnbp.contract.errors import UsageError
     from cnnbp.serve.client import predict_local, predict_remote
+    if args.top_k < 1:
+        raise UsageError(f"predict: --top-k must be 1 or more (the classes to print for each "
+                         f"file, best first), got {args.top_k}")
     if args.url:
         if not args.model:
             raise UsageError("predict: --url needs --model NAME (the model's name on the server)")

@@ -210,3 +210,10 @@ def test_the_console_script_exits_with_the_commands_code_and_all_its_output(caps
     proc = subprocess.run([script, "export", "no-such-run", "-o", "b"], capture_output=True,
                           text=True)
     assert proc.returncode == 2 and proc.stderr.startswith("error: no-such-run: does not exist")
+
+
+@pytest.mark.parametrize("k", ["0", "-5"])
+def test_predict_refuses_a_top_k_below_one(k, capsys):
+    assert cli.main(["predict", "bundle", "--top-k", k, "image.png"]) == 2
+    assert f"--top-k must be 1 or more (the classes to print for each file, best first), " \
+           f"got {k}" in capsys.readouterr().err
