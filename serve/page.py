@@ -16,16 +16,22 @@ padding:0 1rem;color:#1b1f24;background:#fafafa}
 h1{font-size:1.4rem;margin:0 0 .2rem}.muted{color:#5f6b7a}
 .card{background:#fff;border:1px solid #d8dde3;border-radius:8px;padding:1rem;margin:1rem 0}
 .card h2{font-size:1.1rem;margin:0 0 .5rem}
-.drop{border:2px dashed #9aa5b1;border-radius:6px;padding:1.2rem;text-align:center;cursor:pointer}
+.drop{display:block;border:2px dashed #9aa5b1;border-radius:6px;padding:1.2rem;margin:.6rem 0;
+text-align:center;cursor:pointer}
+.classes{display:flex;flex-wrap:wrap;gap:.25rem;margin:.3rem 0 .6rem;padding:0;list-style:none}
+.classes li{background:#eef1f4;border-radius:4px;padding:0 .4rem;font-size:.85rem}
+.result{margin-top:.6rem}
 .drop.over{background:#eef5ff;border-color:#3b82f6}
-textarea{width:100%;box-sizing:border-box;font-family:ui-monospace,monospace;min-height:4rem}
+textarea{display:block;width:100%;box-sizing:border-box;font-family:ui-monospace,monospace;
+min-height:4rem;margin:.6rem 0}
 table{border-collapse:collapse;margin-top:.6rem;width:100%}td{padding:.15rem .4rem}
 .bar{background:#3b82f6;height:.7rem;border-radius:3px}.err{color:#b42318}
-img.preview{max-height:96px;image-rendering:pixelated;margin-top:.5rem}
+img.preview{display:block;height:96px;image-rendering:pixelated;margin-top:.5rem}
 </style></head><body>
 <h1>cnnbp serve</h1>
 <p class="muted">Open Inference Protocol at <code>/v2</code>; each model below answers
-<code>POST /v2/models/NAME/classify</code>.</p>
+<code>POST /v2/models/NAME/classify</code>. <a id="report" href="/report.html">The bundle's
+report</a> shows how it was trained and checked.</p>
 <p id="auth" hidden><label>Bearer token <input id="token" type="password" autocomplete="off">
 </label> <button id="use">Use</button></p>
 <div id="models"><p class="muted">Loading the model list…</p></div>
@@ -67,11 +73,21 @@ async function classify(name, body, type, out) {
     show(out, await r.json());
   } catch (e) { out.replaceChildren($("p", {class: "err"}, String(e.message || e))); }
 }
+async function classNames(m, list) {
+  try {
+    const r = await fetch("/v2/models/" + encodeURIComponent(m.name), {headers: headers()});
+    if (!r.ok) throw new Error(r.status + ": " + await errorOf(r));
+    const names = ((await r.json()).parameters || {}).class_names || [];
+    list.replaceChildren(...names.map(n => $("li", {}, n)));
+  } catch (e) { list.replaceChildren($("li", {class: "err"}, String(e.message || e))); }
+}
 function card(m) {
   const c = $("section", {class: "card", "data-model": m.name});
+  const list = $("ul", {class: "classes", "aria-label": "class names"});
   c.append($("h2", {}, m.name),
            $("p", {class: "muted"}, m.domain + " input " + m.input_shape.join("×") + ", " +
-             m.classes + " classes"));
+             m.classes + " classes:"), list);
+  classNames(m, list);
   const out = $("div", {class: "result"});
   if (m.domain === "image") {
     const drop = $("label", {class: "drop"}, "Drop a PNG or JPEG here, or click to pick one");
