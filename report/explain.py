@@ -17,7 +17,7 @@ from cnnbp.contract.atomic import atomic_path
 from cnnbp.contract.errors import UsageError
 
 from . import receptive
-from .figures import mosaic, png, subplots, tidy
+from .figures import LABEL_PT, TITLE_PT, mosaic, png, subplots, tidy
 from .probe import (Context, held_out, last_conv_output, load, outputs,
                     stage_outputs)
 
@@ -76,7 +76,7 @@ def activations(ctx: Context, index: int) -> Figure:
         titles = [title for m in maps for title in
                   ["input"] + [f"ch {c}" if c < m.shape[-1] else "" for c in range(CHANNELS)]]
         fig = mosaic(tiles, CHANNELS + 1, titles, names, size=1.2)
-    fig.suptitle(f"activation maps of every stage: {ctx.names[index]}", fontsize=9)
+    fig.suptitle(f"activation maps of every stage: {ctx.names[index]}", fontsize=LABEL_PT)
     tidy(fig)
     return Figure(f"activations-{index}", f"activations: {ctx.names[index]}",
                   f"the first {CHANNELS} channels of each stage's output ({', '.join(names)}).",
@@ -100,7 +100,7 @@ def _activation_plots(ctx: Context, index: int, names, maps):
                          figsize=((CHANNELS + 1) * 1.2, len(names) * 1.3), squeeze=False)
     for row, (name, m) in enumerate(zip(names, maps)):
         _show_input(ctx, axes[row, 0], ctx.x[index])
-        axes[row, 0].set_ylabel(name, fontsize=7)
+        axes[row, 0].set_ylabel(name, fontsize=TITLE_PT)
         for c in range(CHANNELS):
             ax = axes[row, c + 1]
             ax.set_xticks([])
@@ -108,14 +108,33 @@ def _activation_plots(ctx: Context, index: int, names, maps):
             if c < m.shape[-1]:
                 ax.imshow(m[0, ..., c][None], cmap="viridis", aspect="auto",
                           interpolation="nearest")
-                ax.set_title(f"ch {c}", fontsize=7)
+                ax.set_title(f"ch {c}", fontsize=TITLE_PT)
             else:
                 ax.axis("off")
     return fig
 
 
-def grad_cam(ctx: Context) -> tuple[np.ndarray, np.ndarray, str]:
-    """(heatmaps resized to the input, predicted classes, layer) for ``ctx.x``."""
+def blank_reason(maps: np.ndarray, grads: np.ndarray, cam: np.ndarray, layer: str) -> str | None:
+    """Why one input's Grad-CAM has no heat map (all zero), or None when it has one.
+
+    >>> blank_reason(np.zeros((2, 2, 3)), np.ones((2, 2, 3)), np.zeros((2, 2)), "c")
+    "c's output is all zero for this input (every unit at or below its ReLU): nothing to weight"
+    """
+    if cam.max() > 0:
+        return None
+    if not np.any(maps):
+        return (f"{layer}'s output is all zero for this input (every unit at or below its "
+                "ReLU): nothing to weight")
+    if not np.any(grads):
+        return (f"the predicted class's score has no gradient at {layer} (the softmax is "
+                "saturated): every channel weighs 0")
+    return (f"the gradient-weighted channels of {layer} sum below 0 everywhere: no position "
+            "adds evidence for the predicted class")
+
+
+def grad_cam(ctx: Context) -> tuple[np.ndarray, np.ndarray, str, list[str | None]]:
+    """(heatmaps resized to the input, predicted classes, layer, why each blank map is blank)
+    for ``ctx.x``."""
     import keras
     import tensorflow as tf
     layer = last_conv_output(ctx.analysis)
@@ -130,16 +149,18 @@ def grad_cam(ctx: Context) -> tuple[np.ndarray, np.ndarray, str]:
     spatial = tuple(range(1, maps.ndim - 1))
     weights = grads.mean(axis=spatial, keepdims=True)  # one weight per channel (Selvaraju et al.)
     cam = np.maximum((weights * maps).sum(axis=-1), 0)
+    blank = [blank_reason(maps[i], grads[i], cam[i], layer) for i in range(len(cam))]
     size = tuple(ctx.prep.input_shape[:-1])
     resized = tf.image.resize(cam[..., None] if not ctx.one_d else cam[:, :, None, None],
                               size if not ctx.one_d else (size[0], 1)).numpy()
     heat = resized[..., 0] if not ctx.one_d else resized[..., 0, 0]
     top = heat.reshape(len(heat), -1).max(axis=1).reshape((-1,) + (1,) * len(size))
-    return heat / np.where(top > 0, top, 1), predicted.numpy(), layer
+    return heat / np.where(top > 0, top, 1), predicted.numpy(), layer, blank
 
 
 def grad_cam_figure(ctx: Context) -> Figure:
-    heat, predicted, layer = grad_cam(ctx)
+    import textwrap
+    heat, predicted, layer, blank = grad_cam(ctx)
     n = len(ctx.x)
     fig, axes = subplots(1, n, figsize=(n * 2.2, 2.4), squeeze=False)
     for i, ax in enumerate(axes[0]):
@@ -149,10 +170,18 @@ def grad_cam_figure(ctx: Context) -> Figure:
                       extent=(-0.5, len(heat[i]) - 0.5, *ax.get_ylim()))
         else:
             ax.imshow(heat[i], cmap="jet", alpha=0.45, interpolation="bilinear")
-        ax.set_title(f"{ctx.names[i]}\n→ {ctx.prep.class_names[predicted[i]]}", fontsize=7)
+        if blank[i]:  # say so on the picture: an input with no overlay looks like a bug
+            ax.text(0.5, 0.5, "no heat map:\n" + textwrap.fill(blank[i], 28),
+                    transform=ax.transAxes, ha="center", va="center", fontsize=TITLE_PT - 1,
+                    bbox={"facecolor": "white", "alpha": 0.85, "edgecolor": "#b00"})
+        ax.set_title(f"{ctx.names[i]}\n→ {ctx.prep.class_names[predicted[i]]}",
+                     fontsize=TITLE_PT)
     tidy(fig)
+    reasons = sorted({r for r in blank if r})
+    missing = (f" {sum(map(bool, blank))} of {n} inputs have no heat map: "
+               + "; ".join(reasons) + ".") if reasons else ""
     return Figure("grad-cam", "Grad-CAM", f"where the evidence for the predicted class lies, "
-                  f"from the gradients at {layer} (Selvaraju et al. 2017).", png(fig))
+                  f"from the gradients at {layer} (Selvaraju et al. 2017).{missing}", png(fig))
 
 
 def parse_unit(analysis, text: str) -> tuple[str, tuple[int, ...]]:
@@ -196,7 +225,7 @@ def receptive_fields(ctx: Context, chosen: str | None = None) -> Figure:
             (r0, r1), (c0, c1) = span
             ax.add_patch(Rectangle((c0 - 0.5, r0 - 0.5), c1 - c0, r1 - r0, fill=False,
                                    edgecolor=colors(k), lw=2, label=label))
-    ax.legend(fontsize=6, loc="upper center", bbox_to_anchor=(0.5, -0.05))
+    ax.legend(fontsize=TITLE_PT, loc="upper center", bbox_to_anchor=(0.5, -0.05))
     tidy(fig)
     who = "the chosen unit" if chosen else "the centre unit of each stage"
     return Figure("receptive-fields", "receptive fields", f"the input positions {who} sees "
@@ -224,9 +253,9 @@ def top_activating(ctx: Context, channels: list[int] | None = None,
                              squeeze=False)
         for ax, (c, i), title in zip(axes.flat, ranked, titles):
             _show_input(ctx, ax, ctx.x_test[i])
-            ax.set_title(title, fontsize=6)
+            ax.set_title(title, fontsize=TITLE_PT)
         for row, c in enumerate(channels):
-            axes[row, 0].set_ylabel(f"ch {c}", fontsize=7)
+            axes[row, 0].set_ylabel(f"ch {c}", fontsize=TITLE_PT)
     else:
         fig = mosaic([_rgb(ctx, ctx.x_test[i]) for _, i in ranked], top, titles,
                      [f"ch {c}" for c in channels])
@@ -255,9 +284,9 @@ def misclassified(ctx: Context) -> Figure | None:
         for ax, i, title in zip(axes.flat, wrong, titles):
             ax.axis("on")
             _show_input(ctx, ax, ctx.x_test[i])
-            ax.set_title(title, fontsize=7, color="#b00")
+            ax.set_title(title, fontsize=TITLE_PT, color="#b00")
         if not len(wrong):
-            axes[0, 0].text(0, 0.5, "no mistakes among the held-out rows", fontsize=9)
+            axes[0, 0].text(0, 0.5, "no mistakes among the held-out rows", fontsize=LABEL_PT)
     tidy(fig)
     total = int((predicted != ctx.y_test).sum())
     return Figure("misclassified", "misclassified held-out rows",

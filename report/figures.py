@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import io
 
+GRID = 32        # training rows in the report's grid
+TITLE_PT = 9     # text over a tile: at 100 dpi about 12 px, readable when the page scales it
+LABEL_PT = 10    # a row's label left of its tiles
+
 
 def subplots(rows: int = 1, cols: int = 1, **kwargs):
     """A matplotlib ``Figure`` and its Axes, made without pyplot: nothing is registered in
@@ -35,10 +39,11 @@ def mosaic(tiles: list, cols: int, titles: list[str] | None = None,
     ax.imshow(canvas, interpolation="nearest")
     ax.axis("off")
     for (y, x), title in zip(corners, titles or []):
-        ax.text(x + w / 2, y - 0.5, title, ha="center", va="bottom", fontsize=6, color=color)
+        ax.text(x + w / 2, y - 0.5, title, ha="center", va="bottom", fontsize=TITLE_PT,
+                color=color)
     for r, label in enumerate(row_labels or []):
         ax.text(-gap_x, r * (h + gap_y) + gap_y + h / 2, label, ha="right", va="center",
-                fontsize=7)
+                fontsize=LABEL_PT)
     return fig
 
 
@@ -55,6 +60,37 @@ def png(fig) -> bytes:
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=100, metadata={"Software": None})
     return buf.getvalue()
+
+
+def denormalised(x, prep):
+    """Normalised rows → what they were before the run's normalisation, in 0..1 for display:
+    images as raw / raw_max (so a dark image stays dark), other inputs scaled per row."""
+    import numpy as np
+    raw = (x * np.float32(prep.std) + np.float32(prep.mean)) * np.float32(prep.scale)
+    if prep.takes_images:
+        return np.clip(raw / np.float32(prep.raw_max), 0, 1)
+    lo = raw.min(axis=tuple(range(1, raw.ndim)), keepdims=True)
+    span = raw.max(axis=tuple(range(1, raw.ndim)), keepdims=True) - lo
+    return (raw - lo) / np.where(span > 0, span, 1)
+
+
+def training_grid(x, prep, cols: int = 8) -> bytes:
+    """Normalised training rows as the images (or curves, for 1-D inputs) they came from."""
+    import numpy as np
+    shown = denormalised(x, prep)
+    if shown.ndim == 3:  # 1-D rows: one small plot each, every channel
+        rows = -(-len(shown) // cols)
+        fig, axes = subplots(rows, cols, figsize=(cols * 1.3, rows * 0.9), squeeze=False)
+        for ax in axes.flat:
+            ax.axis("off")
+        for ax, row in zip(axes.flat, shown):
+            ax.plot(row, lw=0.8)
+        tidy(fig)
+        return png(fig)
+    tiles = [t if t.shape[-1] == 3 else np.repeat(t[..., :1], 3, axis=-1) for t in shown]
+    fig = mosaic(tiles, min(cols, len(tiles)), size=1.0)
+    tidy(fig)
+    return png(fig)
 
 
 def best_epoch(history: list[dict]) -> int | None:
@@ -116,6 +152,7 @@ def confusion(matrix: list[list[int]], names: list[str]) -> bytes:
             for i in range(k):
                 for j in range(k):
                     ax.text(j, i, fmt.format(values[i, j]), ha="center", va="center",
-                            fontsize=7, color="white" if values[i, j] > top / 2 else "black")
+                            fontsize=TITLE_PT if k <= 12 else 7,
+                            color="white" if values[i, j] > top / 2 else "black")
     tidy(fig)
     return png(fig)

@@ -31,6 +31,13 @@ h1 { font-size: 1.6em; margin-bottom: .2em; } h2 { border-bottom: 1px solid #ccc
 table { border-collapse: collapse; margin: .5em 0; font-size: 13px; }
 th, td { border: 1px solid #ddd; padding: 2px 8px; text-align: left; }
 td.n { text-align: right; font-variant-numeric: tabular-nums; }
+th[scope=row] { font-weight: normal; color: #555; }
+.scroll { overflow-x: auto; max-width: 100%; }
+.counts { display: grid; grid-template-columns: repeat(auto-fill, minmax(7em, 1fr));
+          gap: 2px 1.5em; margin: .5em 0; padding: 0; list-style: none; font-size: 13px;
+          max-width: 50em; }
+.counts li { display: flex; justify-content: space-between; border-bottom: 1px solid #eee; }
+.counts b { font-weight: normal; font-variant-numeric: tabular-nums; }
 img { max-width: 100%; height: auto; display: block; margin: .5em 0; }
 figure { margin: 1em 0; break-inside: avoid; } figcaption { color: #555; font-size: 13px; }
 .muted { color: #666; } .fail { color: #b00; font-weight: bold; } .ok { color: #070; }
@@ -57,7 +64,29 @@ def table(head: list[str], rows: list[list], numeric: set[int] = frozenset()) ->
     body = "".join("<tr>" + "".join(
         f'<td class="n">{escape(str(c))}</td>' if i in numeric else f"<td>{escape(str(c))}</td>"
         for i, c in enumerate(r)) + "</tr>" for r in rows)
-    return f"<table><thead><tr>{th}</tr></thead><tbody>{body}</tbody></table>"
+    return f'<div class="scroll"><table><thead><tr>{th}</tr></thead><tbody>{body}</tbody>' \
+        "</table></div>"
+
+
+def facts(rows: list[list]) -> str:
+    """A two-column table of names and values: the names are row headers, no header row."""
+    body = "".join(f'<tr><th scope="row">{escape(str(k))}</th><td>{escape(str(v))}</td></tr>'
+                   for k, v in rows)
+    return f'<div class="scroll"><table><tbody>{body}</tbody></table></div>'
+
+
+def counts(pairs: list[tuple[str, int]], label: str) -> str:
+    """Name and count pairs as a grid that wraps to the page's width (one tall column of 100
+    classes was most of a page)."""
+    items = "".join(f"<li><span>{escape(str(k))}</span><b>{v:,}</b></li>" for k, v in pairs)
+    return f'<ul class="counts" aria-label="{escape(label)}">{items}</ul>'
+
+
+def run_title(network: str, folder: Path, kind: str) -> str:
+    """``digits: training run`` for a folder named ``run`` (or after the net), else the
+    folder's name after it: ``digits: training run lr-0.01``."""
+    name = folder.name
+    return f"{network}: {kind}" + ("" if name in ("run", "bundle", network) else f" {name}")
 
 
 def page(title: str, sections: list[tuple[str, str]], subtitle: str = "") -> str:
@@ -113,14 +142,38 @@ def parity_section(report: ParityReport, where: str) -> str:
                        "" if v.top1_agreement is None else f"{v.top1_agreement:.4f}",
                        "" if v.test_accuracy is None else f"{v.test_accuracy:.4f}",
                        "" if v.accuracy_change_points is None
-                       else f"{v.accuracy_change_points:+.2f}", v.error or ""]
+                       else f"{v.accuracy_change_points:+.2f}",
+                       v.error or v.note or variant_note(name, v, report)]
                       for name, v in report.variants.items()], {2, 3, 4, 5})
     acc = "" if report.test_accuracy is None else f", test accuracy {report.test_accuracy:.4f}"
     return (f"<h2>Export: ONNX parity and variants</h2><p>{escape(where)}: ONNX opset "
             f"{report.opset} against Keras, {verdict} (bar {report.atol:g}, max |diff| "
             f"{report.max_abs:.2g}, top-1 agreement {report.top1_agreement:.4f}{acc}); "
             f"providers {escape(', '.join(report.providers))}.</p>" + cases
-            + (variants if report.variants else "<p>No variants were made.</p>"))
+            + (variants + f'<p class="muted">Each variant\'s max |diff| and top-1 agreement '
+               f"against Keras are the worst case over {measured_on(report)}.</p>"
+               if report.variants else "<p>No variants were made.</p>"))
+
+
+def measured_on(report: ParityReport) -> str:
+    """The inputs each variant's max |diff| and top-1 agreement are the worst case over: the
+    main model's cases (``parity.check`` runs the same kinds and batches for each variant)."""
+    kinds = sorted({c.inputs for c in report.cases}, key=lambda k: k != "random")
+    names = [{"random": "random N(0, 1) noise", "held-out": "held-out rows"}.get(k, k)
+             for k in kinds]
+    return (f"{' and '.join(names)}, batches "
+            f"{', '.join(map(str, sorted({c.batch for c in report.cases})))}")
+
+
+def variant_note(name: str, v, report: ParityReport) -> str:
+    """Where a variant's agreement falls short of 1, what it was measured on: random noise
+    sits near class boundaries, so int8's agreement there is low and says little."""
+    if v.top1_agreement is None or v.top1_agreement >= 1:
+        return ""
+    note = f"agreement: worst case over {measured_on(report)}, not test data"
+    if v.test_accuracy is not None:
+        note += "; kept or dropped on its test accuracy (held-out rows), not on this agreement"
+    return note
 
 
 def _compile(path: Path):
@@ -158,10 +211,11 @@ def run_sections(run: RunDir, explain: bool, drawn: Drawn | None = None
              + (f"; {metrics.train_samples:,} training rows (after the validation split), "
                 f"{metrics.test_samples:,} test rows" if metrics else "")]]
     data += preprocessing_rows(prep)
-    html = "<h2>Data</h2>" + table(["", ""], data)
+    html = "<h2>Data</h2>" + facts(data)
     if metrics:
-        html += "<p>Test rows per class:</p>" + table(
-            ["class", "test rows"], [[n, c.support] for n, c in metrics.per_class.items()], {1})
+        html += "<p>Test rows per class:</p>" + counts(
+            [(n, c.support) for n, c in metrics.per_class.items()], "test rows per class")
+    html += training_images(run, prep)
     sections.append(("data", html))
     if state.history:
         best = figures.best_epoch(state.history)
@@ -185,10 +239,25 @@ def run_sections(run: RunDir, explain: bool, drawn: Drawn | None = None
                          f"the {escape(metrics.backend)} backend; the explain figures are drawn "
                          "with TensorFlow: <code>cnnbp report "
                          f"{escape(str(run.path))}</code> adds them.</p>"))
-    title = f"{compiled.network.name}: run {run.path.name}"
+    title = run_title(compiled.network.name, run.path, "training run")
     sub = (f"test accuracy {metrics.test_accuracy:.4f} after {metrics.epochs} epochs on "
            f"{metrics.device}" if metrics else f"{state.epoch} epochs so far (not finished)")
     return title, sections, sub
+
+
+def training_images(run: RunDir, prep: Preprocessing) -> str:
+    """A grid of the training rows kept in ``samples.npz``, shown as the net's input
+    denormalised (the first thing to check: orientation, colours, crops); 1-D rows as curves.
+    Empty for a run made before the samples were kept."""
+    from . import figures
+    samples = run.read_samples(prep.input_shape)
+    if samples is None or not len(samples[2]):
+        return ""
+    rows = samples[2][:figures.GRID]
+    return figure(figures.training_grid(rows, prep), "training images",
+                  f"The first {len(rows)} training rows as the net receives them, denormalised "
+                  f"for display ({prep.formula} undone"
+                  + (", shown as raw / raw_max" if prep.takes_images else "") + ").")
 
 
 def test_section(m: TrainMetrics, confusion: bytes | None = None) -> str:
@@ -232,10 +301,9 @@ def write_bundle_report(bundle_dir) -> Path:
     compiled = _compile(bundle.path / "blueprint.yaml")
     prep = bundle.preprocessing()
     sections = [("network", network_section(compiled.analysis)),
-                ("preprocessing", "<h2>Preprocessing</h2>" + table(["", ""],
-                                                                  preprocessing_rows(prep))),
+                ("preprocessing", "<h2>Preprocessing</h2>" + facts(preprocessing_rows(prep))),
                 ("export", parity_section(report, f"exported from {report.source}"))]
-    title = f"{compiled.network.name}: bundle {bundle.path.name}"
+    title = run_title(compiled.network.name, bundle.path, "ONNX bundle")
     path = bundle.path / REPORT
     write_text(path, page(title, sections, f"ONNX model {MODEL}, input "
                                            f"{report.input_shape}, {report.classes} classes"))

@@ -93,10 +93,23 @@ def write_best(row: Row, path: Path) -> None:
 
 def _figure():
     from cnnbp.report.figures import subplots
-    return subplots(figsize=(6.4, 4.2))
+    return subplots(figsize=(7.6, 4.2))
+
+
+def _finish(fig, ax):
+    """The legend right of the axes, where it covers no point."""
+    ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1), borderaxespad=0, fontsize=9)
+    fig.tight_layout()  # counts the legend in: the axes shrink to leave it room
+    return fig, ax
 
 
 def plot_history(table: list[Row], path: Path) -> None:
+    history_figure(table)[0].savefig(path, dpi=110)
+
+
+def history_figure(table: list[Row]):
+    """Validation accuracy per trial, pruned trials marked, and the best so far."""
+    from matplotlib.ticker import MaxNLocator
     fig, ax = _figure()
     done = [r for r in table if r.status in ("trained", "pruned") and r.accuracy is not None]
     for status, marker in (("trained", "o"), ("pruned", "x")):
@@ -114,9 +127,8 @@ def plot_history(table: list[Row], path: Path) -> None:
     skipped = sum(r.status == "infeasible" for r in table)
     ax.set(xlabel="trial", ylabel="validation accuracy",
            title=f"search history ({skipped} candidates excluded statically, not trained)")
-    ax.legend(loc="lower right")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # trials are whole numbers
+    return _finish(fig, ax)
 
 
 def pareto_front(points: list[tuple[float, float, Any]]) -> list:
@@ -128,6 +140,11 @@ def pareto_front(points: list[tuple[float, float, Any]]) -> list:
 
 
 def plot_pareto(table: list[Row], path: Path, cost: str) -> None:
+    pareto_figure(table, cost)[0].savefig(path, dpi=110)
+
+
+def pareto_figure(table: list[Row], cost: str):
+    """Accuracy against cost for the trained trials, the Pareto front joined and numbered."""
     fig, ax = _figure()
     pts = [(r.accuracy, r.attrs[cost], r.number) for r in table
            if r.status == "trained" and r.accuracy is not None and cost in r.attrs]
@@ -139,11 +156,10 @@ def plot_pareto(table: list[Row], path: Path, cost: str) -> None:
         ax.annotate(str(p[2]), (p[1], p[0]), textcoords="offset points", xytext=(4, 4))
     if pts and cost == "macs":
         ax.set_xscale("log")
+    ax.margins(x=0.06, y=0.1)  # room for the trial numbers by the outermost points
     ax.set(xlabel="MACs per image" if cost == "macs" else "ONNX Runtime batch-1 latency (ms)",
            ylabel="validation accuracy", title="accuracy against cost")
-    ax.legend(loc="lower right")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    return _finish(fig, ax)
 
 
 def summary(table: list[Row], top: Row | None, limit: int = 5) -> str:

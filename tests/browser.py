@@ -167,3 +167,30 @@ def save(visit: Visit, folder: Path, name: str) -> Path:
     path = folder / f"{name}.png"
     path.write_bytes(visit.screenshot)
     return path
+
+
+def at_width(url: str, width: int, scripts: list[str], shot: Path) -> list:
+    """Load ``url`` at ``width`` CSS pixels (a phone's below 600), run each script in turn
+    (promises awaited), save a full-page screenshot to ``shot`` and return the scripts'
+    values; a script that throws fails the caller's assertion with its details."""
+    browser = Chromium()
+    try:
+        session = browser.new_page()
+        browser.send("Emulation.setDeviceMetricsOverride", {
+            "width": width, "height": 900, "deviceScaleFactor": 1, "mobile": width < 600},
+            session=session)
+        browser.send("Page.navigate", {"url": url}, session=session)
+        browser.wait_for("Page.loadEventFired")
+        values = []
+        for script in scripts:
+            done = browser.send("Runtime.evaluate", {"expression": script, "awaitPromise": True,
+                                                     "returnByValue": True}, session=session)
+            assert "exceptionDetails" not in done, done
+            values.append(done["result"].get("value"))
+        data = browser.send("Page.captureScreenshot", {"captureBeyondViewport": True},
+                            session=session)["data"]
+        shot.parent.mkdir(parents=True, exist_ok=True)
+        shot.write_bytes(base64.b64decode(data))
+        return values
+    finally:
+        browser.close()

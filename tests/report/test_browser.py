@@ -17,7 +17,7 @@ def check(visit, page_url: str) -> None:
     assert visit.images and all(i["complete"] and i["naturalWidth"] > 0 for i in visit.images)
 
 
-@pytest.mark.parametrize("kind,images", [("run", 10), ("bundle", 1)])
+@pytest.mark.parametrize("kind,images", [("run", 11), ("bundle", 1)])
 def test_report_opens_cleanly_in_chromium(reported, tmp_path_factory, kind, images):
     url = (reported / kind / "report.html").as_uri()
     visit = open_page(url)

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.browser import Chromium, executable
+from tests.browser import at_width, executable
 from tests.serve.test_page_browser import UPLOAD
 from tests.serve.test_server import png_bytes
 
@@ -68,28 +68,10 @@ def pairs(boxes: list[dict]):
 @pytest.mark.parametrize("width", [390, 1280])
 def test_page_boxes_do_not_overlap(server, tmp_path, width):
     image = png_bytes((np.random.default_rng(5).random((8, 8)) * 255).astype("uint8"))
-    browser = Chromium()
-    try:
-        session = browser.new_page()
-        browser.send("Emulation.setDeviceMetricsOverride", {
-            "width": width, "height": 900, "deviceScaleFactor": 1, "mobile": width < 600},
-            session=session)
-        browser.send("Page.navigate", {"url": f"{server.url}/"}, session=session)
-        done = browser.send("Runtime.evaluate", {
-            "awaitPromise": True, "expression": UPLOAD % base64.b64encode(image).decode()},
-            session=session)
-        assert "exceptionDetails" not in done, done
-        result = browser.send("Runtime.evaluate", {"awaitPromise": True, "expression": BOXES,
-                                                   "returnByValue": True}, session=session)
-        assert "exceptionDetails" not in result, result
-        layout = json.loads(result["result"]["value"])
-        shot = browser.send("Page.captureScreenshot", {"captureBeyondViewport": True},
-                            session=session)["data"]
-        folder = Path(os.environ.get("CNNBP_SHOTS", tmp_path))
-        folder.mkdir(parents=True, exist_ok=True)
-        (folder / f"serve_page_{width}.png").write_bytes(base64.b64decode(shot))
-    finally:
-        browser.close()
+    shot = Path(os.environ.get("CNNBP_SHOTS", tmp_path)) / f"serve_page_{width}.png"
+    _, value = at_width(f"{server.url}/", width, [UPLOAD % base64.b64encode(image).decode(),
+                                                 BOXES], shot)
+    layout = json.loads(value)
     assert layout["report"], "the page does not link /report.html"
     assert layout["scrollWidth"] <= layout["width"], layout
     assert not pairs(layout["body"]), layout["body"]
