@@ -469,9 +469,8 @@ def _fit(session: Session, quiet: bool, callbacks=(), report: bool = True,
     if not quiet:
         print(session.summary, flush=True)
     if t.tensorboard:  # a resumed run appends to the same logs
-        import keras
-        logs = str(session.run.path / "tensorboard")
-        callbacks = [*callbacks, keras.callbacks.TensorBoard(logs)]
+        from . import tensorboard
+        callbacks = [*callbacks, tensorboard.keras_callback(session.run)]
     run_callback = make_callback(session, model, echo=not quiet)
     try:
         if done < t.epochs and not session.state.stopped_early:
@@ -487,6 +486,10 @@ def _fit(session: Session, quiet: bool, callbacks=(), report: bool = True,
         # the explain figures probe the model with TensorFlow; `cnnbp report RUN` adds them
         explain = report and session.device.backend == "tensorflow"
         metrics, drawn = finish(session, model, started, explain)
+        if t.tensorboard:  # graph, inputs and charts beside Keras's scalars and histograms
+            tensorboard.write_model(session.run, model, session.prep, {
+                "curves": drawn.curves, "confusion matrix": drawn.confusion},
+                session.state.epoch)
     except BaseException:
         _flush_beside(run_callback)
         raise
