@@ -59,9 +59,20 @@ def _compile(args):
     from cnnbp.builder import load, load_expression
     compiled = load_expression(args.expr, args.set) if args.expr is not None else \
         load(args.blueprint, args.set)
-    for note in compiled.notes:
-        print(f"note: {note}", file=sys.stderr)
+    if args.expr is not None or not _resolved_copy(args.blueprint):
+        for note in compiled.notes:
+            print(f"note: {note}", file=sys.stderr)
     return compiled
+
+
+def _resolved_copy(ref: str) -> bool:
+    """Whether ``ref`` is a run's or bundle's ``blueprint.yaml`` (or the folder): its notes
+    were shown when the user's own blueprint was read, so they are not repeated."""
+    from pathlib import Path
+    path = Path(ref)
+    folder = path if path.is_dir() else path.parent
+    return (path.is_dir() or path.name == "blueprint.yaml") and \
+        (folder / "blueprint.yaml").is_file() and (folder / "preprocess.json").is_file()
 
 
 def run_check(args) -> int:
@@ -166,6 +177,9 @@ def run_train(args) -> int:
     print(f"{metrics.blueprint}: test accuracy {metrics.test_accuracy:.4f}, "
           f"loss {metrics.test_loss:.4f} after {metrics.epochs} epochs, "
           f"{metrics.images_per_second} images/s on {metrics.device} -> {metrics.run_dir}")
+    if metrics.skipped_images:
+        print(f"  skipped {metrics.skipped_images:,} images that could not be decoded "
+              f"(--skip-bad-images); their names: skipped_files in {metrics.run_dir}/metrics.json")
     return 0
 
 
@@ -190,7 +204,7 @@ def run_export(args) -> int:
                           [args.source, args.output], args.force, "Triton model",
                           destination.is_triton_model, "--triton")
     exported = export_bundle(args.source, args.output, args.opset, args.max_batch, args.atol,
-                             not args.no_variants, args.force)
+                             not args.no_variants, args.force, _phases(args.quiet))
     report = exported.report
     if exported.moved_aside:
         print(f"{args.output}: its previous contents were moved to {exported.moved_aside}")
@@ -224,6 +238,18 @@ def run_export(args) -> int:
             print(f"  KServe InferenceService: {args.kserve} (set its storageUri to where "
                   f"{args.triton} is uploaded)")
     return 0
+
+
+def _phases(quiet: bool):
+    """A ``phase(what)`` that prints one line on stderr per phase of a long command, with the
+    seconds since it started (a terminal and a CI log alike: there are few)."""
+    import time
+    started = time.perf_counter()
+
+    def phase(what: str) -> None:
+        if not quiet:
+            print(f"[{time.perf_counter() - started:6.1f} s] {what}", file=sys.stderr, flush=True)
+    return phase
 
 
 def run_validate(args) -> int:
@@ -261,6 +287,7 @@ def run_predict(args) -> int:
     import os
     from cnnbp.contract.errors import UsageError
     from cnnbp.serve.client import predict_local, predict_remote
+    failed: list[str] = []  # a file that cannot be classified does not stop the others
     if args.top_k < 1:
         raise UsageError(f"predict: --top-k must be 1 or more (the classes to print for each "
                          f"file, best first), got {args.top_k}")
@@ -268,16 +295,18 @@ def run_predict(args) -> int:
         if not args.model:
             raise UsageError("predict: --url needs --model NAME (the model's name on the server)")
         results = predict_remote(args.url, args.model, [args.bundle] + args.files, args.top_k,
-                                 args.token or os.environ.get("CNNBP_TOKEN"))
+                                 args.token or os.environ.get("CNNBP_TOKEN"), failed)
     else:
         if not args.files:
             raise UsageError(f"predict: no files to classify: give images or signals after the "
                              f"bundle, e.g. cnnbp predict {args.bundle} digit.png")
-        results = predict_local(args.bundle, args.files, args.top_k)
+        results = predict_local(args.bundle, args.files, args.top_k, failed)
     for r in results:
         print(f"{r['file']}: " + ", ".join(f"{t['label']} ({t['probability']:.3f})"
                                            for t in r["top_k"]))
-    return 0
+    for problem in failed:  # after the answers: one line each, and bad input's exit code
+        print(f"error: {problem}", file=sys.stderr)
+    return 2 if failed else 0
 
 
 # Commands that live beside their package's code: each module's ``register(subparsers)`` adds
@@ -291,6 +320,7 @@ def parser() -> argparse.ArgumentParser:
                                 description="Describe, check and build classic CNNs from "
                                             "declarative blueprints.")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    p.set_defaults(commands=sub.choices)  # filled below; main() suggests one for a typo
     c = sub.add_parser("check", help="validate a blueprint and print its totals",
                        epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     _blueprint_args(c)
@@ -332,7 +362,9 @@ def parser() -> argparse.ArgumentParser:
     t.add_argument("--resize", choices=["stretch", "center_crop", "letterbox"],
                    help="how images are fitted to the input, in training and in serving "
                         "(training.resize; default stretch)")
-    t.add_argument("--quiet", action="store_true", help="no progress bar (for CI)")
+    t.add_argument("--quiet", action="store_true",
+                   help="no progress: no data summary, no bar within epochs (drawn on a "
+                        "terminal), no line per epoch, no line for the test; the result only")
     t.set_defaults(run=run_train)
     x = sub.add_parser("export", help="export to ONNX, validate against Keras, write a bundle",
                        epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -351,6 +383,8 @@ def parser() -> argparse.ArgumentParser:
     x.add_argument("--force", action="store_true",
                    help="when -o (or the Triton model folder) holds files an export did not "
                         "write, move them aside to NAME.replaced-<time> instead of refusing")
+    x.add_argument("--quiet", action="store_true",
+                   help="no line per phase on stderr (convert, parity, variants, write)")
     x.set_defaults(run=run_export)
     v = sub.add_parser("validate", help="re-run a bundle's checks")
     v.add_argument("bundle")
@@ -401,6 +435,22 @@ def parser() -> argparse.ArgumentParser:
 
 
 INTERNAL_ERROR = 70  # EX_SOFTWARE: a bug in cnnbp, not in what the user gave it
+PIPE_CLOSED = 141  # 128 + SIGPIPE: what a shell reports for `cat` stopped by `| head`
+
+
+def _pipe_closed() -> int:
+    """The reader of stdout went away (``cnnbp show vgg16 | head -2``): stop without a word,
+    as Unix tools do, with the status a shell gives one that SIGPIPE stopped. (Python ignores
+    SIGPIPE so that a server survives a client hanging up; the write fails instead.) What is
+    still buffered goes to /dev/null, so the interpreter's own flush at exit cannot fail."""
+    import os
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):  # stdout is no file descriptor (a test's capture)
+        pass
+    return PIPE_CLOSED
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -410,6 +460,13 @@ def main(argv: list[str] | None = None) -> int:
     import os
     from cnnbp.contract.errors import CnnbpError
     p = parser()
+    argv = sys.argv[1:] if argv is None else argv
+    word = next((a for a in argv if not a.startswith("-")), None)
+    commands = p.get_default("commands")
+    if word is not None and word not in commands:  # argparse would only say "invalid choice"
+        from cnnbp.builder.tokens import suggest
+        p.error(f"unknown command {word!r}{suggest(word, commands)}; the commands: "
+                f"{', '.join(commands)}")
     args, extra = p.parse_known_args(argv)
     # argparse stops filling a trailing list at the first option: `predict B --top-k 3 F`
     # leaves F over. Files after options belong to that list; anything else is an error.
@@ -423,6 +480,8 @@ def main(argv: list[str] | None = None) -> int:
     except CnnbpError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code
+    except BrokenPipeError:
+        return _pipe_closed()
     except OSError as exc:
         where = f"{exc.filename}: " if exc.filename else ""
         print(f"error: {where}{exc.strerror or exc}", file=sys.stderr)
@@ -462,7 +521,9 @@ def run() -> None:
     for stream in (sys.stdout, sys.stderr):
         try:
             stream.flush()
-        except (OSError, ValueError):  # a closed pipe (`| head`): nothing more to write
+        except BrokenPipeError:  # a closed pipe (`| head`) that the last lines met
+            code = PIPE_CLOSED
+        except (OSError, ValueError):
             pass
     os._exit(code)
 

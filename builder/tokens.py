@@ -5,7 +5,6 @@ the JSON Schema's enumerations and the did-you-mean suggestions.
 """
 from __future__ import annotations
 
-import difflib
 from dataclasses import dataclass
 from typing import Any
 
@@ -103,14 +102,43 @@ TOKENS: dict[str, Token] = {t.name: t for t in (
 ACTIVATIONS = frozenset(_ACTIVATIONS)
 
 
+def edit_distance(a: str, b: str) -> int:
+    """Edits between ``a`` and ``b``: a character inserted, deleted, replaced, or two neighbours
+    swapped (optimal string alignment), so a typed transposition counts once.
+
+    >>> edit_distance("vgg61", "vgg16"), edit_distance("vgg61", "vgg19")
+    (1, 2)
+    """
+    before, row = None, list(range(len(b) + 1))
+    for i, ca in enumerate(a, 1):
+        current = [i]
+        for j, cb in enumerate(b, 1):
+            cost = min(row[j] + 1, current[j - 1] + 1, row[j - 1] + (ca != cb))
+            if before is not None and j > 1 and ca == b[j - 2] and a[i - 2] == cb:
+                cost = min(cost, before[j - 2] + 1)
+            current.append(cost)
+        before, row = row, current
+    return row[-1]
+
+
+def closest(word: str, choices: Any) -> str | None:
+    """The choice fewest edits away (case ignored), if it is within a third of the word's
+    length (at least one edit); among equals, the one sharing the most letters with ``word``
+    (``vgg61``: ``vgg16``, not ``vgg11``), then the first in ``choices``."""
+    from collections import Counter
+    limit, letters = max(1, len(word) // 3), Counter(word.lower())
+    scored = [(edit_distance(word.lower(), str(c).lower()),
+               -sum((letters & Counter(str(c).lower())).values()), i, str(c))
+              for i, c in enumerate(choices)]
+    best = min(scored, default=None)
+    return best[3] if best is not None and best[0] <= limit else None
+
+
 def suggest(word: str, choices: Any) -> str:
     """Return `` (did you mean X?)`` for the closest choice, or an empty string.
 
-    >>> suggest("COVN", TOKENS)
-    ' (did you mean CONV?)'
+    >>> suggest("COVN", TOKENS), suggest("vgg61", ["vgg11", "vgg16", "vgg19"])
+    (' (did you mean CONV?)', ' (did you mean vgg16?)')
     """
-    pool = list(choices)
-    close = difflib.get_close_matches(word, pool, n=1, cutoff=0.6)
-    if not close:
-        close = [c for c in pool if c.lower() == word.lower()]
-    return f" (did you mean {close[0]}?)" if close else ""
+    close = closest(word, choices)
+    return f" (did you mean {close}?)" if close else ""

@@ -105,8 +105,10 @@ def load_source(ref: str | Path) -> Source:
 
 def export_bundle(ref: str | Path, out: str | Path, opset: int = DEFAULT_OPSET,
                   max_batch: int = 64, atol: float = parity.FLOAT32_ATOL,
-                  with_variants: bool = True, force: bool = False) -> Exported:
+                  with_variants: bool = True, force: bool = False,
+                  phase=lambda what: None) -> Exported:
     """Export, validate, and write the bundle; raise ExportRefused when parity fails.
+    ``phase(what)`` is called as each phase starts (convert, parity, variants, write).
 
     ``out`` may be new, empty, or an earlier bundle (replaced atomically); a folder of other
     files is refused, or moved aside with ``force`` (the report says where).
@@ -129,12 +131,14 @@ def export_bundle(ref: str | Path, out: str | Path, opset: int = DEFAULT_OPSET,
     with atomic_path(out, keep_old=moved_to) as tmp:
         tmp.mkdir(parents=True)
         model_path = tmp / "model.onnx"
+        phase(f"converting to ONNX (opset {opset})")
         try:
             save_checked(to_onnx(src.model, opset, props), model_path)
         except Exception as exc:  # converter or checker: the model cannot be exported as is
             raise ExportRefused(f"{ref}: tf2onnx could not produce a valid ONNX model at opset "
                                 f"{opset}: {str(exc).splitlines()[0]}; no bundle written",
                                 None) from None
+        phase(f"checking ONNX Runtime against Keras (batches of 1, 7 and {max_batch})")
         found = parity.check(src.model, str(model_path), src.x_test, (1, 7, max_batch), atol)
         worst = found.pop("worst_input", None)
         if not found["passed"]:
@@ -160,9 +164,11 @@ def export_bundle(ref: str | Path, out: str | Path, opset: int = DEFAULT_OPSET,
             write_text(tmp / "blueprint.yaml", src.blueprint_text)
         _test_vectors(tmp, src)
         if with_variants:
+            phase("making and measuring the variants (optimized, fp16, int8)")
             report.variants = _variants(tmp, src, max_batch)
             if anysize.offered(src.preprocess):  # never the default: a variant, measured
                 report.variants["pixels_anysize"] = anysize.make(tmp, src.preprocess)
+        phase("writing the bundle, its model card and report")
         if src.x_test is not None:
             report.test_accuracy = variants.accuracy(tmp / "model.onnx", src.x_test, src.y_test)
         report.write(tmp / "validation.json")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
 
 EXAMPLES = """examples:
   cnnbp search digits_search.yaml --data digits --trials 20 -o searches/digits
@@ -47,7 +48,7 @@ def register(subparsers) -> None:
                    "workers (postgresql://…); default sqlite in OUT/study.db")
     p.add_argument("--study-name", default="search", help="the study's name in --storage")
     p.add_argument("--seed", type=int, default=0, help="the sampler's seed (default 0)")
-    p.add_argument("--quiet", action="store_true", help="no progress line (for CI)")
+    p.add_argument("--quiet", action="store_true", help="no progress: no bar on a terminal, no line per trial elsewhere")
     p.set_defaults(run=run)
 
 
@@ -74,9 +75,11 @@ def run(args) -> int:
     out = Path(args.output)
     settings = studies.Settings(args.data, out, args.trials, args.timeout, args.storage,
                                 args.study_name, args.seed, quiet=True)
-    progress = Progress(args.trials, quiet=args.quiet)
-    study = studies.run(space, doc, settings, on_trial=progress)
-    progress.close()
+    progress = Progress(args.trials, args.timeout, quiet=args.quiet)
+    try:
+        study = studies.run(space, doc, settings, on_trial=progress)
+    finally:
+        progress.close()
     top = outputs.write_all(study, out, space.objectives)
     print(outputs.summary(outputs.rows(study), top))
     if top is not None:
@@ -87,17 +90,45 @@ def run(args) -> int:
 
 
 class Progress:
-    """One status line on stderr: trained / wanted, the best so far, static exclusions."""
+    """The search's progress on stderr: trials trained of those wanted, the time taken, the
+    time left (by the pace so far, capped by ``--timeout``) and the best so far.
 
-    def __init__(self, wanted: int, quiet: bool):
-        self.wanted, self.quiet = wanted, quiet
+    On a terminal, one bar (tqdm); elsewhere (a CI log, a pipe), one line per trained trial;
+    nothing with ``--quiet``.
+    """
+
+    def __init__(self, wanted: int, timeout: float | None, quiet: bool):
+        from tqdm import tqdm
+
+        from cnnbp.train.progress import on_terminal
+        self.wanted, self.timeout, self.quiet = wanted, timeout, quiet
         self.trained = self.pruned = self.excluded = 0
         self.best: float | None = None
-        self.static_ms = 0.0
+        self.started = time.perf_counter()
+        self.bar = tqdm(total=wanted, file=sys.stderr, dynamic_ncols=True,
+                        disable=quiet or not on_terminal(),
+                        bar_format="search {bar} {n_fmt}/{total_fmt} trained{postfix}")
+
+    def left(self, elapsed: float) -> float | None:
+        """Seconds until the search ends: the trials still wanted at the pace so far, or
+        the time to ``--timeout`` when that comes first (None before any trial trained)."""
+        done = self.trained + self.pruned
+        pace = elapsed / done * max(0, self.wanted - done) if done else None
+        until = max(0.0, self.timeout - elapsed) if self.timeout is not None else None
+        return min((s for s in (pace, until) if s is not None), default=None)
+
+    def status(self) -> str:
+        from tqdm import tqdm
+        elapsed = time.perf_counter() - self.started
+        left = self.left(elapsed)
+        best = f"{self.best:.4f}" if self.best is not None else "-"
+        return (f"best val acc {best}, {self.pruned} stopped early, {self.excluded} excluded "
+                f"statically, {tqdm.format_interval(elapsed)} elapsed, "
+                + (f"about {tqdm.format_interval(left)} left" if left is not None
+                   else "time left unknown"))
 
     def __call__(self, study, trial) -> None:
         status = trial.user_attrs.get("status")
-        self.static_ms += trial.user_attrs.get("check_ms", 0.0)
         if status == "infeasible":
             self.excluded += 1
         elif status == "pruned":
@@ -110,13 +141,15 @@ class Progress:
         if self.quiet:
             return
         done = self.trained + self.pruned
-        filled = int(20 * min(done, self.wanted) / self.wanted)
-        best = f"{self.best:.4f}" if self.best is not None else "-"
-        sys.stderr.write(f"\r[{'#' * filled}{'.' * (20 - filled)}] {done}/{self.wanted} "
-                         f"trained ({self.pruned} stopped early), best val acc {best}, "
-                         f"{self.excluded} excluded statically")
-        sys.stderr.flush()
+        if not self.bar.disable:
+            self.bar.set_postfix_str(self.status(), refresh=False)
+            self.bar.update(min(done, self.wanted) - self.bar.n)
+        elif status in ("trained", "pruned"):
+            acc = trial.user_attrs.get("val_accuracy")
+            sys.stderr.write(f"trial {trial.number} {status}"
+                             + (f" (val acc {acc:.4f})" if acc is not None else "")
+                             + f": {done}/{self.wanted} trained, {self.status()}\n")
+            sys.stderr.flush()
 
     def close(self) -> None:
-        if not self.quiet:
-            sys.stderr.write("\n")
+        self.bar.close()

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 def PruningCallback(trial, monitor: str = "val_accuracy"):
     """A ``keras.callbacks.Callback`` for ``trial`` (built lazily: Keras loads with TF)."""
-    import keras
+    from cnnbp.builder.tf_env import import_keras
+    keras = import_keras()  # the first import in a search: TensorFlow's start-up noise filtered
 
     class _Pruning(keras.callbacks.Callback):
         pruned = False

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
-from cnnbp.contract.errors import ServerError
+from cnnbp.contract.errors import ClientError, ServerError
 
 from .protocol import BadRequest
 
@@ -35,20 +36,42 @@ def _signal(path: Path):
                          "a .json list of numbers") from None
 
 
-def predict_local(bundle: str, files: list[str], top_k: int = 3) -> list[dict]:
+def _each(files: list[str], classify: Callable[[Path], dict],
+          failed: list[str] | None) -> list[dict]:
+    """``classify`` applied to each file. With a ``failed`` list, a file that cannot be read or
+    that the model cannot take is named there (one line) and the others still get answers;
+    without one, the first such file raises. A server's own failure always raises."""
+    results = []
+    for f in map(Path, files):
+        try:
+            results.append(classify(f))
+        except ClientError as exc:
+            if failed is None:
+                raise
+            failed.append(str(exc))
+        except OSError as exc:  # missing, a folder, unreadable: bad input, as a bad image is
+            if failed is None:
+                raise
+            failed.append(f"{f}: {exc.strerror or exc}")
+    return results
+
+
+def predict_local(bundle: str, files: list[str], top_k: int = 3,
+                  failed: list[str] | None = None) -> list[dict]:
+    """The ``top_k`` classes of each file from the bundle's model in ONNX Runtime (see
+    ``_each`` for ``failed``)."""
     from . import repository
     models = repository.load(bundle)
     if len(models) != 1:
         raise BadRequest(f"{bundle} holds {len(models)} models; point at one bundle")
     model = next(iter(models.values()))
-    results = []
-    for f in map(Path, files):
-        x = _sample(model, f)
-        probs = model.run(x)[0]
+
+    def classify(f: Path) -> dict:
+        probs = model.run(_sample(model, f))[0]
         top = np.argsort(-probs)[:top_k]
-        results.append({"file": str(f), "top_k": [{"label": model.labels[i], "index": int(i),
-                                                    "probability": float(probs[i])} for i in top]})
-    return results
+        return {"file": str(f), "top_k": [{"label": model.labels[i], "index": int(i),
+                                           "probability": float(probs[i])} for i in top]}
+    return _each(files, classify, failed)
 
 
 def _sample(model, f: Path) -> np.ndarray:
@@ -61,7 +84,7 @@ def _sample(model, f: Path) -> np.ndarray:
 
 
 def predict_grpc(url: str, model: str, files: list[str], top_k: int = 3,
-                 token: str | None = None) -> list[dict]:
+                 token: str | None = None, failed: list[str] | None = None) -> list[dict]:
     """Through a gRPC server with the stock ``tritonclient.grpc`` client.
 
     The V2 protocol has no image endpoint, so the inputs are made here, with the preprocessing
@@ -88,8 +111,8 @@ def predict_grpc(url: str, model: str, files: list[str], top_k: int = 3,
     # the raw tensor (pixels.onnx's input), which every model of `cnnbp serve` takes
     shim = ServedModel(model, Path(model), None, "", tuple(prep.input_shape), prep, feed="pixels")
     kind = shim.inputs[0].datatype
-    results = []
-    for f in map(Path, files):
+
+    def classify(f: Path) -> dict:
         x = _sample(shim, f)
         inp = grpcclient.InferInput("pixels", list(x.shape), kind)
         inp.set_data_from_numpy(np.ascontiguousarray(x))
@@ -104,9 +127,11 @@ def predict_grpc(url: str, model: str, files: list[str], top_k: int = 3,
         for item in result.as_numpy("probabilities").reshape(-1):
             score, index, label = item.decode().split(":", 2)
             top.append({"label": label, "index": int(index), "probability": float(score)})
-        results.append({"file": str(f), "top_k": top})
-    client.close()
-    return results
+        return {"file": str(f), "top_k": top}
+    try:
+        return _each(files, classify, failed)
+    finally:
+        client.close()
 
 
 def _grpc_error(exc, where) -> Exception:
@@ -118,13 +143,15 @@ def _grpc_error(exc, where) -> Exception:
 
 
 def predict_remote(url: str, model: str, files: list[str], top_k: int = 3,
-                   token: str | None = None) -> list[dict]:
+                   token: str | None = None, failed: list[str] | None = None) -> list[dict]:
+    """The ``top_k`` classes of each file from a running ``cnnbp serve`` (HTTP or gRPC); see
+    ``_each`` for ``failed``."""
     if url.startswith("grpc://"):
-        return predict_grpc(url, model, files, top_k, token)
+        return predict_grpc(url, model, files, top_k, token, failed)
     import urllib.error
     import urllib.request
-    results = []
-    for f in map(Path, files):
+
+    def classify(f: Path) -> dict:
         if f.suffix.lower() in IMAGES:
             body, kind = f.read_bytes(), "image/png" if f.suffix.lower() == ".png" else "image/jpeg"
         else:
@@ -136,7 +163,7 @@ def predict_remote(url: str, model: str, files: list[str], top_k: int = 3,
         try:
             with urllib.request.urlopen(req, timeout=30) as resp:
                 doc = json.loads(resp.read())
-            results.append({"file": str(f), "top_k": doc["top_k"]})
+            return {"file": str(f), "top_k": doc["top_k"]}
         except urllib.error.HTTPError as exc:
             kind = BadRequest if 400 <= exc.code < 500 else ServerError
             raise kind(f"{f}: server answered {exc.code}: {_error_text(exc.read())}") \
@@ -148,7 +175,7 @@ def predict_remote(url: str, model: str, files: list[str], top_k: int = 3,
                              "reply)") from None
         except OSError as exc:  # reset or timed out mid-request
             raise ServerError(f"{f}: the connection to {url} failed: {exc}") from None
-    return results
+    return _each(files, classify, failed)
 
 
 def _error_text(body: bytes) -> str:

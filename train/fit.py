@@ -28,6 +28,7 @@ from . import device as devices
 from .images import BadImages, raise_for
 from .pipeline import Pipelines, check_readable, make_pipelines
 from .plots import write_plots
+from .progress import EpochBar, say
 from .sources import check_against, load_source
 from .stats import fit_preprocessing, sample_rows
 
@@ -324,7 +325,7 @@ def _commit(run: RunDir, checkpoint: str, arrays: dict, state: RunState,
         if stale.name != Path(checkpoint).name:
             stale.unlink(missing_ok=True)
     if line:
-        print(line, flush=True)
+        say(line)
 
 
 def finish(session: Session, model, wall_started: float, explain: bool = False
@@ -472,6 +473,9 @@ def _fit(session: Session, quiet: bool, callbacks=(), report: bool = True,
         from . import tensorboard
         callbacks = [*callbacks, tensorboard.keras_callback(session.run)]
     run_callback = make_callback(session, model, echo=not quiet)
+    if not quiet:  # after run_callback: its last epoch line comes before the test's
+        callbacks = [*callbacks, EpochBar(session.pipelines.train_size, t.batch_size, t.epochs,
+                                          session.pipelines.test_size)]
     try:
         if done < t.epochs and not session.state.stopped_early:
             with raise_for(session.pipelines.bad), warnings.catch_warnings():

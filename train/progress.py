@@ -1,0 +1,81 @@
+"""What ``cnnbp train`` shows while it works: a bar within each epoch on a terminal (steps,
+images/s, time left), the per-epoch lines printed without breaking it, and a line for the test
+evaluation and report at the end.
+
+Off a terminal (a CI log, a pipe) there is no bar: the per-epoch lines are the progress, as a
+stream of ``\\r`` redraws would only fill the log. ``--quiet`` turns all of it off.
+"""
+from __future__ import annotations
+
+import sys
+import time
+
+
+def on_terminal() -> bool:
+    """Whether stderr, where the bar is drawn, is a terminal."""
+    try:
+        return sys.stderr.isatty()
+    except (AttributeError, ValueError):  # replaced by an object without a descriptor, closed
+        return False
+
+
+def say(line: str) -> None:
+    """Print one line on stdout; a bar on screen is lifted first and redrawn below it (the
+    epoch lines come from the checkpoint thread while the next epoch's bar runs)."""
+    from tqdm import tqdm
+    tqdm.write(line, file=sys.stdout)
+    sys.stdout.flush()
+
+
+def EpochBar(train_size: int, batch_size: int, epochs: int, test_size: int):
+    """A Keras callback: on a terminal, a bar over each epoch's steps; at the end of
+    training, a line saying that the ``test_size`` test samples are evaluated next.
+
+    Built lazily (Keras loads with the backend), as the run-directory callback is.
+    """
+    import keras
+    from tqdm import tqdm
+
+    steps = max(1, -(-train_size // batch_size))
+    drawn = on_terminal()
+
+    class _EpochBar(keras.callbacks.Callback):
+        bar = None
+
+        def on_epoch_begin(self, epoch, logs=None):
+            if drawn:
+                self.started = time.perf_counter()
+                self.bar = tqdm(total=steps, desc=f"epoch {epoch + 1}/{epochs}", unit="step",
+                                leave=False, file=sys.stderr, dynamic_ncols=True,
+                                bar_format="{desc} {bar} {n_fmt}/{total_fmt} steps "
+                                           "[{elapsed}<{remaining}{postfix}]")
+
+        def on_train_batch_end(self, batch, logs=None):
+            if self.bar is None:
+                return
+            # with steps_per_execution > 1 Keras calls this once per chunk, ``batch`` its last
+            done = min(batch + 1, steps)
+            seconds = time.perf_counter() - self.started
+            loss = (logs or {}).get("loss")
+            figures = [f"{done * batch_size / seconds:,.0f} images/s"] if seconds > 0 else []
+            figures += [f"loss {float(loss):.4f}"] if loss is not None else []
+            self.bar.set_postfix_str(", ".join(figures), refresh=False)  # tqdm adds ", "
+            self.bar.update(done - self.bar.n)
+
+        def on_test_begin(self, logs=None):  # fit's validation pass, after the last step
+            if self.bar is not None:
+                self.bar.set_postfix_str("validating")
+
+        def on_epoch_end(self, epoch, logs=None):
+            self._close()
+
+        def on_train_end(self, logs=None):
+            self._close()
+            say(f"evaluating on {test_size:,} test samples, then writing the report")
+
+        def _close(self):
+            if self.bar is not None:
+                self.bar.close()
+                self.bar = None
+
+    return _EpochBar()
