@@ -101,7 +101,7 @@ def _check_names(names: tuple[str, ...]) -> None:
     """Class names are one line each (labels.txt) and name one class each."""
     seen: dict[str, int] = {}
     for i, name in enumerate(names):
-        if not name.strip() or "\n" in name or "\r" in name:
+        if not name.strip() or name.splitlines() != [name]:  # labels.txt's own rule
             raise BlueprintError(Problem(f"class_names[{i}]", f"is {name!r}; each class name "
                                          "must be one non-empty line"))
         if name in seen:

@@ -174,7 +174,7 @@ def summary(table: list[Row], top: Row | None, limit: int = 5) -> str:
     widths = [max(len(x) for x in col) for col in zip(head, *body)]
     lines = ["  ".join(x.rjust(w) for x, w in zip(line, widths)) for line in [head] + body]
     counts = {s: sum(r.status == s for r in table)
-              for s in ("trained", "pruned", "infeasible", "failed", "running")}
+              for s in ("trained", "pruned", "infeasible", "failed", "running", "waiting")}
     lines.append(", ".join(f"{n} {s}" for s, n in counts.items() if n)
                  + (f"; best: trial {top.number}" if top else "; no trial finished training"))
     return "\n".join(lines)

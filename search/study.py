@@ -15,6 +15,7 @@ import json
 import logging
 import math
 import os
+import re
 import shutil
 import time
 from dataclasses import dataclass
@@ -139,28 +140,50 @@ class RetryAndClear:
     def __call__(self, study, trial) -> None:
         self.retry(study, trial)
         run_dir = trial.user_attrs.get("run_dir")
-        if run_dir:
-            removed = remove_trial_folder(Path(run_dir))
-            if removed:
+        if not run_dir:
+            return
+        try:  # Optuna calls this unguarded: a failed tidy-up must not end a live worker
+            if remove_trial_folder(Path(run_dir)):
                 log.info("trial %d: its worker died; removed %s", trial.number, run_dir)
+        except OSError as exc:
+            log.warning("trial %d: its worker died; %s was left (%s)", trial.number, run_dir,
+                        exc)
+
+
+# What a trial writes: a run's own entries at the top, in state/ its state and checkpoints,
+# anywhere the temporaries of an interrupted atomic write (.NAME.<pid>.tmp)
+_STATE_FILE = re.compile(r"^(state\.json|epoch-[1-9][0-9]*\.npz)$")
+_TEMPORARY = re.compile(r"^\..+\.[0-9]+\.(tmp|old)")
 
 
 def remove_trial_folder(path: Path) -> bool:
     """Remove a dead trial's run folder and the temporaries of its interrupted writes.
 
-    Only what a trial writes goes: a folder named ``trials/NNN`` holding nothing but a run's
-    own files (a user's file in it keeps the whole folder). Returns whether it was removed.
+    Only what a trial writes goes: an absolute ``.../trials/NNN`` holding nothing but a run's
+    own files (one file of anyone else's keeps the whole folder). Returns whether it went.
     """
     from cnnbp.contract.atomic import recover
-    from cnnbp.contract.rundir import RUN_ENTRIES, RunDir
+    from cnnbp.contract.rundir import RUN_ENTRIES, STATE, RunDir
     if not path.is_absolute() or path.parent.name != "trials" or not path.name.isdigit():
         return False
     recover(path)  # a kill inside an atomic write leaves .NNN.<pid>.tmp beside the folder
-    run = RunDir(path)
-    if run.status() not in ("run", "unstarted", "empty"):
+    if RunDir(path).status() not in ("run", "unstarted", "empty"):
         return False
-    if any(p.name not in RUN_ENTRIES and not p.name.startswith(".") for p in path.iterdir()):
-        return False
+    for entry in path.iterdir():
+        if _TEMPORARY.match(entry.name) or entry.is_symlink():
+            continue  # rmtree removes a link, never what it points to
+        if entry.name not in RUN_ENTRIES:
+            return False
+        if entry.name == STATE and any(not (_STATE_FILE.match(f.name) or
+                                            _TEMPORARY.match(f.name))
+                                       for f in entry.iterdir()):
+            return False
+        if entry.name == "tensorboard" and any(
+                f.is_file() and not f.name.startswith("events.out.tfevents.")
+                for f in entry.rglob("*")):
+            return False
+        if entry.name == "explain":  # trials never explain: `cnnbp report` made it on request
+            return False
     shutil.rmtree(path)
     return True
 

@@ -80,6 +80,12 @@ def prepare(compiled: Compiled, data_spec: str, out: str | Path, resume: bool = 
     bad = BadImages(t.skip_bad_images)
     if resume:
         prep = records.read(Preprocessing, run / "preprocess.json", "preprocessing record")
+        if tuple(prep.class_names) != tuple(names):  # the outputs would change meaning
+            raise ArtifactError(run.path / "preprocess.json", f"the run's outputs are the "
+                                f"classes [{', '.join(prep.class_names)}] but {data_spec} with "
+                                f"this blueprint gives [{', '.join(names)}]; resume with the "
+                                "data and blueprint the run was started with, or start a new "
+                                "run")
         state = run.read_state()
     else:
         shape = list(net.input_shape)

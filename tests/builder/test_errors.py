@@ -229,6 +229,7 @@ def test_a_two_number_size_list_says_how_it_was_read(write_blueprint):
     ("[a, b, c, a]", "class_names[3]", "'a' is also class_names[0]; each class needs its own name"),
     ('[a, "", c, d]', "class_names[1]", "is ''; each class name must be one non-empty line"),
     ('[a, "b\\nc", c, d]', "class_names[1]", "must be one non-empty line"),
+    ('[a, "b\\u2028c", c, d]', "class_names[1]", "must be one non-empty line"),
 ])
 def test_class_names_name_one_class_each(write_blueprint, names, key, detail):
     path = write_blueprint(GOOD.replace("classes: 4", f"classes: 4\nclass_names: {names}"))

@@ -59,13 +59,19 @@ def test_a_killed_trial_is_retried_and_its_folder_removed(digits_space, tmp_path
     assert {p.name for p in (out / "trials").iterdir()} == {Path(trained[0]["run_dir"]).name}
 
 
-@pytest.mark.parametrize("case", ["user_file", "relative", "not_a_trial"])
+@pytest.mark.parametrize("case", ["user_file", "in_state", "dot_file", "in_explain",
+                                  "in_tensorboard", "relative", "not_a_trial"])
 def test_a_folder_with_anything_else_is_kept(tmp_path, case):
     trial = tmp_path / "trials" / "007"
     (trial / "state").mkdir(parents=True)
     (trial / "blueprint.yaml").write_text("name: x\n")
-    if case == "user_file":
-        (trial / "notes.txt").write_text("mine")
+    (trial / "state" / "state.json").write_text("{}")
+    (trial / "state" / "epoch-1.npz").write_bytes(b"")
+    mine = {"user_file": "notes.txt", "in_state": "state/notes.txt", "dot_file": ".notes",
+            "in_explain": "explain/figure.png", "in_tensorboard": "tensorboard/train/notes.txt"}
+    if case in mine:
+        (trial / mine[case]).parent.mkdir(parents=True, exist_ok=True)
+        (trial / mine[case]).write_text("mine")
     elif case == "not_a_trial":
         trial = trial.rename(tmp_path / "trials" / "mine")
     path = Path(os.path.relpath(trial)) if case == "relative" else trial
@@ -77,6 +83,7 @@ def test_an_unstarted_trial_folder_and_its_temporaries_go(tmp_path):
     trial = tmp_path / "trials" / "003"
     (trial / "state").mkdir(parents=True)
     (trial / "blueprint.yaml").write_text("name: x\n")
+    (trial / "state" / f".epoch-1.npz.{2**22 + 1}.tmp").write_bytes(b"")
     dead_pid = 2**22 + 12345  # above Linux's pid_max default: no such process
     leftover = tmp_path / "trials" / f".003.{dead_pid}.tmp"
     leftover.mkdir()

@@ -60,7 +60,8 @@ NPZ = {
                                 "0..8 (", "d.npz: class_names names 9 classes)"),
     "a class never labelled": ({"y_train": Y % 9, "y_test": YT % 9},
                                "its labels go up to 8, so it has 9 classes but the blueprint "
-                               "has classes: 10; no sample has label 9; set --set classes=9"),
+                               "has classes: 10; no sample has label 9; list 9 class_names (the "
+                               "blueprint has 10) and set classes: 9"),
     "not a .npz": (None, "d.npz is not a .npz file (a .npz is a zip archive"),
     "no such file": (None, "/nonexistent/d.npz does not exist"),
 }

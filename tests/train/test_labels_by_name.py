@@ -178,3 +178,22 @@ def test_labels_are_renumbered_to_the_blueprints_order(tmp_path):
     for f, label in zip(data.train_files + data.test_files,
                         np.concatenate([data.train_labels, data.test_labels])):
         assert BLUEPRINT_NAMES[label] == f.split("/")[-2]  # the file's folder is its class
+
+
+def test_resume_refuses_data_whose_names_now_give_other_outputs(tmp_path, keras):
+    from cnnbp.contract.errors import ArtifactError
+    from cnnbp.train.fit import resume, train as fit
+    rng = np.random.default_rng(2)
+    own = ["triangle", "cross", "circle", "square"]
+    x, y = np.concatenate([pixels(n, rng, 3) for n in own]), np.repeat(np.arange(4), 3)
+    np.savez(tmp_path / "d.npz", x_train=x, y_train=y, x_test=x, y_test=y, class_names=own)
+    unnamed = load_expression("INPUT(8x8x3)-CONV(4,3)-RELU-POOL(2)-FC-SOFTMAX", [
+        "classes=4", "training.epochs=1", "training.validation_split=0"])
+    fit(unnamed, str(tmp_path / "d.npz"), tmp_path / "run", quiet=True, report=False)
+    # the same data with its classes listed in another order: label k now means another class
+    np.savez(tmp_path / "d.npz", x_train=x, y_train=y, x_test=x, y_test=y, class_names=own[::-1])
+    with pytest.raises(ArtifactError) as exc:
+        resume(tmp_path / "run", quiet=True, epochs=2)
+    assert "the run's outputs are the classes [triangle, cross, circle, square] but " \
+           f"{tmp_path / 'd.npz'} with this blueprint gives [square, circle, cross, triangle]" \
+           in str(exc.value)
