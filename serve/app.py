@@ -20,21 +20,30 @@ import orjson
 
 from .batcher import INLINE_SECONDS, Batcher
 from .metrics import CONTENT_TYPE as METRICS_TYPE
-from .metrics import Metrics
+from .metrics import Metrics, ModelStats
 from .page import page
-from .protocol import (HEADER_LENGTH, BadRequest, check_json_size, classification,
-                       infer_response, json_limit, parse_infer, short_repr)
+from .protocol import (HEADER_LENGTH, OUTPUT, BadRequest, check_json_size, classification,
+                       infer_response, json_limit, model_config, parse_infer, short_repr)
 from .repository import MAX_IMAGE_PIXELS, NAME, ServedModel
 
 VERSION = "0.1.0"
-MODEL_ROUTE = re.compile(r"^/v2/models/([^/]+)(?:/versions/([^/]+))?(/ready|/infer|/classify)?$")
+MODEL_ROUTE = re.compile(r"^/v2/models/([^/]+)(?:/versions/([^/]+))?"
+                         r"(/ready|/infer|/classify|/config|/stats|/report\.html)?$")
+# /v2/models/stats is every model's statistics (as in Triton): a model named "stats" has no
+# metadata route; /report.html is the one served model's report
 ROUTES = {"/v2/health/live": "health", "/v2/health/ready": "health", "/metrics": "metrics",
-          "/v2": "server", "/": "page", "/v2/repository/index": "index"}
-ACTIONS = {None: "metadata", "/ready": "metadata", "/infer": "infer", "/classify": "classify"}
+          "/v2": "server", "/": "page", "/v2/repository/index": "index",
+          "/v2/models/stats": "stats", "/report.html": "report"}
+ACTIONS = {None: "metadata", "/ready": "metadata", "/infer": "infer", "/classify": "classify",
+           "/config": "config", "/stats": "stats", "/report.html": "report"}
 METHODS = {"health": "GET", "metrics": "GET", "server": "GET", "metadata": "GET", "page": "GET",
-           "infer": "POST", "classify": "POST", "index": "POST"}
+           "infer": "POST", "classify": "POST", "index": "POST", "config": "GET", "stats": "GET",
+           "report": "GET"}
 JSON = {"content-type": "application/json"}
-EXTENSIONS = ["binary_tensor_data", "classification", "classify"]
+HTML = {"content-type": "text/html; charset=utf-8", "cache-control": "no-cache"}
+# Triton's names, and ours: classify (POST an image), streaming (gRPC ModelStreamInfer)
+EXTENSIONS = ["binary_tensor_data", "classification", "model_configuration", "statistics",
+              "classify", "streaming"]
 # bodies up to this size are parsed on the event loop (well under a millisecond): the hop to a
 # thread would cost more; bigger ones are parsed on the decode threads, so no request stalls
 # the others while its values are read
@@ -69,9 +78,10 @@ class App:
         from PIL import Image
         Image.MAX_IMAGE_PIXELS = max_image_pixels  # PIL's own bomb check agrees with ours
         warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)  # refused as 413
-        for m in models.values():
+        self.stats = {name: ModelStats(name, self.metrics) for name in models}
+        for name, m in models.items():
             m.batcher = Batcher(m.run, max_batch, max_delay_ms / 1000, self.executor,
-                                self.metrics.batch, self.metrics.queue, workers,
+                                self.stats[name].executed, self.stats[name].queued, workers,
                                 inline=m.call_seconds < INLINE_SECONDS)
 
     async def __call__(self, scope, receive, send):
@@ -237,8 +247,7 @@ class App:
                               {"ready": bool(self.models)})
         if route == "page":  # the page holds no data: it asks for the model list with the token
             self._allow(route, method, path)
-            return 200, page(self.expected_auth is not None), \
-                {"content-type": "text/html; charset=utf-8", "cache-control": "no-cache"}
+            return 200, page(self.expected_auth is not None), HTML
         if not self._authorized(scope):
             raise BadRequest("missing or wrong bearer token (Authorization: Bearer <token>)", 401,
                              UNAUTHORIZED)
@@ -253,18 +262,47 @@ class App:
             return self._json([{"name": n, "version": "1", "state": "READY",
                                 "domain": m.prep.domain, "input_shape": list(m.input_shape),
                                 "classes": len(m.labels)} for n, m in sorted(self.models.items())])
+        if match is None:  # the fixed routes over models: every model's statistics, the report
+            return self._json({"model_stats": [s.to_json() for _, s in sorted(
+                self.stats.items())]}) if route == "stats" else await self._report(None)
         name, version, action = match.groups()
         model = self.model(name, version)
         if route == "metadata":
             return self._json(model.metadata() if action is None else {"name": name, "ready": True})
-        if route == "infer":
+        if route == "config":
+            return self._json(model_config(model, self.max_batch_rows))
+        if route == "stats":
+            return self._json({"model_stats": [self.stats[name].to_json()]})
+        if route == "report":
+            return await self._report(model)
+        with self.stats[name].request() as timer:  # an inference: counted in the statistics
+            if route == "classify":
+                return self._json(await self._classify(model, scope, await self._body(
+                    scope, receive), timer))
             body = await self._body(scope, receive, lambda size: check_json_size(
                 size, model.inputs, self.max_batch_rows))
             header = self._header(scope, HEADER_LENGTH)
             req = await self.offload(lambda: self.infer_request(model, body, header), len(body))
+            timer.decoded()
             probs = await self.predict(model, req.tensor, req.class_count)
-            return (200,) + infer_response(name, req.id, "probabilities", probs, req.binary_output)
-        return self._json(await self._classify(model, scope, await self._body(scope, receive)))
+            timer.inferred()
+            return (200,) + infer_response(name, req.id, OUTPUT, probs, req.binary_output)
+
+    async def _report(self, model: ServedModel | None):
+        """The bundle's own report.html: of ``model``, or of the one model served."""
+        if model is None:
+            if len(self.models) != 1:
+                raise BadRequest(f"/report.html is the report of the one model served; this "
+                                 f"server has {len(self.models)}: GET /v2/models/NAME/report.html "
+                                 f"(NAME one of {', '.join(sorted(self.models))})", 404)
+            model = next(iter(self.models.values()))
+        path = model.path.parent / "report.html"
+        try:  # read off the event loop: a report with its figures is a few megabytes
+            body = await asyncio.get_running_loop().run_in_executor(self.decoder, path.read_bytes)
+        except OSError:
+            raise BadRequest(f"model {model.name!r} has no report.html in its bundle; "
+                             "`cnnbp report BUNDLE` writes one", 404) from None
+        return 200, body, HTML
 
     @staticmethod
     def _allow(route: str, method: str, path: str) -> None:
@@ -283,7 +321,7 @@ class App:
                              "range the model was trained on", 422)
         return probs
 
-    async def _classify(self, model: ServedModel, scope, body: bytes) -> dict:
+    async def _classify(self, model: ServedModel, scope, body: bytes, timer) -> dict:
         query = parse_qs(scope.get("query_string", b"").decode("utf-8", "replace"))
         text, classes = query.get("top_k", ["3"])[0], len(model.labels)
         k = int(text) if text.isascii() and text.isdigit() else 0
@@ -301,7 +339,9 @@ class App:
         else:
             x = await asyncio.get_running_loop().run_in_executor(
                 self.decoder, model.from_image, body, self.max_image_pixels)
+        timer.decoded()
         probs = self._finite(await model.batcher.submit(x))[0]
+        timer.inferred()
         top = np.argsort(-probs)[:max(1, min(k, len(probs)))]
         return {"model_name": model.name, "top_k": [
             {"label": model.labels[i], "index": int(i), "probability": float(probs[i])} for i in top]}

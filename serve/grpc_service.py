@@ -3,13 +3,15 @@
 The messages and the service stub are the published ones that ``tritonclient.grpc`` ships
 (compiled from Triton's ``grpc_service.proto``, a superset of KServe's ``grpc_predict_v2.proto``),
 so a stock Triton or KServe client talks to it unchanged. It runs on the HTTP server's event
-loop and shares its models, batchers, token and metrics (``App``). Methods outside the V2 core
-(shared memory, repository control, statistics) answer UNIMPLEMENTED; Triton's ModelConfig is
-there because its ``parameters`` carry the class names and the preprocessing, which a client
-needs to turn an image into the input tensor (``cnnbp predict --url grpc://``).
+loop and shares its models, batchers, token, metrics and statistics (``App``). Beyond the V2
+core it has Triton's ModelConfig (its ``parameters`` carry the class names and the
+preprocessing, which ``cnnbp predict --url grpc://`` needs), ModelStatistics, RepositoryIndex and
+ModelStreamInfer; shared memory, repository control, tracing and log settings answer
+UNIMPLEMENTED with what to do instead.
 """
 from __future__ import annotations
 
+import asyncio
 import functools
 import logging
 import math
@@ -17,14 +19,14 @@ import time
 
 import grpc
 import numpy as np
-import orjson
+from google.protobuf import json_format
 from tritonclient.grpc import model_config_pb2 as mc
 from tritonclient.grpc import service_pb2 as pb
 from tritonclient.grpc import service_pb2_grpc
 
-from .protocol import (BadRequest, TensorSpec, bytes_tensor, check_class_count,
+from .protocol import (OUTPUT, BadRequest, TensorSpec, bytes_tensor, check_class_count,
                        check_input_count, check_output_count, check_output_name,
-                       decode_tensor, the_input)
+                       decode_tensor, model_config, the_input)
 
 log = logging.getLogger("cnnbp.serve")
 access = logging.getLogger("cnnbp.serve.access")
@@ -32,41 +34,46 @@ access = logging.getLogger("cnnbp.serve.access")
 CODES = {400: grpc.StatusCode.INVALID_ARGUMENT, 401: grpc.StatusCode.UNAUTHENTICATED,
          404: grpc.StatusCode.NOT_FOUND, 413: grpc.StatusCode.RESOURCE_EXHAUSTED,
          415: grpc.StatusCode.INVALID_ARGUMENT, 422: grpc.StatusCode.INVALID_ARGUMENT,
-         503: grpc.StatusCode.UNAVAILABLE}
-OUTPUT = "probabilities"
+         501: grpc.StatusCode.UNIMPLEMENTED, 503: grpc.StatusCode.UNAVAILABLE}
 # the typed contents field of each input datatype, as Triton's grpc_service.proto has them
 CONTENTS = {"FP32": "fp32_contents", "UINT8": "uint_contents"}
-TYPES = {"FP32": mc.TYPE_FP32, "UINT8": mc.TYPE_UINT8}
+# requests of one stream in flight at once: they batch with each other; a client that sends
+# faster than they are answered is held back by gRPC's flow control
+STREAM_WINDOW = 16
+# Triton's methods this server leaves out, and what to do instead
+NOT_SERVED = {
+    "RepositoryModelLoad": "repository control: the models are fixed when the server starts",
+    "RepositoryModelUnload": "repository control: the models are fixed when the server starts",
+    "SystemSharedMemoryStatus": "shared memory: send the tensors in the request",
+    "SystemSharedMemoryRegister": "shared memory: send the tensors in the request",
+    "SystemSharedMemoryUnregister": "shared memory: send the tensors in the request",
+    "CudaSharedMemoryStatus": "shared memory: send the tensors in the request",
+    "CudaSharedMemoryRegister": "shared memory: send the tensors in the request",
+    "CudaSharedMemoryUnregister": "shared memory: send the tensors in the request",
+    "TraceSetting": "tracing: the access log and /metrics time every request",
+    "LogSettings": "log settings: logging is set when the server starts (--no-access-log)"}
 
 
 def _rpc(route: str, auth: bool = True):
-    """Wrap a handler: token check, BadRequest → status with message, metrics, access log."""
+    """Wrap a unary handler: ``Service.answer`` it, and end the call with any error status."""
     def wrap(fn):
         @functools.wraps(fn)
         async def handler(self, request, context):
-            started = time.perf_counter()
-            code, message, reply = grpc.StatusCode.OK, "", None
-            try:
-                if auth and self.app.expected_auth is not None \
-                        and not self.app.authorized(_authorization(context)):
-                    raise BadRequest("missing or wrong bearer token (metadata "
-                                     "authorization: Bearer <token>)", 401)
-                reply = await fn(self, request, context)
-            except BadRequest as exc:
-                code, message = CODES.get(exc.status, grpc.StatusCode.INVALID_ARGUMENT), str(exc)
-            except Exception:  # a bug: the traceback goes to the log, never to the client
-                log.exception("internal error in gRPC %s", fn.__name__)
-                code, message = grpc.StatusCode.INTERNAL, "internal error"
-            seconds = time.perf_counter() - started
-            self.app.metrics.request(route, code.name, seconds, "grpc")
-            if access.isEnabledFor(logging.INFO):
-                access.info('%s "gRPC %s" %s %.2fms', context.peer(), fn.__name__, code.name,
-                            seconds * 1000)
+            code, message, reply = await self.answer(
+                route, fn.__name__, context, lambda: fn(self, request, context), auth)
             if code is not grpc.StatusCode.OK:
                 await context.abort(code, message)
             return reply
         return handler
     return wrap
+
+
+def _not_served(method: str, why: str):
+    @_rpc("other")
+    async def handler(self, request, context):
+        raise BadRequest(f"{method} is not served: cnnbp serve has no {why}", 501)
+    handler.__name__ = method
+    return handler
 
 
 def _authorization(context) -> bytes | None:
@@ -79,6 +86,29 @@ def _authorization(context) -> bytes | None:
 class Service(service_pb2_grpc.GRPCInferenceServiceServicer):
     def __init__(self, app):
         self.app = app
+
+    async def answer(self, route: str, method: str, context, call, auth: bool = True):
+        """``await call()`` → (status code, message, reply): the token checked, BadRequest
+        turned into its status, counted in the metrics and written to the access log."""
+        started = time.perf_counter()
+        code, message, reply = grpc.StatusCode.OK, "", None
+        try:
+            if auth and self.app.expected_auth is not None \
+                    and not self.app.authorized(_authorization(context)):
+                raise BadRequest("missing or wrong bearer token (metadata "
+                                 "authorization: Bearer <token>)", 401)
+            reply = await call()
+        except BadRequest as exc:
+            code, message = CODES.get(exc.status, grpc.StatusCode.INVALID_ARGUMENT), str(exc)
+        except Exception:  # a bug: the traceback goes to the log, never to the client
+            log.exception("internal error in gRPC %s", method)
+            code, message = grpc.StatusCode.INTERNAL, "internal error"
+        seconds = time.perf_counter() - started
+        self.app.metrics.request(route, code.name, seconds, "grpc")
+        if access.isEnabledFor(logging.INFO):
+            access.info('%s "gRPC %s" %s %.2fms', context.peer(), method, code.name,
+                        seconds * 1000)
+        return code, message, reply
 
     @_rpc("health", auth=False)
     async def ServerLive(self, request, context):
@@ -107,42 +137,100 @@ class Service(service_pb2_grpc.GRPCInferenceServiceServicer):
                                         platform=meta["platform"], inputs=tensors[0],
                                         outputs=tensors[1])
 
-    @_rpc("metadata")
+    @_rpc("config")
     async def ModelConfig(self, request, context):
         model = self.app.model(request.name, request.version)
-        return pb.ModelConfigResponse(config=mc.ModelConfig(
-            name=model.name, platform="onnxruntime_onnx", max_batch_size=self.app.max_batch_rows,
-            input=[mc.ModelInput(name=s.name, data_type=TYPES[s.datatype], dims=s.shape)
-                   for s in model.inputs],
-            output=[mc.ModelOutput(name=OUTPUT, data_type=mc.TYPE_FP32,
-                                   dims=[len(model.labels)])],
-            parameters={
-                "class_names": mc.ModelParameter(string_value=orjson.dumps(model.labels).decode()),
-                "preprocess": mc.ModelParameter(
-                    string_value=orjson.dumps(model.prep.to_json()).decode())}))
+        return pb.ModelConfigResponse(config=json_format.ParseDict(
+            model_config(model, self.app.max_batch_rows), mc.ModelConfig()))
+
+    @_rpc("stats")
+    async def ModelStatistics(self, request, context):
+        """One model's statistics, or every model's when the request names none."""
+        names = [self.app.model(request.name, request.version).name] if request.name \
+            else sorted(self.app.stats)
+        return pb.ModelStatisticsResponse(model_stats=[json_format.ParseDict(
+            self.app.stats[n].to_json(), pb.ModelStatistics()) for n in names])
+
+    @_rpc("index")
+    async def RepositoryIndex(self, request, context):
+        return pb.RepositoryIndexResponse(models=[pb.RepositoryIndexResponse.ModelIndex(
+            name=n, version="1", state="READY") for n in sorted(self.app.models)])
 
     @_rpc("infer")
     async def ModelInfer(self, request, context):
-        model = self.app.model(request.model_name, request.model_version)
-        class_count = _class_count(request, len(model.labels))
-        # counted before _payload walks them: a message of millions of empty inputs is cheap
-        check_input_count(max(len(request.inputs), len(request.raw_input_contents)),
-                          model.inputs)
+        return await self._infer(request)
 
-        def decode() -> np.ndarray:
-            name, x = _input(request, model.inputs, self.app.max_batch_rows)
-            return model.model_input(name, x)
-        x = await self.app.offload(decode, _payload(request))
-        probs = await self.app.predict(model, x, class_count)
-        reply = pb.ModelInferResponse(model_name=model.name, model_version="1", id=request.id)
-        # outputs always go as raw contents, as Triton answers
-        if class_count:
-            reply.outputs.add(name=OUTPUT, datatype="BYTES", shape=probs.shape)
-            reply.raw_output_contents.append(bytes_tensor(probs))
-        else:
-            reply.outputs.add(name=OUTPUT, datatype="FP32", shape=probs.shape)
-            reply.raw_output_contents.append(np.ascontiguousarray(probs, "<f4").tobytes())
-        return reply
+    async def ModelStreamInfer(self, request_iterator, context):
+        """One response per request, in order; a bad request gets its own ``error_message``
+        and the stream goes on. Up to ``STREAM_WINDOW`` requests run at once, each through
+        the model's batcher like any other request."""
+        code, message, _ = await self.answer("stream", "ModelStreamInfer (open)", context,
+                                           _nothing)
+        if code is not grpc.StatusCode.OK:
+            await context.abort(code, message)
+        pending: asyncio.Queue = asyncio.Queue(STREAM_WINDOW)
+
+        async def read() -> None:
+            try:
+                async for request in request_iterator:
+                    await pending.put(asyncio.ensure_future(self._stream_one(request, context)))
+            finally:
+                await pending.put(None)
+        reader = asyncio.ensure_future(read())
+        try:
+            while (task := await pending.get()) is not None:
+                yield await task
+            await reader  # a broken stream's error ends the call
+        finally:  # the client went away: nothing more to answer
+            reader.cancel()
+            while not pending.empty():
+                task = pending.get_nowait()
+                if task is not None:
+                    task.cancel()
+
+    async def _stream_one(self, request, context) -> pb.ModelStreamInferResponse:
+        code, message, reply = await self.answer("infer", "ModelStreamInfer", context,
+                                                 lambda: self._infer(request), auth=False)
+        if code is grpc.StatusCode.OK:
+            return pb.ModelStreamInferResponse(infer_response=reply)
+        # the request's id comes back with its error, so a client can tell which one failed
+        return pb.ModelStreamInferResponse(error_message=message, infer_response=(
+            pb.ModelInferResponse(model_name=request.model_name,
+                                  model_version=request.model_version, id=request.id)))
+
+    async def _infer(self, request) -> pb.ModelInferResponse:
+        """One ModelInferRequest answered, counted in the model's statistics."""
+        model = self.app.model(request.model_name, request.model_version)
+        with self.app.stats[model.name].request() as timer:
+            class_count = _class_count(request, len(model.labels))
+            # counted before _payload walks them: a message of millions of empty inputs is cheap
+            check_input_count(max(len(request.inputs), len(request.raw_input_contents)),
+                              model.inputs)
+
+            def decode() -> np.ndarray:
+                name, x = _input(request, model.inputs, self.app.max_batch_rows)
+                return model.model_input(name, x)
+            x = await self.app.offload(decode, _payload(request))
+            timer.decoded()
+            probs = await self.app.predict(model, x, class_count)
+            timer.inferred()
+            reply = pb.ModelInferResponse(model_name=model.name, model_version="1", id=request.id)
+            # outputs always go as raw contents, as Triton answers
+            if class_count:
+                reply.outputs.add(name=OUTPUT, datatype="BYTES", shape=probs.shape)
+                reply.raw_output_contents.append(bytes_tensor(probs))
+            else:
+                reply.outputs.add(name=OUTPUT, datatype="FP32", shape=probs.shape)
+                reply.raw_output_contents.append(np.ascontiguousarray(probs, "<f4").tobytes())
+            return reply
+
+
+for _method, _why in NOT_SERVED.items():
+    setattr(Service, _method, _not_served(_method, _why))
+
+
+async def _nothing() -> None:
+    return None
 
 
 def _payload(request) -> int:

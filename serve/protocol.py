@@ -21,6 +21,7 @@ DTYPES = {"FP32": np.dtype("<f4"), "UINT8": np.dtype("u1")}
 # bound is checked before the JSON is parsed, so a body of millions of values never is.
 JSON_BYTES_PER_VALUE = 64
 JSON_OVERHEAD = 64 << 10
+OUTPUT = "probabilities"  # the one output of every served model
 MAX_INPUTS = 8  # entries in "inputs" or "outputs": more are refused before any is looked at
 
 
@@ -57,6 +58,20 @@ class InferRequest:
     binary_output: bool
     class_count: int = 0  # Triton's classification extension: top-k strings instead of scores
     input_name: str = "input"  # which of the model's inputs the tensor is
+
+
+def model_config(model, max_batch_size: int) -> dict:
+    """Triton's model configuration of a served model (a ``ServedModel``) as its HTTP JSON; the
+    gRPC ModelConfig parses the same document. Its ``parameters`` carry the class names and the
+    preprocessing, which a client needs to turn an image into the input tensor."""
+    return {"name": model.name, "platform": "onnxruntime_onnx", "backend": "onnxruntime",
+            "max_batch_size": max_batch_size,
+            "input": [{"name": s.name, "data_type": f"TYPE_{s.datatype}", "dims": list(s.shape)}
+                      for s in model.inputs],
+            "output": [{"name": OUTPUT, "data_type": "TYPE_FP32", "dims": [len(model.labels)]}],
+            "parameters": {"class_names": {"string_value": orjson.dumps(model.labels).decode()},
+                           "preprocess": {"string_value": orjson.dumps(
+                               model.prep.to_json()).decode()}}}
 
 
 def json_limit(inputs: tuple[TensorSpec, ...], max_rows: int | None) -> int | None:

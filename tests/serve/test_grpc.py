@@ -147,7 +147,7 @@ def test_more_bad_requests(stub):
             call(req, timeout=30)
         assert info.value.code() == grpc.StatusCode.NOT_FOUND
     with pytest.raises(grpc.RpcError) as info:  # outside the V2 core
-        stub.ModelStatistics(pb.ModelStatisticsRequest(name="digits"), timeout=30)
+        stub.SystemSharedMemoryStatus(pb.SystemSharedMemoryStatusRequest(), timeout=30)
     assert info.value.code() == grpc.StatusCode.UNIMPLEMENTED
 
 
