@@ -20,7 +20,7 @@ h1{font-size:1.4rem;margin:0 0 .2rem}.muted{color:#5f6b7a}
 text-align:center;cursor:pointer}
 .classes{display:flex;flex-wrap:wrap;gap:.25rem;margin:.3rem 0 .6rem;padding:0;list-style:none}
 .classes li{background:#eef1f4;border-radius:4px;padding:0 .4rem;font-size:.85rem}
-.result{margin-top:.6rem}
+.result{margin-top:.6rem}.report{font-size:.85rem;font-weight:normal;margin-left:.4rem}
 .drop.over{background:#eef5ff;border-color:#3b82f6}
 textarea{display:block;width:100%;box-sizing:border-box;font-family:ui-monospace,monospace;
 min-height:4rem;margin:.6rem 0}
@@ -30,8 +30,8 @@ img.preview{display:block;height:96px;image-rendering:pixelated;margin-top:.5rem
 </style></head><body>
 <h1>cnnbp serve</h1>
 <p class="muted">Open Inference Protocol at <code>/v2</code>; each model below answers
-<code>POST /v2/models/NAME/classify</code>. <a id="report" href="/report.html">The bundle's
-report</a> shows how it was trained and checked.</p>
+<code>POST /v2/models/NAME/classify</code>; its bundle's report shows how it was trained and
+checked.</p>
 <p id="auth" hidden><label>Bearer token <input id="token" type="password" autocomplete="off">
 </label> <button id="use">Use</button></p>
 <div id="models"><p class="muted">Loading the model list…</p></div>
@@ -81,10 +81,25 @@ async function classNames(m, list) {
     list.replaceChildren(...names.map(n => $("li", {}, n)));
   } catch (e) { list.replaceChildren($("li", {class: "err"}, String(e.message || e))); }
 }
+async function openReport(e, url) {
+  // a link sends no Authorization header: with a token, fetch the page and show it from a blob
+  if (!sessionStorage.getItem("cnnbp-token")) return;
+  e.preventDefault();
+  const tab = window.open("", "_blank");
+  const r = await fetch(url, {headers: headers()});
+  const text = r.ok ? await r.text() : r.status + ": " + await errorOf(r);
+  const blob = new Blob([text], {type: r.ok ? "text/html" : "text/plain"});
+  if (tab) tab.location = URL.createObjectURL(blob);
+}
 function card(m) {
   const c = $("section", {class: "card", "data-model": m.name});
   const list = $("ul", {class: "classes", "aria-label": "class names"});
-  c.append($("h2", {}, m.name),
+  const report = $("a", {class: "report", href: "/v2/models/" + encodeURIComponent(m.name) +
+                          "/report.html", target: "_blank", rel: "noopener"}, "report");
+  report.addEventListener("click", e => openReport(e, report.href));
+  const title = $("h2", {}, m.name + " ");
+  title.append(report);
+  c.append(title,
            $("p", {class: "muted"}, m.domain + " input " + m.input_shape.join("×") + ", " +
              m.classes + " classes:"), list);
   classNames(m, list);
