@@ -48,7 +48,8 @@ def register(subparsers) -> None:
                    "workers (postgresql://…); default sqlite in OUT/study.db")
     p.add_argument("--study-name", default="search", help="the study's name in --storage")
     p.add_argument("--seed", type=int, default=0, help="the sampler's seed (default 0)")
-    p.add_argument("--quiet", action="store_true", help="no progress: no bar on a terminal, no line per trial elsewhere")
+    p.add_argument("--quiet", action="store_true",
+                   help="no progress: no bar on a terminal, no line per trial elsewhere")
     p.set_defaults(run=run)
 
 

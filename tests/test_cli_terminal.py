@@ -3,6 +3,7 @@ kept off stderr, a closed pipe, did-you-mean, predict's bad files, skipped image
 import fcntl
 import os
 import pty
+import select
 import shutil
 import struct
 import subprocess
@@ -13,8 +14,6 @@ from pathlib import Path
 import pytest
 
 from cnnbp import cli
-from tests.conftest import ROOT
-
 CNNBP = str(Path(sys.executable).with_name("cnnbp"))
 TF_NOISE = ("cuInit", "absl::InitializeLog", "I0000", "E0000", "cudart_stub")
 
@@ -29,6 +28,10 @@ def on_a_terminal(args: list[str], cwd) -> str:
     os.close(slave)
     chunks = []
     while True:
+        ready, _, _ = select.select([master], [], [], 300)
+        if not ready:  # a minute's training has taken five: fail rather than hang
+            proc.kill()
+            break
         try:
             chunk = os.read(master, 65536)
         except OSError:  # EIO: the child closed its end
@@ -37,7 +40,7 @@ def on_a_terminal(args: list[str], cwd) -> str:
             break
         chunks.append(chunk)
     os.close(master)
-    assert proc.wait() == 0, b"".join(chunks).decode(errors="replace")[-2000:]
+    assert proc.wait(timeout=60) == 0, b"".join(chunks).decode(errors="replace")[-2000:]
     return b"".join(chunks).decode(errors="replace")
 
 
