@@ -165,15 +165,15 @@ def grad_cam_figure(ctx: Context) -> Figure:
     fig, axes = subplots(1, n, figsize=(n * 2.2, 2.4), squeeze=False)
     for i, ax in enumerate(axes[0]):
         _show_input(ctx, ax, ctx.x[i])
-        if ctx.one_d:
+        if blank[i]:  # say so on the picture, over the bare input: no overlay looks like a bug
+            ax.text(0.5, 0.5, "no heat map:\n" + textwrap.fill(blank[i], 28),
+                    transform=ax.transAxes, ha="center", va="center", fontsize=TITLE_PT - 1,
+                    bbox={"facecolor": "white", "alpha": 0.85, "edgecolor": "#b00"})
+        elif ctx.one_d:
             ax.imshow(heat[i][None], cmap="jet", alpha=0.35, aspect="auto",
                       extent=(-0.5, len(heat[i]) - 0.5, *ax.get_ylim()))
         else:
             ax.imshow(heat[i], cmap="jet", alpha=0.45, interpolation="bilinear")
-        if blank[i]:  # say so on the picture: an input with no overlay looks like a bug
-            ax.text(0.5, 0.5, "no heat map:\n" + textwrap.fill(blank[i], 28),
-                    transform=ax.transAxes, ha="center", va="center", fontsize=TITLE_PT - 1,
-                    bbox={"facecolor": "white", "alpha": 0.85, "edgecolor": "#b00"})
         ax.set_title(f"{ctx.names[i]}\n→ {ctx.prep.class_names[predicted[i]]}",
                      fontsize=TITLE_PT)
     tidy(fig)
