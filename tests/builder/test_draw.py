@@ -163,13 +163,14 @@ def test_a_row_break_keeps_the_window_and_an_arrow():
     """AlexNet wraps after C5 (a conv) and an FC bar may start a row: the first item of each
     new row gets a dashed polyline ending in an arrowhead; a conv also gets its window on the
     last box of the row above."""
-    a = load_expression("INPUT(64x64x3)-(CONV(16,3,pad=1)-RELU)*14-POOL(2)-FC(10)-SOFTMAX"
-                        ).analysis
-    for text in (svg(load("alexnet").analysis), svg(a)):
+    bars = load_expression("INPUT(32x32x3)-(CONV(8,3,pad=1)-RELU)*6-POOL(2)-(FC(64)-RELU)*12-"
+                           "FC(10)-SOFTMAX").analysis
+    kinds = set()
+    for text in (svg(load("alexnet").analysis), svg(bars)):
         found = groups(text)
         breaks = [(before, g) for before, g in zip(found, found[1:])
                   if g.get("data-row") != before.get("data-row")]
-        assert breaks
+        kinds |= {g.get("data-kind") for _, g in breaks}
         for before, g in breaks:
             lines = list(g.iter(f"{NS}polyline"))
             heads = [p for p in g.iter(f"{NS}polygon") if p.get("stroke") == "none"]
@@ -183,6 +184,7 @@ def test_a_row_break_keeps_the_window_and_an_arrow():
                 fx = [float(xy.split(",")[0]) for xy in front.get("points").split()]
                 assert min(fx) <= min(wx) and max(wx) <= max(fx)  # on the box above
                 assert any("stride" in t for t in texts(g))
+    assert kinds == {"conv", "fc"}, kinds
 
 
 def test_png_dashes_the_kernel_lines():
