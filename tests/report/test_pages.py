@@ -83,3 +83,23 @@ def test_int8_row_says_its_agreement_was_measured_on_random_inputs(reported):
     row = re.search(r"<tr><td>int8</td>.*?</tr>", html).group(0)
     assert "0.5714" in row and "random N(0, 1) noise and held-out rows" in row, row
     assert "kept or dropped on its test accuracy" in row
+
+
+def test_grad_cam_figure_names_its_blank_maps(reported, monkeypatch):
+    from cnnbp.report import explain
+    from cnnbp.report.probe import load
+    ctx = load(reported / "run", (), 2)
+    real = explain.grad_cam
+
+    def first_blank(c):
+        heat, predicted, layer, _ = real(c)
+        heat[0] = 0
+        why = explain.blank_reason(np.zeros((1, 1, 1)), np.ones((1, 1, 1)), np.zeros((1, 1)),
+                                   layer)
+        return heat, predicted, layer, [why, None]
+
+    monkeypatch.setattr(explain, "grad_cam", first_blank)
+    caption = explain.grad_cam_figure(ctx).caption
+    assert "1 of 2 inputs have no heat map: stage2_relu2's output is all zero" in caption
+    monkeypatch.setattr(explain, "grad_cam", real)
+    assert "no heat map" not in explain.grad_cam_figure(ctx).caption
