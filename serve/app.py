@@ -68,6 +68,7 @@ class App:
         self.max_image_pixels = max_image_pixels
         self.grpc_address, self.grace, self.grpc = grpc_address, grace, None
         self.max_concurrent_rpcs = max_concurrent_rpcs
+        self.stopping = asyncio.Event()  # set on shutdown: open gRPC streams stop reading
         # header bytes are compared raw; the token is sent as UTF-8 (surrogateescape keeps a
         # CNNBP_TOKEN that is not valid UTF-8 as the bytes it was)
         self.expected_auth = None if token is None else token.encode("utf-8", "surrogateescape")
@@ -125,12 +126,15 @@ class App:
         self.metrics.request(self.route_of(path)[0] if path else "connection", status, None)
 
     def begin_shutdown(self, sig: int) -> None:
-        """On SIGINT/SIGTERM (from the signal handler): log it, and let gRPC take no new calls."""
+        """On SIGINT/SIGTERM (from the signal handler): log it, and let gRPC take no new calls
+        nor new requests on open streams."""
         import signal
         log.info("%s: shutting down; in-flight requests get up to %g s to finish",
                  signal.Signals(sig).name, self.grace)
+        loop = asyncio.get_event_loop()
+        loop.call_soon_threadsafe(self.stopping.set)
         if self.grpc is not None:
-            loop, server = asyncio.get_event_loop(), self.grpc
+            server = self.grpc
             loop.call_soon_threadsafe(lambda: loop.create_task(server.stop(self.grace)))
 
     async def _lifespan(self, receive, send):
@@ -146,6 +150,7 @@ class App:
                         return
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":  # HTTP requests have finished
+                self.stopping.set()
                 if self.grpc is not None:
                     await self.grpc.stop(self.grace)
                 for m in self.models.values():

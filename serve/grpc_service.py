@@ -163,25 +163,37 @@ class Service(service_pb2_grpc.GRPCInferenceServiceServicer):
     async def ModelStreamInfer(self, request_iterator, context):
         """One response per request, in order; a bad request gets its own ``error_message``
         and the stream goes on. Up to ``STREAM_WINDOW`` requests run at once, each through
-        the model's batcher like any other request."""
+        the model's batcher like any other request. On shutdown the stream reads no more
+        requests, answers those it has, and ends: an idle stream does not hold the server."""
         code, message, _ = await self.answer("stream", "ModelStreamInfer (open)", context,
-                                           _nothing)
+                                             _nothing)
         if code is not grpc.StatusCode.OK:
             await context.abort(code, message)
-        pending: asyncio.Queue = asyncio.Queue(STREAM_WINDOW)
+        pending: asyncio.Queue = asyncio.Queue()  # answers to come, in order; None: no more
+        window = asyncio.Semaphore(STREAM_WINDOW)
 
         async def read() -> None:
             try:
                 async for request in request_iterator:
-                    await pending.put(asyncio.ensure_future(self._stream_one(request, context)))
+                    try:
+                        await window.acquire()
+                    finally:  # even when shutdown cancels the wait: a request read is answered
+                        pending.put_nowait(asyncio.ensure_future(
+                            self._stream_one(request, context)))
             finally:
-                await pending.put(None)
+                pending.put_nowait(None)
         reader = asyncio.ensure_future(read())
+        stopping = asyncio.ensure_future(self.app.stopping.wait())
+        stopping.add_done_callback(lambda _: reader.cancel())
         try:
             while (task := await pending.get()) is not None:
                 yield await task
-            await reader  # a broken stream's error ends the call
-        finally:  # the client went away: nothing more to answer
+                window.release()
+            await asyncio.wait([reader])
+            if not reader.cancelled():
+                reader.result()  # a broken stream's error ends the call
+        finally:  # the client went away, or the stream ended: nothing more to answer
+            stopping.cancel()
             reader.cancel()
             while not pending.empty():
                 task = pending.get_nowait()

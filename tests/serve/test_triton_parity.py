@@ -194,7 +194,7 @@ def test_report_routes_without_one(server):
     assert "model 'digits' has no report.html" in json.loads(body)["error"]
 
 
-def test_report_of_the_one_model_served_and_the_token(repo, tmp_path):
+def test_report_of_the_one_model_served_the_token_and_shutdown(repo, tmp_path):
     bundle = tmp_path / "digits"
     shutil.copytree(repo / "bundles" / "digits", bundle)
     page = "<!doctype html><title>digits</title><p>trained and checked \u2713".encode()
@@ -226,6 +226,13 @@ def test_report_of_the_one_model_served_and_the_token(repo, tmp_path):
                 result, error = answers.get(timeout=30)
                 assert error is None and result.get_response().id == "7"
             g.stop_stream()
+        g.start_stream(callback=lambda result, error: answers.put((result, error)),
+                       headers={"authorization": "Bearer s3cret"})
+        g.async_stream_infer("digits", inputs(grpcclient, rows(1)), request_id="8")
+        assert answers.get(timeout=30)[0].get_response().id == "8"
+        s.proc.terminate()  # the stream is open and idle: it ends, and holds no one up
+        s.wait(timeout=10)  # the grace is 30 s
+        assert "stopped" in s.log()
         g.close()
     finally:
         s.stop()
