@@ -196,6 +196,8 @@ def run_export(args) -> int:
             raise UsageError("--kserve writes an InferenceService for the Triton repository: "
                              "add --triton REPO")
         check_target(args.kserve)
+    phase = _phases(args.quiet)
+    phase(f"loading {args.source} (TensorFlow starts first)")
     import_tensorflow()
     from cnnbp.export import destination
     from cnnbp.export.bundle import export_bundle
@@ -204,7 +206,7 @@ def run_export(args) -> int:
                           [args.source, args.output], args.force, "Triton model",
                           destination.is_triton_model, "--triton")
     exported = export_bundle(args.source, args.output, args.opset, args.max_batch, args.atol,
-                             not args.no_variants, args.force, _phases(args.quiet))
+                             not args.no_variants, args.force, phase)
     report = exported.report
     if exported.moved_aside:
         print(f"{args.output}: its previous contents were moved to {exported.moved_aside}")

@@ -45,15 +45,16 @@ def on_a_terminal(args: list[str], cwd) -> str:
 
 
 def test_train_draws_a_bar_within_epochs_on_a_terminal_and_lines_in_a_pipe(tmp_path):
-    args = ["train", "digits", "--data", "digits", "--epochs", "2"]
+    args = ["train", "digits", "--data", "digits", "--epochs", "3"]
     shown = on_a_terminal(args + ["-o", str(tmp_path / "tty")], tmp_path)
-    assert "epoch 1/2 " in shown and "/41 steps [" in shown and "images/s" in shown  # the bar
-    assert "epoch 1/2: accuracy" in shown and "epoch 2/2: accuracy" in shown
+    assert "epoch 1/3 " in shown and "/41 steps [" in shown and "images/s" in shown  # the bar
+    assert "run about " in shown  # from the second epoch: the time the run has left
+    assert "epoch 1/3: accuracy" in shown and "epoch 3/3: accuracy" in shown
     assert "evaluating on 360 test samples, then writing the report" in shown
     piped = subprocess.run([CNNBP, *args, "-o", str(tmp_path / "pipe")], capture_output=True,
                            text=True, cwd=tmp_path)
     assert piped.returncode == 0, piped.stderr
-    assert "epoch 1/2: accuracy" in piped.stdout and "epoch 2/2: accuracy" in piped.stdout
+    assert "epoch 1/3: accuracy" in piped.stdout and "epoch 3/3: accuracy" in piped.stdout
     assert "evaluating on 360 test samples" in piped.stdout
     for stream in (piped.stdout, piped.stderr):  # no bar, no carriage returns in a log
         assert "steps [" not in stream and "\r" not in stream
@@ -79,6 +80,16 @@ def test_search_shows_a_line_per_trial_in_a_pipe_and_no_tensorflow_log(tmp_path)
     assert "elapsed, about 00:00 left" in lines[0] and "\r" not in proc.stderr
 
 
+def test_search_draws_one_bar_on_a_terminal(tmp_path):
+    from tests.search.conftest import DIGITS_SPACE
+    (tmp_path / "space.yaml").write_text(DIGITS_SPACE)
+    shown = on_a_terminal(["search", "space.yaml", "--data", "digits", "--trials", "1", "-o",
+                           "out"], tmp_path)
+    assert "search " in shown and " 1/1 trained, best val acc 0." in shown
+    assert "\rsearch " in shown and " trained (val acc" not in shown  # no line per trial
+    assert not any(noise in shown for noise in TF_NOISE)
+
+
 def test_search_time_left_is_the_pace_capped_by_the_timeout():
     from cnnbp.search.command import Progress
     progress = Progress(10, timeout=100.0, quiet=True)
@@ -93,7 +104,7 @@ def test_search_time_left_is_the_pace_capped_by_the_timeout():
 def test_export_names_its_phases_on_stderr(made, tmp_path, capsys):
     assert cli.main(["export", str(made / "run"), "-o", str(tmp_path / "b")]) == 0
     err = capsys.readouterr().err
-    phases = ["converting to ONNX (opset 17)", "checking ONNX Runtime against Keras",
+    phases = ["loading", "converting to ONNX (opset 17)", "checking ONNX Runtime against Keras",
               "making and measuring the variants", "writing the bundle"]
     assert [p for p in phases if p in err] == phases
     assert [err.index(p) for p in phases] == sorted(err.index(p) for p in phases)

@@ -41,10 +41,11 @@ def EpochBar(train_size: int, batch_size: int, epochs: int, test_size: int):
 
     class _EpochBar(keras.callbacks.Callback):
         bar = None
+        last: float | None = None  # the previous epoch's seconds, validation included
 
         def on_epoch_begin(self, epoch, logs=None):
+            self.started, self.epoch = time.perf_counter(), epoch
             if drawn:
-                self.started = time.perf_counter()
                 self.bar = tqdm(total=steps, desc=f"epoch {epoch + 1}/{epochs}", unit="step",
                                 leave=False, file=sys.stderr, dynamic_ncols=True,
                                 bar_format="{desc} {bar} {n_fmt}/{total_fmt} steps "
@@ -59,6 +60,9 @@ def EpochBar(train_size: int, batch_size: int, epochs: int, test_size: int):
             loss = (logs or {}).get("loss")
             figures = [f"{done * batch_size / seconds:,.0f} images/s"] if seconds > 0 else []
             figures += [f"loss {float(loss):.4f}"] if loss is not None else []
+            if self.last is not None and self.epoch + 1 < epochs:  # the run's, at this pace
+                left = (steps - done) * seconds / done + (epochs - self.epoch - 1) * self.last
+                figures.append(f"run about {tqdm.format_interval(left)} left")
             self.bar.set_postfix_str(", ".join(figures), refresh=False)  # tqdm adds ", "
             self.bar.update(done - self.bar.n)
 
@@ -67,6 +71,7 @@ def EpochBar(train_size: int, batch_size: int, epochs: int, test_size: int):
                 self.bar.set_postfix_str("validating")
 
         def on_epoch_end(self, epoch, logs=None):
+            self.last = time.perf_counter() - self.started
             self._close()
 
         def on_train_end(self, logs=None):
