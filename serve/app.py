@@ -1,4 +1,5 @@
-"""The ASGI application: Open Inference Protocol routes, a classify shortcut, metrics, auth.
+"""The ASGI application: Open Inference Protocol routes, Triton's model configuration and
+statistics, a classify shortcut, the bundle's report, metrics, auth.
 
 The gRPC service (grpc_service.py) runs on the same event loop, started and stopped by the
 ASGI lifespan, and shares the models, their batchers and the metrics through ``App``.

@@ -110,6 +110,17 @@ def test_statistics_count_every_request(clients, server):
     assert [s.name for s in g.get_inference_statistics().model_stats] == ["digits", "mnist1d"]
 
 
+def test_unknown_model_or_version(clients):
+    h, g = clients
+    assert h.get_inference_statistics("digits", "1")["model_stats"][0]["name"] == "digits"
+    for call in (h.get_inference_statistics, g.get_inference_statistics, h.get_model_config,
+                 g.get_model_config):
+        with pytest.raises(InferenceServerException, match="unknown model 'nope'"):
+            call("nope")
+        with pytest.raises(InferenceServerException, match="version 1 only, not '3'"):
+            call("digits", "3")
+
+
 def test_classify_is_counted(clients, server):
     h, _ = clients
     before = counts(http_stats(h, "mnist1d"))
