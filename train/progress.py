@@ -11,6 +11,9 @@ import sys
 import time
 
 
+REDRAW_SECONDS = 0.1  # tqdm's own shortest interval between redraws
+
+
 def on_terminal() -> bool:
     """Whether stderr, where the bar is drawn, is a terminal."""
     try:
@@ -41,6 +44,7 @@ def EpochBar(train_size: int, batch_size: int, epochs: int, test_size: int):
 
     class _EpochBar(keras.callbacks.Callback):
         bar = None
+        shown = 0.0  # when the bar was last redrawn
         last: float | None = None  # the previous epoch's seconds, validation included
 
         def on_epoch_begin(self, epoch, logs=None):
@@ -56,7 +60,10 @@ def EpochBar(train_size: int, batch_size: int, epochs: int, test_size: int):
                 return
             # with steps_per_execution > 1 Keras calls this once per chunk, ``batch`` its last
             done = min(batch + 1, steps)
-            seconds = time.perf_counter() - self.started
+            now = time.perf_counter()
+            if now - self.shown < REDRAW_SECONDS and done < steps:
+                return  # reading the loss waits for the device: not on every step
+            self.shown, seconds = now, now - self.started
             loss = (logs or {}).get("loss")
             figures = [f"{done * batch_size / seconds:,.0f} images/s"] if seconds > 0 else []
             figures += [f"loss {float(loss):.4f}"] if loss is not None else []
