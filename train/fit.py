@@ -479,9 +479,8 @@ def _fit(session: Session, quiet: bool, callbacks=(), report: bool = True,
         from . import tensorboard
         callbacks = [*callbacks, tensorboard.keras_callback(session.run)]
     run_callback = make_callback(session, model, echo=not quiet)
-    if not quiet:  # after run_callback: its last epoch line comes before the test's
-        callbacks = [*callbacks, EpochBar(session.pipelines.train_size, t.batch_size, t.epochs,
-                                          session.pipelines.test_size)]
+    if not quiet:  # a bar within each epoch, on a terminal
+        callbacks = [*callbacks, EpochBar(session.pipelines.train_size, t.batch_size, t.epochs)]
     try:
         if done < t.epochs and not session.state.stopped_early:
             with raise_for(session.pipelines.bad), warnings.catch_warnings():
@@ -495,6 +494,9 @@ def _fit(session: Session, quiet: bool, callbacks=(), report: bool = True,
                           callbacks=[run_callback, *callbacks])
         # the explain figures probe the model with TensorFlow; `cnnbp report RUN` adds them
         explain = report and session.device.backend == "tensorflow"
+        if not quiet:  # fit has printed its last epoch's line: the test phase is not silent
+            say(f"evaluating on {session.pipelines.test_size:,} test samples"
+                + (", then writing the report" if report else ""))
         metrics, drawn = finish(session, model, started, explain)
         if t.tensorboard:  # graph, inputs and charts beside Keras's scalars and histograms
             tensorboard.write_model(session.run, model, session.prep, {

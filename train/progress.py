@@ -30,9 +30,9 @@ def say(line: str) -> None:
     sys.stdout.flush()
 
 
-def EpochBar(train_size: int, batch_size: int, epochs: int, test_size: int):
-    """A Keras callback: on a terminal, a bar over each epoch's steps; at the end of
-    training, a line saying that the ``test_size`` test samples are evaluated next.
+def EpochBar(train_size: int, batch_size: int, epochs: int):
+    """A Keras callback: on a terminal, a bar over each epoch's steps, with the time the
+    epoch and (from the second epoch) the run have left.
 
     Built lazily (Keras loads with the backend), as the run-directory callback is.
     """
@@ -83,7 +83,6 @@ def EpochBar(train_size: int, batch_size: int, epochs: int, test_size: int):
 
         def on_train_end(self, logs=None):
             self._close()
-            say(f"evaluating on {test_size:,} test samples, then writing the report")
 
         def _close(self):
             if self.bar is not None:
