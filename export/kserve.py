@@ -57,24 +57,43 @@ def manifest(model: str, model_folder: Path, gpu: bool = False) -> str:
     yaml = YAML(typ="safe", pure=True)
     yaml.default_flow_style = False
     yaml.dump(doc, buf)
-    return (f"{MARK}\n# Upload the Triton repository (the folder holding {model}/) and set "
+    body = (f"# Upload the Triton repository (the folder holding {model}/) and set "
             f"storageUri to it;\n# requests: POST /v2/models/{model}/infer with a UINT8 "
             f"'pixels' tensor (FP32 for signals).\n" + buf.getvalue())
+    return f"{MARK} (sha256 {_digest(body)} of the lines below)\n" + body
+
+
+def _digest(body: str) -> str:
+    import hashlib
+    return hashlib.sha256(body.encode("utf-8")).hexdigest()[:16]
+
+
+def _unedited(text: str) -> bool:
+    """Whether ``text`` is a manifest as an export wrote it: its first line records the digest
+    of the rest, which any edit (a storageUri filled in) changes."""
+    first, _, body = text.partition("\n")
+    found = re.fullmatch(re.escape(MARK) + r" \(sha256 ([0-9a-f]{16}) of the lines below\)", first)
+    return bool(found) and found[1] == _digest(body)
 
 
 def check_target(path: str | Path) -> None:
-    """Refuse a ``--kserve`` file that an export did not write (it is never overwritten)."""
+    """Refuse a ``--kserve`` file that an export did not write, or that was edited since
+    (neither is ever overwritten)."""
     path = Path(path)
     if path.is_dir():
         raise UsageError(f"--kserve {path} is a folder; name the YAML file to write")
     if path.exists():
         try:
-            ours = path.read_text(encoding="utf-8").startswith(MARK)
+            text = path.read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError):
-            ours = False
-        if not ours:
+            text = ""
+        if not text.startswith(MARK):
             raise UsageError(f"--kserve {path} already exists and was not written by cnnbp "
                              "export; export never overwrites it: name a new file or remove it")
+        if not _unedited(text):
+            raise UsageError(f"--kserve {path} was edited since cnnbp export wrote it (its "
+                             "storageUri filled in, say); export never overwrites your edits: "
+                             "name a new file, or remove this one to have it written anew")
     if not path.parent.is_dir():
         raise UsageError(f"--kserve {path}: the folder {path.parent} does not exist")
 

@@ -331,6 +331,22 @@ def test_kserve_without_a_repository_or_over_a_users_file_is_refused(run_dir, tm
     assert mine.read_text() == "kind: Pod\n" and not (tmp_path / "b").exists()
 
 
+def test_kserve_over_an_edited_manifest_is_refused_and_an_unedited_one_rewritten(tmp_path):
+    from cnnbp.contract.errors import UsageError
+    from cnnbp.export.kserve import check_target, write_manifest
+    (tmp_path / "digits" / "1").mkdir(parents=True)
+    (tmp_path / "digits" / "1" / "model.onnx").write_bytes(b"0" * 1000)
+    target = tmp_path / "isvc.yaml"
+    write_manifest(target, "digits", tmp_path / "digits")
+    check_target(target)  # as written: a re-export may replace it
+    edited = target.read_text().replace("s3://YOUR-BUCKET/PATH/TO/MODEL-REPOSITORY",
+                                        "s3://my-bucket/models")
+    target.write_text(edited)
+    with pytest.raises(UsageError, match="was edited since cnnbp export wrote it"):
+        write_manifest(target, "digits", tmp_path / "digits")
+    assert target.read_text() == edited
+
+
 def test_large_weights_are_stored_once_and_both_models_read_them(run_dir, tmp_path, monkeypatch):
     import onnxruntime as ort
     from cnnbp.export import bundle as exporting
