@@ -33,8 +33,8 @@ def _check(flag: str, value, low, high=None) -> None:
         raise UsageError(f"{flag}: must be {span}, got {value}")
 
 
-def _check_free(host: str, port: int) -> None:
-    """Fail early, with the flag's name, when the gRPC port is taken (before models load)."""
+def _check_free(host: str, port: int, flag: str = "--grpc-port") -> None:
+    """Fail early, with the flag's name, when a port is taken (before models load)."""
     if port == 0:
         return
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
@@ -43,8 +43,9 @@ def _check_free(host: str, port: int) -> None:
             s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             s.bind((host, port))
     except OSError as exc:
-        raise UsageError(f"--grpc-port {port}: cannot listen on {host}:{port} ({exc.strerror}); "
-                         "pick another port, or --no-grpc") from None
+        raise UsageError(f"{flag} {port}: cannot listen on {host}:{port} ({exc.strerror}); "
+                         "pick another port" + (", or --no-grpc" if flag == "--grpc-port" else "")
+                         ) from None
 
 
 def _raise_file_limit(needed: int) -> None:
@@ -88,6 +89,7 @@ def serve(root: str, host: str = "127.0.0.1", port: int = 8000, max_batch: int =
     if not is_loopback(host) and not token:
         raise UsageError(f"--host {host}: serving there exposes the models beyond this machine: "
                          "set a bearer token with --token (or CNNBP_TOKEN)")
+    _check_free(host, port, "--port")
     if grpc_port is not None:
         _check_free(host, grpc_port)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
@@ -116,6 +118,9 @@ def serve(root: str, host: str = "127.0.0.1", port: int = 8000, max_batch: int =
         server.run()
     except KeyboardInterrupt:  # a second Ctrl-C: uvicorn forced the exit
         pass
+    except SystemExit:  # uvicorn exits when it cannot bind (the port taken since the check)
+        if server.started:
+            raise
     if not server.started:
         raise UsageError("the server did not start (see the log above)")
 

@@ -246,6 +246,23 @@ def test_public_bind_needs_a_token(repo):
     assert proc.returncode == 2 and "--token" in proc.stderr
 
 
+@pytest.mark.parametrize("flag", ["--port", "--grpc-port"])
+def test_a_taken_port_is_named_before_the_models_load(repo, flag):
+    import socket, subprocess, sys
+    from tests.conftest import ROOT
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        other = ["--grpc-port", "0"] if flag == "--port" else ["--port", "0"]
+        proc = subprocess.run([sys.executable, str(ROOT / "cli.py"), "serve",
+                               str(repo / "bundles"), flag, str(port), *other],
+                              capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2, proc.stderr
+    assert f"error: {flag} {port}: cannot listen on 127.0.0.1:{port} (Address already in use)" \
+        in proc.stderr and "listening on" not in proc.stderr
+
+
 def test_triton_repository_is_served_as_is(repo, server, session):
     """Its model is pixels.onnx: it takes `pixels` only, over /infer and through /classify."""
     import tritonclient.http as httpclient
