@@ -101,12 +101,12 @@ class Progress:
     def __init__(self, wanted: int, timeout: float | None, quiet: bool):
         from tqdm import tqdm
 
-        from cnnbp.train.progress import on_terminal
+        from cnnbp.train.progress import on_terminal, width
         self.wanted, self.timeout, self.quiet = wanted, timeout, quiet
         self.trained = self.pruned = self.excluded = 0
         self.best: float | None = None
         self.started = time.perf_counter()
-        self.bar = tqdm(total=wanted, file=sys.stderr, dynamic_ncols=True,
+        self.bar = tqdm(total=wanted, file=sys.stderr, **width(),
                         disable=quiet or not on_terminal(),
                         bar_format="search {bar} {n_fmt}/{total_fmt} trained{postfix}")
 

@@ -18,11 +18,12 @@ CNNBP = str(Path(sys.executable).with_name("cnnbp"))
 TF_NOISE = ("cuInit", "absl::InitializeLog", "I0000", "E0000", "cudart_stub")
 
 
-def on_a_terminal(args: list[str], cwd) -> str:
-    """Run ``cnnbp ARGS`` with stdout and stderr on a pseudo-terminal 120 columns wide (tqdm
-    draws nothing at width 0); return all it wrote."""
+def on_a_terminal(args: list[str], cwd, columns: int = 120) -> str:
+    """Run ``cnnbp ARGS`` with stdout and stderr on a pseudo-terminal ``columns`` wide (0: one
+    made without a size, as ``script`` and some CI runners make); return all it wrote."""
     master, slave = pty.openpty()
-    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 120, 0, 0))
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 40 if columns else 0, columns,
+                                                       0, 0))
     proc = subprocess.Popen([CNNBP, *args], stdin=subprocess.DEVNULL, stdout=slave,
                             stderr=slave, cwd=cwd)
     os.close(slave)
@@ -59,6 +60,12 @@ def test_train_draws_a_bar_within_epochs_on_a_terminal_and_lines_in_a_pipe(tmp_p
     for stream in (piped.stdout, piped.stderr):  # no bar, no carriage returns in a log
         assert "steps [" not in stream and "\r" not in stream
     assert not any(noise in shown + piped.stderr for noise in TF_NOISE)
+
+
+def test_a_terminal_of_no_size_still_gets_a_bar(tmp_path):
+    shown = on_a_terminal(["train", "digits", "--data", "digits", "--epochs", "1", "-o",
+                           str(tmp_path / "run")], tmp_path, columns=0)
+    assert "epoch 1/1 " in shown and "/41 steps [" in shown  # tqdm drew nothing at width 0
 
 
 def test_quiet_train_prints_the_result_alone(made, tmp_path, capsys):

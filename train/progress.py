@@ -22,6 +22,19 @@ def on_terminal() -> bool:
         return False
 
 
+def width() -> dict:
+    """tqdm's size arguments: the terminal's, followed as it is resized; or 80x24 where the
+    terminal reports no size (a pty made without one, as some CI runners make), on which tqdm
+    would draw nothing (a bar below the last of 0 rows is hidden)."""
+    import os
+    try:
+        size = os.get_terminal_size(sys.stderr.fileno())
+    except (AttributeError, ValueError, OSError):
+        size = os.terminal_size((0, 0))
+    return ({"dynamic_ncols": True} if size.columns > 0 else {"ncols": 80}) | \
+        ({} if size.lines > 0 else {"nrows": 24})
+
+
 def say(line: str) -> None:
     """Print one line on stdout; a bar on screen is lifted first and redrawn below it (the
     epoch lines come from the checkpoint thread while the next epoch's bar runs)."""
@@ -51,7 +64,7 @@ def EpochBar(train_size: int, batch_size: int, epochs: int):
             self.started, self.epoch = time.perf_counter(), epoch
             if drawn:
                 self.bar = tqdm(total=steps, desc=f"epoch {epoch + 1}/{epochs}", unit="step",
-                                leave=False, file=sys.stderr, dynamic_ncols=True,
+                                leave=False, file=sys.stderr, **width(),
                                 bar_format="{desc} {bar} {n_fmt}/{total_fmt} steps "
                                            "[{elapsed}<{remaining}{postfix}]")
 
