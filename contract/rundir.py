@@ -15,7 +15,8 @@
                      (``RunState``), which names it and is written last. No random state: an
                      epoch's shuffle, augmentation and dropout are drawn from the blueprint's
                      seeds and the epoch's number, so a resumed run draws what it would
-                     have drawn uninterrupted
+                     have drawn uninterrupted; .lock, held (flock) by the process training
+                     the run, so a second --resume beside it is refused
 
 A new run's fixed files and its first ``state.json`` are written into a temporary folder that
 is renamed into place, so a run folder either holds a ``state.json`` or was never made.
@@ -38,6 +39,7 @@ from .errors import ArtifactError
 from .labels import write_labels
 
 STATE = "state"
+LOCK = ".lock"  # in state/: held by the process training the run
 SAMPLES = "samples.npz"
 SAMPLE_ROWS, SAMPLE_BYTES = 512, 32 << 20  # per array: bounded whatever the data's size
 CHECKPOINT = re.compile(r"^state/epoch-([1-9][0-9]*)\.npz$")
@@ -123,6 +125,27 @@ class RunDir:
                                  all(p.name.startswith(".") for p in state_dir.iterdir())):
             return "unstarted"
         return "foreign"
+
+    def hold(self) -> int | None:
+        """Take this run for the calling process until it closes the returned descriptor (or
+        ends); another process training it is an ``ArtifactError`` naming its pid. A lock
+        (``state/.lock``, flock) rather than a pid file, so a SIGKILL never leaves it taken."""
+        try:
+            import fcntl
+        except ImportError:  # not POSIX: unguarded, as before
+            return None
+        fd = os.open(self.path / STATE / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            holder = os.read(fd, 32).decode("ascii", "replace").strip() or "unknown"
+            os.close(fd)
+            raise ArtifactError(self.path, f"is being trained by another cnnbp process (pid "
+                                           f"{holder}); wait for it to end, or stop it and "
+                                           "resume") from None
+        os.ftruncate(fd, 0)
+        os.write(fd, str(os.getpid()).encode())
+        return fd
 
     def read_state(self) -> RunState:
         """The validated state; a damaged or foreign file is an ``ArtifactError``."""

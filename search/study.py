@@ -150,9 +150,9 @@ class RetryAndClear:
                         exc)
 
 
-# What a trial writes: a run's own entries at the top, in state/ its state and checkpoints,
+# What a trial writes: a run's own entries at the top, in state/ its state, checkpoints and lock,
 # anywhere the temporaries of an interrupted atomic write (.NAME.<pid>.tmp)
-_STATE_FILE = re.compile(r"^(state\.json|epoch-[1-9][0-9]*\.npz)$")
+_STATE_FILE = re.compile(r"^(state\.json|epoch-[1-9][0-9]*\.npz|\.lock)$")
 _TEMPORARY = re.compile(r"^\..+\.[0-9]+\.(tmp|old)")
 
 

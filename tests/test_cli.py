@@ -197,6 +197,25 @@ def test_resume_with_epochs_extends_a_finished_run(made, tmp_path, capsys):
     assert "--set cannot change it" in capsys.readouterr().err
 
 
+def test_a_run_being_trained_is_not_resumed_beside_it(made, tmp_path, capsys):
+    import os
+    import shutil
+
+    from cnnbp import cli
+    from cnnbp.contract.rundir import RunDir
+    run_dir = tmp_path / "run"
+    shutil.copytree(made / "run", run_dir)
+    held = RunDir(run_dir).hold()  # as the process training it holds it
+    try:
+        assert cli.main(["train", "--resume", str(run_dir), "--epochs", "2", "--quiet"]) == 2
+        assert f"{run_dir}: is being trained by another cnnbp process (pid {os.getpid()}); " \
+            "wait for it to end, or stop it and resume" in capsys.readouterr().err
+        assert len((run_dir / "history.csv").read_text().splitlines()) == 2  # untouched
+    finally:
+        os.close(held)
+    assert cli.main(["train", "--resume", str(run_dir), "--epochs", "2", "--quiet"]) == 0
+
+
 def test_the_console_script_exits_with_the_commands_code_and_all_its_output(capsys):
     """``cnnbp`` skips the interpreter's teardown (cli.run): what the command printed still
     arrives whole, through a pipe, and its exit code is the command's."""

@@ -6,6 +6,7 @@ drivers: Keras ``fit`` here, and the distributed step in ``train.multiworker``.
 from __future__ import annotations
 
 import logging
+import os
 import time
 import warnings
 from concurrent.futures import ThreadPoolExecutor, wait
@@ -54,6 +55,7 @@ class Session:
     state: RunState
     best_weights: list | None = None  # in memory; saved with each epoch's state
     summary: str = ""  # the data it reads, printed before the first epoch
+    held: int | None = None  # the run's lock (RunDir.hold), let go when training ends
 
 
 def prepare(compiled: Compiled, data_spec: str, out: str | Path, resume: bool = False,
@@ -104,11 +106,25 @@ def prepare(compiled: Compiled, data_spec: str, out: str | Path, resume: bool = 
             prep.write(fresh / "preprocess.json")
             fresh.write_samples(x_test, y_test, x_cal)
             fresh.write_state(state)
-    # GPUs draw array batches on several threads so the host keeps up; a CPU trains on its cores
-    pipelines = make_pipelines(data, prep, net, bad, device.backend, 4 if device.gpus else 1)
-    session = Session(compiled, run, data_spec, pipelines, prep, names, device, state)
-    session.summary = data_summary(data, names, session.pipelines)
+    held = run.hold()  # a second `--resume` of this run, started beside it, stops here
+    try:
+        # GPUs draw array batches on several threads so the host keeps up; a CPU trains on
+        # its cores
+        pipelines = make_pipelines(data, prep, net, bad, device.backend,
+                                   4 if device.gpus else 1)
+        session = Session(compiled, run, data_spec, pipelines, prep, names, device, state,
+                          held=held)
+        session.summary = data_summary(data, names, session.pipelines)
+    except BaseException:
+        session_release(held)
+        raise
     return session
+
+
+def session_release(held: int | None) -> None:
+    """Let the run go (``RunDir.hold``'s descriptor)."""
+    if held is not None:
+        os.close(held)
 
 
 def data_summary(data, names, pipelines: Pipelines) -> str:
@@ -507,6 +523,8 @@ def _fit(session: Session, quiet: bool, callbacks=(), report: bool = True,
         raise
     finally:
         session.pipelines.close()
+        session_release(session.held)
+        session.held = None
     if report:  # after the data is closed: the page reads only the run's files
         from cnnbp.report import write_run_report
         write_run_report(session.run.path, explain=explain, drawn=drawn)
