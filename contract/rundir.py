@@ -217,6 +217,10 @@ def check_new(run: RunDir, replace: bool = False) -> None:
     recover(run.path)
     status = run.status()
     if status == "run" and not replace:
+        if (run.path / "metrics.json").is_file():  # written once the last epoch is evaluated
+            raise ArtifactError(run.path, f"already holds a finished run; train it further "
+                                          f"with `cnnbp train --resume {run.path} --epochs N`, "
+                                          "add --force to replace it, or pick another -o")
         raise ArtifactError(run.path, f"already holds a run; resume it with `cnnbp train "
                                       f"--resume {run.path}`, add --force to replace it, or "
                                       "pick another -o")

@@ -170,7 +170,8 @@ def test_train_refuses_an_earlier_run_and_replaces_it_with_force(made, tmp_path,
     (run_dir / "note.txt").write_text("an earlier run's file")
     args = ["train", "digits", "--data", "digits", "--epochs", "1", "--quiet", "-o", str(run_dir)]
     assert cli.main(args) == 2
-    assert "already holds a run" in capsys.readouterr().err and (run_dir / "note.txt").exists()
+    assert f"already holds a finished run; train it further with `cnnbp train --resume " \
+        f"{run_dir} --epochs N`" in capsys.readouterr().err and (run_dir / "note.txt").exists()
     assert cli.main(args + ["--force"]) == 2  # the user's file is never deleted
     assert "note.txt" in capsys.readouterr().err and (run_dir / "note.txt").exists()
     (run_dir / "note.txt").unlink()
@@ -214,6 +215,10 @@ def test_a_run_being_trained_is_not_resumed_beside_it(made, tmp_path, capsys):
     finally:
         os.close(held)
     assert cli.main(["train", "--resume", str(run_dir), "--epochs", "2", "--quiet"]) == 0
+    assert f"resuming from epoch 2 of 2 ({run_dir})" in capsys.readouterr().out
+    assert cli.main(["train", "--resume", str(run_dir), "--quiet"]) == 0  # nothing to train
+    assert f"{run_dir} has finished after 2 of 2 epochs: evaluating it again" in \
+        capsys.readouterr().out
 
 
 def test_the_console_script_exits_with_the_commands_code_and_all_its_output(capsys):

@@ -479,6 +479,11 @@ def resume(out: str | Path, quiet: bool = False, epochs: int | None = None) -> T
     total = compiled.network.training.epochs
     if state.epoch < total and not state.stopped_early:  # printed under --quiet as well
         print(f"resuming from epoch {state.epoch + 1} of {total} ({run.path})", flush=True)
+    else:  # nothing to train: say so, rather than quietly redo the end
+        why = "stopped early" if state.stopped_early else "finished"
+        print(f"{run.path} has {why} after {state.epoch} of {total} epochs: evaluating it "
+              f"again and rewriting its metrics and report (give --epochs N to train further)",
+              flush=True)
     return _fit(session, quiet, started=started)
 
 

@@ -125,7 +125,7 @@ def test_same_seed_same_weights(tmp_path):
 def test_existing_run_is_not_overwritten(digits_run):
     out, _ = digits_run
     proc = cnnbp("train", "digits", "--data", "digits", "-o", str(out))
-    assert proc.returncode == 2 and "already holds a run" in proc.stderr
+    assert proc.returncode == 2 and "already holds a finished run" in proc.stderr
 
 
 def test_data_that_does_not_fit_fails_before_training(tmp_path):
