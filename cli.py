@@ -304,8 +304,11 @@ def run_predict(args) -> int:
                              f"bundle, e.g. cnnbp predict {args.bundle} digit.png")
         results = predict_local(args.bundle, args.files, args.top_k, failed)
     for r in results:
-        print(f"{r['file']}: " + ", ".join(f"{t['label']} ({t['probability']:.3f})"
-                                           for t in r["top_k"]))
+        if args.json:  # one object a line, probabilities at full precision
+            print(json.dumps({"file": r["file"], "top_k": r["top_k"]}))
+        else:
+            print(f"{r['file']}: " + ", ".join(f"{t['label']} ({t['probability']:.3f})"
+                                               for t in r["top_k"]))
     for problem in failed:  # after the answers: one line each, and bad input's exit code
         print(f"error: {problem}", file=sys.stderr)
     return 2 if failed else 0
@@ -428,6 +431,9 @@ def parser() -> argparse.ArgumentParser:
     pr.add_argument("--url", help="a running `cnnbp serve`: http://HOST:PORT or grpc://HOST:PORT")
     pr.add_argument("--model", help="the model's name on the server")
     pr.add_argument("--top-k", type=int, default=3)
+    pr.add_argument("--json", action="store_true",
+                    help="one JSON object per file: {file, top_k: [{label, index, probability}]}, "
+                         "probabilities at full precision")
     pr.add_argument("--token")
     pr.set_defaults(run=run_predict)
     import importlib

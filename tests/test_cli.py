@@ -4,6 +4,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
@@ -140,6 +141,24 @@ def test_predict_takes_options_anywhere_and_needs_files(made, tmp_path):
     empty = run("predict", bundle)
     assert empty.returncode == 2 and "no files to classify" in empty.stderr
     assert "Traceback" not in empty.stderr
+
+
+def test_predict_json_gives_full_precision_probabilities(made, tmp_path, capsys):
+    import onnxruntime as ort
+    from PIL import Image
+    image = tmp_path / "d.png"
+    Image.new("L", (8, 8), 200).save(image)
+    assert cli.main(["predict", str(made / "bundle"), str(image), "--top-k", "10", "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["file"] == str(image) and len(doc["top_k"]) == 10
+    # model.onnx in plain ONNX Runtime on the documented formula, written out here
+    prep = json.loads((made / "bundle" / "preprocess.json").read_text())
+    raw = np.full((1, 8, 8, 1), 200.0) / 255 * prep["raw_max"]
+    x = ((raw / prep["scale"] - np.array(prep["mean"])) / np.array(prep["std"])).astype("float32")
+    session = ort.InferenceSession(str(made / "bundle" / "model.onnx"))
+    probs = session.run(None, {session.get_inputs()[0].name: x})[0][0]
+    for t in doc["top_k"]:
+        assert abs(t["probability"] - float(probs[t["index"]])) <= 1e-6
 
 
 def test_an_unreachable_server_is_a_server_problem(tmp_path):
