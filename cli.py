@@ -189,6 +189,9 @@ def run_export(args) -> int:
     from cnnbp.builder.tf_env import import_tensorflow
     from cnnbp.export.bundle import locate_source
     locate_source(args.source)  # a wrong path is refused before TensorFlow's start-up
+    if args.triton:  # config.pbtxt and the manifest hold the name unescaped
+        from cnnbp.export.triton import check_model_name
+        check_model_name(Path(args.output).resolve().name)
     if args.kserve:
         from cnnbp.contract.errors import UsageError
         from cnnbp.export.kserve import check_target

@@ -3,8 +3,8 @@ preprocessing, and the metadata stored inside ``model.onnx``.
 
     model.onnx  pixels.onnx  blueprint.yaml  labels.txt  preprocess.json  validation.json  README.md
 
-``pixels.onnx`` is ``model.onnx`` with the preprocessing in the graph (input ``pixels``: uint8
-for image models, raw float32 otherwise); bundles written before it existed lack it.
+``pixels.onnx`` is ``model.onnx`` with the preprocessing in the graph (input ``pixels``: the
+source's raw values in ``Preprocessing.raw_dtype``); bundles written before it existed lack it.
 
 Serving also reads Triton model folders (``config.pbtxt``, ``labels.txt``, ``1/model.onnx``),
 which carry the preprocessing only in the ONNX metadata; ``served`` reads both the same way.
@@ -66,7 +66,8 @@ class DivergingLayer(_Strict):
 
 
 class PixelsParity(_Strict):
-    """``pixels.onnx`` on raw rows against Keras on the training pipeline's normalisation."""
+    """``pixels.onnx`` on raw rows against Keras on a normalisation made apart from the graph's
+    constants (the stored held-out rows, or ``Preprocessing.apply``)."""
 
     file: str
     input_dtype: Literal["uint8", "float32"]

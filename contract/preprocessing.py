@@ -9,6 +9,9 @@ An image file is decoded to pixels (0..255), resized by the ``resize`` policy, a
 raw units with ``raw = pixels / 255 * raw_max``: ``raw_max`` is the raw value of full white
 (255 for image folders and uint8 arrays, 16 for digits, 1 for float arrays in [0, 1]); it is
 unset where images have no meaning (signals, arbitrary float tensors).
+
+A client that sends raw values (``pixels.onnx``'s and ``/infer``'s ``pixels``) sends them in
+``raw_dtype``: uint8 where they are whole numbers within 0..255, float32 otherwise.
 """
 from __future__ import annotations
 
@@ -75,12 +78,14 @@ class Preprocessing(Record):
     def identity(cls, input_shape, classes: int) -> "Preprocessing":
         """For a model that came without a record (a bare .keras file, a foreign ONNX model):
         inputs pass unchanged, classes are numbered, and an image is read as pixels / 255
-        (the usual Keras convention for 8-bit images)."""
+        (the usual Keras convention for 8-bit images): its raw values are the 8-bit pixels
+        (raw_max 255, uint8) and training's units are raw / 255 (scale 255)."""
         shape = [int(d) for d in input_shape]
         image = len(shape) == 3 and shape[-1] in (1, 3)
         return cls(input_shape=shape,
                    domain="signal" if len(shape) == 2 else "image" if image else "tensor",
-                   raw_max=1.0 if image else None, mean=[0.0] * shape[-1], std=[1.0] * shape[-1],
+                   raw_max=255.0 if image else None, scale=255.0 if image else 1.0,
+                   mean=[0.0] * shape[-1], std=[1.0] * shape[-1],
                    class_names=[str(i) for i in range(classes)])
 
     # -- arithmetic ---------------------------------------------------------------------------
@@ -101,6 +106,17 @@ class Preprocessing(Record):
         return ((unit / np.float64(self.scale) / std).astype("float32"),
                 (-mean / std).astype("float32"))
 
+    @property
+    def raw_dtype(self) -> Literal["uint8", "float32"]:
+        """The dtype that holds the source's raw values exactly, the one rule for every raw
+        input (pixels.onnx, the Triton config, ``/infer``'s ``pixels``, the model card):
+        ``uint8`` for images whose full white is a whole raw value from 2 to 255 (8-bit
+        pixels, raw_max 255; digits' gray levels 0..16, raw_max 16); ``float32`` for the rest
+        (float images in [0, 1], signals, tensors)."""
+        m = self.raw_max
+        whole = self.takes_images and m is not None and float(m).is_integer() and 2 <= m <= 255
+        return "uint8" if whole else "float32"
+
     # -- images -------------------------------------------------------------------------------
     @property
     def takes_images(self) -> bool:
@@ -112,6 +128,15 @@ class Preprocessing(Record):
 
     def raw_from_pixels(self, pixels: np.ndarray) -> np.ndarray:
         return pixels * np.float32(self.raw_max / 255.0)
+
+    def raw_input(self, pixels: np.ndarray) -> np.ndarray:
+        """Decoded 8-bit pixels → the raw tensor in ``raw_dtype`` (what ``pixels`` takes):
+        ``pixels / 255 * raw_max``, rounded to whole levels where the raw values are uint8
+        (unchanged for raw_max 255; digits' level nearest the gray)."""
+        if self.raw_dtype == "float32":
+            return self.raw_from_pixels(np.asarray(pixels, "float32")).astype("float32")
+        raw = np.asarray(pixels, "float64") * (self.raw_max / 255.0)
+        return np.clip(np.rint(raw), 0, 255).astype("uint8")
 
     def from_image_bytes(self, data: bytes, max_pixels: int | None = None,
                          formats: tuple[str, ...] | None = None) -> np.ndarray:

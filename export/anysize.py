@@ -1,8 +1,9 @@
 """``pixels.onnx`` → ``variants/pixels.anysize.onnx``: the same model taking a decoded image of
 any size and resizing it in the graph, and the measure of how far that resize is from training's.
 
-    pixels [batch, height, width, C] uint8, any height and width
-    ─ Cast ─ Resize (linear, antialias, half-pixel; opset 18) ─ Round ─ Clip ─ Cast(uint8)
+    pixels [batch, height, width, C] uint8 8-bit pixels, any height and width
+    ─ Cast ─ Resize (linear, antialias, half-pixel; opset 18) ─ Round ─ Clip
+    ─ (× raw_max / 255, Round for whole levels, unless raw_max is 255) ─ Cast(raw dtype)
     ─→ pixels.onnx's graph
 
 Training decodes a JPEG at the smallest 1/2, 1/4 or 1/8 scale that covers the net's size
@@ -60,9 +61,23 @@ def build(pixels_path: Path, prep: Preprocessing):
                               axes=[1, 2], coordinate_transformation_mode="half_pixel"),
              helper.make_node("Round", ["resize/resized"], ["resize/rounded"], "resize/round"),
              helper.make_node("Clip", ["resize/rounded", "resize/min", "resize/max"],
-                              ["resize/clipped"], "resize/clip"),
-             helper.make_node("Cast", ["resize/clipped"], ["resize/pixels"], "resize/to_uint8",
-                              to=TensorProto.UINT8)]
+                              ["resize/clipped"], "resize/clip")]
+    # 8-bit pixels → pixels.onnx's raw values, as Preprocessing.raw_input maps them
+    last = "resize/clipped"
+    if prep.raw_max != 255:
+        graph.initializer.append(numpy_helper.from_array(np.float32(prep.raw_max / 255.0),
+                                                         "resize/unit"))
+        front.append(helper.make_node("Mul", [last, "resize/unit"], ["resize/raw"],
+                                      "resize/to_raw"))
+        last = "resize/raw"
+        if prep.raw_dtype == "uint8":  # whole levels: the nearest
+            front.append(helper.make_node("Round", [last], ["resize/levels"], "resize/levels"))
+            last = "resize/levels"
+    if prep.raw_dtype == "uint8":
+        front.append(helper.make_node("Cast", [last], ["resize/pixels"], "resize/to_uint8",
+                                      to=TensorProto.UINT8))
+    else:
+        front.append(helper.make_node("Identity", [last], ["resize/pixels"], "resize/as_raw"))
     nodes = front + list(graph.node)
     del graph.node[:]
     graph.node.extend(nodes)
@@ -97,7 +112,7 @@ def agreement(anysize_path: Path, pixels_path: Path, prep: Preprocessing) -> dic
     got, want, png = [], [], []
     for name, data in photos(prep):
         with Image.open(io.BytesIO(data)) as im:
-            trained = prep.pixels(im).astype("uint8")[None]
+            trained = prep.raw_input(prep.pixels(im))[None]
         with Image.open(io.BytesIO(data)) as im:
             whole = np.asarray(im.convert(mode), dtype="uint8")
         whole = whole.reshape(1, *whole.shape[:2], prep.input_shape[-1])

@@ -108,29 +108,42 @@ def _how_to_call(src: Source) -> list[str]:
            "signal": "raw signal values in the training data's own units",
            "tensor": "raw values in the training data's own units"}[p.domain]
     given = pixels.describe(p)
+    note = ""
     if p.takes_images:
         size = f"({p.input_shape[1]}, {p.input_shape[0]})"
         mode = "L" if p.input_shape[-1] == 1 else "RGB"
         fit = {"stretch": f"im.resize({size}, Image.BILINEAR)",
                "center_crop": f"ImageOps.fit(im, {size}, Image.BILINEAR)",
                "letterbox": f"ImageOps.pad(im, {size}, Image.BILINEAR, color=0)"}[p.resize]
+        if p.raw_max == 255:  # the decoded pixels are the raw values
+            raw_of = f"np.asarray({fit}, dtype='uint8')"
+        elif p.raw_dtype == "uint8":  # whole levels: the nearest one to each pixel
+            raw_of = (f"np.rint(np.asarray({fit}, dtype='float64') / 255 * {p.raw_max:g})"
+                      ".astype('uint8')")
+            note = (f" It takes the levels 0..{p.raw_max:g} as the data holds them, not 8-bit "
+                    f"pixels; an image gives the nearest levels, as below (`cnnbp predict` "
+                    f"reads an image unrounded, as `pixels / 255 * {p.raw_max:g}`).")
+        else:
+            raw_of = f"np.asarray({fit}, dtype='float32') / 255 * {p.raw_max:g}"
         load = ["from PIL import Image, ImageOps",
-                "im = Image.open('photo.jpg')",
+                "im = Image.open('photo.jpg')  # 8-bit gray or RGB; 16-bit or transparent: "
+                "see cnnbp.contract.preprocessing.image_bytes",
                 f"im.draft('{mode}', {size})  # as cnnbp decodes a JPEG: at the smallest "
                 "scale that covers the size", f"im = im.convert('{mode}')",
-                f"x = np.asarray({fit}, dtype='uint8').reshape(1, {shape})"]
+                f"x = {raw_of}.reshape(1, {shape})"]
     else:
         load = [f"x = np.load('sample.npy').astype('float32').reshape(1, {shape})"]
     return ["", "## How to call it", "",
             f"`pixels.onnx` takes what a client has: input `pixels`, {given['dtype']} "
-            f"`[batch, {shape}]`, {given['units']}. The normalisation is inside the graph. "
+            f"`[batch, {shape}]`, {given['units']}. The normalisation is inside the graph.{note} "
             f"Outputs: `probabilities`, float32 `[batch, {classes}]`, and `label_index`, int64 "
             "`[batch, 1]` (the top-1 class); class names are in `labels.txt` (one a line, in "
             "output order) and in the model's `class_names` metadata.", "", "```python",
             "import numpy as np, onnxruntime as ort", *load,
             "session = ort.InferenceSession('pixels.onnx', providers=['CPUExecutionProvider'])",
             "probabilities, index = session.run(None, {'pixels': x})",
-            "print(open('labels.txt').read().splitlines()[index[0, 0]], probabilities.max())",
+            "print(open('labels.txt', encoding='utf-8').read().splitlines()[index[0, 0]], "
+            "probabilities.max())",
             "```", "",
             f"`model.onnx` takes the normalised input `input`: float32 `[batch, {shape}]` "
             f"(channels last), `x = (raw / {p.scale:g} - mean) / std` with mean {p.mean} and std "

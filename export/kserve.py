@@ -44,6 +44,9 @@ def memory_gi(model_bytes: int) -> int:
 def manifest(model: str, model_folder: Path, gpu: bool = False) -> str:
     """The ``InferenceService`` YAML for the Triton model folder ``model_folder``."""
     from ruamel.yaml import YAML
+
+    from .triton import check_model_name
+    check_model_name(model, "--kserve")  # it goes into comments unescaped
     size = sum(p.stat().st_size for p in (model_folder / "1").iterdir() if p.is_file())
     memory = f"{memory_gi(size)}Gi"
     limits = {"cpu": "2", "memory": memory} | ({"nvidia.com/gpu": "1"} if gpu else {})
@@ -58,8 +61,8 @@ def manifest(model: str, model_folder: Path, gpu: bool = False) -> str:
     yaml.default_flow_style = False
     yaml.dump(doc, buf)
     body = (f"# Upload the Triton repository (the folder holding {model}/) and set "
-            f"storageUri to it;\n# requests: POST /v2/models/{model}/infer with a UINT8 "
-            f"'pixels' tensor (FP32 for signals).\n" + buf.getvalue())
+            f"storageUri to it;\n# requests: POST /v2/models/{model}/infer with the "
+            f"'pixels' tensor of {model}/config.pbtxt (raw values).\n" + buf.getvalue())
     return f"{MARK} (sha256 {_digest(body)} of the lines below)\n" + body
 
 

@@ -1,12 +1,15 @@
 """``model.onnx`` + the run's ``Preprocessing`` → ``pixels.onnx``, a model that takes what a
 client has before any preprocessing, and the parity gate it must pass to be shipped.
 
-    pixels       uint8 [batch, H, W, C] 8-bit pixels (image models) or float32 raw values
+    pixels       the source's raw values in ``Preprocessing.raw_dtype``: uint8 [batch, H, W, C]
+                 where they are whole numbers within 0..255 (8-bit pixels, digits' levels
+                 0..16), float32 otherwise (float images in [0, 1], signals, tensors)
     ─ Cast ─ Mul(gain) ─ Add(shift) ─→  input  (model.onnx's graph, node for node)
     outputs      probabilities [batch, classes], label_index int64 [batch, 1] (the top-1 class)
 
-The gain and shift are ``Preprocessing.gain_shift``: the same folded constants the training
-pipeline multiplies and adds, so the graph computes what training fed the net.
+The gain and shift are ``Preprocessing.gain_shift(1)``: ``(raw / scale - mean) / std`` folded
+into one multiply and one add per raw unit, as the training pipeline folds it. The parity gate
+judges the graph against a reference made without those constants (``reference_input``).
 """
 from __future__ import annotations
 
@@ -25,23 +28,21 @@ FILE = "pixels.onnx"
 
 
 def takes_uint8(prep: Preprocessing) -> bool:
-    return prep.takes_images
-
-
-def unit(prep: Preprocessing) -> float:
-    """Raw units per input step: an 8-bit pixel is raw_max / 255 raw units; else 1."""
-    return prep.raw_max / 255.0 if prep.takes_images else 1.0
+    return prep.raw_dtype == "uint8"
 
 
 def describe(prep: Preprocessing) -> dict[str, str]:
     """The ``input`` metadata entry: what ``pixels`` holds, in words a client can act on."""
     if prep.takes_images:
-        units = (f"8-bit pixels 0..255, channels last ({'gray' if prep.input_shape[-1] == 1 else 'RGB'}"
-                 f"), resized ({prep.resize}) to {prep.input_shape[1]}x{prep.input_shape[0]}; "
-                 f"read as raw = pixels / 255 * {prep.raw_max:g}")
+        h, w, c = prep.input_shape
+        what = "8-bit pixels 0..255" if prep.raw_max == 255 else \
+            f"raw values 0..{prep.raw_max:g} (full white {prep.raw_max:g}; from an 8-bit image: " \
+            f"pixels / 255 * {prep.raw_max:g}" + (", rounded)" if takes_uint8(prep) else ")")
+        units = (f"{what}, channels last ({'gray' if c == 1 else 'RGB'}), resized "
+                 f"({prep.resize}) to {w}x{h}")
     else:
         units = "raw values in the training data's own units, channels last"
-    return {"name": PIXELS, "dtype": "uint8" if takes_uint8(prep) else "float32", "units": units}
+    return {"name": PIXELS, "dtype": prep.raw_dtype, "units": units}
 
 
 def build(model, prep: Preprocessing):
@@ -63,7 +64,7 @@ def build(model, prep: Preprocessing):
     # 2.0 ms of a 64x32x32x3 batch against 0.05 ms for a [H, W, C] operand
     # (bench/pixels_latency.py, docs/benchmarks.md).
     gain, shift = (np.ascontiguousarray(np.broadcast_to(v, prep.input_shape))
-                   for v in prep.gain_shift(unit(prep)))
+                   for v in prep.gain_shift(1.0))  # per raw unit
     graph.initializer.extend([numpy_helper.from_array(gain, "preprocess/gain"),
                               numpy_helper.from_array(shift, "preprocess/shift")])
     front = [helper.make_node("Cast", [PIXELS], ["preprocess/float"], "preprocess/cast",
@@ -85,60 +86,71 @@ def build(model, prep: Preprocessing):
 
 
 def raw_rows(prep: Preprocessing, normalized: np.ndarray) -> np.ndarray:
-    """Held-out rows stored normalised (``samples.npz``) → the raw input a client would send:
-    the affine map inverted in float64, rounded to uint8 for image models."""
+    """Held-out rows stored normalised (``samples.npz``) → the raw values a client would send:
+    the record's affine map inverted in float64, rounded where the raw dtype is uint8 (those
+    rows came from whole raw values, so rounding recovers them exactly)."""
     mean, std = np.float64(prep.mean), np.float64(prep.std)
-    raw = (normalized.astype("float64") * std + mean) * np.float64(prep.scale) / unit(prep)
+    raw = (normalized.astype("float64") * std + mean) * np.float64(prep.scale)
     if takes_uint8(prep):
         return np.clip(np.rint(raw), 0, 255).astype("uint8")
     return raw.astype("float32")
 
 
-def to_model_input(prep: Preprocessing, raw: np.ndarray) -> np.ndarray:
-    """The training pipeline's normalisation of raw rows: one multiply and one add in float32
-    (``train.pipeline._scaler``, ``train.arrays``), computed here with NumPy."""
-    gain, shift = prep.gain_shift(unit(prep))
-    return raw.astype("float32") * gain + shift
+def reference_input(prep: Preprocessing, raw: np.ndarray,
+                    stored: np.ndarray | None = None) -> np.ndarray:
+    """What Keras is given to judge ``pixels.onnx(raw)``, computed apart from the graph's
+    constants (``Preprocessing.gain_shift``): the stored rows themselves where ``raw`` was
+    recovered from them exactly (uint8 raw values), else ``Preprocessing.apply``'s four steps
+    ``(raw / scale - mean) / std``."""
+    return stored if stored is not None and takes_uint8(prep) else prep.apply(raw)
 
 
 def random_rows(prep: Preprocessing, batch: int, seed: int = 0) -> np.ndarray:
     rng = np.random.default_rng(seed + batch)
     shape = (batch, *prep.input_shape)
     if takes_uint8(prep):
-        return rng.integers(0, 256, shape, dtype="uint8")
+        return rng.integers(0, int(prep.raw_max) + 1, shape, dtype="uint8")
     mean, std = np.float64(prep.mean), np.float64(prep.std)  # around the data's own range
     return ((rng.normal(size=shape) * std + mean) * prep.scale).astype("float32")
 
 
 def check(keras_model, pixels_model, prep: Preprocessing, held_out: np.ndarray | None,
           batch_sizes=(1, 7, 64), atol: float = 1e-5) -> dict:
-    """``pixels.onnx(raw)`` against Keras on the pipeline's normalisation of the same raw rows;
+    """``pixels.onnx(raw)`` against Keras on ``reference_input`` of the same rows (held-out
+    rows as ``samples.npz`` stores them, random raw rows through ``Preprocessing.apply``);
     ``passed`` needs max |diff| <= atol and 100% top-1 agreement (and ``label_index`` equal to
     the argmax of ``probabilities``)."""
     sess = session(pixels_model)
-    raw_held_out = raw_rows(prep, held_out) if held_out is not None and len(held_out) else None
+    stored = held_out if held_out is not None and len(held_out) else None
+    raw_held_out = raw_rows(prep, stored) if stored is not None else None
     cases = []
-    for kind in ["random"] + (["held-out"] if raw_held_out is not None else []):
+    for kind in ["random"] + (["held-out"] if stored is not None else []):
         for batch in batch_sizes:
-            raw = random_rows(prep, batch) if kind == "random" else \
-                raw_held_out[np.arange(batch) % len(raw_held_out)]
-            ref = np.asarray(keras_model(to_model_input(prep, raw), training=False))
+            if kind == "random":
+                raw = random_rows(prep, batch)
+                x = reference_input(prep, raw)
+            else:
+                rows = np.arange(batch) % len(stored)
+                raw = raw_held_out[rows]
+                x = reference_input(prep, raw, stored[rows])
+            ref = np.asarray(keras_model(x, training=False))
             probs, index = sess.run([OUTPUT, LABEL_INDEX], {PIXELS: raw})
             case = {"inputs": kind, "batch": batch, **compare(ref, probs)}
             case["passed"] = case["max_abs"] <= atol and case["top1_agreement"] == 1.0 and \
                 bool((index[:, 0] == probs.argmax(1)).all())
             cases.append(case)
-    return {"passed": all(c["passed"] for c in cases), "atol": atol, "cases": cases, "max_abs": max(c["max_abs"] for c in cases),
+    return {"passed": all(c["passed"] for c in cases), "atol": atol, "cases": cases,
+            "max_abs": max(c["max_abs"] for c in cases),
             "top1_agreement": min(c["top1_agreement"] for c in cases), "file": FILE,
-            "input_dtype": "uint8" if takes_uint8(prep) else "float32"}
+            "input_dtype": prep.raw_dtype}
 
 
 def against_model(pixels_path: str, model_path: str, prep: Preprocessing,
                   normalized: np.ndarray) -> dict:
     """``pixels.onnx`` on the raw form of ``normalized`` rows (a bundle's test vector) against
-    ``model.onnx`` on the pipeline's normalisation of them: the graph's front is the record's
+    ``model.onnx`` on ``reference_input`` of them: the graph's front is the record's
     preprocessing. Both run in ONNX Runtime, so they agree to float32 rounding."""
     raw = raw_rows(prep, normalized)
-    ref = session(model_path).run(None, {INPUT: to_model_input(prep, raw)})[0]
+    ref = session(model_path).run(None, {INPUT: reference_input(prep, raw, normalized)})[0]
     probs, index = session(pixels_path).run([OUTPUT, LABEL_INDEX], {PIXELS: raw})
     return compare(ref, probs) | {"label_index_matches": bool((index[:, 0] == probs.argmax(1)).all())}

@@ -4,8 +4,22 @@
 """
 from __future__ import annotations
 
+import re
 import shutil
 from pathlib import Path
+
+from cnnbp.contract.errors import UsageError
+
+MODEL_NAME = re.compile(r"[A-Za-z0-9_.-]+")
+
+
+def check_model_name(name: str, option: str = "--triton") -> None:
+    """Refuse a model name that config.pbtxt (a quoted protobuf string) and the KServe
+    manifest's comments could not hold as it is: letters, digits, '_', '.', '-' only."""
+    if not MODEL_NAME.fullmatch(name) or name in (".", ".."):
+        raise UsageError(f"{option}: the model is named after the bundle's folder, {name!r}, "
+                         "which Triton and KServe cannot take: a model name may hold only "
+                         "letters, digits, '_', '.' and '-'; choose an -o folder named that way")
 
 
 def config_pbtxt(name: str, input_shape, classes: int, max_batch_size: int = 64,
@@ -59,7 +73,8 @@ def write_repository(repo: Path, name: str, bundle: Path, input_shape, classes: 
     from cnnbp.contract.atomic import atomic_path, write_text
     from cnnbp.contract.bundle import Bundle
 
-    from .pixels import FILE, takes_uint8
+    from .pixels import FILE
+    check_model_name(name)
     prep = Bundle(bundle).preprocessing()
     target = repo / name
     with atomic_path(target, keep_old=keep_old) as tmp:
@@ -70,5 +85,5 @@ def write_repository(repo: Path, name: str, bundle: Path, input_shape, classes: 
         shutil.copy2(bundle / "labels.txt", tmp / "labels.txt")
         write_text(tmp / "config.pbtxt", config_pbtxt(
             name, input_shape, classes, max_batch_size, kind,
-            input_type="TYPE_UINT8" if takes_uint8(prep) else "TYPE_FP32"))
+            input_type={"uint8": "TYPE_UINT8", "float32": "TYPE_FP32"}[prep.raw_dtype]))
     return target

@@ -66,7 +66,8 @@ def validate_bundle(folder: str | Path, atol: float | None = None) -> dict:
         model = None
         report["parity"] = None
         report["note"] = f"source model {source} not found: checked the test vectors only"
-    report["pixels"] = _validate_pixels(bundle, x, atol, model, saved.max_batch)
+    report["pixels"] = _validate_pixels(bundle, x, atol, model, saved.max_batch,
+                                        saved.pixels is not None)
     report["passed"] = report["test_vectors"]["passed"] and \
         (report["parity"] is None or (report["parity"]["passed"] and report["source_unchanged"])) \
         and (report["pixels"] is None or report["pixels"]["passed"])
@@ -74,12 +75,17 @@ def validate_bundle(folder: str | Path, atol: float | None = None) -> dict:
 
 
 def _validate_pixels(bundle: Bundle, x: np.ndarray, atol: float, model,
-                     max_batch: int) -> dict | None:
+                     max_batch: int, recorded: bool) -> dict | None:
     """pixels.onnx against model.onnx on the raw form of the test vector, and against the
-    source model when it exists; None for a bundle made before pixels.onnx existed."""
+    source model when it exists; None for a bundle made before pixels.onnx existed (whose
+    validation.json has no ``pixels`` result)."""
     import onnx
     path = bundle.path / pixels.FILE
     if not path.is_file():
+        if recorded:
+            raise ArtifactError(path, "is missing, but the bundle's validation.json records "
+                                      "its parity result: the bundle is incomplete; export it "
+                                      "again (cnnbp export RUN -o FOLDER)")
         return None
     prep = bundle.preprocessing()
     try:

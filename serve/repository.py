@@ -96,11 +96,11 @@ class ServedModel:
     @cached_property
     def inputs(self) -> tuple[TensorSpec, TensorSpec]:
         """What ``/infer`` takes, one per request: ``input``, model.onnx's normalised tensor, or
-        ``pixels``, the bundle's pixels.onnx input (UINT8 pixels for images, raw FP32 values for
-        signals and tensors), normalised here as training normalised it."""
-        kind = "UINT8" if self.prep.takes_images else "FP32"
+        ``pixels``, the bundle's pixels.onnx input (the source's raw values, UINT8 or FP32 as
+        ``Preprocessing.raw_dtype`` says), normalised here as training normalised it."""
+        kind = {"uint8": "UINT8", "float32": "FP32"}[self.prep.raw_dtype]
         pixels = TensorSpec("pixels", kind, self.input_shape,
-                            "8-bit pixels" if self.prep.takes_images else "raw values")
+                            "8-bit pixels" if self.prep.raw_max == 255 else "raw values")
         if self.raw:
             return (pixels,)
         return TensorSpec("input", "FP32", self.input_shape, "normalised"), pixels
@@ -108,7 +108,7 @@ class ServedModel:
     @cached_property
     def _gain_shift(self) -> tuple[np.ndarray, np.ndarray]:
         # training's own fold of the preprocessing (train/pipeline.py): one multiply and one add
-        return self.prep.gain_shift(self.prep.raw_max / 255.0 if self.prep.takes_images else 1.0)
+        return self.prep.gain_shift(1.0)  # per raw unit, as pixels.onnx's graph
 
     def model_input(self, name: str, x: np.ndarray) -> np.ndarray:
         """The tensor of input ``name`` (one of ``inputs``) → model.onnx's input."""
@@ -159,12 +159,13 @@ class ServedModel:
             raise BadRequest("cannot decode the image: corrupt PNG/JPEG data") from None
 
     def _pixels(self, data: bytes, max_pixels: int) -> np.ndarray:
-        """Image bytes → ``(1, H, W, C)`` uint8 pixels, decoded and resized as in training."""
+        """Image bytes → ``(1, H, W, C)`` raw values in the raw dtype, decoded and resized as in
+        training (``Preprocessing.raw_input``: digits' levels are rounded)."""
         from PIL import Image
         with Image.open(io.BytesIO(data), formats=IMAGE_FORMATS) as im:
             if im.width * im.height > max_pixels:
                 raise ImageTooLarge(f"{im.width}x{im.height}")
-            return self.prep.pixels(im).astype("uint8")[None]
+            return self.prep.raw_input(self.prep.pixels(im))[None]
 
     def from_signal(self, values) -> np.ndarray:
         """A raw 1-D signal (list of numbers, or of channel lists) → one normalized sample."""

@@ -72,3 +72,19 @@ def test_a_bad_record_names_its_field(change, says):
            "std": [1.0], "class_names": ["a"]} | change
     with pytest.raises(ArtifactError, match=says):
         parse(Preprocessing, doc, "preprocess.json", "preprocessing record")
+
+
+@pytest.mark.parametrize("domain, shape, raw_max, dtype, white", [
+    ("image", [2, 2, 1], 255.0, "uint8", 255),     # image folders, uint8 arrays: 8-bit pixels
+    ("image", [2, 2, 1], 16.0, "uint8", 16),       # digits: gray levels 0..16, not pixels
+    ("image", [2, 2, 3], 1.0, "float32", 1.0),     # float arrays in [0, 1]
+    ("signal", [4, 1], None, "float32", None),
+    ("tensor", [2, 2, 5], None, "float32", None),
+])
+def test_raw_values_keep_their_own_dtype(domain, shape, raw_max, dtype, white):
+    prep = Preprocessing(input_shape=shape, domain=domain, raw_max=raw_max, mean=[0.0] * shape[-1],
+                         std=[1.0] * shape[-1], class_names=["a", "b"])
+    assert prep.raw_dtype == dtype
+    if white is not None:  # a decoded white pixel is full white in raw units, exactly
+        raw = prep.raw_input(np.full(shape, 255, "uint8"))
+        assert raw.dtype == dtype and (raw == white).all()

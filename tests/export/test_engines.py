@@ -1,8 +1,9 @@
 """pixels.onnx proved on engines we did not write (issue 22): for each kind of source, the raw
 files or arrays a user has give the same top-1 and probabilities through `cnnbp predict` on the
-bundle, plain ONNX Runtime on pixels.onnx fed the raw decoded array, OpenVINO on pixels.onnx,
-and the stock tritonclient (HTTP and gRPC) sending that array as a UINT8 (FP32 for signals)
-``pixels`` tensor to `cnnbp serve` (within 1e-5; 1e-4 for OpenVINO). Images are decoded here the way the model card
+bundle, plain ONNX Runtime on pixels.onnx fed the raw array (decoded pixels; digits' levels
+0..16 as load_digits gives them), OpenVINO on pixels.onnx, and the stock tritonclient (HTTP and
+gRPC) sending that array as a UINT8 (FP32 for signals) ``pixels`` tensor to `cnnbp serve`
+(within 1e-5; 1e-4 for OpenVINO). Images are decoded here the way the model card
 documents: Pillow, JPEG draft at the smallest scale that covers the net's size, bilinear resize.
 """
 from __future__ import annotations
@@ -71,13 +72,15 @@ def made(tmp_path_factory, keras):
     bundle = train_and_export(base, "npz", base / "u8.npz", GRAY)
     out["npz"] = (bundle, [(_png(base / f"npz{i}.png", row), row[None, :, :, None])
                            for i, row in enumerate(x[48:52])])
-    # digits: gray levels 0..16 as 8-bit images (pixel = level * 255 / 16)
+    # digits: the gray levels 0..16 themselves, the raw values pixels.onnx takes
     from sklearn.datasets import load_digits
     bundle = train_and_export(base, "digits", "digits", GRAY.replace("FC(3)", "FC(10)"))
-    levels = load_digits().images[:4]
-    rows = np.rint(levels * 255 / 16).astype("uint8")
-    out["digits"] = (bundle, [(_png(base / f"digit{i}.png", r), r[None, :, :, None])
-                              for i, r in enumerate(rows)])
+    levels = load_digits().images[:4].astype("uint8")
+    digits = []
+    for i, row in enumerate(levels):
+        np.save(base / f"digit{i}.npy", row)
+        digits.append((base / f"digit{i}.npy", row[None, :, :, None]))
+    out["digits"] = (bundle, digits)
     # 1-D signals, mnist1d-like: shifted, scaled templates with noise, float32 raw values
     t = np.linspace(0, 1, 40)
     templates = np.stack([np.sin(6 * t), np.sign(t - 0.5), np.exp(-((t - 0.3) / 0.1) ** 2)])
@@ -103,9 +106,16 @@ def _png(path: Path, pixels: np.ndarray) -> Path:
     return path
 
 
-def predicted(bundle: Path, path: Path) -> np.ndarray:
-    """`cnnbp predict BUNDLE FILE` (local), every class, as a vector in labels.txt order."""
+def predicted(bundle: Path, path: Path, raw: np.ndarray) -> np.ndarray:
+    """`cnnbp predict BUNDLE FILE` (local), every class, as a vector in labels.txt order. Raw
+    values no file `cnnbp predict` reads can carry (digits' levels; a PNG holds 8-bit pixels)
+    take predict's path from the raw array on: the bundle's model.onnx, loaded as predict
+    loads it, on ``Preprocessing.apply`` of them."""
     from cnnbp.serve.client import predict_local
+    if path.suffix == ".npy" and raw.ndim == 4:
+        from cnnbp.serve import repository
+        (model,) = repository.load(str(bundle)).values()
+        return model.run(model.prep.apply(raw))[0]
     result = predict_local(str(bundle), [str(path)], top_k=100)[0]
     labels = (bundle / "labels.txt").read_text(encoding="utf-8").splitlines()
     got = np.full(len(labels), np.nan, "float32")
@@ -127,7 +137,7 @@ def test_predict_onnxruntime_and_openvino_agree_on_raw_input(made, kind):
     # OpenVINO may compute in bf16 on CPUs that have it unless asked for float32
     compiled = ov.Core().compile_model(model, "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
     for path, raw in samples:
-        reference = predicted(bundle, path)
+        reference = predicted(bundle, path, raw)
         probs, index = ort_session.run(None, {"pixels": raw})
         np.testing.assert_allclose(probs[0], reference, atol=1e-5, err_msg=f"{kind} {path.name}")
         assert index[0, 0] == reference.argmax() == probs[0].argmax()
@@ -150,7 +160,7 @@ def test_tritonclient_sends_raw_pixels_to_cnnbp_serve(made, kind, protocol):
     client = client_lib.InferenceServerClient(
         server.url.removeprefix("http://") if protocol == "http" else server.grpc_target)
     for path, raw in samples:
-        reference = predicted(bundle, path)
+        reference = predicted(bundle, path, raw)
         inp = client_lib.InferInput("pixels", list(raw.shape),
                                     "FP32" if kind == "signal" else "UINT8")
         inp.set_data_from_numpy(raw)

@@ -113,6 +113,26 @@ def test_model_card(bundle):
     assert "adam, learning rate" in card and "test samples" in card
 
 
+def test_model_cards_client_runs_and_sends_digits_levels(bundle, tmp_path):
+    import onnxruntime as ort
+    from PIL import Image
+    from sklearn.datasets import load_digits
+    levels = load_digits().images[7]
+    png = tmp_path / "photo.jpg"  # the card's file name; PNG data, as PIL reads by content
+    Image.fromarray(np.rint(levels * 255 / 16).astype("uint8")).save(png, format="PNG")
+    card = (bundle[0] / "README.md").read_text(encoding="utf-8")
+    client = card.split("```python\n", 1)[1].split("```", 1)[0]
+    assert "levels 0..16 as the data holds them" in card
+    proc = subprocess.run([sys.executable, "-c", client.replace("'photo.jpg'", repr(str(png)))],
+                          cwd=bundle[0], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    probs = ort.InferenceSession(str(bundle[0] / "pixels.onnx")).run(
+        ["probabilities"], {"pixels": levels.astype("uint8")[None, :, :, None]})[0]
+    labels = (bundle[0] / "labels.txt").read_text(encoding="utf-8").splitlines()
+    label, top = proc.stdout.split()
+    assert label == labels[probs.argmax()] and abs(float(top) - probs.max()) < 1e-6
+
+
 def test_triton_config_parses_with_tritons_protobufs(bundle):
     from google.protobuf import text_format
     from tritonclient.grpc import model_config_pb2
@@ -253,13 +273,13 @@ def test_pixels_model_is_model_onnx_with_preprocessing_in_front(bundle):
 def test_pixels_model_on_raw_digits_equals_keras_on_the_documented_formula(bundle, run_dir, keras):
     import onnxruntime as ort
     from sklearn.datasets import load_digits
-    levels = load_digits().images[:64]  # 0..16 gray levels, as a user has them
-    pixels = np.rint(levels * 255 / 16).astype("uint8")[..., None]  # their 8-bit image
+    levels = load_digits().images  # every row: 0..16 gray levels, as a user has them
     prep = json.loads((bundle[0] / "preprocess.json").read_text())
-    x = ((pixels.astype("float64") / 255 * 16) / prep["scale"] - prep["mean"]) / prep["std"]
+    assert prep["raw_max"] == 16 and prep["scale"] == 16
+    x = (levels[..., None] / prep["scale"] - prep["mean"]) / prep["std"]  # float64, by hand
     want = np.asarray(keras.models.load_model(run_dir / "model.keras")(x.astype("float32")))
     probs, index = ort.InferenceSession(str(bundle[0] / "pixels.onnx")).run(
-        None, {"pixels": pixels})
+        None, {"pixels": levels.astype("uint8")[..., None]})
     np.testing.assert_allclose(probs, want, atol=1e-5)
     assert (probs.argmax(1) == want.argmax(1)).all() and (index[:, 0] == want.argmax(1)).all()
 
@@ -301,6 +321,44 @@ def test_pixels_model_that_misses_parity_refuses_the_export(run_dir, tmp_path, m
     monkeypatch.setattr(pixels, "build", off_by_one_level)
     with pytest.raises(exporting.ExportRefused, match="pixels.onnx on raw inputs disagrees"):
         exporting.export_bundle(run_dir, tmp_path / "b", with_variants=False)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_wrong_gain_shift_is_refused_by_a_reference_that_does_not_move_with_it(
+        run_dir, tmp_path, monkeypatch):
+    # gain_shift builds the graph's constants; the gate's references (the stored held-out rows,
+    # Preprocessing.apply) must not follow it, or a wrong fold would pass its own check
+    from cnnbp.contract.preprocessing import Preprocessing
+    from cnnbp.export import bundle as exporting
+    right = Preprocessing.gain_shift
+
+    def one_level_too_bright(self, unit=1.0):
+        gain, shift = right(self, unit)
+        return gain, shift + gain
+    monkeypatch.setattr(Preprocessing, "gain_shift", one_level_too_bright)
+    with pytest.raises(exporting.ExportRefused, match="pixels.onnx on raw inputs disagrees"):
+        exporting.export_bundle(run_dir, tmp_path / "b", with_variants=False)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_validate_refuses_a_bundle_whose_pixels_model_was_deleted(bundle, tmp_path):
+    copy = tmp_path / "copy"
+    shutil.copytree(bundle[0], copy)
+    (copy / "pixels.onnx").unlink()  # validation.json still records its parity result
+    proc = cnnbp("validate", str(copy))
+    assert proc.returncode != 0 and "Traceback" not in proc.stderr
+    assert "pixels.onnx" in proc.stderr and "is missing" in proc.stderr, proc.stderr
+    assert "export it again" in proc.stderr
+
+
+@pytest.mark.parametrize("name", ['my "model"', "a b", "new\nline"])
+def test_a_model_name_triton_cannot_hold_is_refused_before_any_work(run_dir, tmp_path, capsys,
+                                                                    name):
+    from cnnbp import cli
+    code = cli.main(["export", str(run_dir), "-o", str(tmp_path / name), "--triton",
+                     str(tmp_path / "repo"), "--kserve", str(tmp_path / "isvc.yaml")])
+    err = capsys.readouterr().err
+    assert code == 2 and repr(name) in err and "letters, digits, '_', '.' and '-'" in err, err
     assert list(tmp_path.iterdir()) == []
 
 
@@ -387,6 +445,7 @@ def test_any_size_variant_resizes_in_the_graph_and_carries_its_measured_agreemen
         im = photo.resize(size, Image.Resampling.LANCZOS)
         whole = np.asarray(im, "uint8")[None, :, :, None]
         small = np.asarray(im.resize((8, 8), Image.Resampling.BILINEAR), "uint8")[None, :, :, None]
+        small = np.rint(small / 255 * 16).astype("uint8")  # digits take levels 0..16
         got = anysize.run(["probabilities"], {"pixels": whole})[0]
         want = fixed.run(["probabilities"], {"pixels": small})[0]
         np.testing.assert_allclose(got, want, atol=0.02)

@@ -1,7 +1,7 @@
 """Raw tensors on /infer: the stock tritonclient (HTTP JSON, HTTP binary, gRPC) sends the
-``pixels`` input that a bundle's pixels.onnx and the Triton repository take (UINT8 pixels for
-images, raw FP32 values for signals) to a real `cnnbp serve`, and gets what the normalised FP32
-``input`` gets for the same rows normalised here by hand."""
+``pixels`` input that a bundle's pixels.onnx and the Triton repository take (the source's raw
+values: UINT8 digits levels 0..16 here, raw FP32 values for signals) to a real `cnnbp serve`,
+and gets what the normalised FP32 ``input`` gets for the same rows normalised here by hand."""
 import json
 import shutil
 
@@ -22,12 +22,9 @@ SHAPE = {"digits": (8, 8, 1), "mnist1d": (40, 1)}
 
 
 def by_hand(model: str, raw: np.ndarray) -> np.ndarray:
-    """The README's formula: raw = pixels / 255 * raw_max for images; (raw / scale - mean) / std."""
+    """The README's formula on raw values: (raw / scale - mean) / std."""
     p = PREP[model]
-    raw = raw.astype("float64")
-    if p["raw_max"] is not None:
-        raw = raw / 255 * p["raw_max"]
-    return ((raw / p["scale"] - p["mean"][0]) / p["std"][0]).astype("float32")
+    return ((raw.astype("float64") / p["scale"] - p["mean"][0]) / p["std"][0]).astype("float32")
 
 
 @pytest.fixture(scope="module")
@@ -47,8 +44,8 @@ def skewed(repo, tmp_path_factory):
 
 
 def rows(model: str, n: int = 5) -> np.ndarray:
-    if model == "digits":
-        return RNG.integers(0, 256, size=(n, *SHAPE[model])).astype("uint8")
+    if model == "digits":  # gray levels 0..16, raw_max 16: not 8-bit pixels
+        return RNG.integers(0, 17, size=(n, *SHAPE[model])).astype("uint8")
     return RNG.normal(1.0, 4.0, size=(n, *SHAPE[model])).astype("float32")
 
 
