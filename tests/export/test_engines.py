@@ -1,8 +1,9 @@
 """pixels.onnx proved on engines we did not write (issue 22): for each kind of source, the raw
 files or arrays a user has give the same top-1 and probabilities through `cnnbp predict` on the
 bundle, plain ONNX Runtime on pixels.onnx fed the raw array (decoded pixels; digits' levels
-0..16 as load_digits gives them), OpenVINO on pixels.onnx, and the stock tritonclient (HTTP and
-gRPC) sending that array as a UINT8 (FP32 for signals) ``pixels`` tensor to `cnnbp serve`
+0..16 as load_digits gives them; a float array's values in [0, 1]), OpenVINO on pixels.onnx, and
+the stock tritonclient (HTTP and gRPC) sending that array as a UINT8 (FP32 for float arrays and
+signals) ``pixels`` tensor to `cnnbp serve`
 (within 1e-5; 1e-4 for OpenVINO). Images are decoded here the way the model card
 documents: Pillow, JPEG draft at the smallest scale that covers the net's size, bilinear resize.
 """
@@ -20,6 +21,7 @@ GRAY = "INPUT(8x8x1)-CONV(4,3,pad=1)-RELU-POOL-FC(3)-SOFTMAX"
 RGB = "INPUT(8x8x3)-CONV(4,3,pad=1)-RELU-POOL-FC(3)-SOFTMAX"
 SIGNAL = "INPUT(40x1)-CONV(4,5,pad=2)-RELU-POOL-FC(3)-SOFTMAX"
 NAMES = ["square", "circle", "cross"]  # deliberately not in alphabetical order
+FLOAT = ("floats", "signal")  # kinds whose raw values are float32
 
 
 def encoded(pixels: np.ndarray, fmt: str) -> bytes:
@@ -72,6 +74,15 @@ def made(tmp_path_factory, keras):
     bundle = train_and_export(base, "npz", base / "u8.npz", GRAY)
     out["npz"] = (bundle, [(_png(base / f"npz{i}.png", row), row[None, :, :, None])
                            for i, row in enumerate(x[48:52])])
+    # float images in [0, 1] (raw_max 1): raw values are float32, a PNG holds pixels = raw * 255
+    xf = np.rint(RNG.random((60, 8, 8, 3)) * 255) / 255
+    yf = (xf[..., 0].mean(axis=(1, 2)) > xf[..., 2].mean(axis=(1, 2))).astype("int64") + \
+        (xf[:, 0, 0, 1] > 0.8)
+    np.savez(base / "f01.npz", x_train=xf[:48].astype("float32"), y_train=yf[:48],
+             x_test=xf[48:].astype("float32"), y_test=yf[48:])
+    bundle = train_and_export(base, "floats", base / "f01.npz", RGB)
+    out["floats"] = (bundle, [(_png(base / f"f{i}.png", np.rint(row * 255).astype("uint8")),
+                               row[None].astype("float32")) for i, row in enumerate(xf[48:52])])
     # digits: the gray levels 0..16 themselves, the raw values pixels.onnx takes
     from sklearn.datasets import load_digits
     bundle = train_and_export(base, "digits", "digits", GRAY.replace("FC(3)", "FC(10)"))
@@ -125,7 +136,7 @@ def predicted(bundle: Path, path: Path, raw: np.ndarray) -> np.ndarray:
     return got
 
 
-@pytest.mark.parametrize("kind", ["folder", "npz", "digits", "signal"])
+@pytest.mark.parametrize("kind", ["folder", "npz", "floats", "digits", "signal"])
 def test_predict_onnxruntime_and_openvino_agree_on_raw_input(made, kind):
     import onnxruntime as ort
     import openvino as ov
@@ -133,7 +144,7 @@ def test_predict_onnxruntime_and_openvino_agree_on_raw_input(made, kind):
     model = str(bundle / "pixels.onnx")
     ort_session = ort.InferenceSession(model, providers=["CPUExecutionProvider"])
     (ort_input,) = ort_session.get_inputs()
-    assert ort_input.type == ("tensor(float)" if kind == "signal" else "tensor(uint8)")
+    assert ort_input.type == ("tensor(float)" if kind in FLOAT else "tensor(uint8)")
     # OpenVINO may compute in bf16 on CPUs that have it unless asked for float32
     compiled = ov.Core().compile_model(model, "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
     for path, raw in samples:
@@ -147,7 +158,7 @@ def test_predict_onnxruntime_and_openvino_agree_on_raw_input(made, kind):
         assert answer[compiled.output("label_index")][0, 0] == reference.argmax()
 
 
-@pytest.mark.parametrize("kind", ["folder", "npz", "digits", "signal"])
+@pytest.mark.parametrize("kind", ["folder", "npz", "floats", "digits", "signal"])
 @pytest.mark.parametrize("protocol", ["http", "grpc"])
 def test_tritonclient_sends_raw_pixels_to_cnnbp_serve(made, kind, protocol):
     if protocol == "http":
@@ -162,7 +173,7 @@ def test_tritonclient_sends_raw_pixels_to_cnnbp_serve(made, kind, protocol):
     for path, raw in samples:
         reference = predicted(bundle, path, raw)
         inp = client_lib.InferInput("pixels", list(raw.shape),
-                                    "FP32" if kind == "signal" else "UINT8")
+                                    "FP32" if kind in FLOAT else "UINT8")
         inp.set_data_from_numpy(raw)
         result = client.infer(kind, [inp], outputs=[client_lib.InferRequestedOutput(
             "probabilities")])
