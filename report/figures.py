@@ -56,9 +56,12 @@ def tidy(fig) -> None:
         fig.tight_layout()
 
 
-def png(fig) -> bytes:
+def png(fig, tight: bool = False) -> bytes:
+    """The figure as PNG bytes; ``tight`` grows the canvas to every label (where
+    ``tight_layout`` could not make room, e.g. long rotated class names)."""
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=100, metadata={"Software": None})
+    fig.savefig(buf, format="png", dpi=100, metadata={"Software": None},
+                **({"bbox_inches": "tight", "pad_inches": 0.1} if tight else {}))
     return buf.getvalue()
 
 
@@ -155,4 +158,4 @@ def confusion(matrix: list[list[int]], names: list[str]) -> bytes:
                             fontsize=TITLE_PT if k <= 12 else 7,
                             color="white" if values[i, j] > top / 2 else "black")
     tidy(fig)
-    return png(fig)
+    return png(fig, tight=True)

@@ -151,7 +151,9 @@ def parity_section(report: ParityReport, where: str) -> str:
             f"{report.max_abs:.2g}, top-1 agreement {report.top1_agreement:.4f}{acc}); "
             f"providers {escape(', '.join(report.providers))}.</p>" + cases
             + (variants + f'<p class="muted">Each variant\'s max |diff| and top-1 agreement '
-               f"against Keras are the worst case over {measured_on(report)}.</p>"
+               f"against Keras are the worst case over {measured_on(report)}"
+               + ("; a row with its own note says what it was measured on instead"
+                  if any(v.note for v in report.variants.values()) else "") + ".</p>"
                if report.variants else "<p>No variants were made.</p>"))
 
 

@@ -123,10 +123,12 @@ class Progress:
         elapsed = time.perf_counter() - self.started
         left = self.left(elapsed)
         best = f"{self.best:.4f}" if self.best is not None else "-"
-        return (f"best val acc {best}, {self.pruned} stopped early, {self.excluded} excluded "
-                f"statically, {tqdm.format_interval(elapsed)} elapsed, "
+        # time first: a narrow terminal cuts the end of the line
+        return (f"{tqdm.format_interval(elapsed)} elapsed, "
                 + (f"about {tqdm.format_interval(left)} left" if left is not None
-                   else "time left unknown"))
+                   else "time left unknown")
+                + f", best val acc {best}, {self.pruned} stopped early, {self.excluded} "
+                  "excluded statically")
 
     def __call__(self, study, trial) -> None:
         status = trial.user_attrs.get("status")

@@ -83,8 +83,8 @@ def test_search_shows_a_line_per_trial_in_a_pipe_and_no_tensorflow_log(tmp_path)
     assert proc.returncode == 0, proc.stderr
     assert not any(noise in proc.stderr for noise in TF_NOISE), proc.stderr
     lines = [line for line in proc.stderr.splitlines() if line.startswith("trial ")]
-    assert len(lines) == 1 and ": 1/1 trained, best val acc 0." in lines[0]
-    assert "elapsed, about 00:00 left" in lines[0] and "\r" not in proc.stderr
+    assert len(lines) == 1 and ": 1/1 trained, 00:" in lines[0]
+    assert "elapsed, about 00:00 left, best val acc 0." in lines[0] and "\r" not in proc.stderr
 
 
 def test_search_draws_one_bar_on_a_terminal(tmp_path):
@@ -92,7 +92,7 @@ def test_search_draws_one_bar_on_a_terminal(tmp_path):
     (tmp_path / "space.yaml").write_text(DIGITS_SPACE)
     shown = on_a_terminal(["search", "space.yaml", "--data", "digits", "--trials", "1", "-o",
                            "out"], tmp_path)
-    assert "search " in shown and " 1/1 trained, best val acc 0." in shown
+    assert "search " in shown and " 1/1 trained, 00:" in shown and "best val acc 0." in shown
     assert "\rsearch " in shown and " trained (val acc" not in shown  # no line per trial
     assert not any(noise in shown for noise in TF_NOISE)
 
@@ -195,3 +195,10 @@ def test_a_blueprint_note_is_shown_for_the_users_file_not_a_runs_copy(made, tmp_
     for args in (["show", str(run_dir)], ["check", str(run_dir / "blueprint.yaml")]):
         assert cli.main(args) == 0
         assert "note:" not in capsys.readouterr().err
+
+
+def test_a_one_letter_name_is_suggested_only_by_its_case():
+    from cnnbp.builder.tokens import closest
+    assert closest("Z", ["K", "M", "N"]) is None  # one edit from each: no guess
+    assert closest("m", ["K", "M", "N"]) == "M"
+    assert closest("kk", ["K", "M"]) is None and closest("Kk", ["KK", "M"]) == "KK"

@@ -347,7 +347,10 @@ def _commit(run: RunDir, checkpoint: str, arrays: dict, state: RunState,
         if stale.name != Path(checkpoint).name:
             stale.unlink(missing_ok=True)
     if line:
-        say(line)
+        try:
+            say(line)
+        except BrokenPipeError:  # the checkpoint is saved; the CLI meets the closed pipe next
+            pass
 
 
 def finish(session: Session, model, wall_started: float, explain: bool = False

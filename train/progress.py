@@ -23,16 +23,18 @@ def on_terminal() -> bool:
 
 
 def width() -> dict:
-    """tqdm's size arguments: the terminal's, followed as it is resized; or 80x24 where the
-    terminal reports no size (a pty made without one, as some CI runners make), on which tqdm
-    would draw nothing (a bar below the last of 0 rows is hidden)."""
+    """tqdm's size arguments: the terminal's, followed as it is resized; or a fixed size where
+    the terminal reports none (a pty made without one, as some CI runners make): tqdm would
+    draw nothing at 0 columns, and hides a bar below the last of 0 rows (re-reading the
+    size, so a fixed row count only holds without ``dynamic_ncols``)."""
     import os
     try:
         size = os.get_terminal_size(sys.stderr.fileno())
     except (AttributeError, ValueError, OSError):
         size = os.terminal_size((0, 0))
-    return ({"dynamic_ncols": True} if size.columns > 0 else {"ncols": 80}) | \
-        ({} if size.lines > 0 else {"nrows": 24})
+    if size.columns > 0 and size.lines > 0:
+        return {"dynamic_ncols": True}
+    return {"ncols": size.columns or 80, "nrows": size.lines or 24}
 
 
 def say(line: str) -> None:
@@ -78,11 +80,12 @@ def EpochBar(train_size: int, batch_size: int, epochs: int):
                 return  # reading the loss waits for the device: not on every step
             self.shown, seconds = now, now - self.started
             loss = (logs or {}).get("loss")
-            figures = [f"{done * batch_size / seconds:,.0f} images/s"] if seconds > 0 else []
-            figures += [f"loss {float(loss):.4f}"] if loss is not None else []
+            figures = []  # most wanted first: a narrow terminal cuts the end of the line
             if self.last is not None and self.epoch + 1 < epochs:  # the run's, at this pace
                 left = (steps - done) * seconds / done + (epochs - self.epoch - 1) * self.last
                 figures.append(f"run about {tqdm.format_interval(left)} left")
+            figures += [f"{done * batch_size / seconds:,.0f} images/s"] if seconds > 0 else []
+            figures += [f"loss {float(loss):.4f}"] if loss is not None else []
             self.bar.set_postfix_str(", ".join(figures), refresh=False)  # tqdm adds ", "
             self.bar.update(done - self.bar.n)
 
