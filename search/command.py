@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import threading
 import time
 
 EXAMPLES = """examples:
@@ -90,6 +91,9 @@ def run(args) -> int:
     return 0
 
 
+TICK_SECONDS = 1.0  # how often the bar's elapsed and time left are redrawn during a trial
+
+
 class Progress:
     """The search's progress on stderr: trials trained of those wanted, the time taken, the
     time left (by the pace so far, capped by ``--timeout``) and the best so far.
@@ -109,6 +113,14 @@ class Progress:
         self.bar = tqdm(total=wanted, file=sys.stderr, **width(),
                         disable=quiet or not on_terminal(),
                         bar_format="search {bar} {n_fmt}/{total_fmt} trained{postfix}")
+        # Optuna reports only when a trial ends: the clock on the bar moves on a thread
+        self.stopped = threading.Event()
+        if not self.bar.disable:
+            threading.Thread(target=self._tick, daemon=True, name="search-progress").start()
+
+    def _tick(self) -> None:
+        while not self.stopped.wait(TICK_SECONDS):
+            self.bar.set_postfix_str(self.status())  # refreshes under tqdm's own lock
 
     def left(self, elapsed: float) -> float | None:
         """Seconds until the search ends: the trials still wanted at the pace so far, or
@@ -155,4 +167,5 @@ class Progress:
             sys.stderr.flush()
 
     def close(self) -> None:
+        self.stopped.set()
         self.bar.close()

@@ -97,6 +97,16 @@ def test_search_draws_one_bar_on_a_terminal(tmp_path):
     assert not any(noise in shown for noise in TF_NOISE)
 
 
+def test_search_bar_clock_moves_during_a_trial(tmp_path):
+    import re
+    from tests.search.conftest import DIGITS_SPACE
+    (tmp_path / "space.yaml").write_text(DIGITS_SPACE)
+    shown = on_a_terminal(["search", "space.yaml", "--data", "digits", "--trials", "1",
+                           "--epochs", "25", "-o", "out"], tmp_path)
+    during = set(re.findall(r"0/1 trained, (\d\d:\d\d) elapsed", shown))
+    assert len(during) >= 2, shown[-600:]  # redrawn while the only trial trained
+
+
 def test_search_time_left_is_the_pace_capped_by_the_timeout():
     from cnnbp.search.command import Progress
     progress = Progress(10, timeout=100.0, quiet=True)
