@@ -19,19 +19,21 @@ from urllib.parse import parse_qs
 import numpy as np
 import orjson
 
+from cnnbp.contract.errors import UsageError
+
 from .batcher import INLINE_SECONDS, Batcher
 from .metrics import CONTENT_TYPE as METRICS_TYPE
 from .metrics import Metrics, ModelStats
 from .page import page
 from .protocol import (HEADER_LENGTH, OUTPUT, BadRequest, check_json_size, classification,
-                       infer_response, json_limit, model_config, parse_infer, short_repr)
+                       infer_response, json_limit, load_json, model_config, parse_infer, short_repr)
 from .repository import MAX_IMAGE_PIXELS, NAME, ServedModel
 
 VERSION = "0.1.0"
 MODEL_ROUTE = re.compile(r"^/v2/models/([^/]+)(?:/versions/([^/]+))?"
                          r"(/ready|/infer|/classify|/config|/stats|/report\.html)?$")
-# /v2/models/stats is every model's statistics (as in Triton): a model named "stats" has no
-# metadata route; /report.html is the one served model's report
+# /v2/models/stats is every model's statistics (as in Triton): no model may be named "stats";
+# /report.html is the one served model's report
 ROUTES = {"/v2/health/live": "health", "/v2/health/ready": "health", "/metrics": "metrics",
           "/v2": "server", "/": "page", "/v2/repository/index": "index",
           "/v2/models/stats": "stats", "/report.html": "report"}
@@ -46,8 +48,8 @@ HTML = {"content-type": "text/html; charset=utf-8", "cache-control": "no-cache"}
 EXTENSIONS = ["binary_tensor_data", "classification", "model_configuration", "statistics",
               "classify", "streaming"]
 # bodies up to this size are parsed on the event loop (well under a millisecond): the hop to a
-# thread would cost more; bigger ones are parsed on the decode threads, so no request stalls
-# the others while its values are read
+# thread would cost more; bigger ones on the parse thread, one at a time. A parse holds the GIL
+# whatever thread runs it, so its cost is bounded by size (protocol.MAX_JSON_BYTES, wire.py)
 INLINE_BYTES = 64 << 10
 UNAUTHORIZED = {"www-authenticate": "Bearer"}  # RFC 6750 section 3
 log = logging.getLogger("cnnbp.serve")
@@ -62,8 +64,12 @@ class App:
                  workers: int = 2, max_batch_rows: int | None = None,
                  max_image_pixels: int = MAX_IMAGE_PIXELS, decode_workers: int = 2,
                  grpc_address: str | None = None, grace: float = 30.0,
-                 max_concurrent_rpcs: int = 1000):
+                 max_concurrent_rpcs: int = 1000, stream_idle: float = 60.0):
+        if "stats" in models:  # /v2/models/stats is every model's statistics, as in Triton
+            raise UsageError("a model named 'stats' cannot be served: GET /v2/models/stats is "
+                             "the statistics of every model (Triton's route); rename its folder")
         self.models, self.metrics = models, Metrics()
+        self.stream_idle = stream_idle  # seconds a gRPC stream may wait with nothing in flight
         self.max_body, self.token = max_body, token
         self.max_batch_rows = max_batch if max_batch_rows is None else max_batch_rows
         self.max_image_pixels = max_image_pixels
@@ -77,6 +83,10 @@ class App:
         # images and large request bodies decode on their own threads: a slow decode never
         # holds up an ONNX Runtime worker, nor the event loop
         self.decoder = ThreadPoolExecutor(max_workers=decode_workers, thread_name_prefix="decode")
+        # JSON and protobuf parses hold the GIL from start to end (bounded: MAX_JSON_BYTES,
+        # wire.py): one at a time, so the event loop waits for at most one of them, never for
+        # a second parse thread that won the GIL when the first let it go
+        self.parser = ThreadPoolExecutor(max_workers=1, thread_name_prefix="parse")
         from PIL import Image
         Image.MAX_IMAGE_PIXELS = max_image_pixels  # PIL's own bomb check agrees with ours
         warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)  # refused as 413
@@ -158,6 +168,7 @@ class App:
                     await m.batcher.close()
                 self.executor.shutdown(wait=True)
                 self.decoder.shutdown(wait=True)
+                self.parser.shutdown(wait=True)
                 log.info("stopped")
                 await send({"type": "lifespan.shutdown.complete"})
                 return
@@ -209,15 +220,17 @@ class App:
         the scheme is case-insensitive (RFC 7235), the token compared in constant time."""
         if self.expected_auth is None:
             return True
-        scheme, _, token = (value or b"").partition(b" ")
-        return hmac.compare_digest(token.lstrip(b" "), self.expected_auth) \
+        scheme, _, token = (value or b"").strip(b" \t").partition(b" ")
+        # optional whitespace (RFC 9110's OWS) around the token is no part of it
+        return hmac.compare_digest(token.strip(b" \t"), self.expected_auth) \
             and scheme.lower() == b"bearer"
 
     async def offload(self, fn, size: int):
-        """``fn()`` for a request of ``size`` bytes: inline when small, else on a decode thread."""
+        """``fn()`` for a request of ``size`` bytes: inline when small, else on the parse
+        thread."""
         if size <= INLINE_BYTES:
             return fn()
-        return await asyncio.get_running_loop().run_in_executor(self.decoder, fn)
+        return await asyncio.get_running_loop().run_in_executor(self.parser, fn)
 
     def infer_request(self, model: ServedModel, body: bytes, header_length: str | None):
         """An HTTP infer body → its request, the tensor already in the model's input form."""
@@ -237,9 +250,14 @@ class App:
             raise BadRequest(f"model {name!r} has version 1 only, not {version!r}", 404)
         return model
 
-    async def predict(self, model: ServedModel, x: np.ndarray, class_count: int = 0) -> np.ndarray:
-        """Scores ``[batch, classes]`` through the batcher, or top-k strings with a class count."""
-        probs = self._finite(await model.batcher.submit(x))
+    async def predict(self, model: ServedModel, x: np.ndarray, class_count: int = 0,
+                      timer=None) -> np.ndarray:
+        """Scores ``[batch, classes]`` through the batcher, or top-k strings with a class count;
+        ``timer`` (the request's statistics) learns when the model has answered."""
+        probs = await model.batcher.submit(x)
+        if timer is not None:
+            timer.inferred()
+        probs = self._finite(probs)
         return classification(probs, class_count, model.labels) if class_count else probs
 
     def server_metadata(self) -> dict:
@@ -283,15 +301,16 @@ class App:
             return await self._report(model)
         with self.stats[name].request() as timer:  # an inference: counted in the statistics
             if route == "classify":
-                return self._json(await self._classify(model, scope, await self._body(
-                    scope, receive), timer))
-            body = await self._body(scope, receive, lambda size: check_json_size(
-                size, model.inputs, self.max_batch_rows))
+                body = await self._body(scope, receive)
+                timer.read()
+                return self._json(await self._classify(model, scope, body, timer))
             header = self._header(scope, HEADER_LENGTH)
+            body = await self._body(scope, receive, lambda size: check_json_size(
+                size, model.inputs, self.max_batch_rows, json_only=header is None))
+            timer.read()
             req = await self.offload(lambda: self.infer_request(model, body, header), len(body))
             timer.decoded()
-            probs = await self.predict(model, req.tensor, req.class_count)
-            timer.inferred()
+            probs = await self.predict(model, req.tensor, req.class_count, timer)
             return (200,) + infer_response(name, req.id, OUTPUT, probs, req.binary_output)
 
     async def _report(self, model: ServedModel | None):
@@ -346,8 +365,7 @@ class App:
             x = await asyncio.get_running_loop().run_in_executor(
                 self.decoder, model.from_image, body, self.max_image_pixels)
         timer.decoded()
-        probs = self._finite(await model.batcher.submit(x))[0]
-        timer.inferred()
+        probs = (await self.predict(model, x, 0, timer))[0]
         top = np.argsort(-probs)[:max(1, min(k, len(probs)))]
         return {"model_name": model.name, "top_k": [
             {"label": model.labels[i], "index": int(i), "probability": float(probs[i])} for i in top]}
@@ -359,10 +377,7 @@ class App:
         if len(body) > limit:  # checked before parsing, so a huge list is never built
             raise BadRequest(f"the JSON body is {len(body):,} bytes; a signal of "
                              f"{math.prod(model.input_shape)} values takes at most {limit:,}", 413)
-        try:
-            doc = orjson.loads(body)
-        except orjson.JSONDecodeError as exc:
-            raise BadRequest(f"malformed JSON: {exc}") from None
+        doc = load_json(body)
         if not isinstance(doc, dict) or "signal" not in doc:
             raise BadRequest('send {"signal": [numbers]} or an image (PNG/JPEG)')
         return model.from_signal(doc["signal"])

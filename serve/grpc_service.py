@@ -20,6 +20,7 @@ import time
 import grpc
 import numpy as np
 from google.protobuf import json_format
+from google.protobuf.message import DecodeError
 from tritonclient.grpc import model_config_pb2 as mc
 from tritonclient.grpc import service_pb2 as pb
 from tritonclient.grpc import service_pb2_grpc
@@ -27,6 +28,7 @@ from tritonclient.grpc import service_pb2_grpc
 from .protocol import (OUTPUT, BadRequest, TensorSpec, bytes_tensor, check_class_count,
                        check_input_count, check_output_count, check_output_name,
                        decode_tensor, model_config, the_input)
+from .wire import check_request
 
 log = logging.getLogger("cnnbp.serve")
 access = logging.getLogger("cnnbp.serve.access")
@@ -40,6 +42,10 @@ CONTENTS = {"FP32": "fp32_contents", "UINT8": "uint_contents"}
 # requests of one stream in flight at once: they batch with each other; a client that sends
 # faster than they are answered is held back by gRPC's flow control
 STREAM_WINDOW = 16
+# ModelInfer and ModelStreamInfer take their messages as bytes: wire.check_request bounds
+# them before they are parsed (off the event loop when large)
+RAW_REQUESTS = ("ModelInfer", "ModelStreamInfer")
+SERVICE = pb.DESCRIPTOR.services_by_name["GRPCInferenceService"]
 # Triton's methods this server leaves out, and what to do instead
 NOT_SERVED = {
     "RepositoryModelLoad": "repository control: the models are fixed when the server starts",
@@ -86,6 +92,9 @@ def _authorization(context) -> bytes | None:
 class Service(service_pb2_grpc.GRPCInferenceServiceServicer):
     def __init__(self, app):
         self.app = app
+        # open ModelStreamInfer calls: each holds one of --max-connections' RPC slots while
+        # it lasts, so at most half of them may be streams; the rest answer unary calls
+        self.streams, self.max_streams = 0, max(1, app.max_concurrent_rpcs // 2)
 
     async def answer(self, route: str, method: str, context, call, auth: bool = True):
         """``await call()`` → (status code, message, reply): the token checked, BadRequest
@@ -158,7 +167,20 @@ class Service(service_pb2_grpc.GRPCInferenceServiceServicer):
 
     @_rpc("infer")
     async def ModelInfer(self, request, context):
-        return await self._infer(request)
+        return await self._infer(await self._parse(request))
+
+    async def _parse(self, data: bytes) -> pb.ModelInferRequest:
+        """A ModelInferRequest from its bytes: bounded by wire.check_request first, then
+        parsed (off the event loop when large); malformed bytes are a plain 400."""
+        check_request(data)
+
+        def parse() -> pb.ModelInferRequest:
+            try:
+                return pb.ModelInferRequest.FromString(data)
+            except DecodeError:
+                raise BadRequest("the message is not a valid ModelInferRequest (protobuf "
+                                 "that does not parse)") from None
+        return await self.app.offload(parse, len(data))
 
     async def ModelStreamInfer(self, request_iterator, context):
         """One response per request, in order; a bad request gets its own ``error_message``
@@ -166,21 +188,54 @@ class Service(service_pb2_grpc.GRPCInferenceServiceServicer):
         the model's batcher like any other request. On shutdown the stream reads no more
         requests, answers those it has, and ends: an idle stream does not hold the server."""
         code, message, _ = await self.answer("stream", "ModelStreamInfer (open)", context,
-                                             _nothing)
+                                             self._open_stream)
         if code is not grpc.StatusCode.OK:
             await context.abort(code, message)
+        try:
+            async for response in self._stream(request_iterator, context):
+                yield response
+        finally:
+            self.streams -= 1
+
+    async def _open_stream(self) -> None:
+        if self.streams >= self.max_streams:
+            raise BadRequest(f"{self.streams} streams are open, the most this server keeps "
+                             f"(half of --max-connections {self.app.max_concurrent_rpcs}): "
+                             "close one, or send requests with ModelInfer", 413)
+        self.streams += 1
+
+    async def _stream(self, request_iterator, context):
+        idle = self.app.stream_idle
         pending: asyncio.Queue = asyncio.Queue()  # answers to come, in order; None: no more
         window = asyncio.Semaphore(STREAM_WINDOW)
+        busy = [0]  # requests read and not yet answered
 
         async def read() -> None:
+            requests, following = aiter(request_iterator), None
             try:
-                async for request in request_iterator:
+                while True:
+                    following = following or asyncio.ensure_future(anext(requests))
+                    # a stream with no request in flight for `idle` seconds is ended: an idle
+                    # one would hold an RPC slot for ever
+                    if not (await asyncio.wait([following], timeout=idle))[0]:
+                        if busy[0]:
+                            continue
+                        raise BadRequest(f"the stream sent no request for {idle:g} s, and has "
+                                         "none in flight: it is closed (open a new one)", 503)
+                    arrived, following = following, None
+                    try:
+                        request = arrived.result()
+                    except StopAsyncIteration:
+                        break
+                    busy[0] += 1
                     try:
                         await window.acquire()
                     finally:  # even when shutdown cancels the wait: a request read is answered
                         pending.put_nowait(asyncio.ensure_future(
                             self._stream_one(request, context)))
             finally:
+                if following is not None:
+                    following.cancel()
                 pending.put_nowait(None)
         reader = asyncio.ensure_future(read())
         stopping = asyncio.ensure_future(self.app.stopping.wait())
@@ -189,7 +244,11 @@ class Service(service_pb2_grpc.GRPCInferenceServiceServicer):
             while (task := await pending.get()) is not None:
                 yield await task
                 window.release()
+                busy[0] -= 1
             await asyncio.wait([reader])
+            if not reader.cancelled() and isinstance(reader.exception(), BadRequest):
+                exc = reader.exception()
+                await context.abort(CODES[exc.status], str(exc))
             if not reader.cancelled():
                 reader.result()  # a broken stream's error ends the call
         finally:  # the client went away, or the stream ended: nothing more to answer
@@ -200,11 +259,17 @@ class Service(service_pb2_grpc.GRPCInferenceServiceServicer):
                 if task is not None:
                     task.cancel()
 
-    async def _stream_one(self, request, context) -> pb.ModelStreamInferResponse:
-        code, message, reply = await self.answer("infer", "ModelStreamInfer", context,
-                                                 lambda: self._infer(request), auth=False)
+    async def _stream_one(self, data: bytes, context) -> pb.ModelStreamInferResponse:
+        parsed = []
+
+        async def call() -> pb.ModelInferResponse:
+            parsed.append(await self._parse(data))
+            return await self._infer(parsed[0])
+        code, message, reply = await self.answer("infer", "ModelStreamInfer", context, call,
+                                                 auth=False)
         if code is grpc.StatusCode.OK:
             return pb.ModelStreamInferResponse(infer_response=reply)
+        request = parsed[0] if parsed else pb.ModelInferRequest()
         # the request's id comes back with its error, so a client can tell which one failed
         return pb.ModelStreamInferResponse(error_message=message, infer_response=(
             pb.ModelInferResponse(model_name=request.model_name,
@@ -224,8 +289,7 @@ class Service(service_pb2_grpc.GRPCInferenceServiceServicer):
                 return model.model_input(name, x)
             x = await self.app.offload(decode, _payload(request))
             timer.decoded()
-            probs = await self.app.predict(model, x, class_count)
-            timer.inferred()
+            probs = await self.app.predict(model, x, class_count, timer)
             reply = pb.ModelInferResponse(model_name=model.name, model_version="1", id=request.id)
             # outputs always go as raw contents, as Triton answers
             if class_count:
@@ -241,8 +305,19 @@ for _method, _why in NOT_SERVED.items():
     setattr(Service, _method, _not_served(_method, _why))
 
 
-async def _nothing() -> None:
-    return None
+def handlers(service: Service) -> grpc.GenericRpcHandler:
+    """The service's method handlers, as service_pb2_grpc registers them, except that
+    ``RAW_REQUESTS`` get their request as bytes (``Service._parse`` reads them)."""
+    methods = {}
+    for method in SERVICE.methods:
+        request = getattr(pb, method.input_type.name).FromString
+        kind = grpc.stream_stream_rpc_method_handler if method.client_streaming \
+            else grpc.unary_unary_rpc_method_handler
+        methods[method.name] = kind(
+            getattr(service, method.name),
+            request_deserializer=None if method.name in RAW_REQUESTS else request,
+            response_serializer=getattr(pb, method.output_type.name).SerializeToString)
+    return grpc.method_handlers_generic_handler(SERVICE.full_name, methods)
 
 
 def _payload(request) -> int:
@@ -314,7 +389,7 @@ async def start(app, where: str) -> grpc.aio.Server:
         ("grpc.max_send_message_length", -1),
         ("grpc.so_reuseport", 0),  # a second server on the same port must fail, not share it
     ], maximum_concurrent_rpcs=app.max_concurrent_rpcs)
-    service_pb2_grpc.add_GRPCInferenceServiceServicer_to_server(Service(app), server)
+    server.add_generic_rpc_handlers((handlers(Service(app)),))
     try:
         bound = server.add_insecure_port(where)
     except RuntimeError:

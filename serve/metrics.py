@@ -67,11 +67,16 @@ class Duration:
 
 
 class Timer:
-    """The moments of one request: its input decoded, its scores back from the model."""
+    """The moments of one request: its body read, its input decoded, its scores back from the
+    model."""
 
     def __init__(self):
-        self.start = time.perf_counter_ns()
+        self.start = self.read_at = time.perf_counter_ns()
         self.decoded_at = self.inferred_at = 0
+
+    def read(self) -> None:
+        """The body is in: compute_input starts here (reading it is the client's time)."""
+        self.read_at = time.perf_counter_ns()
 
     def decoded(self) -> None:
         self.decoded_at = time.perf_counter_ns()
@@ -84,9 +89,12 @@ class ModelStats:
     """Triton's statistics extension for one model, counted as Triton counts.
 
     Per request: success or fail (whole request time, once the model is known), compute_input
-    (body or message → model input), queue (waiting for a batch), compute_infer (the ONNX Runtime
-    call of its batch), compute_output (scores → response). Per execution: execution_count, the
-    rows in inference_count, and batch_stats by rows. Updated on the event loop only: no locks.
+    (body read or message → model input), queue (waiting for a batch), compute_infer (the ONNX
+    Runtime call of its batch), compute_output (scores → response). A failed request counts
+    every stage it went through, as a successful one does: one refused while decoding counts
+    only fail; one whose outputs are refused (422, not finite) counts all four stages, and its
+    rows in inference_count, since the model ran. Per execution: execution_count, the rows in
+    inference_count, and batch_stats by rows. Updated on the event loop only: no locks.
     """
 
     def __init__(self, name: str, metrics: Metrics):
@@ -115,16 +123,16 @@ class ModelStats:
     def request(self) -> Iterator[Timer]:
         """Count the request run in the ``with`` block: fail if it raises, else success."""
         timer = Timer()
+        outcome = "fail"
         try:
             yield timer
-        except BaseException:
-            self._finish("fail", timer)
-            raise
-        end = self._finish("success", timer)
-        if timer.decoded_at:
-            self.inference["compute_input"].add(timer.decoded_at - timer.start)
-        if timer.inferred_at:
-            self.inference["compute_output"].add(end - timer.inferred_at)
+            outcome = "success"
+        finally:
+            end = self._finish(outcome, timer)
+            if timer.decoded_at:
+                self.inference["compute_input"].add(timer.decoded_at - timer.read_at)
+            if timer.inferred_at:
+                self.inference["compute_output"].add(end - timer.inferred_at)
 
     def _finish(self, outcome: str, timer: Timer) -> int:
         end = time.perf_counter_ns()

@@ -23,6 +23,17 @@ JSON_BYTES_PER_VALUE = 64
 JSON_OVERHEAD = 64 << 10
 OUTPUT = "probabilities"  # the one output of every served model
 MAX_INPUTS = 8  # entries in "inputs" or "outputs": more are refused before any is looked at
+# JSON is parsed holding the GIL (orjson, then NumPy over the lists), and the event loop waits
+# for it whatever thread parses: so a JSON text is bounded in bytes and in containers ('[' and
+# '{', counted in C before parsing). Measured here (bench/parse_cost.py, docs/benchmarks.md):
+# 3.9 MiB of float32 values nested per a shape of [N, 3] parse in 17 ms, then 7 ms to NumPy
+# (two separate holds); 4 MiB of "0," 26 ms; but 1 MiB of "[]," takes 40-118 ms and 4 MiB
+# 230-440 ms (the cyclic GC walks every new list), while 65,536 empty lists take 2.4 ms. One
+# 224x224x3 image nested per its shape has 50,401 lists.
+# Larger tensors go as binary tensor data (Inference-Header-Content-Length), which is
+# bounded by --max-body only and read with np.frombuffer.
+MAX_JSON_BYTES = 4 << 20
+MAX_JSON_CONTAINERS = 1 << 16
 
 
 class BadRequest(ClientError):
@@ -66,7 +77,10 @@ def model_config(model, max_batch_size: int) -> dict:
     preprocessing, which a client needs to turn an image into the input tensor."""
     return {"name": model.name, "platform": "onnxruntime_onnx", "backend": "onnxruntime",
             "max_batch_size": max_batch_size,
-            "input": [{"name": s.name, "data_type": f"TYPE_{s.datatype}", "dims": list(s.shape)}
+            # a request sends exactly one of the inputs: with two, each is optional (Triton's
+            # ModelInput.optional), so neither reads as required
+            "input": [{"name": s.name, "data_type": f"TYPE_{s.datatype}", "dims": list(s.shape),
+                       **({"optional": True} if len(model.inputs) > 1 else {})}
                       for s in model.inputs],
             "output": [{"name": OUTPUT, "data_type": "TYPE_FP32", "dims": [len(model.labels)]}],
             "parameters": {"class_names": {"string_value": orjson.dumps(model.labels).decode()},
@@ -82,9 +96,11 @@ def json_limit(inputs: tuple[TensorSpec, ...], max_rows: int | None) -> int | No
         + JSON_OVERHEAD
 
 
-def check_json_size(size: int, inputs: tuple[TensorSpec, ...], max_rows: int | None) -> None:
+def check_json_size(size: int, inputs: tuple[TensorSpec, ...], max_rows: int | None,
+                    json_only: bool = False) -> None:
     """413 for a request (or its JSON part) longer than the row cap allows, before it is
-    parsed: binary tensors take fewer bytes a value than JSON, so the bound holds for both."""
+    parsed: binary tensors take fewer bytes a value than JSON, so the bound holds for both.
+    ``json_only``: the whole request is JSON, so ``MAX_JSON_BYTES`` bounds it too."""
     limit = json_limit(inputs, max_rows)
     if limit is not None and size > limit:
         values = max(math.prod(s.shape) for s in inputs)
@@ -92,6 +108,36 @@ def check_json_size(size: int, inputs: tuple[TensorSpec, ...], max_rows: int | N
                          f"(--max-batch-rows) take at most {limit:,} ({JSON_BYTES_PER_VALUE} "
                          "bytes a value in JSON, fewer in binary): send fewer rows per request, "
                          "or the values as binary tensor data", 413)
+    if json_only:
+        check_json_text_size(size)
+
+
+def check_json_text_size(size: int) -> None:
+    if size > MAX_JSON_BYTES:
+        raise BadRequest(f"the JSON text is {size:,} bytes; this server parses at most "
+                         f"{MAX_JSON_BYTES:,} bytes of JSON (a larger parse would hold up every "
+                         "other request): send the tensor as binary tensor data (Triton's "
+                         "binary extension: Inference-Header-Content-Length and the input's "
+                         "binary_data_size parameter; tritonclient does this by default), "
+                         "or fewer rows per request", 413)
+
+
+def load_json(text: bytes):
+    """``text`` parsed, once its size and its count of '[' and '{' are within bounds
+    (``MAX_JSON_BYTES``, ``MAX_JSON_CONTAINERS``); 413 or 400 otherwise."""
+    check_json_text_size(len(text))
+    containers = text.count(b"[") + text.count(b"{")
+    if containers > MAX_JSON_CONTAINERS:
+        raise BadRequest(f"the JSON text has {containers:,} '[' or '{{'; this server parses at "
+                         f"most {MAX_JSON_CONTAINERS:,} (a tensor nested per its shape needs "
+                         "far fewer than one a value): send the values as one flat list, or as "
+                         "binary tensor data (Inference-Header-Content-Length)", 413)
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError as exc:
+        hint = " (JSON has no NaN or Infinity: every value must be a finite number)" \
+            if b"NaN" in text or b"Infinity" in text else ""
+        raise BadRequest(f"malformed JSON: {exc}{hint}") from None
 
 
 def _object(value, where: str) -> dict:
@@ -137,12 +183,7 @@ def parse_infer(body: bytes, header_length: str | None, inputs: tuple[TensorSpec
     else:
         head, rest = body, memoryview(b"")
     check_json_size(len(head), inputs, max_rows)
-    try:
-        doc = orjson.loads(head)
-    except orjson.JSONDecodeError as exc:
-        hint = " (JSON has no NaN or Infinity: every value must be a finite number)" \
-            if b"NaN" in head or b"Infinity" in head else ""
-        raise BadRequest(f"malformed JSON: {exc}{hint}") from None
+    doc = load_json(head)
     if not isinstance(doc, dict) or not isinstance(doc.get("inputs"), list) or not doc["inputs"]:
         raise BadRequest('the request needs "inputs": [{"name", "shape", "datatype", "data"}]')
     spec, want = the_input(doc["inputs"], inputs)
@@ -295,8 +336,9 @@ def _values(data, name: str, kind: str, shape: list[int], count: int, raw_name: 
         raise BadRequest(f"input {name!r}: {data_name} must be a list of {count} numbers "
                          f"(flat) or {shape[0]} nested rows for shape {shape}")
     what = "numbers" if kind == "FP32" else "whole numbers from 0 to 255"
-    try:
-        array = np.asarray(data if isinstance(data, list) else list(data))
+    try:  # a gRPC repeated field is flat and typed: read without a list of Python floats
+        array = np.asarray(data) if isinstance(data, list) else np.fromiter(
+            data, np.float64 if kind == "FP32" else np.int64, count=len(data))
     except (ValueError, TypeError, OverflowError):
         raise BadRequest(f"input {name!r}: data must be a (nested) list of {what}") from None
     if array.dtype.kind not in ("iuf" if kind == "FP32" else "iu"):  # strings, bools, ragged

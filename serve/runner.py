@@ -66,9 +66,11 @@ def serve(root: str, host: str = "127.0.0.1", port: int = 8000, max_batch: int =
           max_image_pixels: int = repository.MAX_IMAGE_PIXELS, max_header_bytes: int = 64 << 10,
           timeout_keep_alive: float = 5.0, timeout_header: float = 10.0,
           timeout_body: float = 30.0, max_connections: int = 1000,
-          grpc_port: int | None = 8001, access_log: bool = True) -> None:
+          grpc_port: int | None = 8001, access_log: bool = True,
+          stream_idle: float = 60.0) -> None:
     """Serve until a signal. ``max_batch_rows`` (rows per request) defaults to ``max_batch``;
-    ``grpc_port`` None serves HTTP only."""
+    ``grpc_port`` None serves HTTP only; ``stream_idle``: seconds a gRPC stream with nothing
+    in flight is kept open."""
     _check("--port", port, 0, 65535)
     if grpc_port is not None:
         _check("--grpc-port", grpc_port, 0, 65535)
@@ -100,7 +102,7 @@ def serve(root: str, host: str = "127.0.0.1", port: int = 8000, max_batch: int =
               max_batch_rows=max_batch_rows, max_image_pixels=max_image_pixels,
               grpc_address=None if grpc_port is None else
               (f"[{host}]:{grpc_port}" if ":" in host else f"{host}:{grpc_port}"), grace=grace,
-              max_concurrent_rpcs=max_connections)
+              max_concurrent_rpcs=max_connections, stream_idle=stream_idle)
     _raise_file_limit(max_connections + 256)  # model files, pipes and the listening socket
     logging.getLogger("cnnbp.serve").info(
         "listening on http://%s:%d — %s; dynamic batching %s", host, port,

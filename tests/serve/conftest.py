@@ -107,3 +107,16 @@ def infer_json(x, name="input", datatype="FP32", shape=None):
     return json.dumps({"id": "t1", "inputs": [{"name": name, "datatype": datatype,
                                                "shape": list(shape or x.shape),
                                                "data": x.reshape(-1).tolist()}]}).encode()
+
+
+@pytest.fixture(scope="session")
+def big_repo(repo):
+    """bundles/big: a 224x224x3 model small enough to build in seconds (16x16 stride-16 conv),
+    whose requests are as large as a real image model's."""
+    from cnnbp import cli
+    base = repo / "big"
+    assert cli.main(["build", "-e", "INPUT(224x224x3)-CONV(4,16x16,stride=16)-RELU-FC(10)-SOFTMAX",
+                     "-o", str(base / "big.keras")]) == 0
+    assert cli.main(["export", str(base / "big.keras"), "-o", str(base / "bundles" / "big"),
+                     "--no-variants"]) == 0
+    return base

@@ -366,9 +366,21 @@ def test_an_internal_error_is_logged_and_not_leaked(caplog, monkeypatch):
 # 5. non-finite outputs ---------------------------------------------------------------------------
 
 def test_inputs_that_overflow_float32_arithmetic_are_422(server):
+    from tests.serve.test_triton_parity import counts
+
+    def stats():
+        return counts(json.loads(get(f"{server.url}/v2/models/digits/stats")[2])
+                      ["model_stats"][0])
+    before = stats()
     x = np.full((1, 8, 8, 1), 3e38, "float32")  # finite inputs; the first layer overflows
     status, _, body = post(f"{server.url}/v2/models/digits/infer", infer_json(x))
     assert status == 422 and "overflow" in error_of(body)
+    # a failed request counts every stage it went through: here all four, as the model ran
+    change = {k: v - before[k] for k, v in stats().items()}
+    assert {k: change[k] for k in ("success", "fail", "queue", "compute_input", "compute_infer",
+                                   "compute_output", "inference")} == \
+        {"success": 0, "fail": 1, "queue": 1, "compute_input": 1, "compute_infer": 1,
+         "compute_output": 1, "inference": 1}
     status, _, body = post(f"{server.url}/v2/models/mnist1d/classify",
                            json.dumps({"signal": [3e38] * 40}).encode(),
                            {"content-type": "application/json"})
@@ -405,6 +417,8 @@ def test_a_401_names_the_scheme_and_the_scheme_is_case_insensitive(strict):
     for scheme in (b"bearer", b"BEARER", b"bEaReR"):
         assert get(url, {"Authorization": scheme + b" " + token})[0] == 200, scheme
     assert get(url, {"Authorization": b"Bearer " + token.upper()})[0] == 401
+    # optional whitespace around the token (RFC 9110 OWS) is no part of it
+    assert get(url, {"Authorization": b"Bearer  " + token + b" \t"})[0] == 200
     assert get(url, {"Authorization": b"Basic " + token})[0] == 401
 
 

@@ -50,7 +50,7 @@ def typed_grpc() -> bytes:
 def test_health_answers_while_huge_requests_are_in_flight(roomy):
     body, signal, request = nested_json(), signal_json(), typed_grpc()
     assert max(len(body), len(signal), len(request)) < 16 << 20
-    spans, answers, lock = [], [], threading.Lock()
+    record, spans, answers = recorder()
 
     def over_http():
         for i in range(ROUNDS):
@@ -63,16 +63,13 @@ def test_health_answers_while_huge_requests_are_in_flight(roomy):
                 conn.request("POST", "/v2/models/digits/infer", body)
             resp = conn.getresponse()
             answer = (resp.status, json.loads(resp.read())["error"])
-            with lock:
-                spans.append((started, time.perf_counter()))
-                answers.append(answer)
+            record(started, answer)
             conn.close()
 
     def over_grpc():
         with grpc.insecure_channel(roomy.grpc_target, options=[
                 ("grpc.max_send_message_length", -1)]) as channel:
-            infer = channel.unary_unary("/inference.GRPCInferenceService/ModelInfer",
-                                        response_deserializer=pb.ModelInferResponse.FromString)
+            infer = model_infer(channel)
             for _ in range(ROUNDS):
                 started = time.perf_counter()
                 try:
@@ -80,25 +77,11 @@ def test_health_answers_while_huge_requests_are_in_flight(roomy):
                     answer = ("OK", "")
                 except grpc.RpcError as exc:
                     answer = (exc.code().name, exc.details())
-                with lock:
-                    spans.append((started, time.perf_counter()))
-                    answers.append(answer)
+                record(started, answer)
 
     senders = [threading.Thread(target=f) for f in (over_http, over_grpc) for _ in range(SENDERS)]
-    health = http.client.HTTPConnection("127.0.0.1", roomy.port, timeout=60)
-    polls = []
     started = time.perf_counter()
-    for t in senders:
-        t.start()
-    while any(t.is_alive() for t in senders):
-        begun = time.perf_counter()
-        health.request("GET", "/v2/health/live")
-        resp = health.getresponse()
-        assert resp.status == 200 and json.loads(resp.read()) == {"live": True}
-        polls.append((begun, time.perf_counter()))
-    for t in senders:
-        t.join()
-    health.close()
+    polls = poll_health(roomy.port, senders)
     took = time.perf_counter() - started
 
     during = [(a, b) for a, b in polls if any(s <= a and b <= e for s, e in spans)]
@@ -114,6 +97,128 @@ def test_health_answers_while_huge_requests_are_in_flight(roomy):
         {" 64 rows of 64 values (--max-batch-rows)", " a signal of 40 values"}, http_answers
     # 64 rows of 64 values at 8 bytes a value, and 64 KiB: the message is refused unparsed
     assert f"larger than max ({len(request)} vs. {64 * 64 * 8 + 65536})" in grpc_answers[0][1]
+
+
+@pytest.fixture(scope="module")
+def big(big_repo):
+    """A server of a 224x224x3 model: its row cap lets 16 MB requests through to the parser,
+    so only the JSON, container and typed-contents bounds stand between them and the GIL."""
+    s = Server(big_repo / "bundles")
+    yield s
+    s.stop()
+
+
+def big_requests() -> tuple[list, list]:
+    """(HTTP bodies, gRPC messages) for the 224x224x3 model, each with its expected answer:
+    legal ones just under each bound, which are parsed and answered, and abusive ones."""
+    rng = np.random.default_rng(0)
+    image = rng.normal(size=(1, 224, 224, 3)).astype("float32")
+    nested = json.dumps({"inputs": [{"name": "input", "datatype": "FP32", "shape": [1, 224, 224, 3],
+                                     "data": image.tolist()}]}).encode()
+    empties = b"[]," * ((4 << 20) // 3 - 100)  # 1.4M empty lists, within 4 MiB
+    lists = (b'{"parameters": {"pad": [' + empties[:-1] + b']}, "inputs": [{"name": "input", '
+             b'"datatype": "FP32", "shape": [1, 224, 224, 3], "data": []}]}')
+    http_cases = [(nested, 200), (lists, 413), (b"[" + b"0," * 8_000_000 + b"0]", 413)]
+
+    def typed(rows: int) -> bytes:
+        request = pb.ModelInferRequest(model_name="big")
+        request.inputs.add(name="input", datatype="FP32", shape=[rows, 224, 224, 3]).contents \
+            .fp32_contents.extend(np.tile(image.reshape(-1), rows).tolist())
+        return request.SerializeToString()
+    raw = pb.ModelInferRequest(model_name="big")
+    raw.inputs.add(name="input", datatype="FP32", shape=[16, 224, 224, 3])
+    raw.raw_input_contents.append(np.tile(image, (16, 1, 1, 1)).tobytes())
+    grpc_cases = [(b"\x0a\x03big" + b"\x2a\x00" * 8_000_000, "INVALID_ARGUMENT"),
+                  (typed(1), "OK"), (typed(4), "RESOURCE_EXHAUSTED"),
+                  (raw.SerializeToString(), "OK")]
+    return http_cases, grpc_cases
+
+
+def test_health_answers_while_large_input_requests_are_parsed(big):
+    """A 224x224x3 model: JSON up to 4 MiB and typed contents up to 1 MiB are parsed (holding
+    the GIL, bounded), raw tensors of 16 rows read with np.frombuffer; 16 MB of tiny protobuf
+    entries, 1.4M empty JSON lists and typed contents over 1 MiB are refused unparsed."""
+    http_cases, grpc_cases = big_requests()
+    assert max(map(len, [b for b, _ in http_cases + grpc_cases])) < 16 << 20
+    record, spans, answers = recorder()
+
+    def over_http():
+        for body, want in http_cases:
+            conn = http.client.HTTPConnection("127.0.0.1", big.port, timeout=60)
+            started = time.perf_counter()
+            try:
+                conn.request("POST", "/v2/models/big/infer", body)
+                resp = conn.getresponse()
+                answer = (want, resp.status, resp.read()[:300])
+            except OSError as exc:  # a 413 on Content-Length may close before all is sent
+                answer = (want, 413 if want == 413 else repr(exc), b"")
+            record(started, answer)
+            conn.close()
+
+    def over_grpc():
+        with grpc.insecure_channel(big.grpc_target, options=[
+                ("grpc.max_send_message_length", -1)]) as channel:
+            infer = model_infer(channel)
+            for message, want in grpc_cases:
+                started = time.perf_counter()
+                try:
+                    infer(message, timeout=60)
+                    answer = (want, "OK", b"")
+                except grpc.RpcError as exc:
+                    answer = (want, exc.code().name, exc.details().encode())
+                record(started, answer)
+
+    senders = [threading.Thread(target=f) for f in (over_http, over_grpc) for _ in range(2)]
+    polls = poll_health(big.port, senders)
+    assert len(spans) == 2 * (len(http_cases) + len(grpc_cases))
+    during = [(a, b) for a, b in polls if any(s <= a and b <= e for s, e in spans)]
+    assert len(during) >= 10, (len(during), len(polls))
+    slowest = sorted(round((b - a) * 1000) for a, b in polls)[-5:]
+    assert slowest[-1] < 100, f"health took {slowest} ms (the slowest of {len(polls)} polls) " \
+        "while large-input requests were parsed"
+    assert [a for a in answers if a[0] != a[1]] == []
+    refusals = {message.decode() for _, status, message in answers
+                if status in (413, "INVALID_ARGUMENT", "RESOURCE_EXHAUSTED")}
+    assert any("binary tensor data" in m and "'[' or '{'" in m for m in refusals), refusals
+    assert any("send the tensor in raw_input_contents" in m for m in refusals), refusals
+    assert "the request has more than 8 inputs entries; this server's models take one input " \
+        "and give one output" in refusals
+
+
+def recorder():
+    """(record(started, answer), spans, answers): what the sender threads saw, and when."""
+    spans, answers, lock = [], [], threading.Lock()
+
+    def record(started: float, answer: tuple) -> None:
+        with lock:
+            spans.append((started, time.perf_counter()))
+            answers.append(answer)
+    return record, spans, answers
+
+
+def model_infer(channel: grpc.Channel):
+    """ModelInfer taking the message as bytes, so a sender spends no GIL serializing it."""
+    return channel.unary_unary("/inference.GRPCInferenceService/ModelInfer",
+                               response_deserializer=pb.ModelInferResponse.FromString)
+
+
+def poll_health(port: int, senders: list[threading.Thread]) -> list[tuple[float, float]]:
+    """Start ``senders`` and GET /v2/health/live over one connection until they are done: the
+    (start, end) of each poll."""
+    health = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+    polls = []
+    for t in senders:
+        t.start()
+    while any(t.is_alive() for t in senders):
+        begun = time.perf_counter()
+        health.request("GET", "/v2/health/live")
+        resp = health.getresponse()
+        assert resp.status == 200 and json.loads(resp.read()) == {"live": True}
+        polls.append((begun, time.perf_counter()))
+    for t in senders:
+        t.join()
+    health.close()
+    return polls
 
 
 def test_a_declared_body_over_the_row_cap_is_refused_before_it_is_read(roomy):

@@ -53,6 +53,8 @@ def test_http_config_is_the_grpc_config_as_json(clients, server):
     assert doc["max_batch_size"] == 64 and doc["platform"] == "onnxruntime_onnx"
     assert [(i["name"], i["data_type"], i["dims"]) for i in doc["input"]] == \
         [("input", "TYPE_FP32", [8, 8, 1]), ("pixels", "TYPE_UINT8", [8, 8, 1])]
+    # a request sends exactly one of them: neither reads as required
+    assert [i.get("optional") for i in doc["input"]] == [True, True]
     assert doc["output"] == [{"name": "probabilities", "data_type": "TYPE_FP32", "dims": [10]}]
     assert len(json.loads(doc["parameters"]["class_names"]["string_value"])) == 10
     assert json_format.ParseDict(doc, mc.ModelConfig()) == g.get_model_config("digits").config
