@@ -376,8 +376,8 @@ def _class_count(request, classes: int) -> int:
 def max_message(app) -> int:
     """The largest message a served model can need: ``--max-batch-rows`` rows of its biggest
     input at 8 bytes a value (FP32 and UINT8 take 1 to 5, raw or typed) and 64 KiB for the
-    rest, at most ``--max-body``. A bigger one is RESOURCE_EXHAUSTED before it is parsed: the
-    message is parsed on the event loop, and 16 MB of tiny entries take a third of a second."""
+    rest, at most ``--max-body``. A bigger one is RESOURCE_EXHAUSTED before it is read; a
+    smaller one's parse is bounded by wire.check_request."""
     values = max(math.prod(m.input_shape) for m in app.models.values())
     return min(app.max_body, app.max_batch_rows * values * 8 + (64 << 10))
 
