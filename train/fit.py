@@ -235,7 +235,7 @@ def layer_seeds(model) -> list:
     import keras
     weights = {id(v) for v in model.weights}
     return [(v, int(keras.ops.convert_to_numpy(v)[0])) for v in model.variables
-            if id(v) not in weights and tuple(v.shape) == (2,)]
+            if id(v) not in weights and v.name == "seed_generator_state"]
 
 
 def reseed(seeds: list, epoch: int) -> None:
