@@ -44,6 +44,10 @@ METHODS = {"health": "GET", "metrics": "GET", "server": "GET", "metadata": "GET"
            "report": "GET"}
 JSON = {"content-type": "application/json"}
 HTML = {"content-type": "text/html; charset=utf-8", "cache-control": "no-cache"}
+# A bundle's report is a file from elsewhere, served at the API's origin: it runs no script and
+# loads nothing (the figures are data: URIs), so a doctored one cannot act with the page's token
+REPORT = {**HTML, "content-security-policy": "sandbox; default-src 'none'; img-src data:; "
+                                             "style-src 'unsafe-inline'"}
 # Triton's names, and ours: classify (POST an image), streaming (gRPC ModelStreamInfer)
 EXTENSIONS = ["binary_tensor_data", "classification", "model_configuration", "statistics",
               "classify", "streaming"]
@@ -327,7 +331,7 @@ class App:
         except OSError:
             raise BadRequest(f"model {model.name!r} has no report.html in its bundle; "
                              "`cnnbp report BUNDLE` writes one", 404) from None
-        return 200, body, HTML
+        return 200, body, REPORT
 
     @staticmethod
     def _allow(route: str, method: str, path: str) -> None:

@@ -87,9 +87,19 @@ async function openReport(e, url) {
   e.preventDefault();
   const tab = window.open("", "_blank");
   const r = await fetch(url, {headers: headers()});
-  const text = r.ok ? await r.text() : r.status + ": " + await errorOf(r);
-  const blob = new Blob([text], {type: r.ok ? "text/html" : "text/plain"});
-  if (tab) tab.location = URL.createObjectURL(blob);
+  if (!tab) return;
+  if (!r.ok) {
+    const pre = tab.document.createElement("pre");
+    pre.textContent = r.status + ": " + await errorOf(r);
+    tab.document.body.append(pre);
+    return;
+  }
+  // a sandboxed frame (no scripts, an origin of its own): the report cannot read the token
+  const frame = tab.document.createElement("iframe");
+  frame.setAttribute("sandbox", "");
+  frame.style.cssText = "border:0;position:fixed;inset:0;width:100%;height:100%";
+  frame.srcdoc = await r.text();
+  tab.document.body.append(frame);
 }
 function card(m) {
   const c = $("section", {class: "card", "data-model": m.name});

@@ -221,6 +221,7 @@ def test_report_of_the_one_model_served_the_token_and_shutdown(repo, tmp_path):
                 status, headers, body = post(s.url + path, None, auth, method=method)
                 assert status == 200 and headers["content-type"] == "text/html; charset=utf-8"
                 assert body == (page if method == "GET" else b"")
+                assert headers["content-security-policy"].startswith("sandbox; default-src 'none'")
         assert post(f"{s.url}/report.html", b"", auth, method="POST")[0] == 405
         (bundle / "report.html").unlink()  # read per request: a rewritten report shows at once
         status, headers, body = post(f"{s.url}/report.html", None, auth, method="GET")
