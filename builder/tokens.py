@@ -123,22 +123,23 @@ def edit_distance(a: str, b: str) -> int:
 
 def closest(word: str, choices: Any) -> str | None:
     """The choice fewest edits away (case ignored), if it is within a third of the word's
-    length (at least one edit from three letters on; a one- or two-letter word only by its
-    case, since any letter is one edit from any other); among equals, the one sharing the most
-    letters with ``word`` (``vgg61``: ``vgg16``, not ``vgg11``), then the first in
-    ``choices``.
+    length (at least one edit); among equals, the one sharing the most letters with ``word``
+    (``vgg61``: ``vgg16``, not ``vgg11``), then the first in ``choices``. A word of one or two
+    letters is one edit from any other such word, so there the choice must also share a
+    letter with it (``NN``: ``N``; ``Z``: nothing).
 
-    >>> closest("Z", ["K", "M", "N"]), closest("m", ["K", "M", "N"])
-    (None, 'M')
+    >>> closest("Z", ["K", "M", "N"]), closest("m", ["K", "M", "N"]), closest("NN", ["K", "N"])
+    (None, 'M', 'N')
     """
     from collections import Counter
-    limit = max(1, len(word) // 3) if len(word) >= 3 else 0
-    letters = Counter(word.lower())
+    limit, letters = max(1, len(word) // 3), Counter(word.lower())
     scored = [(edit_distance(word.lower(), str(c).lower()),
                -sum((letters & Counter(str(c).lower())).values()), i, str(c))
               for i, c in enumerate(choices)]
     best = min(scored, default=None)
-    return best[3] if best is not None and best[0] <= limit else None
+    if best is None or best[0] > limit or (len(word) <= 2 and best[0] and not best[1]):
+        return None
+    return best[3]
 
 
 def suggest(word: str, choices: Any) -> str:

@@ -207,8 +207,9 @@ def test_a_blueprint_note_is_shown_for_the_users_file_not_a_runs_copy(made, tmp_
         assert "note:" not in capsys.readouterr().err
 
 
-def test_a_one_letter_name_is_suggested_only_by_its_case():
+def test_a_short_name_is_suggested_only_with_a_letter_in_common():
     from cnnbp.builder.tokens import closest
     assert closest("Z", ["K", "M", "N"]) is None  # one edit from each: no guess
     assert closest("m", ["K", "M", "N"]) == "M"
-    assert closest("kk", ["K", "M"]) is None and closest("Kk", ["KK", "M"]) == "KK"
+    assert closest("NN", ["K", "M", "N"]) == "N"  # a letter in common: a likely slip
+    assert closest("QA", ["K", "M", "N"]) is None
