@@ -75,7 +75,9 @@ def load_source(spec: str, input_shape: tuple[int, ...] | None = None,
     if path.suffix == ".npz" or not path.parent.is_dir():
         raise fail(f"{spec} does not exist; give the path of a .npz file, a folder of images "
                    "or of .npy files, or TFRecord shards ('shards/*.tfrecord')")
-    raise fail(f"{spec!r} is not a data source: use digits, mnist1d, {', '.join(ONLINE)} "
+    from cnnbp.builder.tokens import suggest
+    raise fail(f"{spec!r} is not a data source{suggest(spec, ('digits', 'mnist1d', *ONLINE))}: "
+               f"use digits, mnist1d, {', '.join(ONLINE)} "
                "(downloads), a .npz file with x_train, y_train, x_test, y_test (or a folder of "
                "those four as .npy files), TFRecord shards ('shards/*.tfrecord'), or a folder "
                "with one sub-folder of PNG/JPEG images per class")

@@ -56,3 +56,10 @@ def test_an_unreachable_online_set_is_refused_before_tensorflow(tmp_path):
     assert "cifar10 must be downloaded from 127.0.0.1 and this machine cannot reach it" in \
         lines[0], proc.stdout + proc.stderr
     assert lines[-1] == "False"
+
+
+def test_a_mistyped_builtin_source_gets_a_suggestion():
+    with pytest.raises(DataError) as exc:
+        load_source("digts")
+    assert "'digts' is not a data source (did you mean digits?): use digits, mnist1d" in \
+        str(exc.value)
