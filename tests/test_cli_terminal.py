@@ -108,7 +108,7 @@ def test_search_bar_clock_moves_during_a_trial(tmp_path):
 
 
 def test_search_time_left_is_the_pace_capped_by_the_timeout():
-    from cnnbp.search.command import Progress
+    from cnnbp.search.progress import Progress
     progress = Progress(10, timeout=100.0, quiet=True)
     assert progress.left(30.0) == 70.0  # nothing trained yet: only the timeout is known
     progress.trained = 2

@@ -1,0 +1,26 @@
+"""``cnnbp check``: validate a blueprint and print its totals (no TensorFlow)."""
+from __future__ import annotations
+
+import argparse
+import json
+
+from . import EXAMPLES
+from .blueprint_args import add_blueprint_args, compile_args
+
+
+def register(sub) -> None:
+    p = sub.add_parser("check", help="validate a blueprint and print its totals",
+                       epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_blueprint_args(p)
+    p.add_argument("--json", action="store_true", help="print the per-layer analysis as JSON")
+    p.set_defaults(run=run)
+
+
+def run(args) -> int:
+    from cnnbp.builder.report import summary
+    compiled = compile_args(args)
+    if args.json:
+        print(json.dumps(compiled.analysis.to_json(), indent=2))
+    else:
+        print(summary(compiled.analysis))
+    return 0

@@ -1,0 +1,20 @@
+"""``cnnbp list``: the shipped blueprints, one line each."""
+from __future__ import annotations
+
+
+def register(sub) -> None:
+    p = sub.add_parser("list", help="the shipped blueprints, one line each")
+    p.set_defaults(run=run)
+
+
+def run(args) -> int:
+    from cnnbp.builder import load
+    from cnnbp.builder.report import human
+    from cnnbp.builder.source import SHIPPED
+    for path in sorted(SHIPPED.glob("*.yaml")):
+        compiled = load(str(path))
+        a, about = compiled.analysis, str(compiled.resolved.get("description") or "")
+        print(f"{path.stem:<16} {a.total_params:>12,} params {human(a.total_macs):>7} MACs  "
+              f"{about.splitlines()[0] if about else ''}")
+    print("start from one: cnnbp show NAME --yaml > my.yaml")
+    return 0

@@ -1,0 +1,26 @@
+"""``cnnbp show``: the per-layer table of a blueprint, run or bundle, or the blueprint's YAML."""
+from __future__ import annotations
+
+from .blueprint_args import add_blueprint_args, compile_args
+
+
+def register(sub) -> None:
+    p = sub.add_parser("show", help="print the per-layer table (a blueprint, run or bundle)")
+    add_blueprint_args(p)
+    p.add_argument("--yaml", action="store_true", help="print the blueprint's YAML instead")
+    p.set_defaults(run=run)
+
+
+def run(args) -> int:
+    from cnnbp.builder.report import summary, table
+    if args.yaml:  # a file to start from: the blueprint as written, comments included
+        from cnnbp.builder.source import resolve_path
+        from cnnbp.contract.errors import UsageError
+        if args.expr:
+            raise UsageError("show --yaml prints a blueprint file; -e has none")
+        print(resolve_path(args.blueprint).read_text(encoding="utf-8"), end="")
+        return 0
+    compiled = compile_args(args)
+    print(table(compiled.analysis))
+    print(summary(compiled.analysis))
+    return 0

@@ -1,0 +1,98 @@
+"""``cnnbp train``: train a blueprint with Keras ``fit`` into a run directory, or resume one."""
+from __future__ import annotations
+
+import argparse
+
+from . import EXAMPLES
+from .blueprint_args import compile_args
+
+# Flags that are shorthands for a blueprint key: (attribute, key, value when given)
+SHORTHANDS = (("epochs", "training.epochs", None), ("batch_size", "training.batch_size", None),
+              ("skip_bad_images", "training.skip_bad_images", "true"),
+              ("tensorboard", "training.tensorboard", "true"), ("cache", "training.cache", None),
+              ("resize", "training.resize", None))
+# What a resumed run keeps as it was set up (only --epochs may extend it): flag, attribute
+FIXED_ON_RESUME = (("BLUEPRINT", "blueprint"), ("-e", "expr"), ("--set", "set"),
+                   ("--data", "data"), ("-o", "output"), ("--batch-size", "batch_size"),
+                   ("--force", "force"), ("--cache", "cache"),
+                   ("--skip-bad-images", "skip_bad_images"), ("--tensorboard", "tensorboard"),
+                   ("--resize", "resize"))
+
+
+def register(sub) -> None:
+    t = sub.add_parser("train", help="train with Keras fit into a run directory",
+                       epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    t.add_argument("blueprint", nargs="?", help="a blueprint file or a shipped name")
+    t.add_argument("-e", "--expr", metavar="PATTERN", help="a one-line net instead of a file")
+    t.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    t.add_argument("--data", help="digits, mnist1d, mnist, fashion_mnist, cifar10 (online), "
+                                  "a .npz file (or a folder of .npy files), TFRecord shards "
+                                  "('shards/*.tfrecord') or an image folder")
+    t.add_argument("--epochs", type=int, help="shorthand for --set training.epochs=N")
+    t.add_argument("--batch-size", type=int, help="shorthand for --set training.batch_size=N")
+    t.add_argument("-o", "--output", help="the run directory to create")
+    t.add_argument("--resume", metavar="RUN", help="continue an interrupted run (with --epochs: "
+                                                   "extend a finished one)")
+    t.add_argument("--force", action="store_true",
+                   help="replace an earlier run at -o (as export --force replaces a bundle)")
+    t.add_argument("--tensorboard", action="store_true",
+                   help="write TensorBoard event files to RUN/tensorboard (training.tensorboard)")
+    t.add_argument("--skip-bad-images", action="store_true",
+                   help="skip images that cannot be decoded and count them in metrics.json "
+                        "(training.skip_bad_images)")
+    t.add_argument("--cache", choices=["auto", "memory", "disk", "none"],
+                   help="where decoded images are kept between epochs (training.cache; "
+                        "default auto)")
+    t.add_argument("--resize", choices=["stretch", "center_crop", "letterbox"],
+                   help="how images are fitted to the input, in training and in serving "
+                        "(training.resize; default stretch)")
+    t.add_argument("--quiet", action="store_true",
+                   help="no progress: no data summary, no bar within epochs (drawn on a "
+                        "terminal), no line per epoch, no line for the test; the result only")
+    t.set_defaults(run=run)
+
+
+def overrides(args) -> list[str]:
+    """``--set`` with the shorthand flags added as the keys they stand for."""
+    given = [(key, value, getattr(args, attr)) for attr, key, value in SHORTHANDS]
+    extra = [f"{key}={value or flag}" for key, value, flag in given
+             if flag is not None and flag is not False]  # 0 is a value (refused later)
+    return list(args.set) + extra
+
+
+def run(args) -> int:
+    from cnnbp.builder.tf_env import import_keras
+    from cnnbp.contract.errors import UsageError
+    from cnnbp.train.fit import resume, train
+    if args.resume:
+        given = [flag for flag, attr in FIXED_ON_RESUME if getattr(args, attr)]
+        if given:  # never silently ignored
+            raise UsageError(f"--resume continues {args.resume} as it was set up: "
+                             f"{', '.join(given)} cannot change it (only --epochs can); start "
+                             "a new run with -o to train differently")
+        import_keras()
+        metrics = resume(args.resume, quiet=args.quiet, epochs=args.epochs)
+    else:
+        if (args.blueprint is None and args.expr is None) or args.data is None or args.output is None:
+            raise UsageError("train needs BLUEPRINT (or -e), --data and -o, or --resume RUN")
+        args.set = overrides(args)
+        compiled = compile_args(args)
+        from cnnbp.train.multiworker import cluster, train_multiworker
+        if cluster():  # TF_CONFIG names several workers
+            metrics = train_multiworker(compiled, args.data, args.output, quiet=args.quiet)
+        else:
+            from cnnbp.contract.rundir import RunDir, check_new
+            check_new(RunDir(args.output), args.force)  # before TensorFlow's start-up
+            from cnnbp.train.sources import preload
+            net = compiled.network  # so are the data's problems that need no TensorFlow
+            preload(args.data, net.input_shape, net.classes, net.class_names)
+            import_keras()
+            metrics = train(compiled, args.data, args.output, quiet=args.quiet,
+                            replace=args.force)
+    print(f"{metrics.blueprint}: test accuracy {metrics.test_accuracy:.4f}, "
+          f"loss {metrics.test_loss:.4f} after {metrics.epochs} epochs, "
+          f"{metrics.images_per_second} images/s on {metrics.device} -> {metrics.run_dir}")
+    if metrics.skipped_images:
+        print(f"  skipped {metrics.skipped_images:,} images that could not be decoded "
+              f"(--skip-bad-images); their names: skipped_files in {metrics.run_dir}/metrics.json")
+    return 0
