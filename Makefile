@@ -25,9 +25,11 @@ demo: $(STAMP)
 	$(BIN)/cnnbp validate bundles/demo
 	@echo "Serve it (Open Inference Protocol: HTTP on 127.0.0.1:8000 with a page at /, gRPC on :8001):  $(BIN)/cnnbp serve bundles/demo"
 
-# The report tests open pages in a real headless browser (Debian's chromium) and the distributed
-# search test runs a real PostgreSQL server: both are installed when missing.
+# Lint first (ruff, configured in pyproject.toml). The report tests open pages in a real headless
+# browser (Debian's chromium) and the distributed search test runs a real PostgreSQL server: both
+# are installed when missing.
 test: $(STAMP)
+	$(BIN)/ruff check .
 	command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium)
 	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq postgresql)
 	$(BIN)/python -m pytest
