@@ -17,7 +17,7 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
-    from cnnbp.builder.report import summary
+    from cnnbp.builder.summary import summary
     compiled = compile_args(args)
     if args.json:
         print(json.dumps(compiled.analysis.to_json(), indent=2))

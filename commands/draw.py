@@ -23,7 +23,7 @@ def register(sub) -> None:
 
 def run(args) -> int:
     from cnnbp.builder import load, load_expression
-    from cnnbp.builder.draw import write
+    from cnnbp.report.draw import write
     compiled = load_expression(args.expr, args.set) if args.expr is not None \
         else load(args.blueprint, args.set)
     path = write(compiled.analysis, args.output)

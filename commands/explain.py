@@ -30,8 +30,8 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
-    from cnnbp.report.explain import write_figures
     from cnnbp.contract.errors import UsageError
+    from cnnbp.report.explain import write_figures
     try:
         channels = [int(c) for c in args.channels.split(",")] if args.channels else None
     except ValueError:

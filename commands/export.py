@@ -46,7 +46,7 @@ def phases(quiet: bool):
 
 def run(args) -> int:
     from cnnbp.builder.tf_env import import_tensorflow
-    from cnnbp.export.bundle import locate_source
+    from cnnbp.export.source import locate_source
     locate_source(args.source)  # a wrong path is refused before TensorFlow's start-up
     if args.triton:  # config.pbtxt and the manifest hold the name unescaped
         from cnnbp.export.triton import check_model_name

@@ -9,8 +9,8 @@ def register(sub) -> None:
 
 def run(args) -> int:
     from cnnbp.builder import load
-    from cnnbp.builder.report import human
     from cnnbp.builder.source import SHIPPED
+    from cnnbp.builder.summary import human
     for path in sorted(SHIPPED.glob("*.yaml")):
         compiled = load(str(path))
         a, about = compiled.analysis, str(compiled.resolved.get("description") or "")

@@ -23,7 +23,6 @@ def register(sub) -> None:
 
 def run(args) -> int:
     from cnnbp.contract.errors import UsageError
-
     from cnnbp.report.html import is_bundle, write_bundle_report, write_run_report
     if is_bundle(args.path):
         if args.bundle:

@@ -12,7 +12,7 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
-    from cnnbp.builder.report import summary, table
+    from cnnbp.builder.summary import summary, table
     if args.yaml:  # a file to start from: the blueprint as written, comments included
         from cnnbp.builder.source import resolve_path
         from cnnbp.contract.errors import UsageError

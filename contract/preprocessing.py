@@ -117,6 +117,20 @@ class Preprocessing(Record):
         whole = self.takes_images and m is not None and float(m).is_integer() and 2 <= m <= 255
         return "uint8" if whole else "float32"
 
+    @property
+    def raw_units(self) -> str:
+        """What a raw input (``pixels.onnx``'s ``pixels``) holds, in words a client can act
+        on: the metadata's ``input`` entry and the model card say the same."""
+        if not self.takes_images:
+            return "raw values in the training data's own units, channels last"
+        h, w, c = self.input_shape
+        m = self.raw_max
+        what = "8-bit pixels 0..255" if m == 255 else \
+            f"raw values 0..{m:g} (full white {m:g}; from an 8-bit image: " \
+            f"pixels / 255 * {m:g}" + (", rounded)" if self.raw_dtype == "uint8" else ")")
+        return (f"{what}, channels last ({'gray' if c == 1 else 'RGB'}), resized "
+                f"({self.resize}) to {w}x{h}")
+
     # -- images -------------------------------------------------------------------------------
     @property
     def takes_images(self) -> bool:

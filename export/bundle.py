@@ -1,4 +1,4 @@
-"""Run directory (or .keras file) → a validated deployment bundle, written atomically.
+"""A loaded source (``export.source``) → a validated deployment bundle, written atomically.
 
     model.onnx  pixels.onnx  blueprint.yaml  labels.txt  preprocess.json  validation.json
     README.md  report.html
@@ -15,17 +15,15 @@ from pathlib import Path
 
 import numpy as np
 
-from cnnbp.contract import records
 from cnnbp.contract.atomic import atomic_path, write_text
 from cnnbp.contract.bundle import ParityReport, PixelsParity, VariantResult, metadata
-from cnnbp.contract.errors import ArtifactError, RefusedError
+from cnnbp.contract.errors import RefusedError
 from cnnbp.contract.labels import write_labels
-from cnnbp.contract.preprocessing import Preprocessing
-from cnnbp.contract.rundir import RunDir
+from cnnbp.report.card import model_card
 
 from . import anysize, destination, memory, parity, pixels, variants
-from .card import model_card
 from .onnx_export import DEFAULT_OPSET, INPUT, OUTPUT, save_checked, to_onnx, weights_sha256
+from .source import Source, load_source
 
 
 class ExportRefused(RefusedError):
@@ -42,67 +40,6 @@ class Exported:
     moved_aside: Path | None  # where --force put what the output folder held before
 
 
-@dataclass
-class Source:
-    model: object
-    path: Path
-    run: Path | None
-    preprocess: Preprocessing
-    class_names: list[str]
-    blueprint_text: str | None
-    x_test: np.ndarray | None = None
-    y_test: np.ndarray | None = None
-    x_calibration: np.ndarray | None = None
-
-
-def locate_source(ref: str | Path) -> tuple[Path, Path | None, Path]:
-    """``ref`` as (path, run directory or None, model file), or an ``ArtifactError``; it needs
-    no TensorFlow, so the CLI refuses a wrong path before starting it."""
-    path = Path(ref)
-    run = path if (path / "model.keras").is_file() else None
-    model_file = path / "model.keras" if run else path
-    if not path.exists():
-        raise ArtifactError(ref, "does not exist; give a run directory (runs/NAME) or a saved "
-                                 ".keras model")
-    if not model_file.is_file() or model_file.suffix != ".keras":
-        raise ArtifactError(ref, "is neither a finished run directory (with model.keras) nor a "
-                                 "saved .keras model")
-    return path, run, model_file
-
-
-def load_source(ref: str | Path) -> Source:
-    """A run directory (preferred: it brings data for parity and int8) or a .keras file."""
-    import keras
-
-    import cnnbp.builder.keras_layers  # noqa: F401  (registers LRN and padding layers)
-    path, run, model_file = locate_source(ref)
-    try:
-        model = keras.models.load_model(model_file, safe_mode=True)
-    except Exception as exc:  # Keras raises many kinds for a damaged or foreign archive
-        raise ArtifactError(model_file, f"Keras cannot load the model ({type(exc).__name__}: "
-                                        f"{str(exc).splitlines()[0] if str(exc) else ''}); "
-                                        "the file is damaged or not a Keras 3 model") from None
-    classes = int(model.output_shape[-1])
-    shape = [int(d) for d in model.input_shape[1:]]
-    if run is None:  # a bare model: identity preprocessing, numbered classes
-        prep = Preprocessing.identity(shape, classes)
-        return Source(model, model_file, None, prep, prep.class_names, None)
-    prep = records.read(Preprocessing, run / "preprocess.json", "preprocessing record")
-    if prep.input_shape != shape or len(prep.class_names) != classes:
-        raise ArtifactError(run / "preprocess.json", f"the preprocessing record is for input "
-                                                     f"{prep.input_shape} and "
-                                                     f"{len(prep.class_names)} classes, but "
-                                                     f"model.keras takes {shape} and gives "
-                                                     f"{classes}: the files are from different runs")
-    blueprint = _read_text(run / "blueprint.yaml", "resolved blueprint")
-    src = Source(model, model_file, run, prep, prep.class_names, blueprint)
-    RunDir(run).read_state()  # a run's state must be sound before its model is shipped
-    samples = RunDir(run).read_samples(shape)
-    if samples is not None:
-        src.x_test, src.y_test, src.x_calibration = samples
-    return src
-
-
 def export_bundle(ref: str | Path, out: str | Path, opset: int = DEFAULT_OPSET,
                   max_batch: int = 64, atol: float = parity.FLOAT32_ATOL,
                   with_variants: bool = True, force: bool = False,
@@ -113,11 +50,11 @@ def export_bundle(ref: str | Path, out: str | Path, opset: int = DEFAULT_OPSET,
     ``out`` may be new, empty, or an earlier bundle (replaced atomically); a folder of other
     files is refused, or moved aside with ``force`` (the report says where).
     """
+    import keras
     import onnx
-    import tf2onnx
     import onnxruntime as ort
     import tensorflow as tf
-    import keras
+    import tf2onnx
 
     moved_to = destination.check(out, [ref], force)
     src = load_source(ref)
@@ -172,7 +109,8 @@ def export_bundle(ref: str | Path, out: str | Path, opset: int = DEFAULT_OPSET,
         if src.x_test is not None:
             report.test_accuracy = variants.accuracy(tmp / "model.onnx", src.x_test, src.y_test)
         report.write(tmp / "validation.json")
-        write_text(tmp / "README.md", model_card(src, report, Path(out).resolve().name))
+        write_text(tmp / "README.md", model_card(Path(out).resolve().name, report,
+                                                 src.preprocess, src.compiled, src.run))
     # After the rename: a report's title names the bundle's folder, not the temporary one.
     from cnnbp.report import write_bundle_report, write_run_report
     if src.blueprint_text:
@@ -254,10 +192,3 @@ def _variants(folder: Path, src: Source, max_batch: int) -> dict[str, VariantRes
                 r["kept"] = False
             results[name] = VariantResult(**r)
     return results
-
-
-def _read_text(path: Path, what: str) -> str:
-    try:
-        return path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ArtifactError(path, f"the {what} cannot be read as UTF-8 text: {exc}") from None

@@ -28,21 +28,13 @@ FILE = "pixels.onnx"
 
 
 def takes_uint8(prep: Preprocessing) -> bool:
+    """Whether ``pixels`` is uint8 (whole raw values within 0..255), else float32."""
     return prep.raw_dtype == "uint8"
 
 
 def describe(prep: Preprocessing) -> dict[str, str]:
     """The ``input`` metadata entry: what ``pixels`` holds, in words a client can act on."""
-    if prep.takes_images:
-        h, w, c = prep.input_shape
-        what = "8-bit pixels 0..255" if prep.raw_max == 255 else \
-            f"raw values 0..{prep.raw_max:g} (full white {prep.raw_max:g}; from an 8-bit image: " \
-            f"pixels / 255 * {prep.raw_max:g}" + (", rounded)" if takes_uint8(prep) else ")")
-        units = (f"{what}, channels last ({'gray' if c == 1 else 'RGB'}), resized "
-                 f"({prep.resize}) to {w}x{h}")
-    else:
-        units = "raw values in the training data's own units, channels last"
-    return {"name": PIXELS, "dtype": prep.raw_dtype, "units": units}
+    return {"name": PIXELS, "dtype": prep.raw_dtype, "units": prep.raw_units}
 
 
 def build(model, prep: Preprocessing):

@@ -18,8 +18,7 @@ from cnnbp.contract.errors import UsageError
 
 from . import receptive
 from .figures import LABEL_PT, TITLE_PT, mosaic, png, subplots, tidy
-from .probe import (Context, held_out, last_conv_output, load, outputs,
-                    stage_outputs)
+from .probe import Context, held_out, last_conv_output, load, outputs, stage_outputs
 
 CHANNELS = 8      # channels shown per stage
 MISTAKES = 24
@@ -251,7 +250,7 @@ def top_activating(ctx: Context, channels: list[int] | None = None,
     if ctx.one_d:
         fig, axes = subplots(len(channels), top, figsize=(top * 1.3, len(channels) * 1.3),
                              squeeze=False)
-        for ax, (c, i), title in zip(axes.flat, ranked, titles):
+        for ax, (_c, i), title in zip(axes.flat, ranked, titles):
             _show_input(ctx, ax, ctx.x_test[i])
             ax.set_title(title, fontsize=TITLE_PT)
         for row, c in enumerate(channels):

@@ -12,8 +12,9 @@ from dataclasses import dataclass
 from html import escape
 from pathlib import Path
 
+from cnnbp.builder import load_resolved
 from cnnbp.builder.analysis import Analysis, fmt_shape
-from cnnbp.builder.report import human
+from cnnbp.builder.summary import human
 from cnnbp.contract import records
 from cnnbp.contract.atomic import write_text
 from cnnbp.contract.bundle import MODEL, Bundle, ParityReport
@@ -102,7 +103,7 @@ def page(title: str, sections: list[tuple[str, str]], subtitle: str = "") -> str
 
 # -- sections shared by runs and bundles --------------------------------------------------------
 def network_section(analysis: Analysis) -> str:
-    from cnnbp.builder.draw import svg
+    from cnnbp.report.draw import svg
     net = analysis.network
     rows = [["", "INPUT", "", fmt_shape(net.input_shape), "", "", ""]]
     rows += [[s.name, s.type, s.description, fmt_shape(s.output_shape),
@@ -178,14 +179,6 @@ def variant_note(name: str, v, report: ParityReport) -> str:
     return note
 
 
-def _compile(path: Path):
-    from cnnbp.builder.blueprint import compile_source
-    from cnnbp.builder.source import read
-    if not path.is_file():
-        raise ArtifactError(path, "the resolved blueprint is missing")
-    return compile_source(read(str(path)))
-
-
 # -- a run directory ----------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Drawn:
@@ -201,7 +194,7 @@ def run_sections(run: RunDir, explain: bool, drawn: Drawn | None = None
                  ) -> tuple[str, list[tuple[str, str]], str]:
     from . import figures
     drawn = drawn or Drawn()
-    compiled = _compile(run / "blueprint.yaml")
+    compiled = load_resolved(run.path)
     state = run.read_state()
     prep = records.read(Preprocessing, run / "preprocess.json", "preprocessing record")
     sections = [("network", network_section(compiled.analysis))]
@@ -300,7 +293,7 @@ def write_bundle_report(bundle_dir) -> Path:
     """Write ``BUNDLE/report.html`` atomically: drawing, layers, preprocessing, parity."""
     bundle = Bundle(bundle_dir)
     report = bundle.report()
-    compiled = _compile(bundle.path / "blueprint.yaml")
+    compiled = load_resolved(bundle.path)
     prep = bundle.preprocessing()
     sections = [("network", network_section(compiled.analysis)),
                 ("preprocessing", "<h2>Preprocessing</h2>" + facts(preprocessing_rows(prep))),

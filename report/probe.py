@@ -13,6 +13,7 @@ from cnnbp.contract.errors import ArtifactError, UsageError
 from cnnbp.contract.preprocessing import Preprocessing
 from cnnbp.contract.rundir import RunDir
 
+
 @dataclass
 class Context:
     """What every figure needs: the run's net, model, preprocessing and inputs."""
@@ -39,14 +40,13 @@ class Context:
 
 def load(run_path, images=(), samples: int = 4) -> Context:
     """Open a run's model and pick the inputs: ``images`` files, else held-out rows."""
-    from cnnbp.builder.blueprint import compile_source
-    from cnnbp.builder.source import read
+    from cnnbp.builder import load_resolved
     from cnnbp.builder.tf_env import import_tensorflow
     run = RunDir(run_path)
     if run.status() != "run" or not (run / "model.keras").is_file():
         raise ArtifactError(run.path, "is not a finished run directory (no state/state.json or "
                                       "model.keras); give the folder `cnnbp train -o` wrote")
-    compiled = compile_source(read(str(run / "blueprint.yaml")))
+    compiled = load_resolved(run.path)
     prep = records.read(Preprocessing, run / "preprocess.json", "preprocessing record")
     import_tensorflow()
     import keras

@@ -196,13 +196,13 @@ def test_channels_first_input_gets_a_hint(write_blueprint):
 
 
 def test_a_two_number_input_states_how_it_was_read():
-    from cnnbp.builder.report import summary
+    from cnnbp.builder.summary import summary
     line = summary(load_expression("INPUT(32x32)-CONV(8,3)-RELU-POOL-FC(10)-SOFTMAX").analysis)
     assert "1-D input of length 32 with 32 channels (for a 32x32 image write 32x32x1 or x3)" in line
 
 
 def test_one_dimensional_filters_read_as_width():
-    from cnnbp.builder.report import table
+    from cnnbp.builder.summary import table
     text = table(load_expression("INPUT(40x1)-CONV(15,3)-RELU-POOL-FC(10)-SOFTMAX").analysis)
     assert "15 filters of width 3" in text and "15 3 filters" not in text
 

@@ -41,7 +41,7 @@ def test_same_padding_matches_tensorflow_placement():
 
 
 @pytest.mark.parametrize("module", ["cnnbp.builder.shapes", "cnnbp.builder.values", "cnnbp.builder.tokens",
-                                    "cnnbp.builder.report"])
+                                    "cnnbp.builder.summary"])
 def test_doctests(module):
     result = doctest.testmod(importlib.import_module(module))
     assert result.attempted > 0 and result.failed == 0

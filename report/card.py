@@ -5,16 +5,14 @@ it. Every piece of user text (class names, the folder's name, the data source) g
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING
+from pathlib import Path
 
+from cnnbp.builder import Compiled
+from cnnbp.builder.summary import table
 from cnnbp.contract import records
 from cnnbp.contract.bundle import ParityCase, ParityReport
 from cnnbp.contract.metrics import TrainMetrics
-
-from . import pixels
-
-if TYPE_CHECKING:
-    from .bundle import Source
+from cnnbp.contract.preprocessing import Preprocessing
 
 # HTML's specials become entities (Markdown passes raw HTML through); Markdown's own
 # punctuation is backslash-escaped, so no link, image, emphasis or table cell can start.
@@ -48,8 +46,8 @@ def _cases(cases: list[ParityCase]) -> list[str]:
               f"{c.top1_agreement:.4f} |" for c in cases]]
 
 
-def _training(src: Source, compiled) -> list[str]:
-    m = records.read(TrainMetrics, src.run / "metrics.json", "training metrics")
+def _training(run: Path, compiled: Compiled | None) -> list[str]:
+    m = records.read(TrainMetrics, run / "metrics.json", "training metrics")
     lines = ["## Training", "", f"- data: {text(m.data)}",
              f"- split: {m.train_samples:,} training samples (validation held out of "
              f"them), {m.test_samples:,} test samples",
@@ -100,14 +98,12 @@ def _validation(report: ParityReport) -> list[str]:
     return lines
 
 
-def _how_to_call(src: Source) -> list[str]:
-    p = src.preprocess
+def _how_to_call(p: Preprocessing) -> list[str]:
     shape = ", ".join(map(str, p.input_shape))
-    classes = len(src.class_names)
+    classes = len(p.class_names)
     raw = {"image": f"raw pixel values from 0 to {p.raw_max:g} (full white)" if p.raw_max else "",
            "signal": "raw signal values in the training data's own units",
            "tensor": "raw values in the training data's own units"}[p.domain]
-    given = pixels.describe(p)
     note = ""
     if p.takes_images:
         size = f"({p.input_shape[1]}, {p.input_shape[0]})"
@@ -134,8 +130,8 @@ def _how_to_call(src: Source) -> list[str]:
     else:
         load = [f"x = np.load('sample.npy').astype('float32').reshape(1, {shape})"]
     return ["", "## How to call it", "",
-            f"`pixels.onnx` takes what a client has: input `pixels`, {given['dtype']} "
-            f"`[batch, {shape}]`, {given['units']}. The normalisation is inside the graph.{note} "
+            f"`pixels.onnx` takes what a client has: input `pixels`, {p.raw_dtype} "
+            f"`[batch, {shape}]`, {p.raw_units}. The normalisation is inside the graph.{note} "
             f"Outputs: `probabilities`, float32 `[batch, {classes}]`, and `label_index`, int64 "
             "`[batch, 1]` (the top-1 class); class names are in `labels.txt` (one a line, in "
             "output order) and in the model's `class_names` metadata.", "", "```python",
@@ -152,18 +148,14 @@ def _how_to_call(src: Source) -> list[str]:
             "vectors for `model.onnx` (`onnx_test_runner` reads them).", ""]
 
 
-def model_card(src: Source, report: ParityReport, name: str) -> str:
-    """The bundle's README.md."""
+def model_card(name: str, report: ParityReport, prep: Preprocessing,
+               compiled: Compiled | None = None, run: Path | None = None) -> str:
+    """The bundle's README.md: the architecture (when the bundle has its blueprint), the
+    training figures (when it came from a run with metrics), the parity results and a client
+    that calls ``pixels.onnx``."""
     lines = [f"# {text(name)}", ""]
-    compiled = None
-    if src.blueprint_text:
-        from cnnbp.builder import compile_source
-        from cnnbp.builder.report import table
-        from cnnbp.builder.source import Source as BlueprintSource
-        from ruamel.yaml import YAML
-        compiled = compile_source(BlueprintSource(YAML(typ="safe", pure=True).load(
-            src.blueprint_text), "blueprint.yaml"))
+    if compiled is not None:
         lines += ["## Architecture", "", *fenced(table(compiled.analysis)), ""]
-    if src.run and (src.run / "metrics.json").is_file():
-        lines += _training(src, compiled)
-    return "\n".join(lines + _validation(report) + _how_to_call(src))
+    if run is not None and (run / "metrics.json").is_file():
+        lines += _training(run, compiled)
+    return "\n".join(lines + _validation(report) + _how_to_call(prep))

@@ -16,9 +16,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from xml.sax.saxutils import escape, quoteattr
 
-from . import ir
-from .analysis import Analysis, fmt_shape
-from .report import human
+from cnnbp.builder import ir
+from cnnbp.builder.analysis import Analysis, fmt_shape
+from cnnbp.builder.summary import human
 
 LOG_ABOVE = 10.0          # max/min ratio beyond which an axis is log-scaled
 FACE = (14.0, 150.0)      # px range of a box's front face side

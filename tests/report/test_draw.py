@@ -8,8 +8,8 @@ import xml.etree.ElementTree as ET
 import pytest
 
 from cnnbp.builder import load, load_expression
-from cnnbp.builder.draw import scene, svg, to_png, write
 from cnnbp.contract.errors import UsageError
+from cnnbp.report.draw import scene, svg, to_png, write
 from tests.browser import executable
 from tests.conftest import ROOT, SHIPPED
 
