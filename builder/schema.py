@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import Problem
-from .search_space import schema as search_schema
+from .search_schema import schema as search_schema
 from .tokens import TOKENS, suggest
 from .training import schema as training_schema
 
@@ -23,7 +23,8 @@ INITIALIZERS = ("glorot_uniform", "glorot_normal", "he_uniform", "he_normal", "l
                 "lecun_normal", "random_normal", "random_uniform", "truncated_normal",
                 "orthogonal", "variance_scaling", "zeros", "ones")
 BIAS_INITIALIZERS = ("zeros", "ones", "random_normal", "random_uniform", "truncated_normal")
-_SIZE = {"anyOf": [{"type": "integer", "minimum": 0}, {"type": "string", "pattern": r"^\d+(x\d+)*$"}]}
+_SIZE = {"anyOf": [{"type": "integer", "minimum": 0},
+                   {"type": "string", "pattern": r"^\d+(x\d+)*$"}]}
 _SCALARS = {
     "int": {"type": "integer"},
     "float": {"type": "number"},
@@ -126,7 +127,8 @@ def validate(data: Any) -> list[Problem]:
         return [Problem("", f"a blueprint must be a mapping of keys (name, input, classes, "
                         f"pattern, ...), got {type(data).__name__}")]
     problems = []
-    for err in sorted(_validator().iter_errors(data), key=lambda e: list(map(str, e.absolute_path))):
+    by_path = lambda e: list(map(str, e.absolute_path))
+    for err in sorted(_validator().iter_errors(data), key=by_path):
         problems.append(_explain(err))
     return problems
 

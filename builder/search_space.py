@@ -25,11 +25,12 @@ from dataclasses import dataclass
 from typing import Any, Union
 
 from .errors import BlueprintError, Problem
+from .pattern import Optional, Repeat, Seq
+from .pattern import parse as parse_pattern
+from .schema import validate
+from .search_schema import BUDGETS
 from .tokens import TOKENS, suggest
-
-BUDGETS = ("max_params", "max_macs", "max_activation_memory", "max_latency_ms")
-OBJECTIVES = ("accuracy", "accuracy,macs", "accuracy,latency")
-SECTION_KEYS = ("space", "objective") + BUDGETS
+from .training import schema as training_schema
 
 
 @dataclass(frozen=True)
@@ -89,40 +90,6 @@ class SearchSpace:
                           sort_keys=True)
 
 
-def schema() -> dict:
-    """The JSON Schema of the ``search:`` section (structure only; ``parse`` checks meaning)."""
-    whole = {"type": "integer", "minimum": 1}
-    return {
-        "type": "object", "additionalProperties": False,
-        "description": "what `cnnbp search` varies, its budgets and its objective",
-        "properties": {
-            "space": {"type": "object", "minProperties": 1,
-                      "description": "key -> [low, high] (two whole numbers), a list of "
-                      "choices, {low, high, log, step}, {choice: [...]} or "
-                      "{per_stage: ..., stages: M}",
-                      "additionalProperties": {"anyOf": [
-                          {"type": "array", "minItems": 1},
-                          {"type": "object", "additionalProperties": False, "required": ["low", "high"],
-                           "properties": {"low": {"type": "number"}, "high": {"type": "number"},
-                                          "log": {"type": "boolean"},
-                                          "step": {"type": "integer", "minimum": 1}}},
-                          {"type": "object", "additionalProperties": False, "required": ["choice"],
-                           "properties": {"choice": {"type": "array", "minItems": 1}}},
-                          {"type": "object", "additionalProperties": False,
-                           "required": ["per_stage"],
-                           "properties": {"per_stage": {}, "stages": {"type": "string"}}},
-                          {"type": ["integer", "number", "boolean", "string"]}]}},
-            "max_params": {**whole, "description": "largest parameter count"},
-            "max_macs": {**whole, "description": "largest multiply-accumulates per image"},
-            "max_activation_memory": {**whole, "description": "largest float32 activation "
-                                      "bytes per image, all layers"},
-            "max_latency_ms": {"type": "number", "exclusiveMinimum": 0,
-                               "description": "ONNX Runtime batch-1 latency on this machine"},
-            "objective": {"enum": list(OBJECTIVES)},
-        },
-    }
-
-
 def parse(doc: dict) -> SearchSpace | None:
     """The checked space of a schema-valid blueprint ``doc``; None when it has no ``search:``.
 
@@ -156,7 +123,6 @@ class _Bad(ValueError):
 
 
 def _key_path(name: str, doc: dict) -> tuple:
-    from .training import schema as training_schema
     training_keys = list(training_schema()["properties"])
     parts = name.split(".")
     if parts[0] in ("vars", "layers", "training", "weights") and len(parts) > 1:
@@ -193,7 +159,6 @@ def _key_path(name: str, doc: dict) -> tuple:
 
 def _variables(doc: dict) -> dict[str, str]:
     """Variable name -> "count", "flag" or "value": what the pattern and ``vars:`` bind."""
-    from .pattern import Optional, Repeat, Seq, parse as parse_pattern
     names = {name: "value" for name in doc.get("vars") or {}}
     stack = [parse_pattern(doc["pattern"])]
     while stack:
@@ -246,7 +211,9 @@ def _range(low, high, log: bool, step) -> IntRange | FloatRange:
     whole = isinstance(low, int) and isinstance(high, int)
     if step is not None and (not whole or log):
         raise _Bad("step needs whole-number low and high, and no log scale")
-    return IntRange(low, high, step or 1, log) if whole else FloatRange(float(low), float(high), log)
+    if whole:
+        return IntRange(low, high, step or 1, log)
+    return FloatRange(float(low), float(high), log)
 
 
 def _order(axes: list[Axis], doc: dict, problems: list[Problem]) -> list[Axis]:
@@ -273,7 +240,6 @@ def examples(dim: Dimension) -> list:
 
 
 def _check_values(axis: Axis, base: dict) -> list[Problem]:
-    from .schema import validate
     where = f"search.space.{axis.name}"
     target = ".".join(axis.path)
     found: list[Problem] = []

@@ -12,7 +12,8 @@ from typing import Any
 
 from cnnbp.builder.blueprint import Compiled, compile_data
 from cnnbp.builder.errors import BlueprintError
-from cnnbp.builder.search_space import BUDGETS, SearchSpace, with_values
+from cnnbp.builder.search_schema import BUDGETS
+from cnnbp.builder.search_space import SearchSpace, with_values
 
 # One slot per way a candidate can be excluded; Optuna needs the same length every time.
 CONSTRAINTS = ("shape",) + BUDGETS

@@ -7,7 +7,8 @@ from __future__ import annotations
 
 from cnnbp.builder.errors import BlueprintError, Problem
 from cnnbp.builder.schema import validate
-from cnnbp.builder.search_space import SECTION_KEYS, SearchSpace, parse
+from cnnbp.builder.search_schema import SECTION_KEYS
+from cnnbp.builder.search_space import SearchSpace, parse
 from cnnbp.builder.source import Source, _shown, apply_overrides, read
 
 
@@ -24,8 +25,9 @@ def load(ref: str, overrides: list[str], search_sets: list[str]) -> tuple[dict, 
         raise src.error(exc) from None
     if space is None or not space.axes:
         raise BlueprintError(Problem("search", "is missing: add a `search:` section with a "
-                                     "`space:` (e.g. `space: {N: [1, 3], FC.units: [64, 128, 256]}`) "
-                                     "or give entries with --search-set 'N=[1, 3]'"), src.name)
+                                     "`space:` (e.g. `space: {N: [1, 3], FC.units: "
+                                     "[64, 128, 256]}`) or give entries with "
+                                     "--search-set 'N=[1, 3]'"), src.name)
     return src.data, space
 
 
