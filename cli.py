@@ -23,18 +23,8 @@ if __name__ == "__main__":
 
 def parser() -> argparse.ArgumentParser:
     """The ``cnnbp`` parser: each module of ``cnnbp.commands`` registers its subcommand."""
-    import importlib
-
-    from cnnbp.commands import EXAMPLES, MODULES
-    p = argparse.ArgumentParser(prog="cnnbp", epilog=EXAMPLES,
-                                formatter_class=argparse.RawDescriptionHelpFormatter,
-                                description="Describe, check and build classic CNNs from "
-                                            "declarative blueprints.")
-    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    p.set_defaults(commands=sub.choices)  # main() suggests one for a typo
-    for name in MODULES:
-        importlib.import_module(f"cnnbp.commands.{name}").register(sub)
-    return p
+    from cnnbp.commands import parser as commands_parser
+    return commands_parser()
 
 
 INTERNAL_ERROR = 70  # EX_SOFTWARE: a bug in cnnbp, not in what the user gave it
@@ -61,23 +51,10 @@ def main(argv: list[str] | None = None) -> int:
     its kind's code (2: bad input, 1: refused or failed); only a bug in cnnbp exits 70, and
     shows its traceback only with CNNBP_DEBUG=1."""
     import os
+
+    from cnnbp.commands import parse
     from cnnbp.contract.errors import CnnbpError
-    p = parser()
-    argv = sys.argv[1:] if argv is None else argv
-    word = next((a for a in argv if not a.startswith("-")), None)
-    commands = p.get_default("commands")
-    if word is not None and word not in commands:  # argparse would only say "invalid choice"
-        from cnnbp.builder.tokens import suggest
-        p.error(f"unknown command {word!r}{suggest(word, commands)}; the commands: "
-                f"{', '.join(commands)}")
-    args, extra = p.parse_known_args(argv)
-    # argparse stops filling a trailing list at the first option: `predict B --top-k 3 F`
-    # leaves F over. Files after options belong to that list; anything else is an error.
-    if extra and isinstance(getattr(args, "files", None), list) and \
-            not any(e.startswith("-") for e in extra):
-        args.files += extra
-    elif extra:
-        p.error(f"unrecognized arguments: {' '.join(extra)}")
+    args = parse(parser(), sys.argv[1:] if argv is None else argv)
     try:
         return args.run(args)
     except CnnbpError as exc:
