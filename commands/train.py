@@ -20,6 +20,7 @@ FIXED_ON_RESUME = (("BLUEPRINT", "blueprint"), ("-e", "expr"), ("--set", "set"),
 
 
 def register(sub) -> None:
+    """Add ``cnnbp train`` and its flags to the CLI's subcommands."""
     t = sub.add_parser("train", help="train with Keras fit into a run directory",
                        epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     t.add_argument("blueprint", nargs="?", help="a blueprint file or a shipped name")
@@ -61,9 +62,12 @@ def overrides(args) -> list[str]:
 
 
 def run(args) -> int:
+    """Train a new run (on one host, or across the workers ``TF_CONFIG`` names) or resume one,
+    then print its result; the data's problems that need no TensorFlow are found first."""
     from cnnbp.builder.tf_env import import_keras
     from cnnbp.contract.errors import UsageError
-    from cnnbp.train.fit import resume, train
+    from cnnbp.train.fit import train
+    from cnnbp.train.resume import resume
     if args.resume:
         given = [flag for flag, attr in FIXED_ON_RESUME if getattr(args, attr)]
         if given:  # never silently ignored
@@ -73,7 +77,7 @@ def run(args) -> int:
         import_keras()
         metrics = resume(args.resume, quiet=args.quiet, epochs=args.epochs)
     else:
-        if (args.blueprint is None and args.expr is None) or args.data is None or args.output is None:
+        if args.blueprint is None and args.expr is None or None in (args.data, args.output):
             raise UsageError("train needs BLUEPRINT (or -e), --data and -o, or --resume RUN")
         args.set = overrides(args)
         compiled = compile_args(args)

@@ -2,7 +2,7 @@
 TensorFlow ops for tf.data, NumPy for the array batches of other Keras backends.
 
 Every draw is a pure function of a key: the tf.data path is given one per batch, made of the
-run's seed, the epoch and the batch's place in it (``pipeline.EpochClock``), and the array
+run's seed, the epoch and the batch's place in it (``clock.EpochClock``), and the array
 path a generator seeded the same way. Nothing carries over from one batch to the next, so a
 resumed run augments its epochs as the same run never interrupted did.
 """

@@ -35,6 +35,8 @@ class _OneDevice:
 
 @dataclass(frozen=True)
 class Device:
+    """Where and how the run trains: what ``device.configure`` chose for this machine."""
+
     name: str                 # what metrics.json reports
     gpus: int
     strategy: object          # a tf.distribute strategy, or one with a no-op scope()

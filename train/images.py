@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import io
 import os
-import re
 import threading
 from contextlib import contextmanager
 
@@ -22,6 +21,9 @@ import numpy as np
 
 from cnnbp.contract.errors import DataError
 from cnnbp.contract.preprocessing import image_bytes
+
+from .jpeg import scan
+from .tfdata import op_message
 
 MAX_NAMED = 20  # skipped files listed by name in metrics.json; the count is always exact
 
@@ -43,11 +45,13 @@ class BadImages:
         self._lock = threading.Lock()
 
     def add(self, name: str, exc: BaseException) -> None:
+        """Record that ``name`` failed to decode with ``exc`` (the first reason is kept)."""
         reason = f"{type(exc).__name__}: {exc}".strip()
         with self._lock:
             self.files.setdefault(name, reason)
 
     def error(self) -> DataError:
+        """The ``DataError`` naming the first bad file, raised when bad files are not skipped."""
         with self._lock:  # decode threads may still be adding
             name, reason = next(iter(self.files.items()))
         return DataError(f"--data: {name} is not a readable image ({reason}); fix or remove "
@@ -55,11 +59,13 @@ class BadImages:
                          "to skip such files and count them in metrics.json")
 
     def count_decoded(self) -> None:
+        """Count one file decoded by Pillow (thread-safe)."""
         with self._lock:
             self.decoded += 1
 
     @property
     def named(self) -> list[str]:
+        """The skipped files listed by name in metrics.json (the first ``MAX_NAMED``)."""
         return sorted(self.files)[:MAX_NAMED]
 
 
@@ -129,22 +135,12 @@ def raise_for(bad: BadImages):
                             "back, or start the run again so the listing leaves it out") from None
         if not bad.files and not bad.skip and "jpeg" in str(exc).lower() and \
                 isinstance(exc, tf.errors.InvalidArgumentError):
-            from .jpeg import scan
             for shape, paths in bad.scans.items():
                 if not bad.files:
                     scan(list(paths), shape, bad)
         if bad.files and not bad.skip:
             raise bad.error() from None
         raise
-
-
-def op_message(exc) -> str:
-    """A TensorFlow error's own words, without the traceback, node names and ``[Op:...]``."""
-    lines = [line.strip() for line in (exc.message or str(exc)).splitlines()
-             if line.strip() and not line.strip().startswith("[[")]  # graph node notes
-    text = re.sub(r"^\w+Error: ", "", lines[-1] if lines else type(exc).__name__)
-    text = re.sub(r"\{\{.*?\}\}\s*", "", text)
-    return re.sub(r"\s*\[Op:.*$", "", text)
 
 
 def _unreadable(exc) -> str:

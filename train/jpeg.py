@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import os
 
-from .images import op_message
+from .tfdata import DECODE_CALLS, op_message, settled
 
 SOI, EOI = b"\xff\xd8\xff", b"\xff\xd9"
 
@@ -96,8 +96,6 @@ def scan(paths, input_shape, bad) -> None:
     drops the ones that fail, then the first missing one again, alone, for the reason."""
     import numpy as np
     import tensorflow as tf
-
-    from .pipeline import DECODE_CALLS, settled
 
     def check(path):
         contents = tf.io.read_file(path)[None]

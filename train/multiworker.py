@@ -31,7 +31,8 @@ def cluster() -> tuple[int, int] | None:
         config = json.loads(raw)
         workers = config["cluster"]["worker"]
         task = config["task"]
-        index = int(task["index"]) + (1 if "chief" in config["cluster"] and task["type"] != "chief" else 0)
+        behind_chief = "chief" in config["cluster"] and task["type"] != "chief"
+        index = int(task["index"]) + (1 if behind_chief else 0)
     except (ValueError, KeyError, TypeError) as exc:
         raise UsageError(f"TF_CONFIG: not a valid cluster spec ({exc}); expected "
                          '{"cluster": {"worker": ["host:port", ...]}, "task": '
@@ -46,7 +47,9 @@ def train_multiworker(compiled: Compiled, data_spec: str, out: str | Path,
     from cnnbp.builder.tf_env import import_tensorflow
     tf = import_tensorflow()
     from . import device as devices
-    from .fit import _flush_beside, compile_model, finish, make_callback, prepare
+    from .callback import flush_beside, make_callback
+    from .results import finish
+    from .session import compile_model, prepare
 
     workers, index = cluster()
     # The strategy must exist before any other TensorFlow op runs in this process.
@@ -77,7 +80,8 @@ def train_multiworker(compiled: Compiled, data_spec: str, out: str | Path,
                     loss += tf.nn.scale_regularization_loss(tf.add_n(model.losses))
             grads = tape.gradient(loss, model.trainable_variables)
             model.optimizer.apply_gradients(zip(grads, model.trainable_variables))
-            correct = tf.reduce_sum(tf.cast(tf.equal(tf.argmax(probs, 1), tf.argmax(y, 1)), "float32"))
+            hits = tf.equal(tf.argmax(probs, 1), tf.argmax(y, 1))
+            correct = tf.reduce_sum(tf.cast(hits, "float32"))
             return tf.reduce_sum(per_example), correct, tf.cast(tf.shape(y)[0], "float32")
 
         totals = tf.zeros([3])
@@ -91,7 +95,8 @@ def train_multiworker(compiled: Compiled, data_spec: str, out: str | Path,
         totals = tf.zeros([3])
         for x, y in dataset:
             probs = model(x, training=False)
-            correct = tf.reduce_sum(tf.cast(tf.equal(tf.argmax(probs, 1), tf.argmax(y, 1)), "float32"))
+            hits = tf.equal(tf.argmax(probs, 1), tf.argmax(y, 1))
+            correct = tf.reduce_sum(tf.cast(hits, "float32"))
             totals += tf.stack([tf.reduce_sum(loss_fn(y, probs)), correct,
                                 tf.cast(tf.shape(y)[0], "float32")])
         return totals
@@ -108,7 +113,7 @@ def train_multiworker(compiled: Compiled, data_spec: str, out: str | Path,
             if model.stop_training:
                 break
     except BaseException:
-        _flush_beside(callback)
+        flush_beside(callback)
         raise
     callback.on_train_end()  # the last epoch's commit
     return finish(session, model, started)[0]

@@ -10,7 +10,6 @@ from __future__ import annotations
 import sys
 import time
 
-
 REDRAW_SECONDS = 0.1  # tqdm's own shortest interval between redraws
 
 

@@ -23,12 +23,14 @@ class Warmup(keras.optimizers.schedules.LearningRateSchedule):
         return keras.ops.where(step < self.warmup_steps, warm, rest)
 
     def get_config(self):
+        """The schedule as Keras serialises it into an optimizer's config (model.keras)."""
         after = keras.optimizers.schedules.serialize(self.after) if callable(self.after) \
             else self.after
         return {"after": after, "warmup_steps": self.warmup_steps, "target": self.target}
 
     @classmethod
     def from_config(cls, config):
+        """The schedule back from ``get_config``'s dict (loading model.keras)."""
         after = config["after"]
         if isinstance(after, dict):
             after = keras.optimizers.schedules.deserialize(after)
@@ -52,13 +54,15 @@ def learning_rate(t: ir.Training, steps_per_epoch: int):
 
 
 def optimizer(t: ir.Training, steps_per_epoch: int) -> keras.optimizers.Optimizer:
+    """The Keras optimizer ``training.optimizer`` names, with its learning-rate schedule
+    spread over ``steps_per_epoch`` steps an epoch and ``training.weight_decay``."""
     lr = learning_rate(t, steps_per_epoch)
-    O = keras.optimizers
+    opt = keras.optimizers
     decay = t.weight_decay or None
     if t.optimizer == "sgd":
-        return O.SGD(lr, momentum=t.momentum, nesterov=t.nesterov, weight_decay=decay)
+        return opt.SGD(lr, momentum=t.momentum, nesterov=t.nesterov, weight_decay=decay)
     if t.optimizer == "rmsprop":
-        return O.RMSprop(lr, momentum=t.momentum, weight_decay=decay)
+        return opt.RMSprop(lr, momentum=t.momentum, weight_decay=decay)
     if t.optimizer == "adamw":
-        return O.AdamW(lr, weight_decay=t.weight_decay or 0.004)
-    return O.Adam(lr, weight_decay=decay)
+        return opt.AdamW(lr, weight_decay=t.weight_decay or 0.004)
+    return opt.Adam(lr, weight_decay=decay)

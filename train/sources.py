@@ -15,7 +15,8 @@ from typing import Callable
 
 import numpy as np
 
-from cnnbp.contract.errors import DataError
+from .labels import check_labels, fail, listed
+from .labels import class_names as class_names_of
 
 ONLINE = ("mnist", "fashion_mnist", "cifar10")
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
@@ -37,10 +38,6 @@ class Dataset:
     scale: float = 1.0  # raw values were divided by this (16 for digits, 255 for images)
     raw_max: float | None = None  # the raw value of full white; None: not images
     named: bool = False  # class_names came with the data (else they are numbered here)
-
-
-def fail(message: str) -> DataError:
-    return DataError(f"--data: {message}")
 
 
 def load_source(spec: str, input_shape: tuple[int, ...] | None = None,
@@ -281,7 +278,7 @@ def _arrays(arrays: dict, source: str, where: Callable[[str], str],
         1.0 if floats and all(lo >= 0 and hi <= 1 for lo, hi in bounds) else None
     if not isinstance(x_tr, np.memmap):  # in memory already: float32 as before
         x_tr, x_te = x_tr.astype("float32"), np.asarray(x_te).astype("float32")
-    names = _class_names(arrays["class_names"], where("class_names")) \
+    names = class_names_of(arrays["class_names"], where("class_names")) \
         if "class_names" in arrays else None
     limit = _limit(arrays, where, classes)
     y_tr, y_te = (_labels(arrays[k], where(k), *limit) for k in ("y_train", "y_test"))
@@ -297,18 +294,6 @@ def _arrays(arrays: dict, source: str, where: Callable[[str], str],
     return Dataset(x_tr, y_tr, x_te, y_te, names or tuple(str(i) for i in range(count)),
                    source + (" (memory-mapped)" if mapped else ""), 1.0,
                    raw_max if x_tr.ndim == 4 else None, names is not None)
-
-
-def _class_names(values, where: str) -> tuple[str, ...]:
-    """The data's own class names: one non-empty line each."""
-    names = tuple(n.decode("utf-8", "replace") if isinstance(n, bytes) else str(n)
-                  for n in np.asarray(values).reshape(-1))
-    bad = next((i for i, n in enumerate(names) if not n.strip() or n.splitlines() != [n]),
-               None)
-    if bad is not None or not names:
-        raise fail(f"{where}: " + (f"name {bad} is {names[bad]!r}; each class name must be "
-                                   "one non-empty line" if names else "names no classes"))
-    return names
 
 
 def _limit(arrays: dict, where: Callable[[str], str], classes: int | None
@@ -343,29 +328,6 @@ def _labels(y, where: str, limit: int | None = None, why: str = "") -> np.ndarra
     y = y.reshape(-1)
     check_labels(y, where, limit, why)
     return y.astype("int64")
-
-
-def check_labels(y: np.ndarray, where: str, limit: int | None, why: str = "") -> None:
-    """Refuse the first label that is not a whole number in ``0 .. limit-1`` (any whole
-    number from 0 when ``limit`` is None), named by its index in ``y``."""
-    with np.errstate(invalid="ignore"):
-        bad = y < 0
-        if y.dtype.kind == "f":  # NaN compares false: isfinite catches it
-            bad |= ~np.isfinite(y) | (y != np.floor(y))
-        if limit is not None:
-            bad |= y >= limit
-    if not bad.any():
-        return
-    i = int(np.argmax(bad))
-    value = y[i].item()
-    valid = f"class indices 0..{limit - 1}" + (f" ({why})" if why else "") \
-        if limit is not None else "class indices (whole numbers from 0)"
-    what = f"which is not among the {valid}" if value == value and abs(value) != np.inf \
-        and value == int(value) else f"but labels must be {valid}" + (
-            ", and a fraction would be truncated" if value == value and abs(value) != np.inf
-            else "")
-    raise fail(f"{where}[{i}] is {value!r}, {what}; fix that label (and any after "
-               "it) before training")
 
 
 def _bounds(a: np.ndarray, where: str, chunk: int = 1 << 22) -> tuple[float, float]:
@@ -406,10 +368,12 @@ class ImageFiles:
 
     @property
     def y_train(self) -> np.ndarray:
+        """The training labels, under the name array data sets use."""
         return self.train_labels
 
     @property
     def y_test(self) -> np.ndarray:
+        """The test labels, under the name array data sets use."""
         return self.test_labels
 
 
@@ -516,7 +480,7 @@ def match_names(data_names: tuple[str, ...], class_names: tuple[str, ...], class
     if not class_names:
         if len(data_names) != classes:
             raise fail(f"{source}: the data names {len(data_names)} classes "
-                       f"({_listed(data_names)}) but the blueprint has classes: {classes}; "
+                       f"({listed(data_names)}) but the blueprint has classes: {classes}; "
                        f"set --set classes={len(data_names)} or use matching data")
         return None
     _unique(class_names, "the blueprint's class_names", source, data_names, class_names)
@@ -525,8 +489,8 @@ def match_names(data_names: tuple[str, ...], class_names: tuple[str, ...], class
         only_blueprint = [n for n in class_names if n not in data_names]
         raise fail(f"{source}: the data's classes and the blueprint's class_names differ "
                    f"({_both(data_names, class_names)}); only in the data: "
-                   f"{_listed(only_data) or 'none'}; only in the blueprint: "
-                   f"{_listed(only_blueprint) or 'none'}. They must be the same names, in any "
+                   f"{listed(only_data) or 'none'}; only in the blueprint: "
+                   f"{listed(only_blueprint) or 'none'}. They must be the same names, in any "
                    "order (the blueprint's order is the order of the model's outputs): rename "
                    "the data's classes or change class_names")
     order = [class_names.index(n) for n in data_names]
@@ -543,14 +507,8 @@ def _unique(names, whose: str, source: str, data_names, class_names) -> None:
 
 
 def _both(data_names, class_names) -> str:
-    return f"data: {_listed(data_names)}" + (
-        f"; blueprint's class_names: {_listed(class_names)}" if class_names else "")
-
-
-def _listed(names, most: int = 30) -> str:
-    shown = ", ".join(names[:most])
-    return f"[{shown}{f', … ({len(names) - most} more)' if len(names) > most else ''}]" \
-        if names else ""
+    return f"data: {listed(data_names)}" + (
+        f"; blueprint's class_names: {listed(class_names)}" if class_names else "")
 
 
 def _renumbered(data, order: list[int]):

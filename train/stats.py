@@ -10,11 +10,13 @@ from __future__ import annotations
 import numpy as np
 
 from cnnbp.builder import ir
-from cnnbp.contract.preprocessing import Preprocessing, fit as fit_all
+from cnnbp.contract.preprocessing import Preprocessing
+from cnnbp.contract.preprocessing import fit as fit_all
 
 from .images import BadImages, pixel_decoder, raise_for
-from .pipeline import DECODE_CALLS, RowSource, _mapped, _scaler
+from .pipeline import mapped, row_source, scaler
 from .sources import Dataset, ImageFiles
+from .tfdata import DECODE_CALLS
 
 CHUNK_BYTES = 64 << 20
 
@@ -22,7 +24,7 @@ CHUNK_BYTES = 64 << 20
 def fit_preprocessing(data, net: ir.Network, bad: BadImages, **fields) -> tuple[Preprocessing, str]:
     """The run's ``Preprocessing`` and a line saying what its mean and std were fitted on."""
     channels = net.input_shape[-1]
-    if isinstance(data, Dataset) and not _mapped(data.x_train):
+    if isinstance(data, Dataset) and not mapped(data.x_train):
         return fit_all(data.x_train, **fields), \
             f"mean/std over all {len(data.x_train):,} training samples"
     per_value = np.float64(fields.get("raw_max") or 255.0) / 255.0 \
@@ -69,7 +71,7 @@ def _chunks(data, net: ir.Network, bad: BadImages):
     n = len(data.y_train)
     k = min(n, net.training.stats_sample)
     idx = np.sort(np.random.default_rng(net.training.seed).choice(n, k, replace=False))
-    ds = RowSource.of(data, net, bad).chunks(idx, "train")
+    ds = row_source(data, net, bad).chunks(idx, "train")
     with raise_for(bad):
         for x, _ in ds.as_numpy_iterator():
             yield x
@@ -83,8 +85,8 @@ def sample_rows(data, prep: Preprocessing, net: ir.Network, bad: BadImages, rows
                 prep.normalize(np.asarray(data.x_train[:rows], "float32")))
     if isinstance(data, ImageFiles):
         return _sample_files(data, prep, net, bad, rows)
-    source = RowSource.of(data, net, bad)
-    to_model = _scaler(prep, net)
+    source = row_source(data, net, bad)
+    to_model = scaler(prep, net)
     out = []
     for split, count in (("test", source.test_count), ("train", source.train_count)):
         ds = source.rows(np.arange(min(rows, count)), split).batch(max(1, rows)).map(to_model)

@@ -28,9 +28,10 @@ def keras_callback(run: RunDir):
 
 def write_model(run: RunDir, model, prep: Preprocessing, pictures: dict[str, bytes | None],
                 step: int) -> Path:
-    """``RUN/tensorboard/train`` (Keras's writer is closed by then): the forward pass's graph, ``INPUTS`` training rows as the
-    images (or curves) they were before normalisation, and ``pictures`` (name → PNG bytes,
-    None for one not drawn) as images at ``step`` (the last epoch)."""
+    """``RUN/tensorboard/train`` (Keras's writer is closed by then): the forward pass's graph,
+    ``INPUTS`` training rows as the images (or curves) they were before normalisation, and
+    ``pictures`` (name → PNG bytes, None for one not drawn) as images at ``step`` (the last
+    epoch)."""
     import tensorflow as tf
 
     from cnnbp.report.figures import training_grid

@@ -8,7 +8,8 @@ Feature spec (one ``tf.train.Example`` per image)::
 ``--data 'shards/*.tfrecord'`` takes every matching file in name order. Shards whose file
 name contains ``test`` hold the test set; without any, every fifth record (index 0, 5, 10, …)
 is held out. A ``classes.txt`` beside the shards (one name a line, line k for label k) names
-the classes; otherwise they are numbered. Images are decoded by the same ``image_pixels`` as a folder.
+the classes; otherwise they are numbered. Images are decoded by the same ``image_pixels`` as
+a folder.
 
 Writing one::
 
@@ -26,14 +27,17 @@ from pathlib import Path
 import numpy as np
 
 from .images import BadImages, decoder
-from .pipeline import RowSource, _decoded, settled
-from .sources import _class_names, _listed, check_labels, fail
+from .labels import check_labels, class_names, fail, listed
+from .rows import RowSource
+from .tfdata import drop_failed, settled
 
 HOLD_OUT_EVERY = 5
 
 
 @dataclass(frozen=True)
 class TFRecords:
+    """TFRecord shards as a streamed source: shard lists, every record's label, class names."""
+
     train_shards: tuple[str, ...]
     test_shards: tuple[str, ...]      # empty: every HOLD_OUT_EVERY-th record is the test set
     y_train: np.ndarray
@@ -46,6 +50,7 @@ class TFRecords:
     label_map: tuple[int, ...] | None = None  # label k in the records is output label_map[k]
 
     def rows_source(self, net, bad: BadImages):
+        """The ``RowSource`` that reads these shards' records for ``pipeline``."""
         return _RecordRows(self, net, bad)
 
 
@@ -85,6 +90,9 @@ class Shards:
 
 
 def shards(spec: str, input_shape) -> Shards:
+    """The shards ``spec`` matches, split into training and test by their names, and the
+    class names of a ``classes.txt`` beside them; reads no record (``preload`` runs it before
+    TensorFlow starts)."""
     found = sorted(glob.glob(spec))
     if not found:
         raise fail(f"{spec!r} matches no TFRecord files")
@@ -102,11 +110,14 @@ def shards(spec: str, input_shape) -> Shards:
         lines = names_file.read_text(encoding="utf-8").splitlines()
         while lines and not lines[-1].strip():  # a trailing blank line names nothing
             lines.pop()
-        names = _class_names(lines, str(names_file))
+        names = class_names(lines, str(names_file))
     return Shards(train, test, names)
 
 
 def tfrecord_source(spec: str, input_shape, classes: int | None = None) -> TFRecords:
+    """``spec``'s shards as a ``TFRecords`` source: every record's label read and checked
+    (against ``classes.txt``, else the net's ``classes``), the test set held out by shard name
+    or every fifth record."""
     found = shards(spec, input_shape)
     train, test, names = found.train, found.test, found.names
     limit, why = (len(names), f"{Path(train[0]).parent / 'classes.txt'} names {len(names)} "
@@ -120,7 +131,7 @@ def tfrecord_source(spec: str, input_shape, classes: int | None = None) -> TFRec
         y_tr, y_te = y[~held], y[held]
     if not len(y_tr) or not len(y_te):
         raise fail(f"{spec!r}: no records in the {'training' if not len(y_tr) else 'test'} "
-                   f"shards ({_listed(test or train)}); training needs at least one training "
+                   f"shards ({listed(test or train)}); training needs at least one training "
                    "and one test image")
     count = int(max(y_tr.max(), y_te.max())) + 1
     split = f"{len(test)} test shard(s)" if test else f"every {HOLD_OUT_EVERY}th record held out"
@@ -133,7 +144,7 @@ class _RecordRows(RowSource):
     def rows(self, idx, split: str, shuffle=None):
         """The records at ``idx`` (positions within ``split``), in file order, or shuffled
         within 4,096 records when ``shuffle`` (an int64 seed, or a tensor of one:
-        ``pipeline.shuffle_seed``) is given."""
+        ``tfdata.shuffle_seed``) is given."""
         import tensorflow as tf
         d = self.data
         own = d.test_shards if split == "test" and d.test_shards else d.train_shards
@@ -168,6 +179,6 @@ class _RecordRows(RowSource):
             label = ex["label"] if d.label_map is None else tf.gather(relabel, ex["label"])
             return (*decode(ex["image"], name), label)
 
-        ds = settled(_decoded(ds.map(parse, num_parallel_calls=tf.data.AUTOTUNE)))
+        ds = settled(drop_failed(ds.map(parse, num_parallel_calls=tf.data.AUTOTUNE)))
         return ds if self.bad.skip else ds.apply(
             tf.data.experimental.assert_cardinality(len(idx)))

@@ -104,10 +104,10 @@ def test_an_image_folder_on_jax_without_tensorflow_is_refused_with_the_fix(tmp_p
 def test_array_batches_split_like_tf_data_and_reshuffle_each_epoch(keras):
     """The PyDataset path (any backend) holds out the validation rows the tf.data path holds
     out, normalizes the same way, and draws every training row once per epoch in a new order."""
+    from cnnbp.train.images import BadImages
     from cnnbp.train.pipeline import make_pipelines
     from cnnbp.train.sources import load_source
     from cnnbp.train.stats import fit_preprocessing
-    from cnnbp.train.images import BadImages
     net = load("digits", ["training.augment.translate=0", "training.batch_size=50"]).network
     data = load_source("digits", net.input_shape)
     prep, _ = fit_preprocessing(data, net, BadImages(False), input_shape=list(net.input_shape),
@@ -136,7 +136,7 @@ def test_array_batches_of_a_memory_mapped_npz_are_the_documented_formula(tmp_pat
     """Raw uint8 rows of a memory-mapped .npz, drawn by the PyDataset path: each batch is
     ``(raw / scale - mean) / std`` (the record's formula, written out here) to float32 rounding."""
     from cnnbp.train.images import BadImages
-    from cnnbp.train.pipeline import _mapped, make_pipelines
+    from cnnbp.train.pipeline import make_pipelines, mapped
     from cnnbp.train.sources import load_source
     from cnnbp.train.stats import fit_preprocessing
     rng = np.random.default_rng(5)
@@ -146,7 +146,7 @@ def test_array_batches_of_a_memory_mapped_npz_are_the_documented_formula(tmp_pat
     net = load_expression("INPUT(8x8x3)-CONV(4,3,pad=1)-RELU-POOL-FC(3)-SOFTMAX",
                           ["training.batch_size=16", "training.validation_split=0"]).network
     data = load_source(str(tmp_path / "a.npz"), net.input_shape)
-    assert _mapped(data.x_train)
+    assert mapped(data.x_train)
     prep, _ = fit_preprocessing(data, net, BadImages(False), input_shape=list(net.input_shape),
                                 domain="image", raw_max=255.0, scale=255.0,
                                 class_names=["a", "b", "c"])  # a scale that tells raw apart

@@ -63,7 +63,7 @@ def test_xla_is_off_on_a_cpu_unless_asked_for(keras):
 
 
 def test_xla_setting_reaches_the_compiled_model(tmp_path, keras):
-    from cnnbp.train.fit import compile_model, prepare
+    from cnnbp.train.session import compile_model, prepare
     session = prepare(load("digits", ["training.epochs=1", "training.xla=true",
                                       "training.deterministic=false"]), "digits",
                       tmp_path / "run")

@@ -6,7 +6,7 @@ import re
 import signal
 import subprocess
 import sys
-import time
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -146,17 +146,20 @@ def test_early_stopping_restores_the_best(tmp_path):
 def test_sigkill_mid_epoch_then_resume(tmp_path):
     out = tmp_path / "r"
     args = [sys.executable, str(ROOT / "cli.py"), "train", "digits", "--data", "digits",
-            "--set", "training.epochs=6", "--set", "training.batch_size=8", "-o", str(out), "--quiet"]
-    proc = subprocess.Popen(args, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            "--set", "training.epochs=6", "--set", "training.batch_size=8", "-o", str(out)]
+    proc = subprocess.Popen(args, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                            text=True)
     state = out / "state" / "state.json"
-    deadline = time.time() + 120
-    while time.time() < deadline:
-        if state.is_file() and json.loads(state.read_text())["epoch"] >= 2:
+    # An epoch's line is printed once its checkpoint and state are saved, by which time the
+    # next epoch is training (the commit runs beside it): the kill lands in epoch 3.
+    for line in proc.stdout:
+        if line.startswith("epoch 2/6:"):
             break
-        time.sleep(0.05)
-    time.sleep(0.3)  # into the next epoch
+    else:
+        pytest.fail(f"the run ended (exit {proc.wait()}) without printing its second epoch")
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
+    proc.stdout.close()
     killed_at = json.loads(state.read_text())["epoch"]
     assert 2 <= killed_at < 6, "the run was not interrupted mid-way"
     assert not (out / "metrics.json").exists()
@@ -215,22 +218,28 @@ def test_training_prints_what_data_it_reads_first(tmp_path, capsys):
 def test_errors_beside_the_explain_thread(tmp_path, monkeypatch):
     """A failing test evaluation waits for the explain thread (nothing keeps running behind
     the error); a failing explain figure still leaves metrics.json and the charts."""
-    import threading
-
     import cnnbp.report.explain as explain
-    from cnnbp.train import fit
-    drawn = threading.Event()
+    from cnnbp.train import fit, results
+    waiting, drawn = threading.Event(), threading.Event()
+    real_wait = results.wait
+
+    def wait(futures):  # the run waits on the explain thread
+        waiting.set()
+        return real_wait(futures)
 
     def slow(run_path, *args, **kwargs):
-        time.sleep(1.0)
-        drawn.set()
+        # finishes only once the failed evaluation waits for it: had the error gone out
+        # without waiting, ``drawn`` would still be unset when it arrives
+        if waiting.wait(timeout=120):
+            drawn.set()
         return []
 
     def broken(*args, **kwargs):
         raise RuntimeError("test evaluation broke")
 
     monkeypatch.setattr(explain, "figures", slow)
-    monkeypatch.setattr(fit, "_predict", broken)
+    monkeypatch.setattr(results, "wait", wait)
+    monkeypatch.setattr(results, "_predict", broken)
     with pytest.raises(RuntimeError, match="test evaluation broke"):
         fit.train(load("digits", ["training.epochs=1"]), "digits", tmp_path / "a", quiet=True)
     assert drawn.is_set()
@@ -249,22 +258,21 @@ def test_errors_beside_the_explain_thread(tmp_path, monkeypatch):
 def test_a_checkpoint_stores_the_best_weights_once_when_they_are_this_epochs(tmp_path):
     """Best weights that are this epoch's are not written twice (a VGG-11 checkpoint is
     1.5 GB instead of 2 GB); either way a resume gets the best weights back."""
-    from cnnbp.train import fit
+    from cnnbp.train import checkpoints, fit
     session = fit.prepare(load("digits", QUICK), "digits", tmp_path / "r")
     model = fit.compile_model(session)
     model.optimizer.build(model.trainable_variables)
     weights = model.get_weights()
     older = [w + 1.0 for w in weights]
-    same = fit.checkpoint_arrays(model, weights, weights)
-    apart = fit.checkpoint_arrays(model, weights, older)
+    same = checkpoints.checkpoint_arrays(model, weights, weights)
+    apart = checkpoints.checkpoint_arrays(model, weights, older)
     best_keys = lambda arrays: [k for k in arrays if k[0] == "b" and k[1:].isdigit()]
     assert "best_is_w" in same and best_keys(same) == []
     assert "best_is_w" not in apart and len(best_keys(apart)) == len(weights)
     for arrays, best in ((same, weights), (apart, older)):
-        fit.write_checkpoint(session.run, "state/epoch-1.npz", arrays)
-        session.state.checkpoint, session.best_weights = "state/epoch-1.npz", None
-        fit.restore_state(session, model)
-        for got, want in zip(session.best_weights, best, strict=True):
+        checkpoints.write_checkpoint(session.run, "state/epoch-1.npz", arrays)
+        got_best = checkpoints.restore_state(session.run.path / "state/epoch-1.npz", model)
+        for got, want in zip(got_best, best, strict=True):
             np.testing.assert_array_equal(got, want)
     session.pipelines.close()
 
@@ -274,19 +282,22 @@ def test_an_epoch_is_committed_even_when_a_later_callback_fails(tmp_path, monkey
     epoch ended (here another callback's) still leaves that epoch saved and resumable."""
     import keras
 
-    from cnnbp.train import fit
-    slow_write = fit.write_checkpoint
+    from cnnbp.train import checkpoints, fit
+    real_write = checkpoints.write_checkpoint
+    broke = threading.Event()
 
-    def write(*args):  # a slow disk: the commit is still running when the error comes
-        time.sleep(1.0)
-        slow_write(*args)
+    def write(run, name, arrays):  # epoch 2's commit is still running when the error comes
+        if name.endswith("epoch-2.npz"):
+            assert broke.wait(timeout=120), "the later callback never ran"
+        real_write(run, name, arrays)
 
     class Broken(keras.callbacks.Callback):
         def on_epoch_end(self, epoch, logs=None):
             if epoch == 1:
+                broke.set()
                 raise RuntimeError("a later callback broke")
 
-    monkeypatch.setattr(fit, "write_checkpoint", write)
+    monkeypatch.setattr(checkpoints, "write_checkpoint", write)
     out = tmp_path / "r"
     with pytest.raises(RuntimeError, match="a later callback broke"):
         fit.train(load("digits", ["training.epochs=4", "training.augment.translate=0"]),

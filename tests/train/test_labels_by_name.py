@@ -182,7 +182,8 @@ def test_labels_are_renumbered_to_the_blueprints_order(tmp_path):
 
 def test_resume_refuses_data_whose_names_now_give_other_outputs(tmp_path, keras):
     from cnnbp.contract.errors import ArtifactError
-    from cnnbp.train.fit import resume, train as fit
+    from cnnbp.train.fit import train as fit
+    from cnnbp.train.resume import resume
     rng = np.random.default_rng(2)
     own = ["triangle", "cross", "circle", "square"]
     x, y = np.concatenate([pixels(n, rng, 3) for n in own]), np.repeat(np.arange(4), 3)

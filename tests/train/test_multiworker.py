@@ -7,9 +7,9 @@ import sys
 import numpy as np
 import pytest
 
-from cnnbp.contract.errors import DataError, UsageError
-from tests.conftest import ROOT, free_port, keras_file_weights
+from cnnbp.contract.errors import UsageError
 from cnnbp.train.multiworker import cluster
+from tests.conftest import ROOT, free_port, keras_file_weights
 
 
 @pytest.mark.slow
@@ -25,7 +25,7 @@ def test_two_workers_end_with_identical_weights(tmp_path):
              "--epochs", "2", "--set", "training.augment.translate=0", "-o", str(out), "--quiet"],
             cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
     results = [p.communicate(timeout=300) for p in procs]
-    for p, (stdout, stderr) in zip(procs, results):
+    for p, (_, stderr) in zip(procs, results):
         assert p.returncode == 0, stderr[-2000:]
     chief = keras_file_weights(out / "model.keras")
     other = keras_file_weights(tmp_path / "run.worker1" / "model.keras")

@@ -122,7 +122,8 @@ def test_streamed_sources_resume_to_the_same_run(tmp_path, kind, cache):
     """The streamed pipelines (rows read in a new order each epoch, files in a pixel store,
     records in a cache reshuffled within a buffer) draw each epoch from the seed and the
     epoch alone."""
-    from cnnbp.train.fit import resume, train
+    from cnnbp.train.fit import train
+    from cnnbp.train.resume import resume
     spec = generated(kind, tmp_path)
     compiled = net("training.epochs=4", "training.augment.translate=0.1", f"training.cache={cache}",
                    *AUGMENT)

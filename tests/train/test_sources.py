@@ -5,9 +5,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from cnnbp.contract.errors import DataError, UsageError
-from tests.conftest import free_port
+from cnnbp.contract.errors import DataError
 from cnnbp.train.sources import check_against, load_source
+from tests.conftest import free_port
 
 
 def test_digits_is_the_bundled_set_split_80_20():

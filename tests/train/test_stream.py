@@ -96,7 +96,7 @@ def test_disk_cache_lives_in_a_temporary_folder_removed_on_close(tmp_path):
 
 
 def test_auto_falls_back_to_disk_over_the_budget():
-    from cnnbp.train.pipeline import choose_cache
+    from cnnbp.train.cache import choose_cache
     assert choose_cache("auto", 10 << 20, 100, "/tmp") == "memory"
     assert choose_cache("auto", 200 << 20, 100, "/tmp") == "disk"
     assert choose_cache("auto", 1 << 60, 100, "/tmp") == "none"  # no disk that large
@@ -162,7 +162,8 @@ def test_skip_bad_images_trains_and_counts_them(tmp_path):
 
 
 def test_a_resumed_run_counts_the_skipped_images_again(tmp_path):
-    from cnnbp.train.fit import resume, train
+    from cnnbp.train.fit import train
+    from cnnbp.train.resume import resume
     root = bad_file(folder(tmp_path / "d"))
     first = train(net("training.skip_bad_images=true", "training.epochs=1"), str(root),
                   tmp_path / "run", quiet=True)
@@ -194,7 +195,8 @@ def odd_images():
     return out
 
 
-@pytest.mark.parametrize("name, data, rgb", odd_images(), ids=lambda v: v if isinstance(v, str) else "")
+@pytest.mark.parametrize("name, data, rgb", odd_images(),
+                         ids=lambda v: v if isinstance(v, str) else "")
 def test_odd_image_modes_decode_to_the_right_colour(name, data, rgb):
     px = image_pixels(Image.open(io.BytesIO(data)), (4, 4, 3))
     np.testing.assert_allclose(px[2, 2], rgb, atol=3)

@@ -11,6 +11,8 @@ def board(tmp_path_factory):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     from cnnbp import cli
+    from cnnbp.train.tensorboard import LOGS
+    assert LOGS == "tensorboard"  # RUN/tensorboard, as the docs and --help say
     out = tmp_path_factory.mktemp("tb") / "r"
     assert cli.main(["train", "digits", "--data", "digits", "--epochs", "2", "--quiet",
                      "--tensorboard", "-o", str(out)]) == 0
