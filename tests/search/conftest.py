@@ -1,6 +1,10 @@
 """Small blueprints over 8x8 digits for the search tests."""
 from __future__ import annotations
 
+import subprocess
+import time
+from typing import Any, Callable
+
 import pytest
 
 # 3x3 valid convolutions and 2x2 pools on 8x8: most (M, N, POOL) combinations shrink the
@@ -32,3 +36,18 @@ def digits_space(write_blueprint):
     def make(extra: str = "", text: str = DIGITS_SPACE) -> str:
         return write_blueprint(text + extra)
     return make
+
+
+def wait_for(condition: Callable[[], Any], what: str, timeout: float = 300,
+             alive: tuple[subprocess.Popen, ...] = ()) -> Any:
+    """Poll ``condition`` until it returns something true, and return that. Fail, naming
+    ``what``, when ``timeout`` seconds pass first or one of the ``alive`` processes ends
+    (it would never make the condition true)."""
+    deadline = time.monotonic() + timeout
+    while not (found := condition()):
+        for proc in alive:
+            assert proc.poll() is None, f"waiting for {what}: {proc.args} exited " \
+                f"with {proc.returncode} first"
+        assert time.monotonic() < deadline, f"waiting for {what}: not within {timeout:g} s"
+        time.sleep(0.05)  # the poll interval, not a guess at how long anything takes
+    return found

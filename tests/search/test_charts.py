@@ -5,8 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from cnnbp.search.outputs import (Row, history_figure, pareto_figure, plot_history,
-                                  plot_pareto)
+from cnnbp.search.outputs import Row, history_figure, pareto_figure, plot_history, plot_pareto
 
 PNG = b"\x89PNG\r\n\x1a\n"
 

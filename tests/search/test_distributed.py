@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import free_port
+from tests.search.conftest import wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -27,38 +28,36 @@ def _binary(name: str) -> str | None:
 
 @pytest.fixture
 def postgres_url():
-    initdb, postgres = _binary("initdb"), _binary("postgres")
-    if not (initdb and postgres):
+    initdb, pg_ctl = _binary("initdb"), _binary("pg_ctl")
+    if not (initdb and pg_ctl):
         pytest.skip("PostgreSQL is not installed (Debian: apt-get install postgresql)")
     psycopg = pytest.importorskip("psycopg")  # SQLAlchemy 2.1's postgresql:// driver
     as_postgres = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
     data = Path(tempfile.mkdtemp(prefix="cnnbp-pg-"))  # not under pytest's 0700 root folder
+    db = str(data / "db")
     try:
         if as_postgres:  # PostgreSQL refuses to run as root
             shutil.chown(data, "postgres")
-        subprocess.run(as_postgres + [initdb, "-D", str(data / "db"), "-A", "trust", "-U",
-                                      "cnnbp", "--no-sync"], check=True, capture_output=True)
+        subprocess.run(as_postgres + [initdb, "-D", db, "-A", "trust", "-U", "cnnbp",
+                                      "--no-sync"], check=True, capture_output=True)
         port = free_port()
-        server = subprocess.Popen(as_postgres + [postgres, "-D", str(data / "db"), "-p", str(port),
-                                                 "-c", "listen_addresses=127.0.0.1", "-k",
-                                                 str(data), "-c", "fsync=off"],
-                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        # pg_ctl -w returns once the server accepts connections (or says why it did not)
+        started = subprocess.run(
+            as_postgres + [pg_ctl, "start", "-w", "-t", "120", "-D", db, "-l",
+                           str(data / "server.log"), "-o", f"-p {port} -c "
+                           f"listen_addresses=127.0.0.1 -k {data} -c fsync=off"],
+            capture_output=True, text=True)
+        log = data / "server.log"
+        assert started.returncode == 0, started.stdout + started.stderr + \
+            (log.read_text() if log.exists() else "")
         try:
-            for _ in range(100):
-                try:
-                    conn = psycopg.connect(host="127.0.0.1", port=port, user="cnnbp",
-                                           dbname="postgres", autocommit=True)
-                    break
-                except psycopg.OperationalError:
-                    time.sleep(0.1)
-            else:
-                pytest.fail("PostgreSQL did not start")
-            conn.execute("CREATE DATABASE search")
-            conn.close()
+            with psycopg.connect(host="127.0.0.1", port=port, user="cnnbp", dbname="postgres",
+                                 autocommit=True) as conn:
+                conn.execute("CREATE DATABASE search")
             yield f"postgresql://cnnbp@127.0.0.1:{port}/search"
         finally:
-            server.terminate()
-            server.wait(30)
+            subprocess.run(as_postgres + [pg_ctl, "stop", "-w", "-m", "fast", "-D", db],
+                           capture_output=True, timeout=60)
     finally:
         shutil.rmtree(data, ignore_errors=True)
 
@@ -78,7 +77,8 @@ def test_two_workers_share_one_study(postgres_url, digits_space, tmp_path):
     study = optuna.load_study(study_name="search", storage=postgres_url)
     states = [t.state.name for t in study.trials]
     assert "FAIL" not in states and "RUNNING" not in states
-    trained = {t.number for t in study.trials if t.user_attrs.get("status") in ("trained", "pruned")}
+    trained = {t.number for t in study.trials
+               if t.user_attrs.get("status") in ("trained", "pruned")}
     assert 4 <= len(trained) <= 5  # the other worker may finish one trial it had started
     dirs = [int(p.name) for i in range(2) for p in (tmp_path / f"worker{i}" / "trials").iterdir()]
     assert sorted(dirs) == sorted(trained)  # each trained trial ran in exactly one worker
@@ -87,18 +87,16 @@ def test_two_workers_share_one_study(postgres_url, digits_space, tmp_path):
 
 
 RACE = """
-import os, sys, time
+import sys
 import optuna.storages, sqlalchemy  # imported before the start, as _storage imports them late
 from cnnbp.search.study import _storage
-url, ready, me, n = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
-open(os.path.join(ready, me), "w").close()
-while len(os.listdir(ready)) < n:  # all imported: start together
-    time.sleep(0.001)
-_storage(url)
+print("ready", flush=True)
+sys.stdin.readline()  # the test writes a line once every worker is ready: all start together
+_storage(sys.argv[1])
 """
 
 
-def test_workers_starting_together_on_a_new_database_take_turns(postgres_url, tmp_path):
+def test_workers_starting_together_on_a_new_database_take_turns(postgres_url):
     """Optuna creates its tables on first use, and workers doing that at once raced (one died
     of PostgreSQL's 'type studydirection already exists'). While another session holds the
     schema lock none of four workers creates anything; once it is released, all succeed."""
@@ -107,24 +105,24 @@ def test_workers_starting_together_on_a_new_database_take_turns(postgres_url, tm
     from sqlalchemy.engine import make_url
 
     from cnnbp.search.study import SCHEMA_LOCK
-    ready = tmp_path / "ready"
-    ready.mkdir()
     url = make_url(postgres_url)
     holder = psycopg.connect(host=url.host, port=url.port, user=url.username,
                              dbname=url.database, autocommit=True)
     holder.execute("SELECT pg_advisory_lock(%s)", (SCHEMA_LOCK,))
-    workers = [subprocess.Popen([sys.executable, "-c", RACE, postgres_url, str(ready), str(i),
-                                 "4"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                text=True) for i in range(4)]
+    workers = [subprocess.Popen([sys.executable, "-c", RACE, postgres_url],
+                                stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT, text=True) for _ in range(4)]
     try:
-        deadline = time.monotonic() + 120
-        while len(list(ready.iterdir())) < 4 and time.monotonic() < deadline:
-            time.sleep(0.05)
+        for w in workers:  # a worker that died on import shows its traceback here
+            assert w.stdout.readline() == "ready\n", w.stdout.read()
+        for w in workers:
+            w.stdin.write("go\n")
+            w.stdin.flush()
         waiting = "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
-        while holder.execute(waiting).fetchone()[0] < 4 and time.monotonic() < deadline:
-            time.sleep(0.05)  # each worker queues for the lock before touching any table
+        # each worker queues for the lock before touching any table
+        wait_for(lambda: holder.execute(waiting).fetchone()[0] >= 4,
+                 "four workers waiting for the schema lock", timeout=120, alive=tuple(workers))
         assert holder.execute(waiting).fetchone()[0] == 4
-        assert [w.poll() for w in workers] == [None] * 4
         tables = holder.execute("SELECT count(*) FROM pg_tables WHERE schemaname = 'public'")
         assert tables.fetchone()[0] == 0
     finally:
@@ -170,8 +168,9 @@ def test_a_schema_lock_held_too_long_is_a_clear_error(postgres_url, monkeypatch)
     try:
         holder.execute("SELECT pg_advisory_lock(%s)", (study.SCHEMA_LOCK,))
         started = time.monotonic()
-        with pytest.raises(UsageError, match=r"--storage postgresql://cnnbp@127\.0\.0\.1:\d+/search: "
-                                             r"another session has held cnnbp's schema lock .* "
+        with pytest.raises(UsageError, match=r"--storage postgresql://cnnbp@127\.0\.0\.1:\d+"
+                                             r"/search: another session has held "
+                                             r"cnnbp's schema lock .* "
                                              r"for over 0\.5 s.*classid = 99 AND objid = 1852727920"
                                              r".*pg_terminate_backend") as refused:
             study._storage(postgres_url)
