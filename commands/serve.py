@@ -41,11 +41,16 @@ def register(sub) -> None:
 
 def run(args) -> int:
     import os
+
+    from cnnbp.serve.config import ServeConfig
     from cnnbp.serve.runner import serve
-    serve(args.path, args.host, args.port, args.max_batch, args.max_delay_ms, args.max_body,
-          args.token or os.environ.get("CNNBP_TOKEN"), max_batch_rows=args.max_batch_rows,
-          max_image_pixels=args.max_image_pixels, max_header_bytes=args.max_header_bytes,
-          timeout_header=args.timeout_header, timeout_body=args.timeout_body,
-          timeout_keep_alive=args.timeout_keep_alive, max_connections=args.max_connections,
-          grpc_port=None if args.no_grpc else args.grpc_port, access_log=not args.no_access_log)
+    serve(ServeConfig(
+        root=args.path, host=args.host, port=args.port,
+        grpc_port=None if args.no_grpc else args.grpc_port, max_batch=args.max_batch,
+        max_delay_ms=args.max_delay_ms, max_body=args.max_body,
+        token=args.token or os.environ.get("CNNBP_TOKEN"), max_batch_rows=args.max_batch_rows,
+        max_image_pixels=args.max_image_pixels, max_header_bytes=args.max_header_bytes,
+        timeout_header=args.timeout_header, timeout_body=args.timeout_body,
+        timeout_keep_alive=args.timeout_keep_alive, max_connections=args.max_connections,
+        access_log=not args.no_access_log))
     return 0

@@ -50,6 +50,8 @@ class Batcher:
         return await asyncio.get_running_loop().run_in_executor(self.executor, self._timed, x)
 
     async def submit(self, x: np.ndarray) -> np.ndarray:
+        """Scores of ``x`` (``[rows, ...]``): run at once when batching is off or ``x`` fills a
+        batch, else queued to be joined with other requests within ``max_delay``."""
         if self.max_delay <= 0 or len(x) >= self.max_batch:
             self.on_queue(0.0)
             y, ns = await self._call(x)
@@ -114,6 +116,7 @@ class Batcher:
                         time.perf_counter_ns() - splitting)
 
     async def close(self) -> None:
+        """Let queued and running batches finish, then stop the batching task."""
         if self.task is not None:
             while not self.queue.empty() or self.running:
                 await asyncio.sleep(0.001)  # let queued and running batches finish

@@ -27,6 +27,9 @@ log = logging.getLogger("cnnbp.serve")
 
 @dataclass(frozen=True)
 class Limits:
+    """The connection limits of ``cnnbp serve`` (the --max-header-bytes, --timeout-header,
+    --timeout-body and --max-connections flags)."""
+
     max_head: int = 64 << 10
     timeout_head: float = 10.0
     timeout_body: float = 30.0
@@ -47,10 +50,14 @@ def _response(status: int, phrase: str, message: str) -> bytes:
 
 
 class GuardedProtocol(HttpToolsProtocol):
+    """uvicorn's httptools protocol with ``limits`` enforced (see the module docstring)."""
+
     limits = Limits()
     _warned_at = 0.0  # the last "connection cap reached" warning, shared by all connections
 
     def connection_made(self, transport) -> None:
+        """Refuse the connection over the cap (503); else arm the keep-alive timeout at once, so
+        a silent socket is closed."""
         super().connection_made(transport)
         self._stage = None  # "head" or "body" while a request is partly received
         self._head_bytes, self._messages = 0, 0
@@ -67,10 +74,13 @@ class GuardedProtocol(HttpToolsProtocol):
             self.timeout_keep_alive, self.timeout_keep_alive_handler)
 
     def connection_lost(self, exc) -> None:
+        """Disarm any deadline of the request being received."""
         self._disarm()
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
+        """Feed llhttp, then arm a deadline when the read ends inside a request, and cut a head
+        over the cap (431)."""
         if self.transport.is_closing():  # refused: parse nothing more
             return
         was_head, begun = self._stage == "head", self._messages
@@ -96,17 +106,20 @@ class GuardedProtocol(HttpToolsProtocol):
                          f"headers) exceeds {self.limits.max_head} bytes (--max-header-bytes)")
 
     def on_message_begin(self) -> None:
+        """A request head starts: count its bytes from here."""
         super().on_message_begin()
         self._messages += 1
         self._stage, self._head_bytes = "head", 0
 
     def on_headers_complete(self) -> None:
+        """The head is in: the body's deadline replaces the head's."""
         self._stage = "body"
         if self._deadline is not None:
             self._disarm()
         super().on_headers_complete()
 
     def on_message_complete(self) -> None:
+        """The request is in: no deadline until the next one starts."""
         super().on_message_complete()
         self._stage = None
         if self._deadline is not None:
@@ -135,7 +148,8 @@ class GuardedProtocol(HttpToolsProtocol):
         self._refuse(408, "Request Timeout", f"the request body did not arrive within "
                      f"{self.limits.timeout_body:g} s (--timeout-body)")
 
-    def send_400_response(self, msg: str) -> None:  # llhttp refused the request: JSON as well
+    def send_400_response(self, msg: str) -> None:
+        """llhttp refused the request: answer 400 in JSON, as every other error, and close."""
         self._refuse(400, "Bad Request", "not a valid HTTP/1.1 request (request line, header or "
                      "chunk syntax)")
 

@@ -25,9 +25,19 @@ from tritonclient.grpc import model_config_pb2 as mc
 from tritonclient.grpc import service_pb2 as pb
 from tritonclient.grpc import service_pb2_grpc
 
-from .protocol import (OUTPUT, BadRequest, TensorSpec, bytes_tensor, check_class_count,
-                       check_input_count, check_output_count, check_output_name,
-                       decode_tensor, model_config, the_input)
+from .protocol import (
+    OUTPUT,
+    BadRequest,
+    TensorSpec,
+    bytes_tensor,
+    check_class_count,
+    check_input_count,
+    check_output_count,
+    check_output_name,
+    decode_tensor,
+    model_config,
+    the_input,
+)
 from .wire import check_request
 
 log = logging.getLogger("cnnbp.serve")
@@ -90,11 +100,13 @@ def _authorization(context) -> bytes | None:
 
 
 class Service(service_pb2_grpc.GRPCInferenceServiceServicer):
+    """Triton's GRPCInferenceService over the ``App``'s models, batchers and metrics."""
+
     def __init__(self, app):
         self.app = app
         # open ModelStreamInfer calls: each holds one of --max-connections' RPC slots while
         # it lasts, so at most half of them may be streams; the rest answer unary calls
-        self.streams, self.max_streams = 0, max(1, app.max_concurrent_rpcs // 2)
+        self.streams, self.max_streams = 0, max(1, app.config.max_connections // 2)
 
     async def answer(self, route: str, method: str, context, call, auth: bool = True):
         """``await call()`` → (status code, message, reply): the token checked, BadRequest
@@ -102,7 +114,7 @@ class Service(service_pb2_grpc.GRPCInferenceServiceServicer):
         started = time.perf_counter()
         code, message, reply = grpc.StatusCode.OK, "", None
         try:
-            if auth and self.app.expected_auth is not None \
+            if auth and self.app.auth.required \
                     and not self.app.authorized(_authorization(context)):
                 raise BadRequest("missing or wrong bearer token (metadata "
                                  "authorization: Bearer <token>)", 401)
@@ -121,23 +133,28 @@ class Service(service_pb2_grpc.GRPCInferenceServiceServicer):
 
     @_rpc("health", auth=False)
     async def ServerLive(self, request, context):
+        """Always live while the process answers (no token needed, as HTTP's probe)."""
         return pb.ServerLiveResponse(live=True)
 
     @_rpc("health", auth=False)
     async def ServerReady(self, request, context):
+        """Ready once models are loaded (no token needed, as HTTP's probe)."""
         return pb.ServerReadyResponse(ready=bool(self.app.models))
 
     @_rpc("server")
     async def ServerMetadata(self, request, context):
+        """The server's name, version and extensions, as GET /v2."""
         return pb.ServerMetadataResponse(**self.app.server_metadata())
 
     @_rpc("metadata")
     async def ModelReady(self, request, context):
+        """Ready when the model is served (NOT_FOUND otherwise)."""
         self.app.model(request.name, request.version)
         return pb.ModelReadyResponse(ready=True)
 
     @_rpc("metadata")
     async def ModelMetadata(self, request, context):
+        """The model's inputs and output, as GET /v2/models/NAME."""
         meta = self.app.model(request.name, request.version).metadata()
         tensors = [[pb.ModelMetadataResponse.TensorMetadata(
             name=t["name"], datatype=t["datatype"], shape=t["shape"]) for t in meta[key]]
@@ -148,9 +165,10 @@ class Service(service_pb2_grpc.GRPCInferenceServiceServicer):
 
     @_rpc("config")
     async def ModelConfig(self, request, context):
+        """Triton's model configuration, parsed from the HTTP JSON document."""
         model = self.app.model(request.name, request.version)
         return pb.ModelConfigResponse(config=json_format.ParseDict(
-            model_config(model, self.app.max_batch_rows), mc.ModelConfig()))
+            model_config(model, self.app.config.rows_per_request), mc.ModelConfig()))
 
     @_rpc("stats")
     async def ModelStatistics(self, request, context):
@@ -162,11 +180,13 @@ class Service(service_pb2_grpc.GRPCInferenceServiceServicer):
 
     @_rpc("index")
     async def RepositoryIndex(self, request, context):
+        """Every served model, READY."""
         return pb.RepositoryIndexResponse(models=[pb.RepositoryIndexResponse.ModelIndex(
             name=n, version="1", state="READY") for n in sorted(self.app.models)])
 
     @_rpc("infer")
     async def ModelInfer(self, request, context):
+        """One inference: the request parsed (bounded, off the loop when large), then batched."""
         return await self._infer(await self._parse(request))
 
     async def _parse(self, data: bytes) -> pb.ModelInferRequest:
@@ -200,12 +220,12 @@ class Service(service_pb2_grpc.GRPCInferenceServiceServicer):
     async def _open_stream(self) -> None:
         if self.streams >= self.max_streams:
             raise BadRequest(f"{self.streams} streams are open, the most this server keeps "
-                             f"(half of --max-connections {self.app.max_concurrent_rpcs}): "
+                             f"(half of --max-connections {self.app.config.max_connections}): "
                              "close one, or send requests with ModelInfer", 413)
         self.streams += 1
 
     async def _stream(self, request_iterator, context):
-        idle = self.app.stream_idle
+        idle = self.app.config.stream_idle
         pending: asyncio.Queue = asyncio.Queue()  # answers to come, in order; None: no more
         window = asyncio.Semaphore(STREAM_WINDOW)
         busy = [0]  # requests read and not yet answered
@@ -285,7 +305,7 @@ class Service(service_pb2_grpc.GRPCInferenceServiceServicer):
                               model.inputs)
 
             def decode() -> np.ndarray:
-                name, x = _input(request, model.inputs, self.app.max_batch_rows)
+                name, x = _input(request, model.inputs, self.app.config.rows_per_request)
                 return model.model_input(name, x)
             x = await self.app.offload(decode, _payload(request))
             timer.decoded()
@@ -379,7 +399,7 @@ def max_message(app) -> int:
     rest, at most ``--max-body``. A bigger one is RESOURCE_EXHAUSTED before it is read; a
     smaller one's parse is bounded by wire.check_request."""
     values = max(math.prod(m.input_shape) for m in app.models.values())
-    return min(app.max_body, app.max_batch_rows * values * 8 + (64 << 10))
+    return min(app.config.max_body, app.config.rows_per_request * values * 8 + (64 << 10))
 
 
 async def start(app, where: str) -> grpc.aio.Server:
@@ -388,7 +408,7 @@ async def start(app, where: str) -> grpc.aio.Server:
         ("grpc.max_receive_message_length", max_message(app)),
         ("grpc.max_send_message_length", -1),
         ("grpc.so_reuseport", 0),  # a second server on the same port must fail, not share it
-    ], maximum_concurrent_rpcs=app.max_concurrent_rpcs)
+    ], maximum_concurrent_rpcs=app.config.max_connections)
     server.add_generic_rpc_handlers((handlers(Service(app)),))
     try:
         bound = server.add_insecure_port(where)

@@ -48,6 +48,7 @@ class Metrics:
             self.latency.labels(route).observe(seconds)
 
     def render(self) -> bytes:
+        """The Prometheus text of every counter and histogram."""
         return generate_latest(self.registry)
 
 
@@ -59,10 +60,12 @@ class Duration:
     ns: int = 0
 
     def add(self, ns: int, times: int = 1) -> None:
+        """Count ``times`` durations of ``ns`` nanoseconds each."""
         self.count += times
         self.ns += ns * times
 
     def to_json(self) -> dict:
+        """Triton's ``{"count", "ns"}``."""
         return {"count": self.count, "ns": self.ns}
 
 
@@ -79,9 +82,11 @@ class Timer:
         self.read_at = time.perf_counter_ns()
 
     def decoded(self) -> None:
+        """The model input is ready: compute_input ends here."""
         self.decoded_at = time.perf_counter_ns()
 
     def inferred(self) -> None:
+        """The scores are back: compute_output starts here."""
         self.inferred_at = time.perf_counter_ns()
 
 
@@ -105,6 +110,7 @@ class ModelStats:
         self.batches: dict[int, dict[str, Duration]] = {}
 
     def queued(self, seconds: float) -> None:
+        """A request waited ``seconds`` for its batch."""
         self._metrics.queue(seconds)
         self.inference["queue"].add(round(seconds * 1e9))
 

@@ -178,4 +178,5 @@ load();
 
 
 def page(needs_token: bool) -> bytes:
+    """The single-file web page; ``needs_token`` shows its token field."""
     return _PAGE.replace("__NEEDS_TOKEN__", "true" if needs_token else "false").encode()

@@ -56,14 +56,20 @@ class TensorSpec:
 
     @property
     def dims(self) -> str:
+        """The shape with its batch dimension, as messages show it: ``[batch, 8, 8, 1]``."""
         return "[batch, " + ", ".join(map(str, self.shape)) + "]"
 
     def describe(self) -> str:
-        return f"{self.name!r} ({self.datatype} {self.dims}{', ' + self.about if self.about else ''})"
+        """Name, datatype, shape and meaning, for messages:
+        ``'input' (FP32 [batch, 8], normalised)``."""
+        about = f", {self.about}" if self.about else ""
+        return f"{self.name!r} ({self.datatype} {self.dims}{about})"
 
 
 @dataclass
 class InferRequest:
+    """A decoded infer request: the tensor of its one input, and what the answer should be."""
+
     id: str | None
     tensor: np.ndarray
     binary_output: bool
@@ -113,6 +119,7 @@ def check_json_size(size: int, inputs: tuple[TensorSpec, ...], max_rows: int | N
 
 
 def check_json_text_size(size: int) -> None:
+    """413 for a JSON text over ``MAX_JSON_BYTES``, before it is parsed."""
     if size > MAX_JSON_BYTES:
         raise BadRequest(f"the JSON text is {size:,} bytes; this server parses at most "
                          f"{MAX_JSON_BYTES:,} bytes of JSON (a larger parse would hold up every "
@@ -151,6 +158,7 @@ def _object(value, where: str) -> dict:
 
 
 def short_repr(value) -> str:
+    """``repr(value)`` cut to 60 characters, for quoting client input in messages."""
     text = repr(value)
     return text if len(text) <= 60 else text[:57] + "..."
 
@@ -226,12 +234,14 @@ def parse_infer(body: bytes, header_length: str | None, inputs: tuple[TensorSpec
 
 
 def check_output_count(count: int, output_name: str) -> None:
+    """400 for more requested outputs than ``MAX_INPUTS``, before any is looked at."""
     if count > MAX_INPUTS:
         raise BadRequest(f"the request asks for {count} outputs; this model has one, "
                          f"{output_name!r}")
 
 
 def check_output_name(name, output_name: str, where: str) -> None:
+    """400 unless the requested output ``name`` is the model's one output."""
     if name != output_name:
         raise BadRequest(f"{where}: unknown output {short_repr(name)}; this model has one "
                          f"output, {output_name!r}")
@@ -247,7 +257,8 @@ def check_class_count(value, where: str, classes: int | None = None) -> int:
 
 
 def classification(probs: np.ndarray, k: int, labels: list[str]) -> np.ndarray:
-    """Triton's classification output: ``[batch, k]`` strings ``"score:index:label"``, best first."""
+    """Triton's classification output: ``[batch, k]`` strings ``"score:index:label"``, best
+    first."""
     k = min(k, probs.shape[1])
     top = np.argsort(-probs, axis=1, kind="stable")[:, :k]
     return np.array([[f"{row[i]:f}:{i}:{labels[i]}".encode() for i in idx]
@@ -282,6 +293,7 @@ def the_input(inputs: list, accepted: tuple[TensorSpec, ...]) -> tuple[dict, Ten
 
 
 def check_input_count(count: int, accepted: tuple[TensorSpec, ...]) -> None:
+    """400 for more inputs than ``MAX_INPUTS``, before any is looked at."""
     if count > MAX_INPUTS:
         raise BadRequest(f"the request has {count} inputs; this model takes one, "
                          + " or ".join(s.describe() for s in accepted))

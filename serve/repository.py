@@ -58,6 +58,8 @@ def make_session(path: Path):
 
 @dataclass
 class ServedModel:
+    """One loaded model: its ONNX Runtime session, preprocessing and labels."""
+
     name: str
     path: Path
     session: object
@@ -74,9 +76,12 @@ class ServedModel:
 
     @property
     def raw(self) -> bool:
+        """Whether the graph takes raw values (pixels.onnx, as in a Triton repository)."""
         return self.feed == "pixels"
 
     def measure(self) -> None:
+        """Time batch-1 calls (the median after a warm-up) into ``call_seconds``: the batcher
+        runs a model this fast on the event loop."""
         import time
         x = np.zeros((1, *self.input_shape), DTYPES[self.inputs[0].datatype])
         times = []
@@ -88,9 +93,11 @@ class ServedModel:
 
     @property
     def labels(self) -> list[str]:
+        """The class names, in output order."""
         return self.prep.class_names
 
     def run(self, x: np.ndarray) -> np.ndarray:
+        """The scores ``[rows, classes]`` of ``x`` (blocking: an ONNX Runtime call)."""
         return self.session.run(self.output and [self.output], {self.feed: x})[0]
 
     @cached_property
@@ -118,6 +125,7 @@ class ServedModel:
         return x.astype("float32") * gain + shift
 
     def metadata(self) -> dict:
+        """The V2 model metadata (GET /v2/models/NAME)."""
         return {"name": self.name, "versions": ["1"], "platform": "onnxruntime_onnx",
                 # either input, not both: "input" first, as clients that read inputs[0] expect
                 "inputs": [{"name": s.name, "datatype": s.datatype, "shape": [-1, *s.shape]}
@@ -218,10 +226,13 @@ def discover(root: str | Path) -> dict[str, Path]:
 
 
 def load(root: str | Path) -> dict[str, ServedModel]:
+    """Every model under ``root`` (a bundle, a folder of bundles or a Triton repository),
+    loaded and timed, by name."""
     models = {}
     for name, path in discover(root).items():
         import onnx
-        meta = {p.key: p.value for p in onnx.load(str(path), load_external_data=False).metadata_props}
+        proto = onnx.load(str(path), load_external_data=False)
+        meta = {p.key: p.value for p in proto.metadata_props}
         session, provider = make_session(path)
         feed = session.get_inputs()[0].name
         outputs = [o.name for o in session.get_outputs()]

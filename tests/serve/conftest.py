@@ -14,7 +14,7 @@ from tests.conftest import ROOT, free_port
 
 class Server:
     """`cnnbp serve PATH ARGS` on free HTTP and gRPC ports; keyword arguments go straight to
-    serve.runner.serve() instead, for the settings that have no command-line flag. Its log is
+    serve.config.ServeConfig instead, for the settings that have no command-line flag. Its log is
     read all along (a full pipe would stall the server) and kept in ``lines``."""
 
     def __init__(self, path, *args, env=None, **serve_kwargs):
@@ -22,8 +22,10 @@ class Server:
         self.url = f"http://127.0.0.1:{self.port}"
         self.grpc_target = f"127.0.0.1:{self.grpc_port}"
         if serve_kwargs:
-            command = [sys.executable, "-c", "import json, sys; from cnnbp.serve.runner import serve; "
-                       "serve(sys.argv[1], **json.loads(sys.argv[2]))", str(path),
+            command = [sys.executable, "-c", "import json, sys; "
+                       "from cnnbp.serve.runner import serve; "
+                       "from cnnbp.serve.config import ServeConfig; "
+                       "serve(ServeConfig(sys.argv[1], **json.loads(sys.argv[2])))", str(path),
                        json.dumps({"port": self.port, "grpc_port": self.grpc_port,
                                    **serve_kwargs})]
         else:
@@ -33,6 +35,7 @@ class Server:
             command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
             env={**os.environ, **(env or {})})
         self.lines = []
+        self.changed = threading.Condition()  # notified on each log line and at the end
         self.reader = threading.Thread(target=self._read, daemon=True)
         self.reader.start()
         deadline = time.time() + 60
@@ -40,16 +43,33 @@ class Server:
             try:
                 with urllib.request.urlopen(f"{self.url}/v2/health/ready", timeout=1):
                     return
-            except OSError:
+            except OSError as exc:
                 if self.proc.poll() is not None:
                     self.reader.join(5)
-                    raise RuntimeError("".join(self.lines))
-                time.sleep(0.2)
+                    raise RuntimeError("".join(self.lines)) from exc
+                # a connect that succeeds is the only sign that the port is bound; between
+                # tries, wait on the process, so that an exit ends the wait at once
+                try:
+                    self.proc.wait(timeout=0.2)
+                except subprocess.TimeoutExpired:
+                    pass
         raise RuntimeError("server did not start")
 
     def _read(self):
         for line in self.proc.stdout:
-            self.lines.append(line)
+            with self.changed:
+                self.lines.append(line)
+                self.changed.notify_all()
+        with self.changed:
+            self.changed.notify_all()
+
+    def wait_for_log(self, pattern, timeout: float = 10):
+        """The first match of ``pattern`` (a compiled regex) in the log, waiting for the log
+        line that brings it (None if none comes within ``timeout`` seconds)."""
+        with self.changed:
+            self.changed.wait_for(lambda: pattern.search(self.log()) or not self.reader.is_alive(),
+                                  timeout)
+            return pattern.search(self.log())
 
     def log(self) -> str:
         return "".join(self.lines)

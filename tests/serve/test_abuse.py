@@ -11,7 +11,7 @@ import sys
 import threading
 import time
 import zlib
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 
 import numpy as np
 import pytest
@@ -127,7 +127,7 @@ def test_image_decoding_does_not_block_the_event_loop(server):
             started = time.perf_counter()
             assert get(f"{server.url}/v2/health/live")[0] == 200
             worst = max(worst, time.perf_counter() - started)
-            time.sleep(0.01)
+            wait(futures, timeout=0.01)  # the next probe, or at once when all decodes are done
         assert [f.result()[0] for f in futures] == [200] * 4
     assert worst < max(0.1, one_decode / 2), (worst, one_decode)
 
@@ -253,15 +253,18 @@ def test_a_huge_header_is_refused_while_others_are_served(server):
 
 
 def test_connections_over_the_cap_get_503_at_once(strict):
-    idle = [socket.create_connection(("127.0.0.1", strict.port)) for _ in range(6)]
+    idle = [http.client.HTTPConnection("127.0.0.1", strict.port, timeout=5) for _ in range(6)]
     try:
-        time.sleep(0.2)  # the server accepts them (they live 1 s: the keep-alive timeout)
+        for conn in idle:  # an answer on each shows the server holds it (kept alive for 1 s)
+            conn.request("GET", "/v2/health/live")
+            assert conn.getresponse().read() == b'{"live":true}'
         status, _, body = get(f"{strict.url}/v2/health/live")
         assert status == 503 and "6 open connections" in error_of(body)
     finally:
-        for s in idle:
-            s.close()
-    time.sleep(0.2)
+        for conn in idle:  # the server's close (recv gives b"") shows it has let the socket go
+            conn.sock.shutdown(socket.SHUT_WR)
+            assert conn.sock.recv(1024) == b""
+            conn.close()
     assert get(f"{strict.url}/v2/health/live")[0] == 200
 
 
@@ -331,7 +334,9 @@ def test_an_internal_error_is_logged_and_not_leaked(caplog, monkeypatch):
     """A bug answers 500 {"error": "internal error"}; the traceback goes to the log only."""
     import warnings
     from types import SimpleNamespace
+
     from cnnbp.serve.app import App
+    from cnnbp.serve.config import ServeConfig
     monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", Image.MAX_IMAGE_PIXELS)  # App sets it
 
     def broken(x):
@@ -342,7 +347,7 @@ def test_an_internal_error_is_logged_and_not_leaked(caplog, monkeypatch):
                             run=broken, batcher=None, inputs=(TensorSpec("input", "FP32", (2,)),),
                             model_input=lambda name, x: x)
     with warnings.catch_warnings():
-        app = App({"m": model}, max_delay_ms=0)
+        app = App({"m": model}, ServeConfig("unused", max_delay_ms=0))
     sent = []
 
     async def receive():

@@ -7,7 +7,8 @@ import json
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from PIL import Image
 
 FUZZ = settings(max_examples=100, deadline=None, database=None, derandomize=True,

@@ -1,6 +1,7 @@
 """No request freezes the server: while 16 MB requests of millions of values arrive over HTTP
-(nested JSON to /infer, a signal to /classify) and gRPC (fp32_contents), health answers within 100 ms every time, and the big
-requests are refused by their size before their values are read."""
+(nested JSON to /infer, a signal to /classify) and gRPC (fp32_contents), health answers within
+100 ms every time, and the big requests are refused by their size before their values are
+read."""
 import http.client
 import json
 import re

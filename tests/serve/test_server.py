@@ -1,4 +1,5 @@
 """Every endpoint and every error case of the server, over real HTTP on loopback."""
+import http.client
 import io
 import json
 import signal
@@ -189,8 +190,9 @@ def test_load_zero_errors_and_exact_answers(server, session):
     got = np.concatenate([r for _, r in results])
     np.testing.assert_allclose(got, expected, atol=1e-5)
     text = get(f"{server.url}/metrics")[2].decode()
-    batched = [l for l in text.splitlines() if l.startswith('cnnbp_batch_size_bucket{le="1.0"}')]
-    total = [l for l in text.splitlines() if l.startswith("cnnbp_batch_size_count")]
+    batched = [line for line in text.splitlines()
+               if line.startswith('cnnbp_batch_size_bucket{le="1.0"}')]
+    total = [line for line in text.splitlines() if line.startswith("cnnbp_batch_size_count")]
     assert float(batched[0].split()[-1]) < float(total[0].split()[-1]), "no request was batched"
 
 
@@ -199,17 +201,23 @@ def test_graceful_shutdown_finishes_in_flight_requests(repo, session):
     s = Server(repo / "bundles", max_body=64 << 20, max_batch_rows=65536)
     x = RNG.normal(size=(65536, 8, 8, 1)).astype("float32")
     body, headers = binary_request(x)
-    finished = []
+    finished, sent = [], threading.Semaphore(0)
 
     def call():
-        status, resp_headers, resp = post(f"{s.url}/v2/models/digits/infer", body, headers)
+        conn = http.client.HTTPConnection("127.0.0.1", s.port, timeout=60)
+        conn.request("POST", "/v2/models/digits/infer", body, headers)
+        sent.release()  # the whole body is written: the server holds the request
+        resp = conn.getresponse()
+        status, resp_headers, data = resp.status, dict(resp.headers), resp.read()
         finished.append(time.perf_counter())
+        conn.close()
         n = int(resp_headers.get("inference-header-content-length", 0))
-        return status, np.frombuffer(resp[n:], "<f4").reshape(-1, 10) if status == 200 else None
+        return status, np.frombuffer(data[n:], "<f4").reshape(-1, 10) if status == 200 else None
 
     with ThreadPoolExecutor(3) as pool:
         futures = [pool.submit(call) for _ in range(3)]
-        time.sleep(0.3)
+        for _ in futures:
+            assert sent.acquire(timeout=60), "a request was not sent"
         signalled = time.perf_counter()
         s.proc.send_signal(signal.SIGTERM)
         results = [f.result() for f in futures]
@@ -239,7 +247,9 @@ def test_bearer_token(repo):
 
 
 def test_public_bind_needs_a_token(repo):
-    import subprocess, sys
+    import subprocess
+    import sys
+
     from tests.conftest import ROOT
     proc = subprocess.run([sys.executable, str(ROOT / "cli.py"), "serve", str(repo / "bundles"),
                            "--host", "0.0.0.0"], capture_output=True, text=True, timeout=60)
@@ -248,7 +258,10 @@ def test_public_bind_needs_a_token(repo):
 
 @pytest.mark.parametrize("flag", ["--port", "--grpc-port"])
 def test_a_taken_port_is_named_before_the_models_load(repo, flag):
-    import socket, subprocess, sys
+    import socket
+    import subprocess
+    import sys
+
     from tests.conftest import ROOT
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
@@ -294,12 +307,15 @@ def test_triton_repository_is_served_as_is(repo, server, session):
 
 
 def test_predict_locally_and_through_the_server(server, repo, tmp_path):
-    import subprocess, sys
+    import subprocess
+    import sys
+
     from tests.conftest import ROOT
     image = tmp_path / "d.png"
     image.write_bytes(png_bytes((RNG.random((8, 8)) * 255).astype("uint8")))
     local = subprocess.run([sys.executable, str(ROOT / "cli.py"), "predict",
-                            str(repo / "bundles" / "digits"), str(image)], capture_output=True, text=True)
+                            str(repo / "bundles" / "digits"), str(image)],
+                           capture_output=True, text=True)
     remote = subprocess.run([sys.executable, str(ROOT / "cli.py"), "predict", "--url", server.url,
                              "--model", "digits", str(image)], capture_output=True, text=True)
     assert local.returncode == 0 and remote.returncode == 0, local.stderr + remote.stderr

@@ -230,7 +230,8 @@ def test_report_of_the_one_model_served_the_token_and_shutdown(repo, tmp_path):
         g = grpcclient.InferenceServerClient(s.grpc_target)
         for headers in (None, {"authorization": "Bearer s3cret"}):
             answers = queue.Queue()
-            g.start_stream(callback=lambda result, error: answers.put((result, error)),
+            g.start_stream(callback=lambda result, error, answers=answers:
+                           answers.put((result, error)),
                            headers=headers)
             if headers is None:  # refused as it opens, before any request is sent
                 result, error = answers.get(timeout=30)
