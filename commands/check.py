@@ -9,6 +9,7 @@ from .blueprint_args import add_blueprint_args, compile_args
 
 
 def register(sub) -> None:
+    """Add ``cnnbp check`` and its arguments to ``sub``."""
     p = sub.add_parser("check", help="validate a blueprint and print its totals",
                        epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_blueprint_args(p)
@@ -17,6 +18,8 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
+    """Validate the blueprint without TensorFlow and print its one-line summary (with
+    ``--json``, the per-layer analysis); a bad blueprint raises BlueprintError (exit 2)."""
     from cnnbp.builder.summary import summary
     compiled = compile_args(args)
     if args.json:

@@ -13,6 +13,7 @@ DRAW_EXAMPLES = """examples:
 
 
 def register(sub) -> None:
+    """Add ``cnnbp draw`` and its arguments to ``sub``."""
     raw = argparse.RawDescriptionHelpFormatter
     d = sub.add_parser("draw", help="draw the net as the lecture's volume diagram (SVG or PNG)",
                        epilog=DRAW_EXAMPLES, formatter_class=raw)
@@ -22,6 +23,7 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
+    """Write the volume diagram (SVG or PNG by the file's suffix); no TensorFlow or matplotlib."""
     from cnnbp.builder import load, load_expression
     from cnnbp.report.draw import write
     compiled = load_expression(args.expr, args.set) if args.expr is not None \

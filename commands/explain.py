@@ -11,6 +11,7 @@ EXPLAIN_EXAMPLES = """examples:
 
 
 def register(sub) -> None:
+    """Add ``cnnbp explain`` and its arguments to ``sub``."""
     raw = argparse.RawDescriptionHelpFormatter
     x = sub.add_parser("explain", help="figures of what a trained run learned (filters, "
                                        "activations, Grad-CAM, receptive fields, mistakes)",
@@ -30,6 +31,7 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
+    """Draw a trained run's explain figures into a folder (loads TensorFlow)."""
     from cnnbp.contract.errors import UsageError
     from cnnbp.report.explain import write_figures
     try:

@@ -11,6 +11,7 @@ from . import EXAMPLES
 
 
 def register(sub) -> None:
+    """Add ``cnnbp export`` and its arguments to ``sub``."""
     x = sub.add_parser("export", help="export to ONNX, validate against Keras, write a bundle",
                        epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     x.add_argument("source", help="a run directory or a .keras file")
@@ -45,6 +46,9 @@ def phases(quiet: bool):
 
 
 def run(args) -> int:
+    """Export, validate and write the bundle (and the Triton repository and KServe manifest when
+    asked), then print the parity report; wrong paths and targets are refused before TensorFlow
+    starts."""
     from cnnbp.builder.tf_env import import_tensorflow
     from cnnbp.export.source import locate_source
     locate_source(args.source)  # a wrong path is refused before TensorFlow's start-up
@@ -64,34 +68,21 @@ def run(args) -> int:
     from cnnbp.export import destination
     from cnnbp.export.bundle import export_bundle
     if args.triton:  # refuse a bad Triton target before the export's work, not after
-        destination.check(Path(args.triton) / Path(args.output).resolve().name,
-                          [args.source, args.output], args.force, "Triton model",
-                          destination.is_triton_model, "--triton")
+        destination.prepare(Path(args.triton) / Path(args.output).resolve().name,
+                            [args.source, args.output], args.force, "Triton model",
+                            destination.is_triton_model, "--triton")
     exported = export_bundle(args.source, args.output, args.opset, args.max_batch, args.atol,
                              not args.no_variants, args.force, phase)
     report = exported.report
     if exported.moved_aside:
         print(f"{args.output}: its previous contents were moved to {exported.moved_aside}")
-    print(f"{args.output}: ONNX opset {report.opset}, max |diff| vs Keras "
-          f"{report.max_abs:.2g} (bar {report.atol:g}), top-1 agreement "
-          f"{report.top1_agreement:.4f} over {len(report.cases)} checks")
-    if report.pixels:
-        print(f"  pixels.onnx (raw {report.pixels.input_dtype} input): max |diff| vs Keras "
-              f"{report.pixels.max_abs:.2g}, top-1 agreement {report.pixels.top1_agreement:.4f}")
-    for name, v in report.variants.items():
-        extra = f", accuracy change {v.accuracy_change_points:+.2f} points" \
-            if v.accuracy_change_points is not None else ""
-        if v.note:  # measured against training's resize, not held to a bar
-            extra += f", top-1 agreement {v.top1_agreement:.4f} on sample photos"
-        state = "kept" if v.kept else f"dropped ({v.error or 'failed its bar'})"
-        print(f"  variant {name}: {state}" + (f", max |diff| {v.max_abs:.2g}{extra}"
-                                             if v.max_abs is not None else ""))
+    print(f"{args.output}: {report}")
     if args.triton:
         from cnnbp.export.triton import write_repository
         name = Path(args.output).resolve().name
-        keep = destination.check(Path(args.triton) / name, [args.source, args.output],
-                                 args.force, "Triton model", destination.is_triton_model,
-                                 "--triton")
+        keep = destination.prepare(Path(args.triton) / name, [args.source, args.output],
+                                   args.force, "Triton model", destination.is_triton_model,
+                                   "--triton")
         folder = write_repository(Path(args.triton), name, Path(args.output),
                                   report.input_shape, report.classes, args.max_batch,
                                   f"KIND_{args.triton_kind.upper()}", keep)

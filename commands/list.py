@@ -3,11 +3,13 @@ from __future__ import annotations
 
 
 def register(sub) -> None:
+    """Add ``cnnbp list`` to ``sub``."""
     p = sub.add_parser("list", help="the shipped blueprints, one line each")
     p.set_defaults(run=run)
 
 
 def run(args) -> int:
+    """Print each shipped blueprint with its parameters and MACs; no TensorFlow."""
     from cnnbp.builder import load
     from cnnbp.builder.source import SHIPPED
     from cnnbp.builder.summary import human

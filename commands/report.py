@@ -11,6 +11,7 @@ REPORT_EXAMPLES = """examples:
 
 
 def register(sub) -> None:
+    """Add ``cnnbp report`` and its arguments to ``sub``."""
     raw = argparse.RawDescriptionHelpFormatter
     r = sub.add_parser("report", help="(re)write report.html of a run or a bundle",
                        epilog=REPORT_EXAMPLES, formatter_class=raw)
@@ -22,6 +23,7 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
+    """Write ``report.html`` for a run (with a bundle's parity when given) or for a bundle."""
     from cnnbp.contract.errors import UsageError
     from cnnbp.report.html import is_bundle, write_bundle_report, write_run_report
     if is_bundle(args.path):

@@ -5,6 +5,7 @@ from .blueprint_args import add_blueprint_args, compile_args
 
 
 def register(sub) -> None:
+    """Add ``cnnbp show`` and its arguments to ``sub``."""
     p = sub.add_parser("show", help="print the per-layer table (a blueprint, run or bundle)")
     add_blueprint_args(p)
     p.add_argument("--yaml", action="store_true", help="print the blueprint's YAML instead")
@@ -12,6 +13,8 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
+    """Print the per-layer table (shapes, parameters, MACs, receptive fields) and the summary; no
+    TensorFlow."""
     from cnnbp.builder.summary import summary, table
     if args.yaml:  # a file to start from: the blueprint as written, comments included
         from cnnbp.builder.source import resolve_path

@@ -119,9 +119,12 @@ def atomic_path(target: str | os.PathLike, suffix: str = "",
 
 
 def write_text(target: str | os.PathLike, text: str) -> None:
+    """Replace ``target`` with ``text`` (UTF-8) atomically: a reader sees the old file or the new
+    one, never a part."""
     with atomic_path(target) as tmp:
         tmp.write_text(text, encoding="utf-8")
 
 
 def write_json(target: str | os.PathLike, data) -> None:
+    """Replace ``target`` with ``data`` as indented UTF-8 JSON, atomically."""
     write_text(target, json.dumps(data, indent=2, ensure_ascii=False) + "\n")

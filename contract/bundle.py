@@ -34,6 +34,8 @@ class _Strict(BaseModel):
 
 
 class ParityCase(_Strict):
+    """One parity case: a kind of input at one batch size, and how closely the outputs agreed."""
+
     inputs: Literal["random", "held-out"]
     batch: int = Field(ge=1)
     max_abs: float
@@ -58,8 +60,20 @@ class VariantResult(_Strict):
     accuracy_change_points: float | None = None
     note: str | None = None  # what a figure was measured on, where the bar is not parity
 
+    def __str__(self) -> str:
+        """kept or dropped (why), and the figures it was judged on."""
+        extra = f", accuracy change {self.accuracy_change_points:+.2f} points" \
+            if self.accuracy_change_points is not None else ""
+        if self.note:  # measured against training's resize, not held to a bar
+            extra += f", top-1 agreement {self.top1_agreement:.4f} on sample photos"
+        state = "kept" if self.kept else f"dropped ({self.error or 'failed its bar'})"
+        return state + (f", max |diff| {self.max_abs:.2g}{extra}"
+                        if self.max_abs is not None else "")
+
 
 class DivergingLayer(_Strict):
+    """The first layer whose ONNX output differs from Keras's by more than the bar."""
+
     layer: str
     onnx_tensor: str
     max_abs: float
@@ -76,6 +90,10 @@ class PixelsParity(_Strict):
     max_abs: float
     top1_agreement: float
     cases: list[ParityCase]
+
+    def __str__(self) -> str:
+        return (f"pixels.onnx (raw {self.input_dtype} input): max |diff| vs Keras "
+                f"{self.max_abs:.2g}, top-1 agreement {self.top1_agreement:.4f}")
 
 
 class ParityReport(records.Record):
@@ -99,6 +117,16 @@ class ParityReport(records.Record):
     test_accuracy: float | None = None
     first_diverging_layer: DivergingLayer | None = None  # set only when parity failed
     pixels: PixelsParity | None = None  # bundles from before pixels.onnx lack it
+
+    def __str__(self) -> str:
+        """What ``cnnbp export`` prints: the parity line, pixels.onnx's, one per variant."""
+        lines = [f"ONNX opset {self.opset}, max |diff| vs Keras {self.max_abs:.2g} (bar "
+                 f"{self.atol:g}), top-1 agreement {self.top1_agreement:.4f} over "
+                 f"{len(self.cases)} checks"]
+        if self.pixels:
+            lines.append(f"  {self.pixels}")
+        lines += [f"  variant {name}: {v}" for name, v in self.variants.items()]
+        return "\n".join(lines)
 
 
 def metadata(prep: Preprocessing, **fields) -> dict[str, str]:
@@ -145,12 +173,15 @@ class Bundle:
 
     @property
     def model(self) -> Path:
+        """The path of the bundle's ``model.onnx``."""
         return self.path / MODEL
 
     def report(self) -> ParityReport:
+        """The validated ``validation.json``; a damaged or foreign file is an ``ArtifactError``."""
         return records.read(ParityReport, self.path / REPORT, "validation report")
 
     def preprocessing(self) -> Preprocessing:
+        """The validated ``preprocess.json``, its class names checked against ``labels.txt``."""
         prep = records.read(Preprocessing, self.path / PREPROCESS, "preprocessing record")
         labels = read_labels(self.path / LABELS)
         if labels != prep.class_names:

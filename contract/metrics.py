@@ -7,6 +7,8 @@ from .records import Record
 
 
 class ClassFigures(BaseModel):
+    """One class's precision, recall (and F1) on the test rows, and how many there were."""
+
     model_config = ConfigDict(strict=True, extra="forbid")
 
     precision: float
@@ -16,6 +18,8 @@ class ClassFigures(BaseModel):
 
 
 class Averages(BaseModel):
+    """Macro- or support-weighted averages of the per-class figures."""
+
     model_config = ConfigDict(strict=True, extra="forbid")
 
     precision: float

@@ -134,6 +134,8 @@ class Preprocessing(Record):
     # -- images -------------------------------------------------------------------------------
     @property
     def takes_images(self) -> bool:
+        """Whether the net's input is an image (so files are decoded, resized, and ``raw_max``
+        applies)."""
         return self.domain == "image"
 
     def pixels(self, im) -> np.ndarray:
@@ -141,6 +143,8 @@ class Preprocessing(Record):
         return image_pixels(im, self.input_shape, self.resize)
 
     def raw_from_pixels(self, pixels: np.ndarray) -> np.ndarray:
+        """8-bit pixels (0..255) → the source's raw units (``raw_max`` for full white),
+        unrounded."""
         return pixels * np.float32(self.raw_max / 255.0)
 
     def raw_input(self, pixels: np.ndarray) -> np.ndarray:

@@ -35,9 +35,11 @@ class Record(BaseModel):
         return doc
 
     def to_json(self) -> dict:
+        """The record as JSON-ready data, as it is written to disk."""
         return self.model_dump(mode="json")
 
     def write(self, path: str | os.PathLike) -> None:
+        """Write the record as JSON to ``path`` atomically."""
         write_json(path, self.to_json())
 
 

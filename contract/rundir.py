@@ -106,6 +106,7 @@ class RunDir:
 
     @property
     def state_file(self) -> Path:
+        """The path of ``state/state.json``."""
         return self.path / STATE / "state.json"
 
     def status(self) -> str:
@@ -152,12 +153,17 @@ class RunDir:
         return records.read(RunState, self.state_file, "run state")
 
     def write_state(self, state: RunState) -> None:
+        """Write ``state/state.json`` atomically."""
         state.write(self.state_file)
 
     def checkpoint_file(self, state: RunState) -> Path:
+        """The path of the checkpoint ``state`` names (kept inside the run by ``RunState``'s
+        check)."""
         return self.path / state.checkpoint
 
     def write_blueprint(self, resolved: dict) -> None:
+        """Write the resolved blueprint as ``blueprint.yaml`` atomically; its one reader is
+        ``cnnbp.builder.load_resolved`` (contract cannot import the builder)."""
         from ruamel.yaml import YAML
         buf = io.StringIO()
         yaml = YAML(typ="safe", pure=True)
@@ -166,9 +172,11 @@ class RunDir:
         write_text(self / "blueprint.yaml", buf.getvalue())
 
     def write_labels(self, names) -> None:
+        """Write ``labels.txt``: one class name a line, in output order."""
         write_labels(self / "labels.txt", names)
 
     def write_history(self, rows: list[dict]) -> None:
+        """Write ``history.csv``, one row per epoch (nothing when there is no epoch yet)."""
         if not rows:
             return
         buf = io.StringIO()
@@ -207,6 +215,7 @@ class RunDir:
         return x, y.astype("int64"), cal
 
     def save_model(self, model, name: str) -> None:
+        """Save ``model`` (a Keras model) as ``name`` in the run, atomically."""
         with atomic_path(self.path / name, suffix=".keras") as tmp:
             model.save(tmp)
 

@@ -32,6 +32,8 @@ SIZES = ((640, 427), (320, 213), (150, 100), (61, 47))
 
 
 def offered(prep: Preprocessing) -> bool:
+    """Whether the any-size variant is made: for images resized by stretching (the one resize a
+    graph can do as training did)."""
     return prep.takes_images and prep.resize == "stretch"
 
 
@@ -121,12 +123,12 @@ def agreement(anysize_path: Path, pixels_path: Path, prep: Preprocessing) -> dic
         png.append(name.endswith(".png"))
     got, want, png = np.stack(got), np.stack(want), np.array(png)
     every, only_png = compare(want, got), compare(want[png], got[png])
-    return {"max_abs": every["max_abs"], "top1_agreement": every["top1_agreement"],
+    return {"max_abs": every.max_abs, "top1_agreement": every.top1_agreement,
             "note": f"against Pillow's decode (JPEG draft) and bilinear resize, as in training, "
                     f"on {len(got)} versions of scikit-learn's two sample photos (JPEG and PNG, "
                     f"{SIZES[-1][0]}x{SIZES[-1][1]} to {SIZES[0][0]}x{SIZES[0][1]}); PNG alone: "
-                    f"top-1 agreement {only_png['top1_agreement']:.4f}, max |diff| "
-                    f"{only_png['max_abs']:.3g}"}
+                    f"top-1 agreement {only_png.top1_agreement:.4f}, max |diff| "
+                    f"{only_png.max_abs:.3g}"}
 
 
 def make(folder: Path, prep: Preprocessing) -> VariantResult:

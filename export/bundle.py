@@ -36,6 +36,8 @@ class ExportRefused(RefusedError):
 
 @dataclass(frozen=True)
 class Exported:
+    """A written bundle's parity report, and where ``--force`` moved what ``-o`` held before."""
+
     report: ParityReport
     moved_aside: Path | None  # where --force put what the output folder held before
 
@@ -56,9 +58,9 @@ def export_bundle(ref: str | Path, out: str | Path, opset: int = DEFAULT_OPSET,
     import tensorflow as tf
     import tf2onnx
 
-    moved_to = destination.check(out, [ref], force)
+    moved_to = destination.prepare(out, [ref], force)
     src = load_source(ref)
-    memory.check(src.model, max_batch)
+    memory.ensure_fits(src.model, max_batch)
     before = weights_sha256(src.model)
     props = metadata(src.preprocess, blueprint=src.blueprint_text or "", weights_sha256=before,
                      versions={"tensorflow": tf.__version__, "keras": keras.__version__,
@@ -76,13 +78,17 @@ def export_bundle(ref: str | Path, out: str | Path, opset: int = DEFAULT_OPSET,
                                 f"{opset}: {str(exc).splitlines()[0]}; no bundle written",
                                 None) from None
         phase(f"checking ONNX Runtime against Keras (batches of 1, 7 and {max_batch})")
-        found = parity.check(src.model, str(model_path), src.x_test, (1, 7, max_batch), atol)
-        worst = found.pop("worst_input", None)
-        if not found["passed"]:
-            found["first_diverging_layer"] = parity.first_diverging_layer(
-                src.model, onnx.load(str(model_path)), worst, atol)
-        report = ParityReport(**found, opset=opset, source=str(src.path.resolve()),
-                              weights_sha256=before,
+        found = parity.measure(src.model, str(model_path), src.x_test, (1, 7, max_batch), atol)
+        diverging = found.first_diverging_layer
+        if not found.passed and found.worst_input is not None:
+            diverging = parity.first_diverging_layer(src.model, onnx.load(str(model_path)),
+                                                     found.worst_input, atol)
+        report = ParityReport(passed=found.passed, atol=found.atol,
+                              min_top1_agreement=found.min_top1_agreement,
+                              cases=list(found.cases), max_abs=found.max_abs,
+                              top1_agreement=found.top1_agreement,
+                              first_diverging_layer=diverging, opset=opset,
+                              source=str(src.path.resolve()), weights_sha256=before,
                               keras_untouched=weights_sha256(src.model) == before,
                               providers=["CPUExecutionProvider"], max_batch=max_batch,
                               input_shape=list(src.preprocess.input_shape),
@@ -135,8 +141,8 @@ def _pixels_model(folder: Path, src: Source, max_batch: int, atol: float,
         raise ExportRefused(f"{ref}: the raw-input model pixels.onnx is not a valid ONNX model "
                             f"({type(exc).__name__}: {str(exc).splitlines()[0]}); no bundle "
                             "written", None) from None
-    found = PixelsParity(**pixels.check(src.model, str(target), src.preprocess, src.x_test,
-                                        (1, 7, max_batch), atol))
+    found = pixels.measure(src.model, str(target), src.preprocess, src.x_test,
+                           (1, 7, max_batch), atol)
     if not found.passed:
         raise ExportRefused(f"{ref}: pixels.onnx on raw inputs disagrees with Keras on the "
                             f"training pipeline's normalisation of them: max |diff| "
@@ -146,6 +152,7 @@ def _pixels_model(folder: Path, src: Source, max_batch: int, atol: float,
 
 
 def _test_vectors(folder: Path, src: Source) -> None:
+    """``test_data_set_0/``: one input and Keras's output, as ONNX model-zoo test vectors."""
     from onnx import numpy_helper
     x = parity.inputs_for("held-out" if src.x_test is not None else "random", 1,
                           tuple(src.model.input_shape[1:]), src.x_test)
@@ -176,9 +183,11 @@ def _variants(folder: Path, src: Source, max_batch: int) -> dict[str, VariantRes
                     variants.float16(base, target)
                 else:
                     variants.int8(base, target, src.x_calibration, Path(work))
-                r = parity.check(src.model, str(target), src.x_test, (1, 7, max_batch), atol, top1)
-                r = {k: v for k, v in r.items() if k not in ("cases", "worst_input")} \
-                    | {"file": f"variants/{file}"}
+                found = parity.measure(src.model, str(target), src.x_test, (1, 7, max_batch),
+                                       atol, top1)
+                r = {"passed": found.passed, "atol": found.atol,
+                     "min_top1_agreement": found.min_top1_agreement, "max_abs": found.max_abs,
+                     "top1_agreement": found.top1_agreement, "file": f"variants/{file}"}
             except Exception as exc:  # a variant that cannot be built is reported, not fatal
                 r = {"passed": False, "error": f"{type(exc).__name__}: {exc}"}
             if name == "int8" and "error" not in r and src.x_test is not None:

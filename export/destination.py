@@ -30,12 +30,14 @@ def is_triton_model(folder: Path) -> bool:
                                            for n in names)
 
 
-def check(out: str | Path, sources: list[str | Path], force: bool, what: str = "bundle",
-          ours: Callable[[Path], bool] = is_bundle, flag: str = "-o") -> Path | None:
-    """Refuse an ``out`` that would destroy something; return where ``--force`` moves an
+def prepare(out: str | Path, sources: list[str | Path], force: bool, what: str = "bundle",
+            ours: Callable[[Path], bool] = is_bundle, flag: str = "-o") -> Path | None:
+    """Make ``out`` ready for an atomic write: first finish (``contract.atomic.recover``) a
+    swap an earlier export was killed in the middle of — this may rename folders on disk —
+    then refuse an ``out`` that would destroy something; return where ``--force`` moves an
     existing folder of other files (``None`` when nothing needs moving aside).
 
-    Raises ``UsageError`` naming the path and what to do instead; nothing is changed then.
+    Raises ``UsageError`` naming the path and what to do instead; nothing else is changed then.
     """
     given = Path(out)
     target, here = given.resolve(), Path.cwd().resolve()

@@ -102,6 +102,8 @@ def check_target(path: str | Path) -> None:
 
 
 def write_manifest(path: str | Path, model: str, model_folder: Path, gpu: bool = False) -> None:
+    """Write the KServe InferenceService for ``model`` (served from ``model_folder``) to ``path``; a
+    file export did not write, or one edited since, is refused."""
     from cnnbp.contract.atomic import write_text
     check_target(path)
     write_text(Path(path), manifest(model, model_folder, gpu))

@@ -16,13 +16,14 @@ BASE_BYTES = 3 << 29  # 1.5 GiB
 def needed_bytes(model, max_batch: int) -> tuple[int, int, int]:
     """(total, weights, activations at max_batch) for exporting and validating ``model``."""
     weights = sum(int(math.prod(w.shape)) * 4 for w in model.weights)
-    per_sample = sum(int(math.prod(l.output.shape[1:])) * 4 for l in model.layers[1:])
+    per_sample = sum(int(math.prod(layer.output.shape[1:])) * 4 for layer in model.layers[1:])
     activations = 2 * per_sample * max_batch  # Keras and ONNX Runtime hold a batch each
     return WEIGHT_COPIES * weights + activations + BASE_BYTES, weights, activations
 
 
-def check(model, max_batch: int, available: int | None = None) -> None:
-    """Raise RefusedError naming the figures when the export would not fit."""
+def ensure_fits(model, max_batch: int, available: int | None = None) -> None:
+    """Raise RefusedError naming the figures when exporting ``model`` would not fit in
+    ``available`` bytes (default: what this machine or its cgroup has free); changes nothing."""
     from cnnbp.contract.errors import RefusedError
     available = available_bytes() if available is None else available
     total, weights, activations = needed_bytes(model, max_batch)

@@ -66,8 +66,9 @@ def save_checked(proto, path) -> None:
     in ``model.onnx.data`` beside the graph: saving then streams each tensor out instead of
     serializing one more copy of all of them (and protobuf could not hold 2 GB anyway).
     """
-    import onnx
     from pathlib import Path
+
+    import onnx
 
     path = Path(path)
     big = sum(len(t.raw_data) for t in proto.graph.initializer) > EXTERNAL_DATA_BYTES

@@ -14,13 +14,15 @@ judges the graph against a reference made without those constants (``reference_i
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 
 import numpy as np
 
+from cnnbp.contract.bundle import PixelsParity
 from cnnbp.contract.preprocessing import Preprocessing
 
 from .onnx_export import INPUT, OUTPUT
-from .parity import compare, session
+from .parity import Agreement, case, compare, session
 
 PIXELS = "pixels"
 LABEL_INDEX = "label_index"
@@ -98,6 +100,8 @@ def reference_input(prep: Preprocessing, raw: np.ndarray,
 
 
 def random_rows(prep: Preprocessing, batch: int, seed: int = 0) -> np.ndarray:
+    """A seeded batch of raw rows in the source's units: random 8-bit levels for uint8 inputs, else
+    values around the data's mean and spread."""
     rng = np.random.default_rng(seed + batch)
     shape = (batch, *prep.input_shape)
     if takes_uint8(prep):
@@ -106,8 +110,17 @@ def random_rows(prep: Preprocessing, batch: int, seed: int = 0) -> np.ndarray:
     return ((rng.normal(size=shape) * std + mean) * prep.scale).astype("float32")
 
 
-def check(keras_model, pixels_model, prep: Preprocessing, held_out: np.ndarray | None,
-          batch_sizes=(1, 7, 64), atol: float = 1e-5) -> dict:
+@dataclass(frozen=True)
+class RawAgreement:
+    """``pixels.onnx`` against ``model.onnx`` on one batch: the outputs' agreement, and
+    whether ``label_index`` is the argmax of ``probabilities`` in every row."""
+
+    agreement: Agreement
+    label_index_matches: bool
+
+
+def measure(keras_model, pixels_model, prep: Preprocessing, held_out: np.ndarray | None,
+            batch_sizes=(1, 7, 64), atol: float = 1e-5) -> PixelsParity:
     """``pixels.onnx(raw)`` against Keras on ``reference_input`` of the same rows (held-out
     rows as ``samples.npz`` stores them, random raw rows through ``Preprocessing.apply``);
     ``passed`` needs max |diff| <= atol and 100% top-1 agreement (and ``label_index`` equal to
@@ -127,22 +140,22 @@ def check(keras_model, pixels_model, prep: Preprocessing, held_out: np.ndarray |
                 x = reference_input(prep, raw, stored[rows])
             ref = np.asarray(keras_model(x, training=False))
             probs, index = sess.run([OUTPUT, LABEL_INDEX], {PIXELS: raw})
-            case = {"inputs": kind, "batch": batch, **compare(ref, probs)}
-            case["passed"] = case["max_abs"] <= atol and case["top1_agreement"] == 1.0 and \
-                bool((index[:, 0] == probs.argmax(1)).all())
-            cases.append(case)
-    return {"passed": all(c["passed"] for c in cases), "atol": atol, "cases": cases,
-            "max_abs": max(c["max_abs"] for c in cases),
-            "top1_agreement": min(c["top1_agreement"] for c in cases), "file": FILE,
-            "input_dtype": prep.raw_dtype}
+            agreement = compare(ref, probs)
+            cases.append(case(kind, batch, agreement, agreement.max_abs <= atol and
+                              agreement.top1_agreement == 1.0 and
+                              bool((index[:, 0] == probs.argmax(1)).all())))
+    return PixelsParity(passed=all(c.passed for c in cases), atol=atol, cases=cases,
+                        max_abs=max(c.max_abs for c in cases),
+                        top1_agreement=min(c.top1_agreement for c in cases), file=FILE,
+                        input_dtype=prep.raw_dtype)
 
 
 def against_model(pixels_path: str, model_path: str, prep: Preprocessing,
-                  normalized: np.ndarray) -> dict:
+                  normalized: np.ndarray) -> RawAgreement:
     """``pixels.onnx`` on the raw form of ``normalized`` rows (a bundle's test vector) against
     ``model.onnx`` on ``reference_input`` of them: the graph's front is the record's
     preprocessing. Both run in ONNX Runtime, so they agree to float32 rounding."""
     raw = raw_rows(prep, normalized)
     ref = session(model_path).run(None, {INPUT: reference_input(prep, raw, normalized)})[0]
     probs, index = session(pixels_path).run([OUTPUT, LABEL_INDEX], {PIXELS: raw})
-    return compare(ref, probs) | {"label_index_matches": bool((index[:, 0] == probs.argmax(1)).all())}
+    return RawAgreement(compare(ref, probs), bool((index[:, 0] == probs.argmax(1)).all()))

@@ -32,8 +32,12 @@ def float16(src: Path, dst: Path) -> None:
 
 def int8(src: Path, dst: Path, calibration: np.ndarray, work: Path) -> None:
     """Static QDQ quantization, calibrated on ``calibration`` (normalized training samples)."""
-    from onnxruntime.quantization import (CalibrationDataReader, QuantFormat, QuantType,
-                                          quantize_static)
+    from onnxruntime.quantization import (
+        CalibrationDataReader,
+        QuantFormat,
+        QuantType,
+        quantize_static,
+    )
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
     class Reader(CalibrationDataReader):
@@ -53,6 +57,8 @@ def int8(src: Path, dst: Path, calibration: np.ndarray, work: Path) -> None:
 
 
 def accuracy(model_path: Path, x: np.ndarray, y: np.ndarray) -> float:
+    """Top-1 accuracy of the ONNX model at ``path`` on ``x`` (normalised rows) against labels
+    ``y``."""
     from .parity import session
     sess = session(str(model_path))
     predicted = np.concatenate([sess.run(None, {INPUT: x[i:i + 256]})[0].argmax(1)

@@ -53,6 +53,7 @@ class Item:
 
     @property
     def is_bar(self) -> bool:
+        """Whether the item is drawn as a flat bar (a vector: FC, OUTPUT) rather than a volume."""
         return len(self.shape) == 1
 
 
@@ -111,6 +112,7 @@ class Scale:
 
     @property
     def mode(self) -> str:
+        """``log`` or ``linear``: how sizes were mapped to lengths, said in the drawing's note."""
         return "log" if self.log else "linear"
 
 
@@ -131,6 +133,9 @@ class Shape:
 
 @dataclass
 class Group:
+    """Shapes drawn together as one SVG ``<g>``, with its class and attributes (a layer's name, for
+    tests and tooltips)."""
+
     cls: str
     attrs: dict[str, str]
     shapes: list[Shape] = field(default_factory=list)
@@ -138,6 +143,9 @@ class Group:
 
 @dataclass
 class Scene:
+    """A whole drawing in plain data: SVG and PNG are both rendered from it, so tests can pin its
+    structure."""
+
     width: float
     height: float
     title: str
@@ -409,6 +417,7 @@ def to_png(s: Scene, zoom: float = 2.0) -> bytes:
 
 
 def svg(analysis: Analysis) -> str:
+    """The net's volume diagram as SVG text."""
     return to_svg(scene(analysis))
 
 

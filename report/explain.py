@@ -26,6 +26,8 @@ MISTAKES = 24
 
 @dataclass(frozen=True)
 class Figure:
+    """One explain figure: its file slug, title, caption and PNG bytes."""
+
     slug: str
     title: str
     caption: str
@@ -34,6 +36,7 @@ class Figure:
 
 # -- the figures ---------------------------------------------------------------------------------
 def filters(ctx: Context) -> Figure:
+    """The first convolution's filters as small images (or curves for 1-D nets)."""
     first = next(layer for layer in ctx.analysis.network.layers if isinstance(layer, ir.Conv))
     w = ctx.model.get_layer(first.name).get_weights()[0]  # (k..., in/groups, filters)
     n = min(w.shape[-1], 64)
@@ -60,6 +63,7 @@ def filters(ctx: Context) -> Figure:
 
 
 def activations(ctx: Context, index: int) -> Figure:
+    """Each stage's feature maps for input ``index``: what the net keeps at each depth."""
     names = stage_outputs(ctx.analysis)
     maps = outputs(ctx, names, ctx.x[index:index + 1])
     if ctx.one_d:
@@ -158,6 +162,7 @@ def grad_cam(ctx: Context) -> tuple[np.ndarray, np.ndarray, str, list[str | None
 
 
 def grad_cam_figure(ctx: Context) -> Figure:
+    """Grad-CAM heat maps over the inputs: where the predicted class's evidence lies."""
     import textwrap
     heat, predicted, layer, blank = grad_cam(ctx)
     n = len(ctx.x)
@@ -204,6 +209,8 @@ def parse_unit(analysis, text: str) -> tuple[str, tuple[int, ...]]:
 
 
 def receptive_fields(ctx: Context, chosen: str | None = None) -> Figure:
+    """The region of the input one unit of each stage (or of ``chosen``) sees, from the analyzer's
+    arithmetic."""
     from matplotlib import colormaps
     from matplotlib.patches import Rectangle
     fig, ax = subplots(figsize=(4.5, 4.5) if not ctx.one_d else (8, 3))
@@ -234,6 +241,8 @@ def receptive_fields(ctx: Context, chosen: str | None = None) -> Figure:
 
 def top_activating(ctx: Context, channels: list[int] | None = None,
                    top: int = 5) -> Figure | None:
+    """The held-out rows that excite each of a few last-stage channels most; None without held-out
+    rows."""
     if ctx.x_test is None:
         return None
     name = stage_outputs(ctx.analysis)[-1]
@@ -265,6 +274,8 @@ def top_activating(ctx: Context, channels: list[int] | None = None,
 
 
 def misclassified(ctx: Context) -> Figure | None:
+    """Held-out rows the net gets wrong, with the true and predicted classes; None without held-out
+    rows."""
     if ctx.x_test is None:
         return None
     predicted = held_out(ctx)[1].argmax(axis=1)

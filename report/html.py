@@ -47,20 +47,24 @@ figure { margin: 1em 0; break-inside: avoid; } figcaption { color: #555; font-si
 
 
 def is_bundle(path) -> bool:
+    """Whether ``path`` is a bundle (has ``model.onnx``) rather than a run."""
     return (Path(path) / MODEL).is_file()
 
 
 def data_uri(data: bytes | str, mime: str = "image/png") -> str:
+    """``data`` inline as a ``data:`` URI, the only kind of URL the page's CSP lets load."""
     raw = data.encode("utf-8") if isinstance(data, str) else data
     return f"data:{mime};base64,{base64.b64encode(raw).decode('ascii')}"
 
 
 def figure(data: bytes | str, alt: str, caption: str = "", mime: str = "image/png") -> str:
+    """An inline image with its alt text and (escaped) caption."""
     cap = f"<figcaption>{escape(caption)}</figcaption>" if caption else ""
     return (f'<figure><img src="{data_uri(data, mime)}" alt="{escape(alt)}">{cap}</figure>')
 
 
 def table(head: list[str], rows: list[list], numeric: set[int] = frozenset()) -> str:
+    """An HTML table, every cell escaped; ``numeric`` columns right-aligned."""
     th = "".join(f"<th>{escape(h)}</th>" for h in head)
     body = "".join("<tr>" + "".join(
         f'<td class="n">{escape(str(c))}</td>' if i in numeric else f"<td>{escape(str(c))}</td>"
@@ -91,6 +95,7 @@ def run_title(network: str, folder: Path, kind: str) -> str:
 
 
 def page(title: str, sections: list[tuple[str, str]], subtitle: str = "") -> str:
+    """The whole self-contained page: CSP, style, title, the sections in order."""
     when = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     body = "".join(f'<section id="{escape(sid)}">{html}</section>' for sid, html in sections)
     return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
@@ -103,7 +108,8 @@ def page(title: str, sections: list[tuple[str, str]], subtitle: str = "") -> str
 
 # -- sections shared by runs and bundles --------------------------------------------------------
 def network_section(analysis: Analysis) -> str:
-    from cnnbp.report.draw import svg
+    """The layer table and the volume diagram of the net."""
+    from .draw import svg
     net = analysis.network
     rows = [["", "INPUT", "", fmt_shape(net.input_shape), "", "", ""]]
     rows += [[s.name, s.type, s.description, fmt_shape(s.output_shape),
@@ -120,6 +126,7 @@ def network_section(analysis: Analysis) -> str:
 
 
 def preprocessing_rows(prep: Preprocessing) -> list[list]:
+    """The preprocessing record as name/value rows for ``facts``."""
     return [["input", " x ".join(map(str, prep.input_shape)) + f" ({prep.domain})"],
             ["normalisation", prep.formula],
             ["scale", f"{prep.scale:g}"],
@@ -130,6 +137,7 @@ def preprocessing_rows(prep: Preprocessing) -> list[list]:
 
 
 def parity_section(report: ParityReport, where: str) -> str:
+    """The export's parity verdict, its cases and variants, for the run's and the bundle's page."""
     verdict = '<span class="ok">passed</span>' if report.passed else \
         '<span class="fail">FAILED</span>'
     cases = table(["inputs", "batch", "max |diff|", "max rel", "top-1 agreement", "passed"],
@@ -160,7 +168,7 @@ def parity_section(report: ParityReport, where: str) -> str:
 
 def measured_on(report: ParityReport) -> str:
     """The inputs each variant's max |diff| and top-1 agreement are the worst case over: the
-    main model's cases (``parity.check`` runs the same kinds and batches for each variant)."""
+    main model's cases (``parity.measure`` runs the same kinds and batches for each variant)."""
     kinds = sorted({c.inputs for c in report.cases}, key=lambda k: k != "random")
     names = [{"random": "random N(0, 1) noise", "held-out": "held-out rows"}.get(k, k)
              for k in kinds]
@@ -192,6 +200,8 @@ class Drawn:
 
 def run_sections(run: RunDir, explain: bool, drawn: Drawn | None = None
                  ) -> tuple[str, list[tuple[str, str]], str]:
+    """(title, sections, subtitle) of a run's page: network, data, training curves, test set and,
+    with ``explain``, the explain figures."""
     from . import figures
     drawn = drawn or Drawn()
     compiled = load_resolved(run.path)
@@ -256,6 +266,7 @@ def training_images(run: RunDir, prep: Preprocessing) -> str:
 
 
 def test_section(m: TrainMetrics, confusion: bytes | None = None) -> str:
+    """The test-set accuracy, the confusion matrix and per-class figures."""
     from . import figures
     rows = []
     for name, c in m.per_class.items():

@@ -29,6 +29,7 @@ class Context:
 
     @property
     def one_d(self) -> bool:
+        """Whether the net takes 1-D signals (curves instead of images)."""
         return self.analysis.network.spatial_rank == 1
 
     def display(self, x: np.ndarray) -> np.ndarray:
@@ -131,6 +132,7 @@ def held_out(ctx: Context) -> tuple[np.ndarray | None, np.ndarray]:
 
 
 def outputs(ctx: Context, names: list[str], x: np.ndarray) -> list[np.ndarray]:
+    """The outputs of the named layers for ``x``, through one probe model."""
     import keras
     probe = keras.Model(ctx.model.input, [ctx.model.get_layer(n).output for n in names])
     return call(probe, x)

@@ -181,7 +181,7 @@ def test_failed_parity_refuses_and_leaves_nothing(run_dir, tmp_path):
 
 def test_first_diverging_layer_is_named(run_dir, keras):
     from cnnbp.export.onnx_export import to_onnx
-    from cnnbp.export.parity import check
+    from cnnbp.export.parity import measure
     model = keras.models.load_model(run_dir / "model.keras")
     proto = to_onnx(model)
     target = next(i for i in proto.graph.initializer
@@ -189,9 +189,9 @@ def test_first_diverging_layer_is_named(run_dir, keras):
     w = numpy_helper.to_array(target).copy()
     w += 0.5
     target.CopyFrom(numpy_helper.from_array(w, target.name))
-    report = check(model, proto, None, (1, 7))
-    assert not report["passed"]
-    assert report["first_diverging_layer"]["layer"] == "stage2_conv1"
+    report = measure(model, proto, None, (1, 7))
+    assert not report.passed
+    assert report.first_diverging_layer.layer == "stage2_conv1"
 
 
 def test_export_from_a_keras_file_with_custom_layers(tmp_path):
@@ -234,8 +234,8 @@ def test_too_large_for_the_machine_is_refused_before_starting(keras):
     total, weights, activations = memory.needed_bytes(model, 64)
     assert weights == 138_357_544 * 4  # every parameter, float32
     with pytest.raises(RefusedError, match=r"needs about .* GiB .* lower --max-batch"):
-        memory.check(model, 64, available=total - 1)
-    memory.check(model, 64, available=total)  # exactly enough is enough
+        memory.ensure_fits(model, 64, available=total - 1)
+    memory.ensure_fits(model, 64, available=total)  # exactly enough is enough
     keras.backend.clear_session()
 
 
@@ -449,3 +449,40 @@ def test_any_size_variant_resizes_in_the_graph_and_carries_its_measured_agreemen
         got = anysize.run(["probabilities"], {"pixels": whole})[0]
         want = fixed.run(["probabilities"], {"pixels": small})[0]
         np.testing.assert_allclose(got, want, atol=0.02)
+
+
+def test_validate_gives_a_typed_frozen_result_that_prints_itself(bundle):
+    import dataclasses
+
+    from cnnbp.export.validate import Validation, validate_bundle
+    found = validate_bundle(bundle[0])
+    assert isinstance(found, Validation) and found.passed and found.source_unchanged
+    assert found.parity.passed and found.parity.max_abs <= 1e-5 and len(found.parity.cases) == 3
+    assert found.pixels.passed and found.pixels.vectors.label_index_matches
+    assert found.test_vectors.passed and found.note is None
+    assert str(found).startswith("test vectors max |diff| ") and str(found).endswith("— passed")
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        found.passed = False
+
+
+def test_accuracy_counts_the_rows_whose_label_is_the_argmax(bundle):
+    import onnxruntime as ort
+
+    from cnnbp.export import variants
+    x = numpy_helper.to_array(onnx.load_tensor(str(bundle[0] / "test_data_set_0" /
+                                                   "input_0.pb")))
+    x = np.concatenate([x, x * 0.5, -x])
+    sess = ort.InferenceSession(str(bundle[0] / "model.onnx"),
+                                providers=["CPUExecutionProvider"])
+    predicted = sess.run(None, {"input": x})[0].argmax(1)
+    assert variants.accuracy(bundle[0] / "model.onnx", x, predicted) == 1.0
+    assert variants.accuracy(bundle[0] / "model.onnx", x, (predicted + 1) % 10) == 0.0
+
+
+def test_the_any_size_variant_is_offered_only_for_stretched_images():
+    from cnnbp.contract.preprocessing import Preprocessing
+    from cnnbp.export.anysize import offered
+    image = Preprocessing.identity([8, 8, 3], 2)
+    assert offered(image)
+    assert not offered(image.model_copy(update={"resize": "letterbox"}))
+    assert not offered(Preprocessing.identity([40, 1], 2))
