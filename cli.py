@@ -23,7 +23,7 @@ if __name__ == "__main__":
 
 def parser() -> argparse.ArgumentParser:
     """The ``cnnbp`` parser: each module of ``cnnbp.commands`` registers its subcommand."""
-    from cnnbp.commands import parser as commands_parser
+    from cnnbp.commands.assemble import parser as commands_parser
     return commands_parser()
 
 
@@ -52,7 +52,7 @@ def main(argv: list[str] | None = None) -> int:
     shows its traceback only with CNNBP_DEBUG=1."""
     import os
 
-    from cnnbp.commands import parse
+    from cnnbp.commands.assemble import parse
     from cnnbp.contract.errors import CnnbpError
     args = parse(parser(), sys.argv[1:] if argv is None else argv)
     try:

@@ -56,7 +56,6 @@ def run(args) -> int:
     from pathlib import Path
 
     from cnnbp.contract.errors import UsageError
-
     from cnnbp.search.load import load
     if args.trials < 1:
         raise UsageError(f"--trials must be >= 1, got {args.trials}")
@@ -67,7 +66,8 @@ def run(args) -> int:
 
     import optuna
 
-    from cnnbp.search import outputs, study as studies
+    from cnnbp.search import outputs
+    from cnnbp.search import study as studies
     from cnnbp.search.progress import Progress
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     logging.getLogger("cnnbp").setLevel(logging.WARNING)
