@@ -243,6 +243,26 @@ def test_tensorflow_stays_where_it_belongs(package):
     assert not heavy, f"{package}/ imports TensorFlow or Keras in {heavy}"
 
 
+def imported_by_tests(modules: set[str], tests: Path) -> set[str]:
+    """The ``modules`` some file under ``tests`` imports (or names as a whole string, as
+    ``importlib.import_module("cnnbp.builder.shapes")`` does), and the packages above them,
+    which Python imports first."""
+    seen = set()
+    for name, path in module_files(tests, "tests").items():
+        seen |= {_owner(i.target, modules) for i in imports(path, name, modules)}
+        seen |= {node.value for node in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
+                 if isinstance(node, ast.Constant) and node.value in modules}
+    return {".".join(m.split(".")[:i]) for m in seen - {None} for i in range(1, m.count(".") + 2)}
+
+
+TESTED = imported_by_tests(set(EDGES), ROOT / "tests")
+
+
+@pytest.mark.parametrize("module", sorted(EDGES))
+def test_every_module_is_imported_by_some_test(module):
+    assert module in TESTED, f"no test imports {module}: give it a test of its own"
+
+
 # --- The checker itself can fail: each rule on a fabricated package ----------------------------
 
 
@@ -307,7 +327,8 @@ def test_the_table_check_covers_cli_and_commands(tmp_path):
                                 "from cnnbp.commands import MODULES\n",
                                 "builder/tokens.py": "", "commands/__init__.py": "MODULES = ()\n",
                                 "commands/go.py": "from cnnbp.serve import app\n",
-                                "serve/app.py": "", "serve/x.py": "from cnnbp.commands import go\n"})
+                                "serve/app.py": "",
+                                "serve/x.py": "from cnnbp.commands import go\n"})
     assert forbidden(graph(root), ALLOWED) == {
         "cli": ["cnnbp.cli:1 imports cnnbp.builder.tokens"],
         "serve": ["cnnbp.serve.x:1 imports cnnbp.commands.go"]}
@@ -343,3 +364,17 @@ def test_no_cycle_is_reported_for_a_tree(tmp_path):
 def test_the_tensorflow_check_reads_function_level_imports(tmp_path):
     root = fabricate(tmp_path, {"serve/app.py": "def f():\n    import tensorflow as tf\n"})
     assert Import("tensorflow", 2) in imports(root / "serve" / "app.py", "cnnbp.serve.app")
+
+
+def test_the_coverage_check_sees_a_module_no_test_imports(tmp_path):
+    root = fabricate(tmp_path, {"a/x.py": "", "a/y.py": "", "b/z.py": "", "b/w.py": "",
+                                "c/v.py": "", "c/u.py": ""})
+    tests = tmp_path / "tests"
+    (tests / "sub").mkdir(parents=True)
+    for folder in (tests, tests / "sub"):
+        (folder / "__init__.py").touch()
+    (tests / "test_a.py").write_text("def test():\n    from cnnbp.a import x\n")
+    (tests / "sub" / "test_b.py").write_text("import cnnbp.b.z as z\n"
+                                             "M = 'cnnbp.c.v'\nN = 'not cnnbp.c.u'\n")
+    assert imported_by_tests(set(graph(root)), tests) == {
+        "cnnbp", "cnnbp.a", "cnnbp.a.x", "cnnbp.b", "cnnbp.b.z", "cnnbp.c", "cnnbp.c.v"}
