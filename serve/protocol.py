@@ -12,7 +12,8 @@ from dataclasses import dataclass
 import numpy as np
 import orjson
 
-from cnnbp.contract.errors import ClientError
+from .errors import BadRequest, short_repr
+from .v2 import infer_request
 
 HEADER_LENGTH = "inference-header-content-length"
 DTYPES = {"FP32": np.dtype("<f4"), "UINT8": np.dtype("u1")}
@@ -34,15 +35,6 @@ MAX_INPUTS = 8  # entries in "inputs" or "outputs": more are refused before any 
 # bounded by --max-body only and read with np.frombuffer.
 MAX_JSON_BYTES = 4 << 20
 MAX_JSON_CONTAINERS = 1 << 16
-
-
-class BadRequest(ClientError):
-    """Turned into HTTP ``status`` with ``{"error": message}`` (and any extra ``headers``)."""
-
-    def __init__(self, message: str, status: int = 400, headers: dict[str, str] | None = None):
-        super().__init__(message)
-        self.status = status
-        self.headers = headers or {}
 
 
 @dataclass(frozen=True)
@@ -147,22 +139,6 @@ def load_json(text: bytes):
         raise BadRequest(f"malformed JSON: {exc}{hint}") from None
 
 
-def _object(value, where: str) -> dict:
-    """``value`` if it is a JSON object or absent (None → {}); else a 400 naming ``where``."""
-    if value is None:
-        return {}
-    if not isinstance(value, dict):
-        raise BadRequest(f"{where} must be a JSON object, got {type(value).__name__} "
-                         f"{short_repr(value)}")
-    return value
-
-
-def short_repr(value) -> str:
-    """``repr(value)`` cut to 60 characters, for quoting client input in messages."""
-    text = repr(value)
-    return text if len(text) <= 60 else text[:57] + "..."
-
-
 def _whole(value) -> bool:
     """A JSON whole number: bool is an int subclass in Python, so it is excluded."""
     return isinstance(value, int) and not isinstance(value, bool)
@@ -192,43 +168,36 @@ def parse_infer(body: bytes, header_length: str | None, inputs: tuple[TensorSpec
         head, rest = body, memoryview(b"")
     check_json_size(len(head), inputs, max_rows)
     doc = load_json(head)
-    if not isinstance(doc, dict) or not isinstance(doc.get("inputs"), list) or not doc["inputs"]:
-        raise BadRequest('the request needs "inputs": [{"name", "shape", "datatype", "data"}]')
-    spec, want = the_input(doc["inputs"], inputs)
-    size = _object(spec.get("parameters"), f"input {want.name!r}: parameters") \
-        .get("binary_data_size")
-    if size is not None:
-        if not _whole(size) or size < 0:
-            raise BadRequest(f"input {want.name!r}: binary_data_size must be a whole number of "
-                             f"bytes >= 0, got {short_repr(size)}")
-        if size > len(rest):
-            raise BadRequest(f"binary data truncated: inputs declare {size} bytes, the body has "
-                             f"{len(rest)}")
+    if isinstance(doc, dict):  # counted before pydantic looks at any entry
+        if isinstance(doc.get("inputs"), list):
+            check_input_count(len(doc["inputs"]), inputs)
+        if isinstance(doc.get("outputs"), list):
+            check_output_count(len(doc["outputs"]), output_name)
+    request = infer_request(doc)
+    spec, want = the_input([dict(i) for i in request.inputs], inputs)
+    size = spec["parameters"].binary_data_size if spec["parameters"] is not None else None
+    if size is not None and size > len(rest):
+        raise BadRequest(f"binary data truncated: inputs declare {size} bytes, the body has "
+                         f"{len(rest)}")
     if len(rest) > (size or 0):
         raise BadRequest(f"the body has {len(rest)} bytes after its JSON part "
                          f"(Inference-Header-Content-Length {len(head)}), but the inputs declare "
                          f"{size or 0} (binary_data_size): {len(rest) - (size or 0)} trailing "
                          "bytes; send exactly the declared tensor data")
     tensor = decode_tensor(spec, rest[:size] if size is not None else None, want, max_rows)
-    binary = bool(_object(doc.get("parameters"), "parameters").get("binary_data_output"))
-    outputs = doc.get("outputs")
-    if outputs is not None and not isinstance(outputs, list):
-        raise BadRequest(f'"outputs" must be a list of {{"name", "parameters"}} objects, got '
-                         f"{short_repr(outputs)}")
+    binary = bool(request.parameters and request.parameters.binary_data_output)
     class_count = 0
-    check_output_count(len(outputs or []), output_name)
-    for i, out in enumerate(outputs or []):
-        out = _object(out, f"outputs[{i}]")
-        params = _object(out.get("parameters"), f"outputs[{i}].parameters")
-        check_output_name(out.get("name"), output_name, f"outputs[{i}].name")
-        if params.get("binary_data"):
+    for i, out in enumerate(request.outputs or []):
+        check_output_name(out.name, output_name, f"outputs[{i}].name")
+        params = out.parameters
+        if params is not None and params.binary_data:
             binary = True
         # Triton's clients send "classification"; "class_count" is the name in its docs
         for key in ("classification", "class_count"):
-            if key in params:
-                class_count = check_class_count(params[key], f"outputs[{i}].parameters.{key}",
-                                                classes)
-    rid = doc.get("id")
+            if params is not None and key in params.model_fields_set:
+                class_count = check_class_count(getattr(params, key),
+                                                f"outputs[{i}].parameters.{key}", classes)
+    rid = request.id
     return InferRequest(str(rid) if rid is not None else None, tensor, binary, class_count,
                         want.name)
 

@@ -15,10 +15,11 @@ from cnnbp.serve.body import INLINE_BYTES, offload, read_body
 from cnnbp.serve.classify import top_k
 from cnnbp.serve.config import ServeConfig
 from cnnbp.serve.connection import GuardedProtocol, Limits, protocol
+from cnnbp.serve.errors import BadRequest, short_repr
 from cnnbp.serve.metrics import Metrics, ModelStats
 from cnnbp.serve.page import page
-from cnnbp.serve.protocol import BadRequest
 from cnnbp.serve.routes import ROUTES, allowed, route_name
+from cnnbp.serve.v2 import infer_request
 from cnnbp.serve.wire import MAX_TYPED_BYTES, check_request
 
 # auth ------------------------------------------------------------------------------------------
@@ -256,3 +257,45 @@ def test_metrics_count_requests_by_route_status_and_protocol():
 def test_the_page_asks_for_a_token_only_when_the_server_needs_one():
     assert b"__NEEDS_TOKEN__" not in page(True)
     assert page(True).count(b"true") > page(False).count(b"true")
+
+
+# the V2 envelope (pydantic) --------------------------------------------------------------------
+
+def _doc(**input_fields):
+    return {"inputs": [{"name": "input", "datatype": "FP32", "shape": [1, 2], **input_fields}]}
+
+
+@pytest.mark.parametrize("doc,where,what", [
+    (5, "the request", "must be a JSON object, got 5"),
+    ({}, "inputs", "is missing"),
+    ({"inputs": []}, "inputs", "at least 1 item"),
+    (_doc(shape=[1, True]), "inputs[0].shape[1]", "must be a whole number, got True"),
+    (_doc(shape=[1, -2]), "inputs[0].shape[1]", "must be >= 0, got -2"),
+    (_doc(name=["input"]), "inputs[0].name", "must be a string"),
+    (_doc(parameters={"binary_data_size": 2.5}), "inputs[0].parameters.binary_data_size",
+     "must be a whole number, got 2.5"),
+    ({**_doc(), "outputs": [{"parameters": 3}]}, "outputs[0].parameters",
+     "must be a JSON object, got 3"),
+    ({**_doc(), "parameters": []}, "parameters", "must be a JSON object, got []"),
+])
+def test_a_malformed_envelope_is_400_naming_the_field(doc, where, what):
+    with pytest.raises(BadRequest) as e:
+        infer_request(doc)
+    message = str(e.value)
+    assert e.value.status == 400 and message.startswith(f"{where}: ") and what in message
+    assert '"inputs": [{"name", "datatype", "shape"' in message  # and what a request looks like
+
+
+def test_a_good_envelope_keeps_its_values_and_unknown_fields():
+    request = infer_request({**_doc(data=[1.0, 2.0], parameters={"binary_data_size": 8}),
+                             "id": 7, "outputs": [{"name": "probabilities",
+                                                   "parameters": {"classification": 2}}],
+                             "future_field": True})
+    assert request.inputs[0].shape == [1, 2] and request.inputs[0].data == [1.0, 2.0]
+    assert request.inputs[0].parameters.binary_data_size == 8 and request.id == 7
+    assert request.outputs[0].parameters.classification == 2
+    assert "class_count" not in request.outputs[0].parameters.model_fields_set
+
+
+def test_short_repr_cuts_long_values():
+    assert short_repr("x" * 100) == repr("x" * 100)[:57] + "..." and short_repr(5) == "5"
