@@ -18,6 +18,7 @@ BYTES_PER_VALUE = 4  # float32 activations
 
 @dataclass(frozen=True)
 class LayerStats:
+    """What the analysis found for one layer, as the ``show`` table prints it."""
     name: str
     type: str                       # CONV, POOL, FC, ... or the activation's token
     output_shape: tuple[int, ...]   # channels-last, no batch axis
@@ -31,19 +32,23 @@ class LayerStats:
 
 @dataclass(frozen=True)
 class Analysis:
+    """A checked network and its per-layer statistics, in layer order."""
     network: ir.Network
     layers: tuple[LayerStats, ...]
 
     @property
     def total_params(self) -> int:
+        """Trainable and non-trainable parameters of the whole net."""
         return sum(s.params for s in self.layers)
 
     @property
     def total_macs(self) -> int:
+        """Multiply-accumulates for one input, all layers."""
         return sum(s.macs for s in self.layers)
 
     @property
     def total_memory(self) -> int:
+        """Bytes of every layer's float32 output for one input."""
         return sum(s.memory for s in self.layers)
 
     def to_json(self) -> dict:
@@ -66,6 +71,7 @@ class Analysis:
 
 
 def fmt_shape(shape) -> str:
+    """``(6, 6, 4)`` → ``6x6x4``."""
     return "x".join(str(d) for d in shape)
 
 
@@ -80,7 +86,9 @@ def _pads_text(padding) -> str:
     if padding == "same":
         return "pad same"
     sides = {p for pair in padding for p in pair}
-    return f"pad {sides.pop()}" if len(sides) == 1 else "pad " + "x".join(str(a) for a, _ in padding)
+    if len(sides) == 1:
+        return f"pad {sides.pop()}"
+    return "pad " + "x".join(str(a) for a, _ in padding)
 
 
 class _Walker:
@@ -195,7 +203,8 @@ class _Walker:
                           "each channel (n = 5 in AlexNet)")
                 return False
             shape = self.shape
-            desc = f"LRN n={layer.size}, alpha={layer.alpha:g}, beta={layer.beta:g}, k={layer.bias:g}"
+            desc = (f"LRN n={layer.size}, alpha={layer.alpha:g}, beta={layer.beta:g}, "
+                    f"k={layer.bias:g}")
         elif isinstance(layer, ir.Dropout):
             shape, desc = self.shape, f"dropout {layer.rate:g}"
         else:

@@ -24,6 +24,7 @@ class Problem:
     column: int | None = None
 
     def render(self, source: str | None = None) -> str:
+        """``file:line:column: key.path: message`` (``<blueprint>`` without a file)."""
         where = source or "<blueprint>"
         if self.line is not None:
             where += f":{self.line}"

@@ -68,7 +68,8 @@ class _Expander:
             value = value[level.index]
         if isinstance(value, list):
             depth = "no repeat encloses it" if not stack else \
-                f"only {len(stack)} repeat(s) enclose it ({', '.join('*' + l.label for l in stack)})"
+                f"only {len(stack)} repeat(s) enclose it " \
+                f"({', '.join('*' + level.label for level in stack)})"
             self.fail(source, f"is a list nested one level too deep: {depth}")
             return None
         return value
@@ -130,8 +131,8 @@ class _Expander:
             return
         origin = f"column {node.column}"
         if stack:
-            origin += ", " + ", ".join(f"repetition {l.index + 1} of *{l.label}"
-                                       for l in reversed(stack))
+            origin += ", " + ", ".join(f"repetition {level.index + 1} of *{level.label}"
+                                       for level in reversed(stack))
         for flag in self.switched_on:  # a layer that exists only because a flag is on
             origin += f", in the group ?{flag} that {flag}=true switches on ({flag}=false drops it)"
         values: dict[str, tuple[Any, str]] = {}
@@ -194,7 +195,8 @@ class _Expander:
     def _is_choice(token, key, raw: Word) -> bool:
         arg = token.arg(key)
         word = raw.name.lower()
-        return arg is not None and (word in arg.choices or word in ("valid", "same", "true", "false"))
+        return arg is not None and (word in arg.choices
+                                    or word in ("valid", "same", "true", "false"))
 
 
 class _Size:
@@ -320,7 +322,8 @@ ALIASES = {"DENSE": "FC", "LINEAR": "FC", "FULLYCONNECTED": "FC", "MAXPOOL": "PO
            "AVERAGEPOOLING2D": "POOL (with type=avg)", "CONV2D": "CONV", "CONV1D": "CONV",
            "CONVOLUTION": "CONV", "BATCHNORM": "BN", "BATCHNORMALIZATION": "BN",
            "FLAT": "FLATTEN", "DROP": "DROPOUT", "GLOBALAVERAGEPOOLING2D": "GLOBAL_POOL",
-           "GAP": "GLOBAL_POOL", "INPUTLAYER": "INPUT", "ACTIVATION": "RELU (or another activation token)"}
+           "GAP": "GLOBAL_POOL", "INPUTLAYER": "INPUT",
+           "ACTIVATION": "RELU (or another activation token)"}
 
 
 def referenced(node: Node) -> set[str]:

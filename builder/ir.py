@@ -15,6 +15,7 @@ Padding = Union[str, Pads]       # "valid", "same" or explicit pads
 
 @dataclass(frozen=True)
 class Conv:
+    """A convolution (grouped when ``groups`` > 1); sizes are per spatial axis."""
     kind = "CONV"
     name: str
     filters: int
@@ -30,6 +31,7 @@ class Conv:
 
 @dataclass(frozen=True)
 class Pool:
+    """A max or average pooling window."""
     kind = "POOL"
     name: str
     mode: str             # "max" | "avg"
@@ -42,6 +44,7 @@ class Pool:
 
 @dataclass(frozen=True)
 class GlobalPool:
+    """Max or average over all positions: the spatial axes go, channels stay."""
     kind = "GLOBAL_POOL"
     name: str
     mode: str
@@ -50,6 +53,7 @@ class GlobalPool:
 
 @dataclass(frozen=True)
 class Activation:
+    """An element-wise activation, named by its token (RELU, TANH, ...)."""
     kind = "ACTIVATION"
     name: str
     fn: str               # a token name: RELU, LEAKY_RELU, ELU, TANH, SIGMOID, GELU, SWISH
@@ -59,6 +63,7 @@ class Activation:
 
 @dataclass(frozen=True)
 class BatchNorm:
+    """Batch normalization over the channel axis."""
     kind = "BN"
     name: str
     momentum: float
@@ -68,6 +73,7 @@ class BatchNorm:
 
 @dataclass(frozen=True)
 class LRN:
+    """AlexNet's local response normalization across channels."""
     kind = "LRN"
     name: str
     size: int             # channels in the window, as in the AlexNet paper's n
@@ -79,6 +85,7 @@ class LRN:
 
 @dataclass(frozen=True)
 class Dropout:
+    """Dropout at ``rate`` during training; the identity at inference."""
     kind = "DROPOUT"
     name: str
     rate: float
@@ -87,6 +94,7 @@ class Dropout:
 
 @dataclass(frozen=True)
 class Flatten:
+    """Positions and channels into one vector, before the first fully connected layer."""
     kind = "FLATTEN"
     name: str
     origin: str = ""
@@ -94,6 +102,7 @@ class Flatten:
 
 @dataclass(frozen=True)
 class Dense:
+    """A fully connected layer; the last one carries the softmax."""
     kind = "FC"
     name: str
     units: int
@@ -128,6 +137,7 @@ class Augment:
 
     @property
     def any(self) -> bool:
+        """Whether any augmentation is switched on."""
         return self.flip != "none" or any((self.translate, self.crop, self.rotate,
                                            self.contrast, self.brightness))
 
@@ -185,4 +195,5 @@ class Network:
 
     @property
     def spatial_rank(self) -> int:
+        """1 for signals (length x channels), 2 for images."""
         return len(self.input_shape) - 1

@@ -98,8 +98,8 @@ def _layers(layer: ir.Layer, net: ir.Network, rank: int, index: int, shape) -> l
     assert isinstance(layer, ir.Dense)
     # The classifier stays float32 under mixed precision so the softmax is computed exactly.
     return [L.Dense(layer.units, activation="softmax" if layer.softmax else None,
-                    use_bias=layer.bias, name=layer.name, dtype="float32" if layer.softmax else None,
-                    **_weights(net, index))]
+                    use_bias=layer.bias, name=layer.name,
+                    dtype="float32" if layer.softmax else None, **_weights(net, index))]
 
 
 def save_model(model: keras.Model, path: str) -> None:

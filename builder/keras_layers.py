@@ -25,6 +25,7 @@ class LocalResponseNorm(keras.layers.Layer):
         self.size, self.alpha, self.beta, self.bias = size, alpha, beta, bias
 
     def call(self, x):
+        """``x / (bias + alpha * sum of squares over size channels) ** beta``."""
         radius = (self.size - 1) // 2
         channels = x.shape[-1]
         # The window sum as shifted slices of the zero-padded squares: plain ops that every
@@ -36,9 +37,11 @@ class LocalResponseNorm(keras.layers.Layer):
         return x / ops.power(self.bias + self.alpha * total, self.beta)
 
     def compute_output_shape(self, input_shape):
+        """Unchanged: the layer only rescales."""
         return input_shape
 
     def get_config(self):
+        """What a saved ``.keras`` file needs to rebuild the layer."""
         return {**super().get_config(), "size": self.size, "alpha": self.alpha,
                 "beta": self.beta, "bias": self.bias}
 
@@ -53,14 +56,18 @@ class EdgePad(keras.layers.Layer):
         self.fill = fill
 
     def call(self, x):
+        """``x`` with its spatial axes padded by ``pads``."""
         value = float("-inf") if self.fill == "min" else 0.0
         return ops.pad(x, [[0, 0], *self.pads, [0, 0]], constant_values=value)
 
     def compute_output_shape(self, input_shape):
-        spatial = [None if n is None else n + a + b for n, (a, b) in zip(input_shape[1:-1], self.pads)]
+        """Each spatial axis longer by its two pads (unknown stays unknown)."""
+        spatial = [None if n is None else n + a + b
+                   for n, (a, b) in zip(input_shape[1:-1], self.pads)]
         return (input_shape[0], *spatial, input_shape[-1])
 
     def get_config(self):
+        """What a saved ``.keras`` file needs to rebuild the layer."""
         return {**super().get_config(), "pads": [list(p) for p in self.pads], "fill": self.fill}
 
 
@@ -73,7 +80,9 @@ class ExactGelu(keras.layers.Layer):
     """
 
     def call(self, x):
+        """``0.5 x (1 + erf(x / sqrt 2))``."""
         return 0.5 * x * (1.0 + ops.erf(x * 0.7071067811865476))
 
     def compute_output_shape(self, input_shape):
+        """Unchanged: the activation is element-wise."""
         return input_shape

@@ -77,7 +77,8 @@ def _structure(occ: list[Occurrence], problems: list[Problem]) -> list[Occurrenc
         if o.token in ("FLATTEN", "GLOBAL_POOL", "FC") and flat_at is None:
             flat_at = i
             if o.token == "FC":
-                occ = occ[:i] + [Occurrence("FLATTEN", {}, "implicit before the first FC")] + occ[i:]
+                flatten = Occurrence("FLATTEN", {}, "implicit before the first FC")
+                occ = occ[:i] + [flatten] + occ[i:]
         elif o.token in _SPATIAL + ("FLATTEN",) and flat_at is not None:
             problems.append(Problem("pattern", f"{o.origin}: {o.token} needs positions to work "
                                     f"over, but the net is already flat here (after "
@@ -145,7 +146,8 @@ def _typed(o: Occurrence, name: str, rank: int, problems: list[Problem]) -> dict
         elif arg.default is REQUIRED:
             if not (o.token == "FC" and name == "predictions"):
                 problems.append(Problem(f"layers.{o.token}.{arg.name}",
-                                        f"{name} (pattern {o.origin}) needs {arg.name}: set it inline, "
+                                        f"{name} (pattern {o.origin}) needs {arg.name}: "
+                                        "set it inline, "
                                         f"e.g. {o.token}({arg.name}=...), or under "
                                         f"layers.{o.token}.{arg.name}"))
         else:
@@ -180,7 +182,8 @@ def _check_strides(layers: tuple[ir.Layer, ...]) -> None:
         if isinstance(layer, (ir.Conv, ir.Pool)):
             jump = tuple(j * s for j, s in zip(jump or (1,) * len(layer.stride), layer.stride))
             if max(jump) > MAX_INT:
-                raise BlueprintError(Problem(layer.name, f"({layer.kind}; pattern {layer.origin}) the "
+                raise BlueprintError(Problem(layer.name, f"({layer.kind}; pattern "
+                                             f"{layer.origin}) the "
                                              "strides up to here multiply to more than "
                                              f"{MAX_INT:,} (64 bits), far beyond any input's "
                                              "size; lower the strides"))

@@ -57,11 +57,13 @@ class Call:
 
 @dataclass(frozen=True)
 class Seq:
+    """Items joined by ``-``, in order."""
     items: tuple
 
 
 @dataclass(frozen=True)
 class Repeat:
+    """``(body)*count``: the count a number or a variable's name."""
     body: "Node"
     count: Union[int, str]
     column: int
@@ -69,6 +71,7 @@ class Repeat:
 
 @dataclass(frozen=True)
 class Optional:
+    """``(body)?FLAG``: present when the variable ``flag`` is true."""
     body: "Node"
     flag: str
     column: int
@@ -105,7 +108,8 @@ def _parser():
 
 def parse(text: str, path: str = "pattern") -> Node:
     """Parse a pattern expression; raise BlueprintError with a caret on a syntax error."""
-    from lark import Token as LarkToken, Tree
+    from lark import Token as LarkToken
+    from lark import Tree
     from lark.exceptions import UnexpectedInput
 
     _check_size(text, path)
@@ -158,7 +162,8 @@ def parse(text: str, path: str = "pattern") -> Node:
                     flag = str(post.children[0]) if post.children else _flag_name(node)
                     if flag is None:
                         raise BlueprintError(Problem(path, f"column {col}: an optional group "
-                                                     "needs a flag name after '?', e.g. (BN-RELU)?USE_BN"))
+                                                     "needs a flag name after '?', e.g. "
+                                                     "(BN-RELU)?USE_BN"))
                     node = Optional(node, flag, col)
             return node
         if t.data == "call":

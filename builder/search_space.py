@@ -35,6 +35,7 @@ from .training import schema as training_schema
 
 @dataclass(frozen=True)
 class IntRange:
+    """Whole numbers from ``low`` to ``high``, both included, every ``step``."""
     low: int
     high: int
     step: int = 1
@@ -43,6 +44,7 @@ class IntRange:
 
 @dataclass(frozen=True)
 class FloatRange:
+    """Numbers from ``low`` to ``high``, sampled on a log scale when ``log``."""
     low: float
     high: float
     log: bool = False
@@ -50,6 +52,7 @@ class FloatRange:
 
 @dataclass(frozen=True)
 class Choice:
+    """One of ``values`` (numbers, flags, strings or lists)."""
     values: tuple
 
 
@@ -75,12 +78,14 @@ class Axis:
 
 @dataclass(frozen=True)
 class SearchSpace:
+    """The checked ``search:`` section: axes in sampling order, budgets, objective."""
     axes: tuple[Axis, ...]
     budgets: dict            # budget name -> limit; only those given
     objective: str = "accuracy"
 
     @property
     def objectives(self) -> tuple[str, ...]:
+        """``("accuracy",)`` or accuracy and the cost it is traded against."""
         return tuple(self.objective.split(","))
 
     def to_json(self) -> str:

@@ -24,6 +24,7 @@ class Extent:
 
     @property
     def tiles(self) -> bool:
+        """Whether the windows tile the input exactly (no row or column left over)."""
         return self.exact.denominator == 1
 
 
@@ -61,7 +62,8 @@ def window_extent(n: int, kernel: int, stride: int, pad_before: int = 0,
         length -= 1
     pads = ""
     if pad_before or pad_after:
-        pads = f" + {2 * pad_before}" if pad_before == pad_after else f" + {pad_before} + {pad_after}"
+        pads = f" + {2 * pad_before}" if pad_before == pad_after else \
+            f" + {pad_before} + {pad_after}"
     formula = f"({n}{pads} - {span})/{stride} + 1 = {_show(exact)}"
     return Extent(length, exact, formula)
 

@@ -56,6 +56,7 @@ class Source:
         return problem
 
     def error(self, exc: BlueprintError) -> BlueprintError:
+        """``exc`` with every problem located at its line and column in this file."""
         return BlueprintError([self.locate(p) for p in exc.problems], self.name)
 
 
@@ -126,22 +127,22 @@ def apply_overrides(src: Source, overrides: list[str]) -> Source:
         key, sep, text = item.partition("=")
         key = key.strip()
         if not sep or not key:
-            raise BlueprintError(Problem("--set", f"{_shown(item)} must look like KEY=VALUE, "
+            raise BlueprintError(Problem("--set", f"{shown_item(item)} must look like KEY=VALUE, "
                                          "e.g. N=3, classes=10 or layers.CONV.kernel=5"),
                                  src.name)
         try:
             value = _plain(_yaml("safe").load(text)) if text.strip() else ""
         except YAMLError as exc:
-            raise BlueprintError(Problem("--set", f"{_shown(item)}: the value is "
+            raise BlueprintError(Problem("--set", f"{shown_item(item)}: the value is "
                                          f"{_yaml_problem(exc, text).message}"),
                                  src.name) from None
         except _Refused as exc:
-            raise BlueprintError(Problem("--set", f"{_shown(item)}: {exc.message}"),
+            raise BlueprintError(Problem("--set", f"{shown_item(item)}: {exc.message}"),
                                  src.name) from None
         path = key if ("." in key or key in TOP_KEYS) else f"vars.{key}"
         parts = path.split(".")
         if len(parts) > MAX_DEPTH:
-            raise BlueprintError(Problem("--set", f"{_shown(item)}: the key path has "
+            raise BlueprintError(Problem("--set", f"{shown_item(item)}: the key path has "
                                          f"{len(parts):,} parts; the limit is {MAX_DEPTH}"),
                                  src.name)
         node = data
@@ -150,11 +151,11 @@ def apply_overrides(src: Source, overrides: list[str]) -> Source:
                 node[part] = {}
             node = node[part]
         node[parts[-1]] = value
-        overridden[path] = f"--set {_shown(item, quote=False)}"
+        overridden[path] = f"--set {shown_item(item, quote=False)}"
     return Source(data, src.name, src.positions, overridden)
 
 
-def _shown(item: str, quote: bool = True) -> str:
+def shown_item(item: str, quote: bool = True) -> str:
     """``item`` for a message: whole when short, else its start and its length."""
     if len(item) > 80:
         return f"{item[:60]!r}… ({len(item):,} characters)" if quote else \

@@ -71,7 +71,8 @@ def import_tensorflow():
         return sys.modules["tensorflow"]
     _fewer_malloc_arenas()
     with _quiet_stderr():
-        import tensorflow
+        # TensorFlow first, then Keras's backend on top of it, as always
+        import tensorflow  # isort: skip
         import keras  # noqa: F401  (its backend import prints through the same path)
     return tensorflow
 

@@ -31,12 +31,14 @@ class Arg:
 
 @dataclass(frozen=True)
 class Token:
+    """A pattern token (CONV, POOL, FC, ...) and the arguments it takes."""
     name: str
     doc: str
     args: tuple[Arg, ...] = ()
     positional: tuple[str, ...] = ()  # order of positional inline arguments
 
     def arg(self, key: str) -> Arg | None:
+        """The argument named ``key`` or one of its aliases; None when it has none."""
         for a in self.args:
             if key == a.name or key in a.aliases:
                 return a

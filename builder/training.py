@@ -46,9 +46,10 @@ def training_from(section: dict[str, Any] | None, rank: int) -> ir.Training:
 
 def schema() -> dict:
     """The JSON Schema of the ``training:`` section."""
-    num = lambda lo=None, hi=None, excl=False, **kw: {"type": "number", **kw,
-                                                     **({"exclusiveMinimum" if excl else "minimum": lo} if lo is not None else {}),
-                                                     **({"maximum": hi} if hi is not None else {})}
+    def num(lo=None, hi=None, excl=False, **kw) -> dict:
+        low = {"exclusiveMinimum" if excl else "minimum": lo} if lo is not None else {}
+        return {"type": "number", **kw, **low, **({"maximum": hi} if hi is not None else {})}
+
     integer = lambda lo: {"type": "integer", "minimum": lo}
     return {
         "type": "object", "additionalProperties": False,

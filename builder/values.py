@@ -49,7 +49,8 @@ def convert(arg: Arg, raw: Any, rank: int) -> Any:
         try:
             dims = _size(raw, rank)
         except ValueProblem:
-            raise ValueProblem(f"must be valid, same, or zeros per side (2 or 2x1), got {raw!r}") from None
+            raise ValueProblem(f"must be valid, same, or zeros per side (2 or 2x1), "
+                               f"got {raw!r}") from None
         if any(d < 0 for d in dims):
             raise ValueProblem(f"padding must be >= 0, got {raw!r}")
         return tuple((d, d) for d in dims)
@@ -73,7 +74,8 @@ def _ranged(arg: Arg, v):
 def _dims(raw: Any) -> tuple[int, ...]:
     if isinstance(raw, Size):
         return raw.dims
-    if isinstance(raw, list) and raw and all(isinstance(d, int) and not isinstance(d, bool) for d in raw):
+    if isinstance(raw, list) and raw and \
+            all(isinstance(d, int) and not isinstance(d, bool) for d in raw):
         return tuple(raw)
     if isinstance(raw, int) and not isinstance(raw, bool):
         return (raw,)

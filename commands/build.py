@@ -5,6 +5,7 @@ from .blueprint_args import add_blueprint_args, compile_args
 
 
 def register(sub) -> None:
+    """Add ``cnnbp build`` to ``sub``."""
     p = sub.add_parser("build", help="build the Keras model and save it")
     add_blueprint_args(p)
     p.add_argument("-o", "--output", required=True, help="where to write the .keras file")
@@ -12,6 +13,8 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
+    """Build the blueprint's model and save it to ``--output``; the path is checked before
+    TensorFlow starts."""
     from cnnbp.builder.errors import check_keras_path
     compiled = compile_args(args)
     check_keras_path(args.output)  # before TensorFlow's start-up

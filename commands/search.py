@@ -17,6 +17,7 @@ then: cnnbp train searches/digits/best.yaml --data digits -o runs/best
 
 
 def register(subparsers) -> None:
+    """Add ``cnnbp search`` and its flags to ``subparsers``."""
     p = subparsers.add_parser(
         "search", help="search the blueprint's family for the best net within budgets",
         epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -52,6 +53,7 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
+    """Search (or resume) into ``--output``, print the summary and the best trial."""
     import logging
     from pathlib import Path
 

@@ -37,6 +37,7 @@ class Candidate:
 
     @property
     def feasible(self) -> bool:
+        """Whether it passed the shape checks and every budget."""
         return self.excluded_by is None
 
     def constraints(self) -> list[float]:

@@ -17,11 +17,14 @@ REPEATS = 50  # timed runs after 5 warm-up runs; the median is kept
 
 
 class LatencyCache:
+    """Batch-1 latency per distinct net, measured once and kept in a JSON file, so a
+    resumed search (or a net sampled twice) is not timed again."""
     def __init__(self, path: Path):
         self.path = path
         self.known = json.loads(path.read_text()) if path.is_file() else {}
 
     def __call__(self, compiled) -> float:
+        """The median latency in ms of ``compiled``'s net (training keys do not count)."""
         key = _key(compiled.resolved)
         if key not in self.known:
             self.known[key] = measure(compiled.network)

@@ -9,10 +9,13 @@ from cnnbp.builder.errors import BlueprintError, Problem
 from cnnbp.builder.schema import validate
 from cnnbp.builder.search_schema import SECTION_KEYS
 from cnnbp.builder.search_space import SearchSpace, parse
-from cnnbp.builder.source import Source, _shown, apply_overrides, read
+from cnnbp.builder.source import Source, apply_overrides, read, shown_item
 
 
 def load(ref: str, overrides: list[str], search_sets: list[str]) -> tuple[dict, SearchSpace]:
+    """The blueprint ``ref`` with ``--set`` and ``--search-set`` applied, and its checked
+    search space. Raises BlueprintError, located in the file, when either is wrong or the
+    space is missing."""
     src = read(ref)
     src = apply_overrides(src, overrides)
     src = apply_search_sets(src, search_sets)
@@ -53,8 +56,8 @@ def apply_search_sets(src: Source, items: list[str]) -> Source:
         try:
             value = apply_overrides(Source({}, src.name), [scratch]).data["vars"]["value"]
         except BlueprintError as exc:  # its words, under this flag and the item as given
-            why = exc.problems[0].message.removeprefix(f"{_shown(scratch)}: ")
-            raise BlueprintError(Problem("--search-set", f"{_shown(item)}: {why}"),
+            why = exc.problems[0].message.removeprefix(f"{shown_item(scratch)}: ")
+            raise BlueprintError(Problem("--search-set", f"{shown_item(item)}: {why}"),
                                  src.name) from None
         if key in SECTION_KEYS and key != "space":
             section[key], path = value, f"search.{key}"

@@ -21,6 +21,7 @@ COLUMNS = ("trial", "status", "reason", "val_accuracy", "test_accuracy", "params
 
 @dataclass(frozen=True)
 class Row:
+    """One trial as ``results.csv`` shows it."""
     number: int
     status: str        # trained | pruned | infeasible | failed | running | waiting
     attrs: dict
@@ -28,6 +29,7 @@ class Row:
 
     @property
     def accuracy(self) -> float | None:
+        """The validation accuracy; None for a trial that did not train."""
         return self.attrs.get("val_accuracy")
 
 
@@ -37,6 +39,8 @@ STATES = {"FAIL": "failed", "RUNNING": "running", "WAITING": "waiting"}
 
 
 def rows(study) -> list[Row]:
+    """Every trial of ``study`` as a Row, with cnnbp's status (trained, pruned, infeasible)
+    or, for one that did not finish, Optuna's state (failed, running, waiting)."""
     out = []
     for t in study.get_trials(deepcopy=False):
         state = STATES.get(t.state.name, t.state.name.lower())
@@ -69,6 +73,7 @@ def write_all(study, out: Path, objectives: tuple[str, ...]) -> Row | None:
 
 
 def write_csv(table: list[Row], path: Path) -> None:
+    """``results.csv``: the fixed columns, then one per sampled parameter."""
     names = sorted({k for r in table for k in r.params})
     buf = io.StringIO()
     w = csv.writer(buf)
@@ -104,6 +109,7 @@ def _finish(fig, ax):
 
 
 def plot_history(table: list[Row], path: Path) -> None:
+    """``history.png``: validation accuracy per trial."""
     history_figure(table)[0].savefig(path, dpi=110)
 
 
@@ -140,6 +146,7 @@ def pareto_front(points: list[tuple[float, float, Any]]) -> list:
 
 
 def plot_pareto(table: list[Row], path: Path, cost: str) -> None:
+    """``pareto.png``: accuracy against ``cost`` (``macs`` or ``latency_ms``)."""
     pareto_figure(table, cost)[0].savefig(path, dpi=110)
 
 

@@ -45,6 +45,7 @@ class Progress:
         return min((s for s in (pace, until) if s is not None), default=None)
 
     def status(self) -> str:
+        """The bar's text: elapsed, time left, best accuracy, stopped and excluded counts."""
         from tqdm import tqdm
         elapsed = time.perf_counter() - self.started
         left = self.left(elapsed)
@@ -81,5 +82,6 @@ class Progress:
             sys.stderr.flush()
 
     def close(self) -> None:
+        """Stop the clock's redraws and close the bar."""
         self.stopped.set()
         self.bar.close()

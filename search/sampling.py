@@ -4,7 +4,14 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from cnnbp.builder.search_space import Choice, Dimension, FloatRange, IntRange, PerStage, SearchSpace
+from cnnbp.builder.search_space import (
+    Choice,
+    Dimension,
+    FloatRange,
+    IntRange,
+    PerStage,
+    SearchSpace,
+)
 
 _PLAIN = (type(None), bool, int, float, str)
 

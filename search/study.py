@@ -4,9 +4,9 @@ Every candidate is checked statically first (``candidate.check``); one that cann
 completes at once as an infeasible trial and never reaches TensorFlow. Its constraint values
 (``Trial.set_constraint``) tell the sampler — TPE, or NSGA-II for two objectives — to stop
 proposing its like. A feasible one trains through ``cnnbp.train.fit.train`` into
-``OUT/trials/NNN/``, reporting validation accuracy each epoch to Optuna's median pruner. The study lives in ``OUT/study.db``
-(SQLite) unless ``storage`` names another database, so a killed search resumes and several
-workers can share one study.
+``OUT/trials/NNN/``, reporting validation accuracy each epoch to Optuna's median pruner. The
+study lives in ``OUT/study.db`` (SQLite) unless ``storage`` names another database, so a killed
+search resumes and several workers can share one study.
 """
 from __future__ import annotations
 
@@ -41,6 +41,7 @@ STATUS = "status"          # user attribute: trained | pruned | infeasible
 
 @dataclass(frozen=True)
 class Settings:
+    """How ``cnnbp search`` runs: data, output folder, trial count and storage."""
     data: str
     out: Path
     trials: int                 # trained trials wanted (static exclusions do not count)
@@ -101,8 +102,7 @@ def _storage(url: str):
     """
     from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
     from sqlalchemy.engine import make_url
-    from sqlalchemy.exc import (ArgumentError, IntegrityError, OperationalError,
-                                ProgrammingError)
+    from sqlalchemy.exc import ArgumentError, IntegrityError, OperationalError, ProgrammingError
     try:  # the URL as shown in errors: no password
         shown = make_url(url).render_as_string(hide_password=True)
     except ArgumentError:
@@ -336,6 +336,7 @@ class Objective:
 
 
 def trained_count(study) -> int:
+    """Trials that trained (or were stopped early by the pruner), not the excluded ones."""
     from optuna.trial import TrialState
     return sum(1 for t in study.get_trials(deepcopy=False,
                                            states=(TrialState.COMPLETE, TrialState.PRUNED))
