@@ -16,8 +16,9 @@ never through that stage's code (``export`` does not import ``train``, ``serve``
   commands and maps the ``contract`` error kinds to exit codes.
 
 ``ALLOWED`` below is that list; the README's Layout section says the same. Every import counts
-— at module level or inside a function, absolute or relative at any level — and no module of
-the package may take part in an import cycle.
+— at module level or inside a function, absolute or relative at any level —, no module of the
+package may take part in an import cycle, none takes another module's private (``_name``) names,
+and every module is imported by some test.
 """
 from __future__ import annotations
 
@@ -82,24 +83,42 @@ def imports(path: Path, name: str, known: set[str] | frozenset[str] = frozenset(
     Relative imports are resolved against ``name``'s package at any level; ``from A import b``
     is the module ``A.b`` when that is one of ``known``, else ``A`` (``b`` is a name in it).
     """
-    tree = ast.parse(path.read_text(encoding="utf-8"))
-    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
     found = set()
-    for node in ast.walk(tree):
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
         if isinstance(node, ast.Import):
             found |= {Import(a.name, node.lineno) for a in node.names}
         elif isinstance(node, ast.ImportFrom):
-            if node.level:
-                parts = package.split(".")
-                assert node.level <= len(parts), f"{path}:{node.lineno} goes above {PACKAGE}"
-                base = ".".join(parts[:len(parts) - node.level + 1])
-                base = f"{base}.{node.module}" if node.module else base
-            else:
-                base = node.module or ""
+            base = _source(node, path, name)
             for alias in node.names:
                 sub = f"{base}.{alias.name}"
                 found.add(Import(sub if sub in known else base, node.lineno))
     return found
+
+
+def _source(node: ast.ImportFrom, path: Path, name: str) -> str:
+    """The absolute name of the module ``from ... import`` reads, in the module ``name``."""
+    if not node.level:
+        return node.module or ""
+    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+    parts = package.split(".")
+    assert node.level <= len(parts), f"{path}:{node.lineno} goes above {PACKAGE}"
+    base = ".".join(parts[:len(parts) - node.level + 1])
+    return f"{base}.{node.module}" if node.module else base
+
+
+def private_names(root: Path, package: str = PACKAGE) -> list[str]:
+    """"module:line takes other._name" for every private name a module of the package takes
+    from another one (a private submodule of its own package is no such name)."""
+    files = module_files(root, package)
+    taken = []
+    for name, path in files.items():
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom):
+                base = _source(node, path, name)
+                taken += [f"{name}:{node.lineno} takes {base}.{a.name}" for a in node.names
+                          if base.split(".")[0] == package and a.name.startswith("_")
+                          and f"{base}.{a.name}" not in files]
+    return taken
 
 
 def graph(root: Path, package: str = PACKAGE) -> dict[str, dict[str, int]]:
@@ -232,6 +251,12 @@ def test_a_unit_imports_only_what_the_data_flow_allows(name):
 def test_no_import_cycle_passes_through(name):
     found = [loop for loop in cycles(EDGES) if any(unit(m) == name for m in loop)]
     assert not found, "import cycles: " + "; ".join(_describe(loop, EDGES) for loop in found)
+
+
+def test_no_module_takes_another_modules_private_names():
+    """A leading underscore says "internal": what another module needs is made public (or
+    moved to a module both may import)."""
+    assert private_names(ROOT) == []
 
 
 @pytest.mark.parametrize("package", sorted(TENSORFLOW_FREE | {"builder"}))
@@ -378,3 +403,12 @@ def test_the_coverage_check_sees_a_module_no_test_imports(tmp_path):
                                              "M = 'cnnbp.c.v'\nN = 'not cnnbp.c.u'\n")
     assert imported_by_tests(set(graph(root)), tests) == {
         "cnnbp", "cnnbp.a", "cnnbp.a.x", "cnnbp.b", "cnnbp.b.z", "cnnbp.c", "cnnbp.c.v"}
+
+
+def test_the_private_name_check_sees_one_taken(tmp_path):
+    root = fabricate(tmp_path, {"train/pipeline.py": "def _decoded(): pass\n",
+                                "train/_helpers.py": "def f(): pass\n",
+                                "train/tfrecords.py": "from .pipeline import _decoded\n"
+                                "from ._helpers import f\nfrom . import _helpers\n"
+                                "from os import _exit\n"})
+    assert private_names(root) == ["cnnbp.train.tfrecords:1 takes cnnbp.train.pipeline._decoded"]

@@ -40,7 +40,8 @@ def test_unknown_layer_argument_is_located(write_blueprint):
 
 
 def test_every_schema_problem_is_reported(write_blueprint):
-    path = write_blueprint(GOOD.replace("classes: 4", "classes: one").replace("units: 16", "units: -3"))
+    path = write_blueprint(GOOD.replace("classes: 4", "classes: one")
+                           .replace("units: 16", "units: -3"))
     text = error_of(path)
     assert "2 problems" in text
     assert f"{path}:3:" in text and "classes" in text
@@ -56,7 +57,8 @@ def test_list_length_mismatch_points_at_the_key(write_blueprint):
     path = write_blueprint(GOOD.replace("filters: [4, 8]", "filters: [4, 8, 16]"))
     text = error_of(path)
     assert f"{path}:7:" in text
-    assert "layers.CONV.filters: has 3 values, but the repeat *M that encloses it runs 2 times" in text
+    assert "layers.CONV.filters: has 3 values, but the repeat *M that encloses it runs 2 " \
+        "times" in text
 
 
 def test_unbound_variable(write_blueprint):
@@ -109,7 +111,8 @@ def test_size_with_wrong_rank():
 
 
 def test_missing_file_suggests_shipped_name():
-    with pytest.raises(BlueprintError, match=r"no blueprint file 'alexnte' \(did you mean alexnet\?\)"):
+    with pytest.raises(BlueprintError,
+                       match=r"no blueprint file 'alexnte' \(did you mean alexnet\?\)"):
         load("alexnte")
 
 
@@ -159,7 +162,8 @@ def expression_error(pattern, overrides=()):
 def test_choices_and_tokens_read_in_any_case():
     a = load_expression("INPUT(16x16x3)-conv(8,3,padding=SAME)-Relu-POOL-FC(4)-SOFTMAX")
     b = load_expression("INPUT(16x16x3)-CONV(8,3,padding=same)-RELU-POOL-FC(4)-SOFTMAX")
-    assert a.analysis.total_params == b.analysis.total_params == 8 * 3 * 3 * 3 + 8 + 8 * 8 * 8 * 4 + 4
+    assert a.analysis.total_params == b.analysis.total_params == \
+        8 * 3 * 3 * 3 + 8 + 8 * 8 * 8 * 4 + 4
 
 
 @pytest.mark.parametrize("token,ours", [("DENSE", "FC"), ("MAXPOOL", "POOL"), ("Conv2D", "CONV")])

@@ -53,7 +53,8 @@ def test_unknown_token_suggests_the_nearest():
 
 
 def test_unknown_keyword_lists_valid_ones():
-    with pytest.raises(BlueprintError, match=r"CONV has no argument 'strid' \(did you mean stride\?\)"):
+    with pytest.raises(BlueprintError,
+                       match=r"CONV has no argument 'strid' \(did you mean stride\?\)"):
         expand(parse("CONV(8, strid=2)-SOFTMAX"), {}, {})
 
 

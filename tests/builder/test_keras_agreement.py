@@ -1,6 +1,7 @@
 """Keras agrees with the static analysis: shapes and parameter counts, layer by layer."""
 import pytest
-from hypothesis import HealthCheck, assume, given, settings, strategies as st
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
 
 from cnnbp.builder import load, load_expression
 from cnnbp.builder.errors import BlueprintError
@@ -59,14 +60,17 @@ def nets(draw):
         if draw(st.booleans()):
             mode = draw(st.sampled_from(["max", "avg"]))
             rounding = draw(st.sampled_from(["floor", "ceil"] if mode == "max" else ["floor"]))
-            pad = draw(st.sampled_from(["valid", "same", "1"] if mode == "max" else ["valid", "same"]))
+            pad = draw(st.sampled_from(["valid", "same", "1"] if mode == "max"
+                                       else ["valid", "same"]))
             parts.append(f"POOL({mode}, {draw(st.integers(1, 3))}, {draw(st.integers(1, 3))}, "
                          f"padding={pad}, rounding={rounding})")
         if draw(st.booleans()):
             parts.append("LRN(3)")
-    parts.append(draw(st.sampled_from(["FLATTEN", "GLOBAL_POOL(max)", "GLOBAL_POOL(avg)", "DROPOUT(0.1)"])))
+    parts.append(draw(st.sampled_from(["FLATTEN", "GLOBAL_POOL(max)", "GLOBAL_POOL(avg)",
+                                       "DROPOUT(0.1)"])))
     for _ in range(draw(st.integers(0, 2))):
-        parts.append(f"FC({draw(st.integers(1, 16))})-{draw(st.sampled_from(['RELU', 'TANH', 'BN']))}")
+        activation = draw(st.sampled_from(["RELU", "TANH", "BN"]))
+        parts.append(f"FC({draw(st.integers(1, 16))})-{activation}")
     parts.append(draw(st.sampled_from(["SOFTMAX", f"FC({draw(st.integers(2, 5))})-SOFTMAX"])))
     return "-".join(parts)
 

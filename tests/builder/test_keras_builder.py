@@ -22,8 +22,9 @@ def test_layer_names_follow_the_blueprint(keras):
                                                                "input=[32,32,1]"]).network).layers]
     assert names[:6] == ["input", "stage1_conv1", "stage1_relu1", "stage1_conv2", "stage1_relu2",
                          "stage1_pool"]
-    assert "stage5_conv3" in names and names[-8:] == ["flatten", "fc1", "fc1_relu", "fc1_dropout",
-                                                      "fc2", "fc2_relu", "fc2_dropout", "predictions"]
+    assert "stage5_conv3" in names
+    assert names[-8:] == ["flatten", "fc1", "fc1_relu", "fc1_dropout", "fc2", "fc2_relu",
+                          "fc2_dropout", "predictions"]
 
 
 def test_same_seed_same_weights_other_seed_other_weights(keras):

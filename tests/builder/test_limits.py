@@ -219,8 +219,8 @@ def test_repeats_that_vary_by_repetition_are_counted_one_by_one_and_stop_early()
      "-99999999999999999999 does not fit in 64 bits"),
     (["vgg16", "--set", f"input={'9' * 5000}x4x3"], "(5,000 digits) does not fit in 64 bits"),
     (["-e", "INPUT(1x1x1)-(CONV(1, 3, stride=10, pad=1)-RELU)*100-SOFTMAX", "--set",
-      "classes=2"], "stage1_conv19: (CONV; pattern column 15, repetition 19 of *100) the strides up to "
-                    "here multiply to more than 9,223,372,036,854,775,807 (64 bits)"),
+      "classes=2"], "stage1_conv19: (CONV; pattern column 15, repetition 19 of *100) the "
+                    "strides up to here multiply to more than 9,223,372,036,854,775,807 (64 bits)"),
 ])
 def test_oversize_numbers_are_refused(args, message):
     assert message in refused(*args)

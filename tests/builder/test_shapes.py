@@ -40,8 +40,8 @@ def test_same_padding_matches_tensorflow_placement():
     assert same_pads(224, 3, 2) == (0, 1)
 
 
-@pytest.mark.parametrize("module", ["cnnbp.builder.shapes", "cnnbp.builder.values", "cnnbp.builder.tokens",
-                                    "cnnbp.builder.summary"])
+@pytest.mark.parametrize("module", ["cnnbp.builder.shapes", "cnnbp.builder.values",
+                                    "cnnbp.builder.tokens", "cnnbp.builder.summary"])
 def test_doctests(module):
     result = doctest.testmod(importlib.import_module(module))
     assert result.attempted > 0 and result.failed == 0
