@@ -166,7 +166,10 @@ def _model_routes(suffix: str, endpoint, name: str, methods: list[str]) -> list[
 
 
 GET, POST = ["GET"], ["POST"]  # GET routes answer HEAD too (Starlette adds it)
+# Starlette's router tries the routes in order: inference and the probes first (a regex match
+# each, about a microsecond), and the fixed /v2/models/stats before /v2/models/{name}
 ROUTES = [
+    *_model_routes("/infer", infer, "infer", POST),
     Route("/v2/health/live", live, methods=GET, name="health"),
     Route("/v2/health/ready", ready, methods=GET, name="health"),
     Route("/", home, methods=GET, name="page"),
@@ -178,7 +181,6 @@ ROUTES = [
     Route("/report.html", report, methods=GET, name="report"),  # the one served model's
     *_model_routes("", metadata, "metadata", GET),
     *_model_routes("/ready", model_ready, "metadata", GET),
-    *_model_routes("/infer", infer, "infer", POST),
     *_model_routes("/classify", classify_route, "classify", POST),
     *_model_routes("/config", config, "config", GET),
     *_model_routes("/stats", stats, "stats", GET),
