@@ -22,6 +22,7 @@ SPACE = (ROOT / "tests" / "search" / "conftest.py").read_text().split('"""\\\n',
 
 def main(count: int = 200) -> None:
     import optuna
+
     from cnnbp.builder import blueprint, build_model
     from cnnbp.builder.search_space import with_values
     from cnnbp.builder.tf_env import import_tensorflow

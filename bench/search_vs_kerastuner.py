@@ -88,4 +88,5 @@ def main(seconds: float = 120, epochs: int = 3) -> None:
 
 
 if __name__ == "__main__":
-    main(float(sys.argv[1]) if len(sys.argv) > 1 else 120, int(sys.argv[2]) if len(sys.argv) > 2 else 3)
+    main(float(sys.argv[1]) if len(sys.argv) > 1 else 120,
+         int(sys.argv[2]) if len(sys.argv) > 2 else 3)
