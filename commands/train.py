@@ -62,37 +62,22 @@ def overrides(args) -> list[str]:
 
 
 def run(args) -> int:
-    """Train a new run (on one host, or across the workers ``TF_CONFIG`` names) or resume one,
-    then print its result; the data's problems that need no TensorFlow are found first."""
-    from cnnbp.builder.tf_env import import_keras
+    """Train a new run or resume one (``train.launch``), then print its result."""
     from cnnbp.contract.errors import UsageError
-    from cnnbp.train.fit import train
-    from cnnbp.train.resume import resume
+    from cnnbp.train.launch import launch, relaunch
     if args.resume:
         given = [flag for flag, attr in FIXED_ON_RESUME if getattr(args, attr)]
         if given:  # never silently ignored
             raise UsageError(f"--resume continues {args.resume} as it was set up: "
                              f"{', '.join(given)} cannot change it (only --epochs can); start "
                              "a new run with -o to train differently")
-        import_keras()
-        metrics = resume(args.resume, quiet=args.quiet, epochs=args.epochs)
+        metrics = relaunch(args.resume, quiet=args.quiet, epochs=args.epochs)
     else:
         if args.blueprint is None and args.expr is None or None in (args.data, args.output):
             raise UsageError("train needs BLUEPRINT (or -e), --data and -o, or --resume RUN")
         args.set = overrides(args)
-        compiled = compile_args(args)
-        from cnnbp.train.multiworker import cluster, train_multiworker
-        if cluster():  # TF_CONFIG names several workers
-            metrics = train_multiworker(compiled, args.data, args.output, quiet=args.quiet)
-        else:
-            from cnnbp.contract.rundir import RunDir, check_new
-            check_new(RunDir(args.output), args.force)  # before TensorFlow's start-up
-            from cnnbp.train.sources import preload
-            net = compiled.network  # so are the data's problems that need no TensorFlow
-            preload(args.data, net.input_shape, net.classes, net.class_names)
-            import_keras()
-            metrics = train(compiled, args.data, args.output, quiet=args.quiet,
-                            replace=args.force)
+        metrics = launch(compile_args(args), args.data, args.output, quiet=args.quiet,
+                         replace=args.force)
     print(f"{metrics.blueprint}: test accuracy {metrics.test_accuracy:.4f}, "
           f"loss {metrics.test_loss:.4f} after {metrics.epochs} epochs, "
           f"{metrics.images_per_second} images/s on {metrics.device} -> {metrics.run_dir}")

@@ -33,10 +33,10 @@ from cnnbp.contract.preprocessing import Preprocessing
 from .augment import make_augment
 from .cache import PixelStore, choose_cache
 from .clock import EpochClock
+from .data import Dataset, ImageFiles
 from .file_rows import FileRows
 from .images import BadImages
 from .rows import ArrayRows, RowSource
-from .sources import Dataset, ImageFiles
 from .split import split_files, split_rows, split_validation
 from .tfdata import PREFETCH, settled, shuffle_seed
 

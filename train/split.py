@@ -1,5 +1,6 @@
-"""A training set → the rows (or files) kept for training and those held out for validation,
-the same way for a given seed on every backend."""
+"""A data set → its splits: the test set of data that has none of its own (``split_test``), and
+the rows (or files) of a training set held out for validation, the same way for a given seed
+on every backend."""
 from __future__ import annotations
 
 import numpy as np
@@ -34,3 +35,13 @@ def split_rows(count: int, fraction: float, seed: int):
     order = np.random.default_rng(seed).permutation(count)
     cut = int(round(count * fraction))
     return order[cut:], order[:cut]
+
+
+def split_test(x, y, seed=0, test_fraction=0.2):
+    """A seeded split into (x_train, x_test, y_train, y_test), stratified by class whenever
+    every class can give to both sides."""
+    from sklearn.model_selection import train_test_split
+    try:
+        return train_test_split(x, y, test_size=test_fraction, random_state=seed, stratify=y)
+    except ValueError:  # a class with a single sample, or fewer test rows than classes
+        return train_test_split(x, y, test_size=test_fraction, random_state=seed)

@@ -13,9 +13,9 @@ from cnnbp.builder import ir
 from cnnbp.contract.preprocessing import Preprocessing
 from cnnbp.contract.preprocessing import fit as fit_all
 
+from .data import Dataset, ImageFiles
 from .images import BadImages, pixel_decoder, raise_for
 from .pipeline import mapped, row_source, scaler
-from .sources import Dataset, ImageFiles
 from .tfdata import DECODE_CALLS
 
 CHUNK_BYTES = 64 << 20

@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 from cnnbp.contract.errors import DataError
-from cnnbp.train.sources import _bounds, check_against, load_source
+from cnnbp.train.array_files import bounds
+from cnnbp.train.sources import check_against, load_source
 from tests.conftest import ROOT
 
 R = np.random.default_rng(0)
@@ -116,8 +117,8 @@ def test_a_memory_map_is_scanned_in_chunks_and_the_row_named(tmp_path):
     a.flush()
     mapped = np.load(tmp_path / "x.npy", mmap_mode="r")
     with pytest.raises(DataError, match=r"x.npy\[37, 2, 1, 0\] is inf"):
-        _bounds(mapped, "x.npy", chunk=64)  # 4 rows a chunk: the 10th chunk holds it
-    assert _bounds(np.load(tmp_path / "x.npy", mmap_mode="r")[:30], "x", chunk=64) == (0.5, 0.5)
+        bounds(mapped, "x.npy", chunk=64)  # 4 rows a chunk: the 10th chunk holds it
+    assert bounds(np.load(tmp_path / "x.npy", mmap_mode="r")[:30], "x", chunk=64) == (0.5, 0.5)
 
 
 def test_an_uncompressed_npz_is_checked_through_its_memory_map(tmp_path):

@@ -128,6 +128,23 @@ def test_existing_run_is_not_overwritten(digits_run):
     assert proc.returncode == 2 and "already holds a finished run" in proc.stderr
 
 
+def test_resume_reads_the_runs_own_blueprint_and_names_it_when_missing(digits_run, tmp_path):
+    """A run is resumed from its resolved blueprint.yaml, never from a shipped blueprint of the
+    same name (``digits`` is one)."""
+    import shutil
+
+    from cnnbp.contract.errors import ArtifactError
+    from cnnbp.train.resume import resume
+    out, _ = digits_run
+    copy = tmp_path / "digits"
+    shutil.copytree(out, copy)
+    (copy / "blueprint.yaml").unlink()
+    with pytest.raises(ArtifactError) as caught:
+        resume(copy, quiet=True)
+    assert str(copy / "blueprint.yaml") in str(caught.value)
+    assert "the resolved blueprint is missing" in str(caught.value)
+
+
 def test_data_that_does_not_fit_fails_before_training(tmp_path):
     proc = cnnbp("train", "cifar10_small", "--data", "digits", "-o", str(tmp_path / "r"))
     assert proc.returncode == 2 and "samples are 8x8x1" in proc.stderr

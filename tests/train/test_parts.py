@@ -65,9 +65,9 @@ def test_the_epoch_clock_draws_each_epoch_from_the_seed_and_the_epoch_alone():
 
 
 def test_array_rows_read_a_memory_map_by_index(tmp_path):
+    from cnnbp.train.data import Dataset
     from cnnbp.train.images import BadImages
     from cnnbp.train.rows import ArrayRows
-    from cnnbp.train.sources import Dataset
     net = load("digits").network
     x = np.lib.format.open_memmap(tmp_path / "x.npy", "w+", "float32", (10, 8, 8, 1))
     x[...] = np.arange(10, dtype="float32")[:, None, None, None]
@@ -182,3 +182,53 @@ def test_the_progress_line_goes_to_stdout_and_no_bar_off_a_terminal(capsys):
     say("epoch 1/1: loss 0.1")
     assert capsys.readouterr().out == "epoch 1/1: loss 0.1\n"
     assert on_terminal() is False  # pytest captures stderr: not a terminal
+
+
+def test_launch_refuses_data_that_does_not_fit_before_anything_is_written(tmp_path):
+    from cnnbp.train.launch import launch
+    with pytest.raises(DataError, match=r"samples are 8x8x1"):
+        launch(load("cifar10_small"), "digits", tmp_path / "r")
+    assert not (tmp_path / "r").exists()
+
+
+def test_the_builtin_digits_are_split_80_20_with_their_names():
+    from cnnbp.train.builtin import digits
+    data = digits()
+    assert (len(data.y_train), len(data.y_test)) == (1437, 360)
+    assert data.x_train.shape[1:] == (8, 8, 1)
+    assert 0 <= data.x_train.min() <= data.x_train.max() <= 1
+    assert data.class_names == tuple("0123456789") and data.scale == 16.0
+
+
+def test_an_npz_of_x_and_y_is_split_and_a_nan_named_by_its_row(tmp_path):
+    from cnnbp.train.array_files import npz
+    x = np.zeros((20, 4, 4, 1), "float32")
+    np.savez(tmp_path / "d.npz", x=x, y=np.arange(20) % 2)
+    data = npz(tmp_path / "d.npz", 2)
+    assert (len(data.y_train), len(data.y_test)) == (16, 4)
+    x[13, 2, 1, 0] = np.nan
+    np.savez(tmp_path / "bad.npz", x=x, y=np.arange(20) % 2)
+    with pytest.raises(DataError, match=r"bad\.npz: x\[13, 2, 1, 0\] is nan"):
+        npz(tmp_path / "bad.npz", 2)
+
+
+def test_an_image_folder_is_listed_not_decoded_and_other_files_counted(tmp_path):
+    from cnnbp.train.folders import folder
+    for label in ("cat", "dog"):
+        (tmp_path / label).mkdir()
+        for i in range(5):
+            (tmp_path / label / f"{i}.png").write_bytes(b"not decoded here")
+    (tmp_path / "cat" / "notes.txt").write_text("x")
+    data = folder(tmp_path, (8, 8, 3))
+    assert data.class_names == ("cat", "dog")
+    assert len(data.train_files) + len(data.test_files) == 10
+    assert "1 other file(s) ignored" in data.source
+
+
+def test_class_names_are_matched_by_name_into_the_blueprints_order():
+    from cnnbp.train.class_match import match_names
+    assert match_names(("cat", "dog"), ("dog", "cat"), 2, "src") == [1, 0]
+    assert match_names(("cat", "dog"), ("cat", "dog"), 2, "src") is None
+    with pytest.raises(DataError, match=r"only in the data: \[cow\]; only in the blueprint: "
+                                        r"\[dog\]"):
+        match_names(("cat", "cow"), ("cat", "dog"), 2, "src")
