@@ -23,7 +23,7 @@ _UNITS = {"max_params": "parameters", "max_macs": "MACs",
           "max_activation_memory": "activation bytes", "max_latency_ms": "ms batch-1 latency"}
 
 
-@dataclass
+@dataclass(frozen=True)
 class Candidate:
     """One member of the family and the static verdict on it."""
 
@@ -53,6 +53,14 @@ class Candidate:
         return out
 
 
+@dataclass(frozen=True)
+class _Excluded:
+    """Why a candidate is out: the constraint it broke, the limit, and the message."""
+    by: str
+    reason: str
+    limit: float = 0.0
+
+
 def check(doc: dict, space: SearchSpace, values: dict[str, Any],
           latency=None) -> Candidate:
     """Compile and analyse the candidate ``values`` put into ``doc``; never imports TensorFlow.
@@ -61,31 +69,35 @@ def check(doc: dict, space: SearchSpace, values: dict[str, Any],
     static budgets.
     """
     started = time.perf_counter()
-    cand = Candidate(values)
     paths = {a.path: values[a.name] for a in space.axes}
+    compiled, measures, out = None, {}, None
     try:
-        cand.compiled = compile_data(with_values(doc, paths))
+        compiled = compile_data(with_values(doc, paths))
     except BlueprintError as exc:
         first = exc.problems[0]
-        cand.excluded_by, cand.reason = "shape", (f"{first.path}: {first.message}"
-                                                  if first.path else first.message)
-    if cand.compiled is not None:
-        a = cand.compiled.analysis
-        cand.measures = {"params": a.total_params, "macs": a.total_macs,
-                         "activation_memory": a.total_memory}
-        _budgets(cand, space, ("max_params", "max_macs", "max_activation_memory"))
-        if cand.feasible and latency is not None:
-            cand.measures["latency_ms"] = latency(cand.compiled)
-            _budgets(cand, space, ("max_latency_ms",))
-    cand.check_ms = (time.perf_counter() - started) * 1e3
-    return cand
+        out = _Excluded("shape", f"{first.path}: {first.message}" if first.path
+                        else first.message)
+    if compiled is not None:
+        a = compiled.analysis
+        measures = {"params": a.total_params, "macs": a.total_macs,
+                    "activation_memory": a.total_memory}
+        out = _over(measures, space, ("max_params", "max_macs", "max_activation_memory"))
+        if out is None and latency is not None:
+            measures["latency_ms"] = latency(compiled)
+            out = _over(measures, space, ("max_latency_ms",))
+    elapsed_ms = (time.perf_counter() - started) * 1e3
+    if out is None:
+        return Candidate(values, compiled, measures, check_ms=elapsed_ms)
+    return Candidate(values, compiled, measures, out.by, out.reason, elapsed_ms, out.limit)
 
 
-def _budgets(cand: Candidate, space: SearchSpace, names: tuple[str, ...]) -> None:
+def _over(measures: dict[str, float], space: SearchSpace,
+          names: tuple[str, ...]) -> _Excluded | None:
+    """The first of the budgets ``names`` that ``measures`` exceed, or None."""
     for name in names:
         limit = space.budgets.get(name)
-        value = cand.measures.get(_MEASURES[name])
+        value = measures.get(_MEASURES[name])
         if limit is not None and value is not None and value > limit:
-            cand.excluded_by, cand.limit = name, float(limit)
-            cand.reason = f"{value:,.6g} {_UNITS[name]} > {name} {limit:,}"
-            return
+            return _Excluded(name, f"{value:,.6g} {_UNITS[name]} > {name} {limit:,}",
+                             float(limit))
+    return None
