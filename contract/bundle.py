@@ -30,7 +30,7 @@ LABELS = "labels.txt"
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(strict=True, extra="forbid")
+    model_config = ConfigDict(strict=True, extra="forbid", frozen=True)
 
 
 class ParityCase(_Strict):
@@ -98,6 +98,8 @@ class PixelsParity(_Strict):
 
 class ParityReport(records.Record):
     """``validation.json``: ONNX Runtime against Keras on the same inputs, and what was shipped."""
+
+    model_config = ConfigDict(frozen=True)  # with Record's strict, extra="forbid"
 
     passed: bool
     atol: float = Field(ge=0)

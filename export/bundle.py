@@ -100,7 +100,7 @@ def export_bundle(ref: str | Path, out: str | Path, opset: int = DEFAULT_OPSET,
                 f"{atol:g}), top-1 agreement {report.top1_agreement:.4f}"
                 + (f"; first diverging layer {where.layer} (|diff| {where.max_abs:.3g})"
                    if where else "") + "; no bundle written", report)
-        report.pixels = _pixels_model(tmp, src, max_batch, atol, ref)
+        made: dict = {"pixels": _pixels_model(tmp, src, max_batch, atol, ref)}
         write_labels(tmp / "labels.txt", src.class_names)
         src.preprocess.write(tmp / "preprocess.json")
         if src.blueprint_text:
@@ -108,12 +108,13 @@ def export_bundle(ref: str | Path, out: str | Path, opset: int = DEFAULT_OPSET,
         _test_vectors(tmp, src)
         if with_variants:
             phase("making and measuring the variants (optimized, fp16, int8)")
-            report.variants = _variants(tmp, src, max_batch)
+            made["variants"] = _variants(tmp, src, max_batch)
             if anysize.offered(src.preprocess):  # never the default: a variant, measured
-                report.variants["pixels_anysize"] = anysize.make(tmp, src.preprocess)
+                made["variants"]["pixels_anysize"] = anysize.make(tmp, src.preprocess)
         phase("writing the bundle, its model card and report")
         if src.x_test is not None:
-            report.test_accuracy = variants.accuracy(tmp / "model.onnx", src.x_test, src.y_test)
+            made["test_accuracy"] = variants.accuracy(tmp / "model.onnx", src.x_test, src.y_test)
+        report = report.model_copy(update=made)
         report.write(tmp / "validation.json")
         write_text(tmp / "README.md", model_card(Path(out).resolve().name, report,
                                                  src.preprocess, src.compiled, src.run))

@@ -1,7 +1,8 @@
-"""See the network: ``report.html`` for a run or a bundle, and the ``explain`` figures.
+"""See the network: ``report.html`` for a run or a bundle, the ``explain`` figures, the volume
+diagram (``draw``, no TensorFlow or matplotlib) and a bundle's model card (``card``).
 
 ``write_run_report`` and ``write_bundle_report`` are what training and export call; the
-``draw``, ``explain`` and ``report`` commands live in ``command``.
+``draw``, ``explain`` and ``report`` commands live in ``cnnbp.commands``.
 """
 from __future__ import annotations
 
