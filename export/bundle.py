@@ -9,14 +9,13 @@
 """
 from __future__ import annotations
 
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from cnnbp.contract.atomic import atomic_path, write_text
-from cnnbp.contract.bundle import ParityReport, PixelsParity, VariantResult, metadata
+from cnnbp.contract.bundle import ParityReport, PixelsParity, metadata
 from cnnbp.contract.errors import RefusedError
 from cnnbp.contract.labels import write_labels
 from cnnbp.report.card import model_card
@@ -108,7 +107,7 @@ def export_bundle(ref: str | Path, out: str | Path, opset: int = DEFAULT_OPSET,
         _test_vectors(tmp, src)
         if with_variants:
             phase("making and measuring the variants (optimized, fp16, int8)")
-            made["variants"] = _variants(tmp, src, max_batch)
+            made["variants"] = variants.make_all(tmp, src, max_batch)
             if anysize.offered(src.preprocess):  # never the default: a variant, measured
                 made["variants"]["pixels_anysize"] = anysize.make(tmp, src.preprocess)
         phase("writing the bundle, its model card and report")
@@ -162,43 +161,3 @@ def _test_vectors(folder: Path, src: Source) -> None:
     vectors.mkdir()
     (vectors / "input_0.pb").write_bytes(numpy_helper.from_array(x, INPUT).SerializeToString())
     (vectors / "output_0.pb").write_bytes(numpy_helper.from_array(y, OUTPUT).SerializeToString())
-
-
-def _variants(folder: Path, src: Source, max_batch: int) -> dict[str, VariantResult]:
-    """Build each variant, validate it like the main model, keep it only if it passes."""
-    out = folder / "variants"
-    out.mkdir()
-    base = folder / "model.onnx"
-    plan = {"optimized": ("model.optimized.onnx", parity.FLOAT32_ATOL, 1.0),
-            "fp16": ("model.fp16.onnx", 1e-2, 0.99)}
-    if src.x_calibration is not None:
-        plan["int8"] = ("model.int8.onnx", 1.0, 0.0)  # judged by test accuracy, below
-    results = {}
-    with tempfile.TemporaryDirectory() as work:
-        for name, (file, atol, top1) in plan.items():
-            target = out / file
-            try:
-                if name == "optimized":
-                    variants.optimized(base, target)
-                elif name == "fp16":
-                    variants.float16(base, target)
-                else:
-                    variants.int8(base, target, src.x_calibration, Path(work))
-                found = parity.measure(src.model, str(target), src.x_test, (1, 7, max_batch),
-                                       atol, top1)
-                r = {"passed": found.passed, "atol": found.atol,
-                     "min_top1_agreement": found.min_top1_agreement, "max_abs": found.max_abs,
-                     "top1_agreement": found.top1_agreement, "file": f"variants/{file}"}
-            except Exception as exc:  # a variant that cannot be built is reported, not fatal
-                r = {"passed": False, "error": f"{type(exc).__name__}: {exc}"}
-            if name == "int8" and "error" not in r and src.x_test is not None:
-                base_acc = variants.accuracy(base, src.x_test, src.y_test)
-                acc = variants.accuracy(target, src.x_test, src.y_test)
-                r.update(test_accuracy=acc, fp32_test_accuracy=base_acc,
-                         accuracy_change_points=round(100 * (acc - base_acc), 3))
-                r["passed"] = r["accuracy_change_points"] > -1.0
-            if not r["passed"]:
-                target.unlink(missing_ok=True)
-                r["kept"] = False
-            results[name] = VariantResult(**r)
-    return results
