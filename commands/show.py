@@ -13,8 +13,8 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
-    """Print the per-layer table (shapes, parameters, MACs, receptive fields) and the summary; no
-    TensorFlow."""
+    """Print the per-layer table (shapes, parameters, MACs, receptive fields) and the summary,
+    or with ``--yaml`` the blueprint itself; no TensorFlow."""
     from cnnbp.builder.summary import summary, table
     if args.yaml:  # a file to start from: the blueprint as written, comments included
         from cnnbp.builder.source import resolve_path
