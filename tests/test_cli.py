@@ -1,4 +1,5 @@
-"""The cnnbp command as a user runs it: exit codes, output, no tracebacks, no TensorFlow for check."""
+"""The cnnbp command as a user runs it: exit codes, output, no tracebacks, no TensorFlow for
+check."""
 import json
 import subprocess
 import sys
@@ -6,7 +7,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from cnnbp import cli
 from tests.conftest import ROOT, SHIPPED
@@ -56,8 +58,8 @@ def test_bad_blueprint_exits_2_with_one_message():
 def test_set_overrides_variables(capsys):
     assert cli.main(["check", "mnist1d", "--set", "N=1", "--set", "K=2", "--json"]) == 0
     doc = json.loads(capsys.readouterr().out)
-    assert [l["type"] for l in doc["layers"]].count("CONV") == 3
-    assert [l["type"] for l in doc["layers"]].count("FC") == 3
+    assert [layer["type"] for layer in doc["layers"]].count("CONV") == 3
+    assert [layer["type"] for layer in doc["layers"]].count("FC") == 3
 
 
 def test_help_has_examples():
@@ -101,7 +103,8 @@ def test_build_refuses_a_wrong_suffix(tmp_path):
 
 # --- generated bad input never produces a traceback -----------------------------------------
 PIECES = ["CONV", "RELU", "POOL", "FC", "SOFTMAX", "LRN", "BN", "(", ")", "[", "]", "-", "*",
-          "?", "N", "M", "2", "0", "3x3", ",", "=", "stride", "(8)", "(3, 2)", "COV", "INPUT(8x8x1)"]
+          "?", "N", "M", "2", "0", "3x3", ",", "=", "stride", "(8)", "(3, 2)", "COV",
+          "INPUT(8x8x1)"]
 VALUES = st.recursive(st.none() | st.booleans() | st.integers(-3, 300) | st.floats(allow_nan=True)
                       | st.text(max_size=12) | st.sampled_from(["3x3", "same", "valid", "avg"]),
                       lambda inner: st.lists(inner, max_size=4) | st.dictionaries(
@@ -119,7 +122,8 @@ def bad_blueprints(draw):
     return doc
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=150, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(doc=bad_blueprints())
 def test_generated_blueprints_never_crash(doc, tmp_path, capsys):
     path = tmp_path / "fuzz.yaml"

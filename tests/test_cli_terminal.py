@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from cnnbp import cli
+
 CNNBP = str(Path(sys.executable).with_name("cnnbp"))
 TF_NOISE = ("cuInit", "absl::InitializeLog", "I0000", "E0000", "cudart_stub")
 
@@ -99,6 +100,7 @@ def test_search_draws_one_bar_on_a_terminal(tmp_path):
 
 def test_search_bar_clock_moves_during_a_trial(tmp_path):
     import re
+
     from tests.search.conftest import DIGITS_SPACE
     (tmp_path / "space.yaml").write_text(DIGITS_SPACE)
     shown = on_a_terminal(["search", "space.yaml", "--data", "digits", "--trials", "1",

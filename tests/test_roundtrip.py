@@ -206,7 +206,8 @@ def test_awkward_class_names_round_trip_everywhere(made):
     bundle = base / "bundles" / "folder"
     assert (base / "runs" / "folder" / "labels.txt").read_text(encoding="utf-8") == \
         "".join(f"{n}\n" for n in AWKWARD)
-    assert (bundle / "labels.txt").read_bytes() == (base / "runs" / "folder" / "labels.txt").read_bytes()
+    assert (bundle / "labels.txt").read_bytes() == \
+        (base / "runs" / "folder" / "labels.txt").read_bytes()
     meta = {p.key: p.value for p in onnx.load(str(bundle / "model.onnx")).metadata_props}
     assert json.loads(meta["class_names"]) == AWKWARD
     assert json.loads(meta["preprocess"])["class_names"] == AWKWARD
