@@ -28,6 +28,7 @@ def main(repeats: int = 5) -> None:
     from cnnbp.builder.tf_env import import_tensorflow
     import_tensorflow()
     import handwritten_vgg16
+
     from cnnbp.builder import build_model, load
     net = load("vgg16").network
     generated = lambda: build_model(net)

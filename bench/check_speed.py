@@ -28,8 +28,9 @@ def main(repeats: int = 5) -> None:
         times["check"].append(wall(check))
         times["keras"].append(wall(keras_summary))
     c, k = statistics.median(times["check"]), statistics.median(times["keras"])
-    print(f"cnnbp check vgg16           median {c:.3f} s  (runs: {', '.join(f'{t:.3f}' for t in times['check'])})")
-    print(f"Keras VGG-16 build+summary  median {k:.3f} s  (runs: {', '.join(f'{t:.3f}' for t in times['keras'])})")
+    runs = {key: ", ".join(f"{t:.3f}" for t in values) for key, values in times.items()}
+    print(f"cnnbp check vgg16           median {c:.3f} s  (runs: {runs['check']})")
+    print(f"Keras VGG-16 build+summary  median {k:.3f} s  (runs: {runs['keras']})")
     print(f"ratio: check is {k / c:.1f}x faster (target >= 20x, check well under 1 s)")
 
 
