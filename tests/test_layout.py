@@ -65,16 +65,16 @@ def module_files(root: Path, package: str = PACKAGE) -> dict[str, Path]:
     ``__init__.py`` makes it ``package``) and every subpackage with an ``__init__.py``;
     ``tests`` is not part of the package."""
     found = {}
-    for path in sorted(root.rglob("*.py")):
-        rel = path.relative_to(root)
-        folders = rel.parts[:-1]
-        if folders[:1] == ("tests",) or any(
-                not (root.joinpath(*folders[:i + 1]) / "__init__.py").is_file()
-                for i in range(len(folders))):
-            continue
-        parts = (package, *folders) + (() if path.name == "__init__.py" else (path.stem,))
-        found[".".join(parts)] = path
-    return found
+    folders = [(root, (package,))]
+    while folders:
+        folder, parts = folders.pop()
+        for path in sorted(folder.iterdir()):
+            if path.suffix == ".py":
+                found[".".join(parts + (() if path.name == "__init__.py" else (path.stem,)))] = path
+            elif path.is_dir() and (path / "__init__.py").is_file() and \
+                    (folder, path.name) != (root, "tests"):
+                folders.append((path, parts + (path.name,)))
+    return dict(sorted(found.items()))
 
 
 def imports(path: Path, name: str, known: set[str] | frozenset[str] = frozenset()) -> set[Import]:
