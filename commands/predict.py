@@ -21,6 +21,7 @@ def register(sub) -> None:
 
 def run(args) -> int:
     import os
+
     from cnnbp.contract.errors import UsageError
     from cnnbp.serve.client import predict_local, predict_remote
     failed: list[str] = []  # a file that cannot be classified does not stop the others
