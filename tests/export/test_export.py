@@ -64,9 +64,11 @@ def test_model_io_names_dynamic_batch_and_layer_names(bundle):
 def test_metadata_props(bundle, run_dir, keras):
     from cnnbp.export.onnx_export import weights_sha256
     meta = {p.key: p.value for p in onnx.load(str(bundle[0] / "model.onnx")).metadata_props}
-    assert "pattern:" in meta["blueprint"] and json.loads(meta["class_names"]) == [str(i) for i in range(10)]
+    assert "pattern:" in meta["blueprint"]
+    assert json.loads(meta["class_names"]) == [str(i) for i in range(10)]
     assert json.loads(meta["preprocess"])["scale"] == 16.0
-    assert {"tensorflow", "keras", "tf2onnx", "onnx", "onnxruntime"} <= set(json.loads(meta["versions"]))
+    assert {"tensorflow", "keras", "tf2onnx", "onnx", "onnxruntime"} <= \
+        set(json.loads(meta["versions"]))
     model = keras.models.load_model(run_dir / "model.keras")
     assert meta["weights_sha256"] == weights_sha256(model)
 
@@ -98,7 +100,8 @@ def test_variants_run_and_agree(bundle, variant, atol):
     folder = bundle[0]
     x = numpy_helper.to_array(onnx.load_tensor(str(folder / "test_data_set_0/input_0.pb")))
     y = numpy_helper.to_array(onnx.load_tensor(str(folder / "test_data_set_0/output_0.pb")))
-    got = ort.InferenceSession(str(folder / f"variants/model.{variant}.onnx")).run(None, {"input": x})[0]
+    got = ort.InferenceSession(str(folder / f"variants/model.{variant}.onnx")).run(
+        None, {"input": x})[0]
     np.testing.assert_allclose(got, y, atol=atol)
 
 
@@ -107,7 +110,7 @@ def test_model_card(bundle):
     assert "[8x8x32]" in card and "stage1_conv1" in card and "onnxruntime" in card
     assert "passed" in card
     assert "| class | precision | recall | F1 | test samples |" in card
-    rows = [l for l in card.splitlines() if re.match(r"\| \d \| [01]\.\d{3} \| ", l)]
+    rows = [line for line in card.splitlines() if re.match(r"\| \d \| [01]\.\d{3} \| ", line)]
     assert [r.split(" | ")[0] for r in rows] == [f"| {d}" for d in range(10)]
     assert "raw pixel values from 0 to 16 (full white)" in card  # digits' gray levels
     assert "adam, learning rate" in card and "test samples" in card
@@ -407,6 +410,7 @@ def test_kserve_over_an_edited_manifest_is_refused_and_an_unedited_one_rewritten
 
 def test_large_weights_are_stored_once_and_both_models_read_them(run_dir, tmp_path, monkeypatch):
     import onnxruntime as ort
+
     from cnnbp.export import bundle as exporting
     from cnnbp.export import onnx_export
     from cnnbp.export.triton import write_repository

@@ -77,6 +77,7 @@ def test_report_pages_show_class_names_as_text(exported, page):
 @pytest.mark.parametrize("name", PAYLOADS + ["a_b-c.d!e#f+g~h:i\\j{k} &amp; \"q\""])
 def test_escaping_keeps_every_character(name):
     import markdown
+
     from cnnbp.report.card import text
     html = markdown.markdown(text(name))
     assert "".join(Elements(html).text) == name and Elements(html).tags == [("p", {})]
