@@ -1,4 +1,5 @@
-"""A loaded source (``export.source``) → a validated deployment bundle, written atomically.
+"""A run directory or .keras file (read by ``export.source``) → a validated deployment bundle,
+written atomically.
 
     model.onnx  pixels.onnx  blueprint.yaml  labels.txt  preprocess.json  validation.json
     README.md  report.html
