@@ -59,6 +59,7 @@ def make_callback(session: Session, model, echo: bool = False):
             self.pending = None
 
         def flush(self):
+            """Wait for the commit in flight, raising its error."""
             if self.pending is not None:
                 self.pending.result()  # interrupted here (Ctrl-C), it is still pending
                 self.pending = None
@@ -71,9 +72,11 @@ def make_callback(session: Session, model, echo: bool = False):
                 self.writer.shutdown(wait=False)
 
         def on_train_end(self, logs=None):
+            """The last epoch's commit is on disk before ``fit`` returns."""
             self.close()
 
         def on_epoch_begin(self, epoch, logs=None):
+            """Draw the epoch's order, augmentation and dropout from the seed and ``epoch``."""
             self.started = time.perf_counter()
             # what this epoch draws, from the seed and the epoch alone (a resume draws alike)
             session.pipelines.start_epoch(epoch)
@@ -83,6 +86,8 @@ def make_callback(session: Session, model, echo: bool = False):
             self.rate = float(keras.ops.convert_to_numpy(model.optimizer.learning_rate))
 
         def on_epoch_end(self, epoch, logs=None):
+            """The epoch's history row, best weights and early stopping; its commit handed to
+            the writer thread."""
             logs = {k: float(v) for k, v in (logs or {}).items()}
             row = {"epoch": epoch + 1, **logs, "learning_rate": self.rate,
                    "seconds": round(time.perf_counter() - self.started, 3)}
