@@ -91,7 +91,7 @@ def schema() -> dict:
             "deterministic": {"enum": ["auto", True, False],
                               "description": "op determinism; auto: on for CPU, off for GPU"},
             "mixed_precision": {"enum": ["auto", True, False],
-                                "description": "float16 compute; auto: on for GPU only"},
+                                "description": "float16 compute; auto: off (float32) everywhere"},
             "xla": {"enum": ["auto", True, False],
                     "description": "XLA-compiled training steps; auto: off on a TensorFlow CPU "
                                    "(measured slower), on for GPUs, always on with JAX"},

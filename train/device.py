@@ -24,6 +24,11 @@ CPU_STEPS_PER_EXECUTION = 16
 # GPU (none was available while this was written; bench/gpu.py measures it): 16 keeps the
 # CPU's setting.
 GPU_STEPS_PER_EXECUTION = 16
+# ``training.mixed_precision: auto`` trains in float32 on GPUs too: on an H200 with JAX the
+# mixed_float16 policy did not pay (hand-written Keras fit 0.95x and 1.02x of its float32
+# speed on cifar10_small and VGG-11, cnnbp 1.22x and 0.90x; docs/benchmarks.md, issue 28).
+# ``true`` opts in.
+MIXED_BY_DEFAULT = False
 
 
 class _OneDevice:
@@ -48,9 +53,15 @@ class Device:
 
 
 def resolve(setting: bool | str, on_gpu: bool) -> bool:
-    """``training.deterministic`` / ``training.mixed_precision``: ``auto`` means off on a CPU
-    for mixed precision, on a CPU for determinism (cheap there), and the reverse on GPUs."""
+    """``training.deterministic``: ``auto`` means on for a CPU (cheap there), off on GPUs;
+    ``true``/``false`` as given."""
     return bool(setting) if setting != "auto" else on_gpu
+
+
+def use_mixed(setting: bool | str) -> bool:
+    """``training.mixed_precision``: ``auto`` is float32 on every device (``MIXED_BY_DEFAULT``,
+    by measurement); ``true`` is the mixed_float16 policy, on a CPU too (for tests)."""
+    return MIXED_BY_DEFAULT if setting == "auto" else bool(setting)
 
 
 def configure(mixed_precision: bool | str = "auto", deterministic: bool | str = "auto",
@@ -59,7 +70,7 @@ def configure(mixed_precision: bool | str = "auto", deterministic: bool | str = 
     model.
 
     Op determinism (``auto``: on for CPU, off for GPU, where deterministic kernels are slower),
-    mixed precision (``auto``: on for GPU only; ``True`` forces it on a CPU, for tests) and XLA
+    mixed precision (``auto``: off everywhere, see ``use_mixed``; ``True`` turns it on) and XLA
     (``auto``: off for TensorFlow on a CPU, where it measured 2x slower, on for GPUs; JAX
     always compiles with XLA).
     """
@@ -69,7 +80,7 @@ def configure(mixed_precision: bool | str = "auto", deterministic: bool | str = 
     import tensorflow as tf
 
     gpus = tf.config.list_physical_devices("GPU")
-    mixed = resolve(mixed_precision, bool(gpus))
+    mixed = use_mixed(mixed_precision)
     exact = resolve(deterministic, not gpus)
     if xla is True and exact:
         raise UsageError("training.xla: true: Keras does not compile XLA steps while TensorFlow "
@@ -110,7 +121,7 @@ def _configure_jax(keras, mixed_precision, deterministic, xla) -> Device:
                                    " --xla_gpu_deterministic_ops=true").strip()
     import jax
     gpus = [d for d in jax.devices() if d.platform in ("gpu", "cuda", "rocm")]
-    mixed = resolve(mixed_precision, bool(gpus))
+    mixed = use_mixed(mixed_precision)
     exact = resolve(deterministic, not gpus)
     keras.mixed_precision.set_global_policy("mixed_float16" if mixed else "float32")
     if len(gpus) > 1:  # untested: no machine with several GPUs was at hand

@@ -18,6 +18,12 @@ def test_auto_means_deterministic_on_cpu_and_fast_on_gpu():
     assert devices.resolve(True, False) is True and devices.resolve(False, True) is False
 
 
+def test_mixed_precision_is_off_unless_asked_for():
+    """``auto`` is float32 on every device (measured no faster mixed on an H200 with JAX)."""
+    assert devices.use_mixed("auto") is False
+    assert devices.use_mixed(True) is True and devices.use_mixed(False) is False
+
+
 def test_determinism_follows_the_setting(keras):
     try:
         d = devices.configure(deterministic=False)
