@@ -56,7 +56,7 @@ def start_up(checkout: Path, bundles: Path, port: int, *extra: str) -> float:
                     return time.perf_counter() - started
             except OSError:
                 if proc.poll() is not None:
-                    raise RuntimeError(f"{checkout}: serve exited with {proc.returncode}")
+                    raise RuntimeError(f"{checkout}: serve exited with {proc.returncode}") from None
                 time.sleep(0.02)
     finally:
         proc.terminate()

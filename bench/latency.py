@@ -30,6 +30,7 @@ def main(n: int = 200) -> None:
     from cnnbp.builder.tf_env import import_tensorflow
     tf = import_tensorflow()
     import onnx
+
     from cnnbp.builder import build_model, load
     from cnnbp.export import variants
     from cnnbp.export.onnx_export import to_onnx

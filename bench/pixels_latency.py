@@ -24,6 +24,7 @@ sys.path.insert(0, str(ROOT))
 def sessions(work: Path, name: str, threads: int):
     import onnx
     import onnxruntime as ort
+
     from cnnbp.builder import build_model, load
     from cnnbp.contract.preprocessing import Preprocessing
     from cnnbp.export import pixels

@@ -41,7 +41,7 @@ def start(cmd: list[str], port: int) -> subprocess.Popen:
             return proc
         except OSError:
             if proc.poll() is not None:
-                raise RuntimeError(f"{cmd} exited with {proc.returncode}")
+                raise RuntimeError(f"{cmd} exited with {proc.returncode}") from None
             time.sleep(0.1)
     raise RuntimeError(f"{cmd} did not start")
 

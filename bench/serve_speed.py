@@ -16,7 +16,6 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
-
 from serve_load import free_port, raw_call, start  # bench/ is on sys.path when run as a script
 
 ROOT = Path(__file__).resolve().parent.parent

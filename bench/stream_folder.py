@@ -87,6 +87,7 @@ def net(size: int, expr: str | None, *extra):
 def handwritten(folder: str, size: int, epochs: int, batch: int, expr: str | None) -> None:
     """The pipeline a Keras user writes by hand (run in its own process)."""
     import keras
+
     from cnnbp.builder.keras_builder import build_model
     compiled = net(size, expr)
     t = compiled.network.training
@@ -105,7 +106,7 @@ def handwritten(folder: str, size: int, epochs: int, batch: int, expr: str | Non
 def pipelines_alone(folder: str, size: int, batch: int, expr: str | None = None) -> dict:
     """Images/s of one pass of each input pipeline, no model."""
     import keras
-    from cnnbp.builder import load
+
     from cnnbp.train.fit import prepare
     out = {}
     started = time.perf_counter()
@@ -126,6 +127,7 @@ def pipelines_alone(folder: str, size: int, batch: int, expr: str | None = None)
 def decoders(folder: str, size: int) -> dict:
     """PIL (the shared image_pixels) via tf.numpy_function vs TF's decoder, parallel map."""
     import tensorflow as tf
+
     from cnnbp.train.images import BadImages, decoder
     files = sorted(str(p) for p in Path(folder).glob("*/*.jpg"))
     out = {}

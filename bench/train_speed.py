@@ -31,6 +31,7 @@ def main(epochs: int = 10, repeats: int = 3) -> None:
     from cnnbp.builder.tf_env import import_tensorflow
     import_tensorflow()
     import keras
+
     from cnnbp.builder import load
     from cnnbp.train import device as devices
     from cnnbp.train.fit import compile_model, make_callback, prepare
