@@ -106,7 +106,14 @@ def generate() -> dict:
                 "init": {"enum": list(INITIALIZERS), "description": "a Keras initializer name"},
                 "bias_init": {"enum": list(BIAS_INITIALIZERS)},
                 "l2": {"type": "number", "minimum": 0, "description": "L2 weight decay"},
-                "seed": {"type": "integer", "minimum": 0}}},
+                "seed": {"type": "integer", "minimum": 0},
+                "from": {"type": "string", "minLength": 1,
+                         "description": "start from the weights in this .keras, .weights.h5, "
+                                        ".h5 or .onnx file (relative to the blueprint file)"},
+                "channel_order": {"enum": ["rgb", "bgr"],
+                                  "description": "the channel order the weights' source "
+                                                 "expects (bgr: the first CONV is flipped so "
+                                                 "the net takes RGB); default rgb"}}},
             "training": training_schema(),
             "strict": {"type": "boolean", "description": "refuse windows that do not tile "
                        "their input unless the layer sets rounding (default true)"},

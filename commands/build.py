@@ -9,6 +9,8 @@ def register(sub) -> None:
     p = sub.add_parser("build", help="build the Keras model and save it")
     add_blueprint_args(p)
     p.add_argument("-o", "--output", required=True, help="where to write the .keras file")
+    p.add_argument("--weights", metavar="PATH", help="start from the weights in a .keras, "
+                   ".weights.h5, .h5 or .onnx file (weights.from)")
     p.set_defaults(run=run)
 
 
@@ -16,12 +18,16 @@ def run(args) -> int:
     """Build the blueprint's model and save it to ``--output``; the path is checked before
     TensorFlow starts."""
     from cnnbp.builder.errors import check_keras_path
-    compiled = compile_args(args)
+    from cnnbp.builder.weights import load_into, with_source
+    compiled = with_source(compile_args(args), args.blueprint, args.weights)
     check_keras_path(args.output)  # before TensorFlow's start-up
     from cnnbp.builder.tf_env import import_tensorflow
     import_tensorflow()
     from cnnbp.builder.keras_builder import build_model, save_model
     model = build_model(compiled.network)
+    loaded = load_into(model, compiled.resolved)
     save_model(model, args.output)
-    print(f"{compiled.network.name}: wrote {args.output} ({model.count_params():,} params)")
+    start = f", weights from {loaded.path}" if loaded else ""
+    print(f"{compiled.network.name}: wrote {args.output} ({model.count_params():,} params"
+          f"{start})")
     return 0

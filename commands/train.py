@@ -16,7 +16,7 @@ FIXED_ON_RESUME = (("BLUEPRINT", "blueprint"), ("-e", "expr"), ("--set", "set"),
                    ("--data", "data"), ("-o", "output"), ("--batch-size", "batch_size"),
                    ("--force", "force"), ("--cache", "cache"),
                    ("--skip-bad-images", "skip_bad_images"), ("--tensorboard", "tensorboard"),
-                   ("--resize", "resize"))
+                   ("--resize", "resize"), ("--weights", "weights"))
 
 
 def register(sub) -> None:
@@ -47,6 +47,9 @@ def register(sub) -> None:
     t.add_argument("--resize", choices=["stretch", "center_crop", "letterbox"],
                    help="how images are fitted to the input, in training and in serving "
                         "(training.resize; default stretch)")
+    t.add_argument("--weights", metavar="PATH",
+                   help="start from the weights in a .keras, .weights.h5, .h5 or .onnx file "
+                        "(weights.from; a resumed run keeps its own)")
     t.add_argument("--quiet", action="store_true",
                    help="no progress: no data summary, no bar within epochs (drawn on a "
                         "terminal), no line per epoch, no line for the test; the result only")
@@ -76,7 +79,9 @@ def run(args) -> int:
         if args.blueprint is None and args.expr is None or None in (args.data, args.output):
             raise UsageError("train needs BLUEPRINT (or -e), --data and -o, or --resume RUN")
         args.set = overrides(args)
-        metrics = launch(compile_args(args), args.data, args.output, quiet=args.quiet,
+        from cnnbp.builder.weights import with_source
+        compiled = with_source(compile_args(args), args.blueprint, args.weights)
+        metrics = launch(compiled, args.data, args.output, quiet=args.quiet,
                          replace=args.force)
     print(f"{metrics.blueprint}: test accuracy {metrics.test_accuracy:.4f}, "
           f"loss {metrics.test_loss:.4f} after {metrics.epochs} epochs, "

@@ -139,6 +139,7 @@ def compile_model(session: Session):
     import keras
 
     from cnnbp.builder.keras_builder import build_model
+    from cnnbp.builder.weights import load_into
 
     from . import schedules
     net = session.compiled.network
@@ -154,4 +155,6 @@ def compile_model(session: Session):
         if session.state.checkpoint:
             session.best_weights = restore_state(session.run.checkpoint_file(session.state),
                                                  model)
+        else:  # weights.from starts a new run only: a resumed one keeps what it trained
+            load_into(model, session.compiled.resolved)
     return model

@@ -1,0 +1,296 @@
+"""Weights from a user's file (``weights: {from: PATH}`` or ``--weights PATH``) into a built
+model: ``.keras``, ``.weights.h5``/``.h5`` (Keras 3 and legacy Keras 2 layouts, the files
+``keras.applications`` writes and downloads) and ``.onnx`` (initializers, as
+``torch.onnx.export`` and tf2onnx write them).
+
+Layers are matched in the order of their weight-bearing layers, one kind at a time (CONV, FC,
+BATCHNORM): a Keras 3 ``.weights.h5`` keeps each kind's order but not how the kinds interleave.
+Layouts are converted to Keras's (OIHW → HWIO, Gemm ``[out, in]`` → ``[in, out]``) before the
+shapes are compared. No Keras import here: the model is filled through its layers'
+``get_weights``/``set_weights``, the files are read with h5py and onnx.
+"""
+from __future__ import annotations
+
+import io
+import re
+import sys
+import time
+import zipfile
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+
+from cnnbp.contract.errors import ArtifactError
+
+SUFFIXES = (".keras", ".weights.h5", ".h5", ".onnx")
+CHANNEL_ORDERS = ("rgb", "bgr")
+KINDS = {"Conv1D": "CONV", "Conv2D": "CONV", "Dense": "FC", "BatchNormalization": "BATCHNORM"}
+
+
+@dataclass(frozen=True)
+class SourceLayer:
+    """One weight-bearing layer of the source, its arrays already in Keras's layout."""
+
+    name: str
+    kind: str                      # CONV, FC or BATCHNORM
+    arrays: tuple[np.ndarray, ...]
+
+
+@dataclass(frozen=True)
+class Loaded:
+    """What ``load_into`` did: the layers filled, the ones re-initialised on purpose."""
+
+    path: str
+    layers: int
+    reinitialised: tuple[str, ...]
+    seconds: float
+
+
+def source_of(resolved: dict) -> tuple[str, str] | None:
+    """``(path, channel_order)`` of a resolved blueprint's ``weights.from``, or None."""
+    w = resolved.get("weights") or {}
+    return (w["from"], w.get("channel_order", "rgb")) if "from" in w else None
+
+
+def with_source(compiled, blueprint_ref: str | None, given: str | None = None):
+    """``compiled`` with ``weights.from`` made absolute (``given`` is a ``--weights`` path,
+    relative to the working folder; a blueprint's own is relative to the blueprint file), so
+    the resolved blueprint a run or bundle keeps still finds the file. Checks that it exists."""
+    resolved = compiled.resolved
+    w = dict(resolved.get("weights") or {})
+    if given is not None:
+        w["from"], key = str(Path(given).resolve()), "--weights"
+    elif "from" in w:
+        folder = Path(blueprint_ref).resolve().parent if blueprint_ref and \
+            Path(blueprint_ref).is_file() else Path.cwd()
+        w["from"], key = str((folder / w["from"]).resolve()), "weights.from"
+    else:
+        return compiled
+    path = Path(w["from"])
+    if not path.name.endswith(SUFFIXES):
+        raise ArtifactError(path, f"{key} must name a {', '.join(SUFFIXES)} file")
+    if not path.is_file():
+        raise ArtifactError(path, f"{key} names no file here (a blueprint's weights.from is "
+                            "relative to the blueprint file)")
+    return replace(compiled, resolved=dict(resolved, weights=w))
+
+
+def read(path: str | Path) -> list[SourceLayer]:
+    """The weight-bearing layers of a weights file, in order, in Keras's layout."""
+    path = Path(path)
+    try:
+        if path.name.endswith(".onnx"):
+            return _read_onnx(path)
+        if path.suffix == ".keras":
+            with zipfile.ZipFile(path) as z:
+                return _read_h5(io.BytesIO(z.read("model.weights.h5")))
+        return _read_h5(path)
+    except (OSError, KeyError, zipfile.BadZipFile, ValueError) as exc:
+        raise ArtifactError(path, f"cannot read weights from it: {exc}") from None
+
+
+def _kind(arrays: list[np.ndarray]) -> str | None:
+    """CONV (a 3-D or 4-D kernel), FC (a 2-D one) or BATCHNORM (four equal vectors)."""
+    if not arrays:
+        return None
+    if arrays[0].ndim in (3, 4):
+        return "CONV"
+    if arrays[0].ndim == 2:
+        return "FC"
+    if len(arrays) == 4 and all(a.ndim == 1 and a.shape == arrays[0].shape for a in arrays):
+        return "BATCHNORM"
+    return None
+
+
+def _numbered(name: str) -> tuple[str, int]:
+    """Keras 3's group key ``conv2d_12`` → (``conv2d``, 12); ``conv2d`` → (``conv2d``, 0)."""
+    m = re.fullmatch(r"(.*?)(?:_(\d+))?", name)
+    return m.group(1), int(m.group(2) or 0)
+
+
+def _read_h5(file) -> list[SourceLayer]:
+    import h5py
+    with h5py.File(file, "r") as f:
+        if "layers" in f:  # Keras 3: layers/<class key>/vars/0..; order kept per class key
+            return _keras3_layers(f["layers"])
+        root = f["model_weights"] if "model_weights" in f else f  # Keras 2 / legacy .h5
+        if "layer_names" not in root.attrs:
+            raise ValueError("neither Keras 3's layers/ group nor a legacy layer_names list")
+        found = []
+        for name in root.attrs["layer_names"]:
+            name = name.decode() if isinstance(name, bytes) else str(name)
+            group = root[name]
+            arrays = [np.asarray(group[n.decode() if isinstance(n, bytes) else str(n)])
+                      for n in group.attrs.get("weight_names", [])]
+            kind = _kind(arrays)
+            if kind:
+                found.append(SourceLayer(name, kind, tuple(arrays)))
+        return found
+
+
+def _keras3_layers(layers) -> list[SourceLayer]:
+    found = []
+    for key in sorted(layers, key=_numbered):
+        group = layers[key]
+        if "layers" in group:  # a nested model
+            found += _keras3_layers(group["layers"])
+        vars_ = group.get("vars")
+        if vars_ is None:
+            continue
+        arrays = [np.asarray(vars_[str(i)]) for i in range(len(vars_))]
+        kind = _kind(arrays)
+        if kind:
+            found.append(SourceLayer(str(vars_.attrs.get("name", key)), kind, tuple(arrays)))
+    return found
+
+
+def _read_onnx(path: Path) -> list[SourceLayer]:
+    import onnx
+    from onnx import numpy_helper
+    graph = onnx.load(str(path)).graph
+    values = {t.name: numpy_helper.to_array(t) for t in graph.initializer}
+    for node in graph.node:  # constants and their identities count as initializers
+        if node.op_type == "Constant":
+            values[node.output[0]] = numpy_helper.to_array(node.attribute[0].t)
+        elif node.op_type == "Identity" and node.input[0] in values:
+            values[node.output[0]] = values[node.input[0]]
+    found = []
+    for i, node in enumerate(graph.node):
+        attrs = {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
+        name = node.name or f"{node.op_type}#{i}"
+        if node.op_type == "Conv" and node.input[1] in values:
+            w = values[node.input[1]]  # O, I/groups, *spatial → *spatial, I/groups, O
+            arrays = [np.transpose(w, (*range(2, w.ndim), 1, 0))]
+            found.append(SourceLayer(name, "CONV", tuple(arrays + _bias(node, 2, values))))
+        elif node.op_type == "Gemm" and node.input[1] in values:
+            if attrs.get("transA", 0) or attrs.get("alpha", 1.0) != 1.0 or \
+                    attrs.get("beta", 1.0) != 1.0:
+                raise ValueError(f"{name}: a Gemm with transA, alpha or beta is not a dense layer")
+            w = values[node.input[1]]
+            found.append(SourceLayer(name, "FC", (w.T if attrs.get("transB", 0) else w,
+                                                  *_bias(node, 2, values))))
+        elif node.op_type == "MatMul" and node.input[1] in values:
+            add = next((n for n in graph.node if n.op_type == "Add" and node.output[0] in n.input
+                        and any(x in values for x in n.input)), None)
+            bias = [values[x] for x in add.input if x in values] if add else []
+            found.append(SourceLayer(name, "FC", (values[node.input[1]], *bias)))
+        elif node.op_type == "BatchNormalization":
+            found.append(SourceLayer(name, "BATCHNORM",
+                                     tuple(values[x] for x in node.input[1:5])))
+    return found
+
+
+def _bias(node, index: int, values: dict) -> list[np.ndarray]:
+    return [values[node.input[index]]] if len(node.input) > index and node.input[index] else []
+
+
+def onnx_flattens_channels_first(path: str | Path) -> bool:
+    """Whether an ONNX graph flattens its feature maps channels first (C, H, W), as PyTorch
+    does: true unless a Transpose back to channels last (perm 0,2,3,1 or 0,2,1), as tf2onnx
+    writes for Keras nets, comes before the first Gemm or MatMul."""
+    import onnx
+    for node in onnx.load(str(path), load_external_data=False).graph.node:
+        if node.op_type in ("Gemm", "MatMul"):
+            return True
+        if node.op_type == "Transpose":
+            perm = [a.ints for a in node.attribute if a.name == "perm"]
+            if perm and list(perm[0]) in ([0, 2, 3, 1], [0, 2, 1]):
+                return False
+    return True
+
+
+@dataclass(frozen=True)
+class _Target:
+    layer: object   # a Keras layer
+    kind: str
+    flatten_shape: tuple[int, ...] | None  # the feature map a first FC after Flatten reads
+
+
+def _targets(model) -> list[_Target]:
+    found, flat = [], None
+    for layer in model.layers:
+        cls = type(layer).__name__
+        if cls == "Flatten":
+            flat = tuple(int(d) for d in layer.input.shape[1:])
+        kind = KINDS.get(cls)
+        if kind:
+            found.append(_Target(layer, kind, flat if kind == "FC" else None))
+            if kind == "FC":
+                flat = None
+    return found
+
+
+def _shape(shape) -> str:
+    return "x".join(map(str, shape)) or "scalar"
+
+
+def _chw_rows(kernel: np.ndarray, feature: tuple[int, ...]) -> np.ndarray:
+    """A first FC's kernel whose rows follow a (C, *spatial) flatten, reordered to our
+    (*spatial, C) flatten."""
+    c, spatial = feature[-1], feature[:-1]
+    k = kernel.reshape(c, *spatial, kernel.shape[-1])
+    return np.moveaxis(k, 0, -2).reshape(kernel.shape)
+
+
+def load_into(model, resolved: dict, say=None) -> Loaded | None:
+    """Fill ``model`` from the resolved blueprint's ``weights.from`` (nothing when it has none).
+
+    Raises ArtifactError naming our layer, the source layer and both shapes at the first
+    mismatch. A last FC whose class count differs keeps its fresh initialisation, said on
+    ``say`` (stderr by default).
+    """
+    source = source_of(resolved)
+    if source is None:
+        return None
+    path, order = source
+    say = say or (lambda line: print(line, file=sys.stderr))
+    start = time.perf_counter()
+    src = read(path)
+    chw = path.endswith(".onnx") and onnx_flattens_channels_first(path)
+    ours = _targets(model)
+    plan, reinit = [], []
+    last_fc = max((i for i, t in enumerate(ours) if t.kind == "FC"), default=None)
+    for kind in ("CONV", "BATCHNORM", "FC"):
+        mine = [(i, t) for i, t in enumerate(ours) if t.kind == kind]
+        theirs = [s for s in src if s.kind == kind]
+        if len(mine) != len(theirs):
+            _count_error(path, kind, mine, theirs)
+        for (i, t), s in zip(mine, theirs):
+            arrays = list(s.arrays)
+            if kind == "FC" and chw and t.flatten_shape and len(t.flatten_shape) > 1 and \
+                    arrays[0].shape == (int(np.prod(t.flatten_shape)), t.layer.units):
+                arrays[0] = _chw_rows(arrays[0], t.flatten_shape)
+            if kind == "CONV" and order == "bgr" and i == 0:
+                arrays[0] = arrays[0][..., ::-1, :]  # the source took BGR; ours takes RGB
+            want = [tuple(v.shape) for v in t.layer.get_weights()]
+            got = [tuple(a.shape) for a in arrays]
+            if want == got:
+                plan.append((t.layer, arrays))
+            elif i == last_fc and len(want) == len(got) and want[0][:-1] == got[0][:-1]:
+                reinit.append(t.layer.name)
+                say(f"note: {t.layer.name} has {want[0][-1]} classes and {s.name} in {path} "
+                    f"{got[0][-1]}: the classifier keeps its fresh initialisation, to be "
+                    "trained; every other layer takes the file's weights")
+            else:
+                raise ArtifactError(path, f"its weights do not fit this net: our {kind} "
+                                    f"layer {t.layer.name} has weights "
+                                    f"{', '.join(map(_shape, want))} but the source's layer "
+                                    f"{s.name} (the {len(plan) + 1}th matched in order of "
+                                    f"weight-bearing layers) has {', '.join(map(_shape, got))} "
+                                    f"(in Keras's layout); {t.layer.name} is the first layer "
+                                    "that failed. Layers are matched in order, one kind at a "
+                                    "time: check that the blueprint and the file describe the "
+                                    "same net")
+    for layer, arrays in plan:  # nothing changes unless every layer fits
+        layer.set_weights(arrays)
+    return Loaded(path, len(plan), tuple(reinit), time.perf_counter() - start)
+
+
+def _count_error(path: str, kind: str, mine, theirs) -> None:
+    n = min(len(mine), len(theirs))
+    first = f"our {mine[n][1].layer.name}" if n < len(mine) else f"the source's {theirs[n].name}"
+    raise ArtifactError(path, f"its weights do not fit this net: this net has {len(mine)} "
+                        f"{kind} layers with weights and the file {len(theirs)}; {first} is "
+                        f"the first {kind} layer without a partner (layers are matched in "
+                        "order, one kind at a time)")

@@ -1,0 +1,191 @@
+"""Weights from a user's file: Keras 3 ``.weights.h5``, ``.keras``, legacy ``.h5`` and a
+PyTorch-style ``.onnx`` (OIHW kernels, Gemm ``[out, in]``, a channels-first flatten) loaded
+into a blueprint's net. The reference outputs come from the source model itself (Keras, or
+ONNX Runtime on the ONNX graph), never from the loader."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from cnnbp.builder import load, load_expression
+from cnnbp.builder.weights import load_into, read, with_source
+from cnnbp.commands import build
+from cnnbp.commands.assemble import parse, parser
+from cnnbp.contract.errors import ArtifactError
+
+NET = "INPUT(8x8x3)-CONV(4,3x3,pad=1)-RELU-POOL-CONV(6,3x3,pad=1)-RELU-FC(7)-RELU-FC(5)-SOFTMAX"
+
+
+def _build(keras, pattern=NET, seed=0, extra=()):
+    from cnnbp.builder.keras_builder import build_model
+    compiled = load_expression(pattern, [f"weights.seed={seed}", *extra])
+    return compiled, build_model(compiled.network)
+
+
+def _x(model, n=4):
+    return np.random.default_rng(1).random((n, *model.input_shape[1:]), dtype="float32")
+
+
+def _differs(a, b) -> float:
+    return float(np.abs(np.asarray(a) - np.asarray(b)).max())
+
+
+@pytest.mark.parametrize("suffix", [".weights.h5", ".keras", ".h5"])
+def test_keras_files_give_the_source_outputs(keras, tmp_path, suffix):
+    _, src = _build(keras, seed=1)
+    path = str(tmp_path / f"src{suffix}")
+    src.save_weights(path) if suffix == ".weights.h5" else src.save(path)
+    compiled, ours = _build(keras, seed=2)
+    x = _x(ours)
+    assert _differs(ours(x), src(x)) > 1e-3  # a different start, so the load is what agrees
+    loaded = load_into(ours, with_source(compiled, None, path).resolved)
+    assert (loaded.layers, loaded.reinitialised) == (4, ())
+    assert _differs(ours(x), src(x)) <= 1e-6
+
+
+def _torch_like_onnx(src, path):
+    """The ONNX graph ``torch.onnx.export`` writes for ``src``: NCHW input, OIHW kernels, a
+    C,H,W flatten and Gemm weights [out, in] with transB=1."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+    convs = [ly for ly in src.layers if type(ly).__name__ == "Conv2D"]
+    denses = [ly for ly in src.layers if type(ly).__name__ == "Dense"]
+    inits, nodes, x = [], [], "input"
+    for i, ly in enumerate(convs):
+        k, b = ly.get_weights()
+        inits += [numpy_helper.from_array(k.transpose(3, 2, 0, 1).copy(), f"conv{i}.weight"),
+                  numpy_helper.from_array(b, f"conv{i}.bias")]
+        nodes += [helper.make_node("Conv", [x, f"conv{i}.weight", f"conv{i}.bias"], [f"c{i}"],
+                                   pads=[1, 1, 1, 1], kernel_shape=[3, 3]),
+                  helper.make_node("Relu", [f"c{i}"], [f"r{i}"])]
+        x = f"r{i}"
+        if i == 0:
+            nodes.append(helper.make_node("MaxPool", [x], ["p0"], kernel_shape=[2, 2],
+                                          strides=[2, 2]))
+            x = "p0"
+    nodes.append(helper.make_node("Flatten", [x], ["flat"], axis=1))
+    x = "flat"
+    h, w, c = convs[-1].output.shape[1:]
+    for i, ly in enumerate(denses):
+        k, b = ly.get_weights()
+        if i == 0:  # rows in H,W,C order → C,H,W order, as PyTorch flattens
+            k = k.reshape(h, w, c, -1).transpose(2, 0, 1, 3).reshape(k.shape)
+        inits += [numpy_helper.from_array(k.T.copy(), f"fc{i}.weight"),
+                  numpy_helper.from_array(b, f"fc{i}.bias")]
+        nodes.append(helper.make_node("Gemm", [x, f"fc{i}.weight", f"fc{i}.bias"], [f"g{i}"],
+                                      transB=1))
+        x = f"g{i}"
+        if i < len(denses) - 1:
+            nodes.append(helper.make_node("Relu", [x], [f"gr{i}"]))
+            x = f"gr{i}"
+    nodes.append(helper.make_node("Softmax", [x], ["output"], axis=1))
+    shape = src.input_shape[1:]
+    graph = helper.make_graph(
+        nodes, "torch_like",
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, [None, shape[2], *shape[:2]])],
+        [helper.make_tensor_value_info("output", TensorProto.FLOAT, None)], inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.save(model, path)
+
+
+def _onnx_outputs(path, x):
+    import onnxruntime as ort
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    return session.run(None, {"input": x.transpose(0, 3, 1, 2)})[0]
+
+
+def test_a_pytorch_style_onnx_gives_onnx_runtimes_outputs(keras, tmp_path):
+    _, src = _build(keras, seed=1)
+    path = tmp_path / "torch.onnx"
+    _torch_like_onnx(src, path)
+    compiled, ours = _build(keras, seed=2)
+    x = _x(ours)
+    expected = _onnx_outputs(path, x)  # ONNX Runtime on the NCHW graph, not our loader
+    assert _differs(ours(x), expected) > 1e-3
+    load_into(ours, with_source(compiled, None, str(path)).resolved)
+    assert _differs(ours(x), expected) <= 1e-5
+    kinds = [(s.kind, s.arrays[0].shape) for s in read(path)]
+    assert kinds == [("CONV", (3, 3, 3, 4)), ("CONV", (3, 3, 4, 6)), ("FC", (96, 7)),
+                     ("FC", (7, 5))]
+
+
+def test_bgr_flips_the_first_convolutions_input_channels(keras, tmp_path):
+    _, src = _build(keras, seed=1)
+    path = str(tmp_path / "src.weights.h5")
+    src.save_weights(path)
+    compiled, ours = _build(keras, seed=2, extra=["weights.channel_order=bgr"])
+    load_into(ours, with_source(compiled, None, path).resolved)
+    x = _x(ours)
+    assert _differs(ours(x), src(x[..., ::-1])) <= 1e-6  # we take RGB where it took BGR
+    assert _differs(ours(x), src(x)) > 1e-4
+
+
+def test_a_classifier_with_other_classes_is_reinitialised_and_said(keras, tmp_path):
+    _, src = _build(keras, seed=1)
+    path = str(tmp_path / "src.weights.h5")
+    src.save_weights(path)
+    compiled, ours = _build(keras, NET.replace("FC(5)", "FC(3)"), seed=2)
+    fresh = ours.layers[-1].get_weights()
+    said = []
+    loaded = load_into(ours, with_source(compiled, None, path).resolved, say=said.append)
+    name = ours.layers[-1].name
+    assert loaded.reinitialised == (name,) and len(said) == 1
+    assert name in said[0] and "3 classes" in said[0] and "5" in said[0]
+    for a, b in zip(ours.layers[-1].get_weights(), fresh):
+        np.testing.assert_array_equal(a, b)
+    for a, b in zip(ours.layers[1].get_weights(), src.layers[1].get_weights()):  # first CONV
+        np.testing.assert_array_equal(a, b)
+
+
+def test_a_mismatch_names_both_layers_and_shapes_and_changes_nothing(keras, tmp_path):
+    _, src = _build(keras, seed=1)
+    path = str(tmp_path / "src.weights.h5")
+    src.save_weights(path)
+    other = NET.replace("CONV(6,", "CONV(8,")
+    compiled, ours = _build(keras, other, seed=2)
+    before = [w.copy() for w in ours.get_weights()]
+    with pytest.raises(ArtifactError) as caught:
+        load_into(ours, with_source(compiled, None, path).resolved)
+    message = str(caught.value)
+    conv2 = [ly for ly in ours.layers if type(ly).__name__ == "Conv2D"][1].name
+    assert f"our CONV layer {conv2} has weights 3x3x4x8, 8" in message
+    assert "3x3x4x6, 6" in message and f"{conv2} is the first layer that failed" in message
+    assert "\n" not in message
+    for a, b in zip(ours.get_weights(), before):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_a_missing_or_unknown_file_is_refused_naming_it(tmp_path):
+    compiled = load_expression(NET)
+    with pytest.raises(ArtifactError, match="names no file here"):
+        with_source(compiled, None, str(tmp_path / "none.weights.h5"))
+    (tmp_path / "w.pt").write_bytes(b"x")
+    with pytest.raises(ArtifactError, match=r"\.keras, \.weights\.h5, \.h5, \.onnx"):
+        with_source(compiled, None, str(tmp_path / "w.pt"))
+    bad = tmp_path / "bad.weights.h5"
+    bad.write_bytes(b"not hdf5")
+    with pytest.raises(ArtifactError, match="cannot read weights"):
+        read(bad)
+
+
+def test_build_takes_weights_from_the_flag_and_from_the_blueprint(keras, tmp_path, capsys,
+                                                                   monkeypatch):
+    _, src = _build(keras, seed=1)
+    (tmp_path / "w").mkdir()
+    src.save_weights(str(tmp_path / "w" / "src.weights.h5"))
+    blueprint = tmp_path / "w" / "net.yaml"  # weights.from relative to the blueprint file
+    blueprint.write_text(f"name: net\npattern: \"{NET}\"\nweights: {{seed: 2, from: "
+                         "src.weights.h5}\n")
+    monkeypatch.chdir(tmp_path)
+    x = _x(src)
+    for argv in (["build", str(blueprint), "-o", "a.keras"],
+                 ["build", "-e", NET, "--weights", "w/src.weights.h5", "-o", "b.keras"]):
+        args = parse(parser(), argv)
+        assert build.run(args) == 0
+        out = tmp_path / argv[-1]
+        assert f"weights from {tmp_path / 'w' / 'src.weights.h5'}" in capsys.readouterr().out
+        assert _differs(keras.saving.load_model(out)(x), src(x)) <= 1e-6
+    # the resolved blueprint keeps a path that works from anywhere
+    resolved = with_source(load(str(blueprint)), str(blueprint)).resolved
+    assert resolved["weights"]["from"] == str(tmp_path / "w" / "src.weights.h5")
