@@ -44,49 +44,57 @@ def test_keras_files_give_the_source_outputs(keras, tmp_path, suffix):
 
 
 def _torch_like_onnx(src, path):
-    """The ONNX graph ``torch.onnx.export`` writes for ``src``: NCHW input, OIHW kernels, a
-    C,H,W flatten and Gemm weights [out, in] with transB=1."""
+    """The ONNX graph ``torch.onnx.export`` writes for the plain CNN ``src``: NCHW input,
+    OIHW kernels, a C,H,W flatten and Gemm weights [out, in] with transB=1."""
     import onnx
     from onnx import TensorProto, helper, numpy_helper
-    convs = [ly for ly in src.layers if type(ly).__name__ == "Conv2D"]
-    denses = [ly for ly in src.layers if type(ly).__name__ == "Dense"]
-    inits, nodes, x = [], [], "input"
-    for i, ly in enumerate(convs):
-        k, b = ly.get_weights()
-        inits += [numpy_helper.from_array(k.transpose(3, 2, 0, 1).copy(), f"conv{i}.weight"),
-                  numpy_helper.from_array(b, f"conv{i}.bias")]
-        nodes += [helper.make_node("Conv", [x, f"conv{i}.weight", f"conv{i}.bias"], [f"c{i}"],
-                                   pads=[1, 1, 1, 1], kernel_shape=[3, 3]),
-                  helper.make_node("Relu", [f"c{i}"], [f"r{i}"])]
-        x = f"r{i}"
-        if i == 0:
-            nodes.append(helper.make_node("MaxPool", [x], ["p0"], kernel_shape=[2, 2],
-                                          strides=[2, 2]))
-            x = "p0"
-    nodes.append(helper.make_node("Flatten", [x], ["flat"], axis=1))
-    x = "flat"
-    h, w, c = convs[-1].output.shape[1:]
-    for i, ly in enumerate(denses):
-        k, b = ly.get_weights()
-        if i == 0:  # rows in H,W,C order → C,H,W order, as PyTorch flattens
-            k = k.reshape(h, w, c, -1).transpose(2, 0, 1, 3).reshape(k.shape)
-        inits += [numpy_helper.from_array(k.T.copy(), f"fc{i}.weight"),
-                  numpy_helper.from_array(b, f"fc{i}.bias")]
-        nodes.append(helper.make_node("Gemm", [x, f"fc{i}.weight", f"fc{i}.bias"], [f"g{i}"],
-                                      transB=1))
-        x = f"g{i}"
-        if i < len(denses) - 1:
-            nodes.append(helper.make_node("Relu", [x], [f"gr{i}"]))
-            x = f"gr{i}"
-    nodes.append(helper.make_node("Softmax", [x], ["output"], axis=1))
-    shape = src.input_shape[1:]
+    inits, nodes, x, flat = [], [], "input", None
+
+    def add(op, *inputs, **attrs):
+        nonlocal x
+        out = f"t{len(nodes)}"
+        nodes.append(helper.make_node(op, [x, *inputs], [out], **attrs))
+        x = out
+
+    def activation(ly):
+        fn = getattr(getattr(ly, "activation", None), "__name__", "linear")
+        if fn in ("relu", "softmax"):
+            add(fn.capitalize(), **({"axis": 1} if fn == "softmax" else {}))
+
+    for i, ly in enumerate(src.layers):
+        kind = type(ly).__name__
+        if kind == "Conv2D":
+            k, b = ly.get_weights()
+            pad = (k.shape[0] // 2 if ly.padding == "same" else 0,) * 4
+            inits += [numpy_helper.from_array(k.transpose(3, 2, 0, 1).copy(), f"w{i}"),
+                      numpy_helper.from_array(b, f"b{i}")]
+            add("Conv", f"w{i}", f"b{i}", pads=list(pad), kernel_shape=list(k.shape[:2]))
+            activation(ly)
+        elif kind == "Activation":
+            activation(ly)
+        elif kind == "MaxPooling2D":
+            add("MaxPool", kernel_shape=list(ly.pool_size), strides=list(ly.strides))
+        elif kind == "Flatten":
+            flat = tuple(ly.input.shape[1:])
+            add("Flatten", axis=1)
+        elif kind == "Dense":
+            k, b = ly.get_weights()
+            if flat:  # rows in H,W,C order → C,H,W order, as PyTorch flattens
+                k = k.reshape(*flat, -1).transpose(2, 0, 1, 3).reshape(k.shape)
+                flat = None
+            inits += [numpy_helper.from_array(k.T.copy(), f"w{i}"),
+                      numpy_helper.from_array(b, f"b{i}")]
+            add("Gemm", f"w{i}", f"b{i}", transB=1)
+            activation(ly)
+    nodes[-1].output[0] = "output"
+    h, w, c = src.input_shape[1:]
     graph = helper.make_graph(
         nodes, "torch_like",
-        [helper.make_tensor_value_info("input", TensorProto.FLOAT, [None, shape[2], *shape[:2]])],
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, [None, c, h, w])],
         [helper.make_tensor_value_info("output", TensorProto.FLOAT, None)], inits)
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     model.ir_version = 8
-    onnx.save(model, path)
+    onnx.save(model, str(path))
 
 
 def _onnx_outputs(path, x):
@@ -189,3 +197,57 @@ def test_build_takes_weights_from_the_flag_and_from_the_blueprint(keras, tmp_pat
     # the resolved blueprint keeps a path that works from anywhere
     resolved = with_source(load(str(blueprint)), str(blueprint)).resolved
     assert resolved["weights"]["from"] == str(tmp_path / "w" / "src.weights.h5")
+
+
+def _vgg(keras, name, tmp_path, suffix=".weights.h5"):
+    """``keras.applications``' VGG (untrained: nothing downloads) and its weights file."""
+    app = getattr(keras.applications, name.upper())(weights=None)
+    path = tmp_path / f"{name}{suffix}"
+    if suffix == ".onnx":
+        _torch_like_onnx(app, path)
+    else:
+        app.save_weights(str(path))
+    return app, str(path)
+
+
+def _features(keras, model, x):
+    """The net's input to its classifier (the last FC's input): a stronger check than the
+    softmax, whose outputs from untrained weights are all near 1/classes."""
+    return np.asarray(keras.Model(model.input, model.layers[-1].input)(x))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name,suffix", [("vgg16", ".weights.h5"), ("vgg19", ".weights.h5"),
+                                         ("vgg16", ".onnx")])
+def test_keras_applications_vgg_into_the_shipped_blueprint(keras, tmp_path, name, suffix):
+    from cnnbp.builder.keras_builder import build_model
+    app, path = _vgg(keras, name, tmp_path, suffix)
+    compiled = with_source(load(name), None, path)
+    ours = build_model(compiled.network)
+    x = np.random.default_rng(2).random((1, 224, 224, 3), dtype="float32")
+    features = _features(keras, app, x)
+    assert _differs(ours.layers[1].get_weights()[0], app.layers[1].get_weights()[0]) > 1e-3
+    loaded = load_into(ours, compiled.resolved)
+    assert loaded.layers == (16 if name == "vgg16" else 19) and loaded.reinitialised == ()
+    assert _differs(ours(x), app(x)) <= 1e-5
+    assert _differs(_features(keras, ours, x), features) <= 1e-5 * max(1, np.abs(features).max())
+
+
+@pytest.mark.slow
+def test_vgg16_with_10_classes_keeps_the_convolutions(keras, tmp_path):
+    from cnnbp.builder.keras_builder import build_model
+    app, path = _vgg(keras, "vgg16", tmp_path)
+    compiled = with_source(load("vgg16", ["classes=10"]), None, path)
+    ours = build_model(compiled.network)
+    fresh = ours.layers[-1].get_weights()
+    said = []
+    loaded = load_into(ours, compiled.resolved, say=said.append)
+    assert loaded.reinitialised == (ours.layers[-1].name,) and "10 classes" in said[0]
+    convs = [ly for ly in ours.layers if type(ly).__name__ == "Conv2D"]
+    app_convs = [ly for ly in app.layers if type(ly).__name__ == "Conv2D"]
+    assert len(convs) == len(app_convs) == 13
+    for a, b in zip(convs, app_convs):
+        for u, v in zip(a.get_weights(), b.get_weights()):
+            np.testing.assert_array_equal(u, v)
+    for u, v in zip(ours.layers[-1].get_weights(), fresh):
+        np.testing.assert_array_equal(u, v)
