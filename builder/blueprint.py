@@ -91,7 +91,7 @@ def _compile(doc: dict[str, Any]) -> Compiled:
     _check_names(names)
     weights = ir.Weights(**{k: v for k, v in doc.get("weights", {}).items()
                             if k not in ("from", "channel_order")})  # builder/weights.py's
-    training = training_from(doc.get("training"), len(input_shape) - 1)
+    training = training_from(doc.get("training"), len(input_shape) - 1, layers)
     net = ir.Network(doc["name"], input_shape, classes, layers, weights,
                      doc.get("strict", True), names, training)
     resolved = dict(doc, input=list(input_shape), classes=classes)

@@ -178,6 +178,11 @@ class Training:
     mixed_precision: bool | str = "auto"
     xla: bool | str = "auto"         # XLA-compiled steps; auto: Keras's choice (see train.device)
     tensorboard: bool = False        # event files in RUN/tensorboard, the way Keras users expect
+    # Fine-tuning: stages kept fixed (resolved from freeze: features / [..] / {until: ..}),
+    # the epoch count after which they train too (0: never), and the head's own rate.
+    freeze: tuple[str, ...] = ()
+    unfreeze_after: int = 0
+    head_learning_rate: float | None = None
 
 
 @dataclass(frozen=True)

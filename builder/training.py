@@ -15,11 +15,15 @@ from .errors import BlueprintError, Problem
 _ONE_D = {"flip", "translate", "crop", "contrast", "brightness"}
 
 
-def training_from(section: dict[str, Any] | None, rank: int) -> ir.Training:
-    """Build the Training record; raise BlueprintError naming ``training.*`` keys."""
+def training_from(section: dict[str, Any] | None, rank: int,
+                  layers: tuple[ir.Layer, ...] = ()) -> ir.Training:
+    """Build the Training record; raise BlueprintError naming ``training.*`` keys.
+    ``layers`` (the net's) name the stages that ``training.freeze`` may name."""
     section = dict(section or {})
     augment = ir.Augment(**section.pop("augment", {}))
     problems = []
+    if "freeze" in section:
+        section["freeze"] = _frozen_stages(section["freeze"], stages_of(layers), problems)
     if rank == 1:
         for f in fields(augment):
             value = getattr(augment, f.name)
@@ -39,9 +43,44 @@ def training_from(section: dict[str, Any] | None, rank: int) -> ir.Training:
     if t.optimizer not in ("sgd", "rmsprop") and "momentum" in section:
         problems.append(Problem("training.momentum", f"applies to sgd and rmsprop only; "
                                 f"{t.optimizer} has its own moment estimates"))
+    if t.unfreeze_after and not t.freeze:
+        problems.append(Problem("training.unfreeze_after", "unfreezes the stages that "
+                                "training.freeze names, but nothing is frozen: add "
+                                "freeze: features (or a list of stages), or drop it"))
+    elif t.unfreeze_after >= t.epochs:
+        problems.append(Problem("training.unfreeze_after", f"{t.unfreeze_after} must be fewer "
+                                f"than the {t.epochs} training epochs, or the frozen stages "
+                                "never train; drop it to keep them frozen throughout"))
     if problems:
         raise BlueprintError(problems)
     return t
+
+
+def stages_of(layers) -> tuple[str, ...]:
+    """The net's stage names in order (``stage1``, ``stage2``, ...), from its layer names."""
+    return tuple(dict.fromkeys(layer.name.split("_")[0] for layer in layers
+                               if layer.name.startswith("stage")))
+
+
+def _frozen_stages(spec, stages: tuple[str, ...], problems: list) -> tuple[str, ...]:
+    """``freeze: features``, ``[stage1, stage2]`` or ``{until: stage3}`` → the stage names."""
+    valid = (f"this net's stages are {', '.join(stages)}" if stages else
+             "this net has no stages (no CONV before its head)")
+    if spec == "features":
+        if not stages:
+            problems.append(Problem("training.freeze", f"features: {valid}, so there is "
+                                    "nothing to freeze"))
+        return stages
+    named = [("training.freeze.until", spec["until"])] if isinstance(spec, dict) else \
+        [(f"training.freeze[{i}]", name) for i, name in enumerate(spec)]
+    for path, name in named:
+        if name not in stages:
+            problems.append(Problem(path, f"{name} is not a stage of this net; {valid}" + (
+                " (stage k begins at the first CONV after the (k-1)-th POOL), or write "
+                "freeze: features for all of them" if stages else "")))
+    if isinstance(spec, dict):
+        return stages[:stages.index(spec["until"]) + 1] if spec["until"] in stages else ()
+    return tuple(s for s in stages if s in spec)  # in the net's order, each once
 
 
 def schema() -> dict:
@@ -95,6 +134,20 @@ def schema() -> dict:
             "xla": {"enum": ["auto", True, False],
                     "description": "XLA-compiled training steps; auto: off on a TensorFlow CPU "
                                    "(measured slower), on for GPUs, always on with JAX"},
+            "freeze": {
+                "description": "stages kept fixed while training (fine-tuning): features (all "
+                               "of them), a list such as [stage1, stage2], or {until: stage3} "
+                               "(stage1 through stage3); their BN layers run in inference mode",
+                "anyOf": [{"enum": ["features"]},
+                          {"type": "array", "items": {"type": "string"}, "minItems": 1,
+                           "uniqueItems": True},
+                          {"type": "object", "additionalProperties": False,
+                           "required": ["until"], "properties": {"until": {"type": "string"}}}]},
+            "unfreeze_after": integer(1) | {
+                "description": "train the frozen stages too from this many epochs on"},
+            "head_learning_rate": num(0, excl=True, description=(
+                "learning rate of the head (the layers after the last stage: flatten, FCs, "
+                "predictions), scaled by the same schedule; learning_rate stays the rest's")),
             "tensorboard": {"type": "boolean",
                             "description": "write TensorBoard event files to RUN/tensorboard"},
         },

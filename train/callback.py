@@ -37,15 +37,16 @@ def reseed(seeds: list, epoch: int) -> None:
                                  keras.backend.standardize_dtype(variable.dtype)))
 
 
-def make_callback(session: Session, model, echo: bool = False):
+def make_callback(session: Session, model, echo: bool = False, seeds: list | None = None):
     """The run-directory callback: epoch state, history, best weights, early stopping; with
     ``echo``, one line per epoch (Keras's bar counts steps in chunks of steps_per_execution,
-    so it can show 48/41)."""
+    so it can show 48/41). ``seeds``: ``layer_seeds`` read before any epoch ran (a later
+    fit of the same model, after an epoch reseeded its generators, passes the first's)."""
     import keras
 
     run, state = session.run, session.state
     patience = session.compiled.network.training.early_stopping
-    seeds = layer_seeds(model)
+    seeds = layer_seeds(model) if seeds is None else seeds
 
     class RunCallback(keras.callbacks.Callback):
         """Each epoch's checkpoint, then its state (the commit point), are written on one

@@ -16,7 +16,8 @@ from cnnbp.builder import Compiled
 from cnnbp.contract.metrics import TrainMetrics
 from cnnbp.contract.rundir import RunDir, check_new
 
-from .callback import flush_beside, make_callback
+from . import finetune
+from .callback import flush_beside, layer_seeds, make_callback
 from .images import raise_for
 from .progress import EpochBar, say
 from .results import finish
@@ -53,18 +54,26 @@ def run_session(session: Session, quiet: bool, callbacks=(), report: bool = True
     if t.tensorboard:  # a resumed run appends to the same logs
         from . import tensorboard
         callbacks = [*callbacks, tensorboard.keras_callback(session.run)]
-    run_callback = make_callback(session, model, echo=not quiet)
+    seeds = layer_seeds(model)  # the first seeds: the run's, whatever epoch it resumes at
+    run_callback = make_callback(session, model, echo=not quiet, seeds=seeds)
     if not quiet:  # a bar within each epoch, on a terminal
         callbacks = [*callbacks, EpochBar(session.pipelines.train_size, t.batch_size, t.epochs)]
     try:
-        if done < t.epochs and not session.state.stopped_early:
+        finetune.start(model, t)
+        # one fit per fine-tuning phase: Keras takes a change of trainable layers at compile
+        for first, last in finetune.phases(t, done):
+            if session.state.stopped_early:
+                break
+            finetune.enter(model, t, first)
+            if first > done:  # the previous fit's callback let its writer go at its end
+                run_callback = make_callback(session, model, echo=not quiet, seeds=seeds)
             with raise_for(session.pipelines.bad), warnings.catch_warnings():
                 # Skipping bad images leaves the epoch's length unknown, so Keras learns it by
                 # running out of data in the first epoch and warns that it did; expected here.
                 warnings.filterwarnings("ignore", message="Your input ran out of data")
                 model.fit(session.pipelines.train,
                           validation_data=session.pipelines.validation,
-                          epochs=t.epochs, initial_epoch=done, verbose=0,
+                          epochs=last, initial_epoch=first, verbose=0,
                           shuffle=False,  # the pipeline shuffles, seeded
                           callbacks=[run_callback, *callbacks])
         # the explain figures probe the model with TensorFlow; `cnnbp report RUN` adds them

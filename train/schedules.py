@@ -5,6 +5,8 @@ import keras
 
 from cnnbp.builder import ir
 
+from .finetune import head_rate
+
 
 @keras.saving.register_keras_serializable(package="cnnbp")
 class Warmup(keras.optimizers.schedules.LearningRateSchedule):
@@ -55,14 +57,21 @@ def learning_rate(t: ir.Training, steps_per_epoch: int):
 
 def optimizer(t: ir.Training, steps_per_epoch: int) -> keras.optimizers.Optimizer:
     """The Keras optimizer ``training.optimizer`` names, with its learning-rate schedule
-    spread over ``steps_per_epoch`` steps an epoch and ``training.weight_decay``."""
+    spread over ``steps_per_epoch`` steps an epoch and ``training.weight_decay``; with
+    ``training.head_learning_rate``, one that steps the head at its own rate
+    (``finetune.head_rate``)."""
     lr = learning_rate(t, steps_per_epoch)
     opt = keras.optimizers
     decay = t.weight_decay or None
     if t.optimizer == "sgd":
-        return opt.SGD(lr, momentum=t.momentum, nesterov=t.nesterov, weight_decay=decay)
-    if t.optimizer == "rmsprop":
-        return opt.RMSprop(lr, momentum=t.momentum, weight_decay=decay)
-    if t.optimizer == "adamw":
-        return opt.AdamW(lr, weight_decay=t.weight_decay or 0.004)
-    return opt.Adam(lr, weight_decay=decay)
+        kind, kw = opt.SGD, {"momentum": t.momentum, "nesterov": t.nesterov,
+                             "weight_decay": decay}
+    elif t.optimizer == "rmsprop":
+        kind, kw = opt.RMSprop, {"momentum": t.momentum, "weight_decay": decay}
+    elif t.optimizer == "adamw":
+        kind, kw = opt.AdamW, {"weight_decay": t.weight_decay or 0.004}
+    else:
+        kind, kw = opt.Adam, {"weight_decay": decay}
+    if t.head_learning_rate is not None:
+        kind = head_rate(kind)
+    return kind(lr, **kw)
