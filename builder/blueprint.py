@@ -89,8 +89,9 @@ def _compile(doc: dict[str, Any]) -> Compiled:
         raise BlueprintError(Problem("class_names", f"has {len(names)} names but the net has "
                                      f"{classes} classes"))
     _check_names(names)
+    # weights.from, channel_order and normalize are builder/weights.py's, not initialisation
     weights = ir.Weights(**{k: v for k, v in doc.get("weights", {}).items()
-                            if k not in ("from", "channel_order")})  # builder/weights.py's
+                            if k not in ("from", "channel_order", "normalize")})
     training = training_from(doc.get("training"), len(input_shape) - 1, layers)
     net = ir.Network(doc["name"], input_shape, classes, layers, weights,
                      doc.get("strict", True), names, training)

@@ -113,7 +113,18 @@ def generate() -> dict:
                 "channel_order": {"enum": ["rgb", "bgr"],
                                   "description": "the channel order the weights' source "
                                                  "expects (bgr: the first CONV is flipped so "
-                                                 "the net takes RGB); default rgb"}}},
+                                                 "the net takes RGB); default rgb"},
+                "normalize": {
+                    "type": "object", "additionalProperties": False,
+                    "required": ["mean", "std"],
+                    "description": "the normalisation the weights were trained with, used by "
+                                   "training and serving instead of fitting one: x = (pixel - "
+                                   "mean) / std, pixels 0..255, one value per input channel in "
+                                   "the net's (RGB) order",
+                    "properties": {
+                        "mean": {"type": "array", "minItems": 1, "items": {"type": "number"}},
+                        "std": {"type": "array", "minItems": 1,
+                                "items": {"type": "number", "exclusiveMinimum": 0}}}}}},
             "training": training_schema(),
             "strict": {"type": "boolean", "description": "refuse windows that do not tile "
                        "their input unless the layer sets rounding (default true)"},

@@ -23,6 +23,8 @@ import numpy as np
 
 from cnnbp.contract.errors import ArtifactError
 
+from .errors import BlueprintError, Problem
+
 SUFFIXES = (".keras", ".weights.h5", ".h5", ".onnx")
 CHANNEL_ORDERS = ("rgb", "bgr")
 KINDS = {"Conv1D": "CONV", "Conv2D": "CONV", "Dense": "FC", "BatchNormalization": "BATCHNORM"}
@@ -285,6 +287,32 @@ def load_into(model, resolved: dict, say=None) -> Loaded | None:
     for layer, arrays in plan:  # nothing changes unless every layer fits
         layer.set_weights(arrays)
     return Loaded(path, len(plan), tuple(reinit), time.perf_counter() - start)
+
+
+def fixed_normalization(prep, note: str, resolved: dict):
+    """``(prep, note)`` with the mean and std of the blueprint's ``weights.normalize`` (pixels
+    0..255, the source's own preprocessing) in place of the fitted ones; unchanged without it.
+
+    The record holds them in its fitted units (raw / scale), where a pixel is
+    raw * 255 / raw_max, hence the factor raw_max / (255 * scale)."""
+    fixed = (resolved.get("weights") or {}).get("normalize")
+    if fixed is None:
+        return prep, note
+    channels = prep.input_shape[-1]
+    problems = [Problem(f"weights.normalize.{key}", f"has {len(fixed[key])} values but the "
+                        f"net's input has {channels} channels: give one per channel")
+                for key in ("mean", "std") if len(fixed[key]) != channels]
+    if prep.domain != "image":
+        problems.append(Problem("weights.normalize", f"is in pixels (0..255) but this data is "
+                                f"no image ({prep.domain}): drop it and let training fit the "
+                                "mean and std"))
+    if problems:
+        raise BlueprintError(problems)
+    factor = prep.raw_max / (255.0 * prep.scale)
+    prep = prep.model_copy(update={"mean": [float(m) * factor for m in fixed["mean"]],
+                                   "std": [float(s) * factor for s in fixed["std"]]})
+    return prep, (f"mean {fixed['mean']} and std {fixed['std']} (pixels 0..255) from "
+                  "weights.normalize, not fitted")
 
 
 def _count_error(path: str, kind: str, mine, theirs) -> None:

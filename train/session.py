@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from cnnbp.builder import Compiled
+from cnnbp.builder.weights import fixed_normalization
 from cnnbp.contract import records
 from cnnbp.contract.errors import ArtifactError
 from cnnbp.contract.preprocessing import Preprocessing
@@ -83,6 +84,7 @@ def prepare(compiled: Compiled, data_spec: str, out: str | Path, resume: bool = 
         prep, note = fit_preprocessing(data, net, bad, input_shape=shape, domain=domain,
                                        raw_max=data.raw_max if domain == "image" else None,
                                        scale=data.scale, class_names=list(names), **extra)
+        prep, note = fixed_normalization(prep, note, compiled.resolved)
         log.info("normalisation: %s", note)
         x_test, y_test, x_cal = sample_rows(data, prep, net, bad, _sample_count(net))
         state = RunState(data=data_spec, data_source=data.source, normalization=note)

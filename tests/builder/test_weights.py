@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from cnnbp.builder import load, load_expression
-from cnnbp.builder.weights import load_into, read, with_source
+from cnnbp.builder.weights import fixed_normalization, load_into, read, with_source
 from cnnbp.commands import build
 from cnnbp.commands.assemble import parse, parser
 from cnnbp.contract.errors import ArtifactError
@@ -251,3 +251,31 @@ def test_vgg16_with_10_classes_keeps_the_convolutions(keras, tmp_path):
             np.testing.assert_array_equal(u, v)
     for u, v in zip(ours.layers[-1].get_weights(), fresh):
         np.testing.assert_array_equal(u, v)
+
+
+@pytest.mark.parametrize("raw_max,scale", [(255.0, 255.0), (16.0, 16.0), (1.0, 1.0)])
+def test_normalize_is_the_sources_formula_in_pixels(raw_max, scale):
+    from cnnbp.contract.preprocessing import Preprocessing
+    fitted = Preprocessing(input_shape=[4, 4, 3], domain="image", raw_max=raw_max, scale=scale,
+                           mean=[0.5] * 3, std=[0.2] * 3, class_names=["a", "b"])
+    caffe = {"weights": {"normalize": {"mean": [123.68, 116.779, 103.939], "std": [1, 2, 4]}}}
+    prep, note = fixed_normalization(fitted, "fitted", caffe)
+    assert "weights.normalize" in note
+    pixels = np.random.default_rng(3).integers(0, 256, (2, 4, 4, 3)).astype("float32")
+    expected = (pixels - np.float32([123.68, 116.779, 103.939])) / np.float32([1, 2, 4])
+    # the record's own path from pixels, as serving and pixels.onnx take it
+    np.testing.assert_allclose(prep.apply(prep.raw_from_pixels(pixels)), expected, atol=2e-4)
+    assert fixed_normalization(fitted, "fitted", {"weights": {}}) == (fitted, "fitted")
+
+
+def test_normalize_refuses_a_count_that_is_not_the_channels_and_non_images():
+    from cnnbp.builder.errors import BlueprintError
+    from cnnbp.contract.preprocessing import Preprocessing
+    gray = Preprocessing(input_shape=[4, 4, 1], domain="image", raw_max=255.0, scale=255.0,
+                         mean=[0.5], std=[0.2], class_names=["a", "b"])
+    with pytest.raises(BlueprintError, match=r"weights\.normalize\.mean.*3 values.*1 channels"):
+        fixed_normalization(gray, "", {"weights": {"normalize": {"mean": [1, 2, 3], "std": [1]}}})
+    signal = Preprocessing(input_shape=[40, 1], domain="signal", mean=[0.0], std=[1.0],
+                           class_names=["a", "b"])
+    with pytest.raises(BlueprintError, match=r"weights\.normalize.*no image \(signal\)"):
+        fixed_normalization(signal, "", {"weights": {"normalize": {"mean": [1], "std": [1]}}})
