@@ -13,6 +13,7 @@ import pytest
 
 from cnnbp.builder import load
 from cnnbp.builder.errors import BlueprintError
+from cnnbp.train.finetune import phases
 from tests.conftest import ROOT
 
 QUICK = ["training.augment.translate=0", "training.schedule=constant", "training.batch_size=64"]
@@ -47,6 +48,16 @@ def test_unfreeze_after_needs_frozen_stages_and_a_later_epoch():
         load("digits", ["training.freeze=features", "training.unfreeze_after=15"])
     t = load("digits", ["training.freeze=features", "training.unfreeze_after=3"]).network.training
     assert (t.unfreeze_after, t.freeze) == (3, ("stage1", "stage2"))
+
+
+def test_fit_runs_once_per_phase_split_at_the_unfreeze():
+    t = load("digits", ["training.epochs=5", "training.freeze=features",
+                        "training.unfreeze_after=2"]).network.training
+    assert phases(t, 0) == [(0, 2), (2, 5)]
+    assert phases(t, 1) == [(1, 2), (2, 5)]
+    assert phases(t, 2) == [(2, 5)] and phases(t, 4) == [(4, 5)]
+    assert phases(t, 5) == []  # finished: nothing to fit
+    assert phases(load("digits").network.training, 3) == [(3, 15)]
 
 
 # One Adam step on a fixed batch, through Keras's own train step, in a child on either backend.
