@@ -116,6 +116,54 @@ def handwritten(case: Case, npz: Path, epochs: int, report: Path) -> None:
                                   "test_accuracy": accuracy}))
 
 
+def feed(net: str, shape: tuple, rows: int, batch: int, work: Path, passes: int = 5) -> dict:
+    """Milliseconds per training batch drawn on the host, with no training at all: cnnbp's
+    array batches (the KERAS_BACKEND=jax path, 1 and 4 threads) from seeded uint8 images held
+    in memory, against Keras's own adapter slicing ready float32 arrays (the hand-written
+    fit's input). The fastest of ``passes`` epochs, so other work on the machine adds less."""
+    import keras
+    from keras.src.trainers.data_adapters.array_data_adapter import ArrayDataAdapter
+    from keras.src.trainers.data_adapters.py_dataset_adapter import PyDatasetAdapter
+
+    from cnnbp.builder import load
+    from cnnbp.train.images import BadImages
+    from cnnbp.train.pipeline import make_pipelines
+    from cnnbp.train.sources import load_source
+    from cnnbp.train.stats import fit_preprocessing
+
+    case = Case(net, shape, rows, batch)
+    npz = make_data(case, work / f"feed-{net}.npz")
+    sets = [f"input=[{','.join(map(str, shape))}]", "classes=10", *SETS[:1],
+            f"training.batch_size={batch}", "training.validation_split=0"]
+    network = load(net, sets).network
+    data = load_source(str(npz), network.input_shape, network.classes)
+    prep, _ = fit_preprocessing(data, network, BadImages(False), input_shape=list(shape),
+                                domain="image", raw_max=data.raw_max, scale=data.scale,
+                                class_names=[str(i) for i in range(10)])
+
+    def fastest(adapter, iterate) -> float:
+        times = []
+        for _ in range(passes):
+            started, drawn = time.perf_counter(), 0
+            for _ in iterate():
+                drawn += 1
+            times.append((time.perf_counter() - started) * 1e3 / drawn)
+            adapter.on_epoch_end()
+        return min(times)
+
+    found = {}
+    for workers in (1, 4):
+        train = make_pipelines(data, prep, network, None, "jax", workers).train
+        adapter = PyDatasetAdapter(train, shuffle=False)
+        found[f"cnnbp, {workers} thread{'s' if workers > 1 else ''}"] = fastest(
+            adapter, adapter.get_jax_iterator)
+    x = data.x_train.astype("float32") * np.float32(2) - np.float32(1)  # ready, as by hand
+    adapter = ArrayDataAdapter(x, keras.utils.to_categorical(data.y_train, 10),
+                               batch_size=batch, shuffle=True)
+    found["Keras arrays"] = fastest(adapter, adapter.get_jax_iterator)
+    return found
+
+
 def measure(runner: str, backend: str, case: Case, npz: Path, epochs: int, work: Path) -> dict:
     """One fresh process of ``runner``; its wall time, epochs' seconds and images/s."""
     env = {**os.environ, "KERAS_BACKEND": backend, "PYTHONUNBUFFERED": "1"}
@@ -178,12 +226,22 @@ def main() -> int:
     p.add_argument("--nets", default="digits,cifar10_small")
     p.add_argument("--runners", default="keras,cnnbp")
     p.add_argument("--json", help="also write every measurement here")
+    p.add_argument("--feed", action="store_true",
+                   help="only the host's batch feeding, in this process (KERAS_BACKEND=jax)")
     p.add_argument("--child", help=argparse.SUPPRESS)
     p.add_argument("--npz", help=argparse.SUPPRESS)
     p.add_argument("--report", help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.child:
         handwritten(CASES[args.child], Path(args.npz), args.epochs, Path(args.report))
+        return 0
+    if args.feed:
+        with tempfile.TemporaryDirectory(prefix="host_path_") as folder:
+            for net, shape, rows, batch in (("cifar10_small", (32, 32, 3), 12_800, 256),
+                                            ("vgg11", (224, 224, 3), 640, 64)):
+                found = feed(net, shape, rows, batch, Path(folder))
+                print(f"{net} {'x'.join(map(str, shape))}, batch {batch}: ms per batch " +
+                      ", ".join(f"{k} {v:.2f}" for k, v in found.items()), flush=True)
         return 0
     rows: list[dict] = []
     with tempfile.TemporaryDirectory(prefix="host_path_") as folder:
