@@ -1,0 +1,334 @@
+"""``Imported`` layers → blueprint data, folded as a person writes a net.
+
+Stages split where ``lower`` names them (a stage begins at the first CONV after a POOL). When
+every stage is ``(unit)*N`` followed by the same tail, with one kind of convolution unit, the
+body folds to ``[(CONV-RELU)*N-POOL]*M`` with per-stage lists (``filters: [64, 128, ...]``,
+``N: [2, 2, 3, 3, 3]``); a last stage without its POOL becomes ``POOL?`` with a flag per
+stage. The head folds to ``(FC-RELU-DROPOUT)*K-SOFTMAX``. A net that does not fold (units
+that differ inside a stage, as in AlexNet) is written token by token with inline arguments,
+identical neighbours as ``(...)*n``.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from . import ir
+from .imported import Imported, breaks
+from .tokens import TOKENS
+
+_BODY = (ir.Conv, ir.Pool, ir.Activation, ir.BatchNorm, ir.LRN, ir.Dropout)
+_INLINE_NAMES = {"padding": "pad"}  # as the shipped blueprints write it inline
+
+
+@dataclass(frozen=True)
+class Written:
+    """One layer as the blueprint writes it: its token and every argument's value."""
+    token: str
+    args: tuple[tuple[str, Any], ...]   # all arguments, defaults included, in table order
+
+    def key(self) -> tuple:
+        return (self.token, self.args)
+
+
+def written(layer: ir.Layer) -> Written:
+    """``layer`` in blueprint terms (``kernel: 3``, ``padding: 1`` or ``same``, ``3x1``).
+
+    >>> written(ir.Pool("p", "avg", (2, 2), (2, 2), "valid", None)).args
+    (('type', 'avg'), ('size', 2), ('stride', 2), ('padding', 'valid'), ('rounding', None))
+    """
+    if isinstance(layer, ir.Conv):
+        return Written("CONV", (("filters", layer.filters), ("kernel", _size(layer.kernel)),
+                                ("stride", _size(layer.stride)), ("padding", _pad(layer.padding)),
+                                ("dilation", _size(layer.dilation)), ("groups", layer.groups),
+                                ("bias", layer.bias), ("rounding", layer.rounding)))
+    if isinstance(layer, ir.Pool):
+        return Written("POOL", (("type", layer.mode), ("size", _size(layer.size)),
+                                ("stride", _size(layer.stride)), ("padding", _pad(layer.padding)),
+                                ("rounding", layer.rounding)))
+    if isinstance(layer, ir.GlobalPool):
+        return Written("GLOBAL_POOL", (("type", layer.mode),))
+    if isinstance(layer, ir.Activation):
+        return Written(layer.fn, () if layer.alpha is None else (("alpha", layer.alpha),))
+    if isinstance(layer, ir.BatchNorm):
+        return Written("BN", (("momentum", layer.momentum), ("epsilon", layer.epsilon)))
+    if isinstance(layer, ir.LRN):
+        return Written("LRN", (("size", layer.size), ("alpha", layer.alpha),
+                               ("beta", layer.beta), ("bias", layer.bias)))
+    if isinstance(layer, ir.Dropout):
+        return Written("DROPOUT", (("rate", layer.rate),))
+    if isinstance(layer, ir.Flatten):
+        return Written("FLATTEN", ())
+    assert isinstance(layer, ir.Dense)
+    if layer.softmax:
+        return Written("SOFTMAX", (("bias", layer.bias),))
+    return Written("FC", (("units", layer.units), ("bias", layer.bias)))
+
+
+def _size(dims: tuple[int, ...]) -> int | str:
+    return dims[0] if len(set(dims)) == 1 else "x".join(map(str, dims))
+
+
+def _pad(padding: ir.Padding) -> int | str:
+    if isinstance(padding, str):
+        return padding
+    return _size(tuple(a for a, _ in padding))
+
+
+def is_default(token: str, key: str, value: Any, args: dict) -> bool:
+    """Whether writing ``key: value`` can be left out (POOL's stride defaults to its size)."""
+    if token == "SOFTMAX":
+        return value is True
+    if token == "POOL" and key == "stride":
+        return value == args.get("size")
+    if token == "CONV" and key in ("filters", "kernel") or token == "POOL" and key == "size":
+        return False  # a person states these
+    default = TOKENS[token].arg(key).default
+    return value == default or (key == "padding" and value == 0 and default == "valid")
+
+
+_LIST = object()  # ``layers:`` holds a per-repetition list for another slot
+
+
+def call(w: Written, given: dict | None = None, owned: frozenset = frozenset()) -> str:
+    """Inline text of ``w``: every argument that differs from what ``given`` (the token's
+    ``layers:`` entry) or the default supplies, except the ``owned`` lists ``layers:`` holds."""
+    args, given = dict(w.args), given or {}
+    if w.token == "SOFTMAX":
+        return "FC(bias=false)-SOFTMAX" if not args["bias"] else "SOFTMAX"
+    shown = [(k, v) for k, v in w.args if k not in owned and
+             (given[k] != v if k in given else not is_default(w.token, k, v, args))]
+    positional, parts = list(TOKENS[w.token].positional), []
+    for k, v in shown:
+        if positional and positional[0] == k:
+            positional.pop(0)
+            parts.append(_text(v))
+        else:
+            positional = []
+            parts.append(f"{_INLINE_NAMES.get(k, k)}={_text(v)}")
+    return f"{w.token}({', '.join(parts)})" if parts else w.token
+
+
+def _text(v: Any) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    return repr(v) if isinstance(v, float) else str(v)
+
+
+class NoFold(Exception):
+    """The net is written token by token instead."""
+
+
+@dataclass
+class _Slot:
+    """A place in the folded pattern where a token stands, with its value per repetition."""
+    token: str
+    values: list[Written]      # one per repetition of the repeat enclosing it (1 if none)
+    text: str = ""             # filled in when ``layers:`` is settled
+
+
+def fold(net: Imported, weights_from: str | None = None) -> dict:
+    """The blueprint data for ``net``: folded when it fits, token by token otherwise."""
+    body, head = _split(net)
+    doc: dict[str, Any] = {"name": net.name,
+                           "description": f"imported from {net.kind} file {net.source}",
+                           "input": list(net.input_shape), "classes": net.classes}
+    try:
+        doc.update(_folded(body, head))
+    except NoFold:
+        doc["pattern"] = _explicit(body + head)
+    if weights_from is not None:
+        doc["weights"] = {"from": weights_from}
+    return doc
+
+
+def _split(net: Imported) -> tuple[list[ir.Layer], list[ir.Layer]]:
+    """(layers before the net goes flat, the rest); refuse what the grammar cannot hold."""
+    flat = next((i for i, la in enumerate(net.layers)
+                 if isinstance(la, (ir.Flatten, ir.GlobalPool, ir.Dense))), None)
+    assert flat is not None  # the readers end every net with its classifier Dense
+    for layer in net.layers[:flat]:
+        if not isinstance(layer, _BODY):
+            raise breaks(net.source, layer.name, layer.kind, "cannot stand here")
+    for layer in net.layers[flat + 1:]:
+        if not isinstance(layer, (ir.Dense, ir.Activation, ir.Dropout, ir.BatchNorm)):
+            raise breaks(net.source, layer.name, layer.kind, "needs positions to work over, "
+                         f"but the net is already flat here (after {net.layers[flat].name}); "
+                         "the pattern puts every CONV, POOL and LRN before the first FC")
+    return list(net.layers[:flat]), list(net.layers[flat:])
+
+
+def _stages(body: list[ir.Layer]) -> list[list[ir.Layer]]:
+    stages: list[list[ir.Layer]] = [[]]
+    pooled = False
+    for layer in body:
+        if isinstance(layer, ir.Conv) and pooled:
+            stages.append([])
+            pooled = False
+        pooled |= isinstance(layer, ir.Pool)
+        stages[-1].append(layer)
+    return stages
+
+
+def _units(layers: list[ir.Layer], starts) -> tuple[list[list[Written]], list[Written]]:
+    """Split ``layers`` into units (each begins with a ``starts`` layer) and what follows the
+    first layer that is neither (a stage's POOL onward); a stage must begin with a unit."""
+    units: list[list[Written]] = []
+    for i, layer in enumerate(layers):
+        if isinstance(layer, starts):
+            units.append([written(layer)])
+        elif isinstance(layer, (ir.Pool, ir.Flatten, ir.GlobalPool)) or not units:
+            return units, [written(la) for la in layers[i:]]
+        else:
+            units[-1].append(written(layer))
+    return units, []
+
+
+def _folded(body: list[ir.Layer], head: list[ir.Layer]) -> dict:
+    """``pattern``, ``vars`` and ``layers`` of the folded form; NoFold when it does not fit."""
+    slots: list[_Slot] = []
+    vars_: dict[str, Any] = {}
+    parts = []
+    if body:
+        parts.append(_fold_body(_stages(body), slots, vars_))
+    parts.append(_fold_head(head, slots, vars_))
+    layers = _settle(slots)
+    pattern = "-".join(p for p in parts if p)
+    for slot in slots:
+        pattern = pattern.replace(f"{{{id(slot)}}}", slot.text, 1)
+    out: dict[str, Any] = {"pattern": pattern}
+    if vars_:
+        out["vars"] = vars_
+    if layers:
+        out["layers"] = layers
+    return out
+
+
+def _same(items: list) -> bool:
+    return all(item == items[0] for item in items)
+
+
+def _fold_body(stages: list[list[ir.Layer]], slots: list[_Slot], vars_: dict) -> str:
+    split = [_units(stage, ir.Conv) for stage in stages]
+    if any(not units for units, _ in split):
+        raise NoFold  # a stage that begins with something other than a CONV
+    for units, _ in split:
+        if not _same([[w.key() for w in u] for u in units]):
+            raise NoFold  # units differ inside a stage (AlexNet's third)
+    kinds = [[w.token for w in units[0]] for units, _ in split]
+    if not _same(kinds):
+        raise NoFold
+    tails = [[w.token for w in tail] for _, tail in split]
+    common = tails[0] if tails[0] else ["POOL"]
+    trailer = split[-1][1][len(common):] if tails[-1][:len(common)] == common else []
+    optional = False
+    for i, tail in enumerate(tails):
+        last = i == len(tails) - 1
+        if tail == common or (last and tail[:len(common)] == common):
+            continue
+        if not tail and common == ["POOL"]:
+            optional = True
+            continue
+        raise NoFold
+    unit_slots = [_Slot(w.token, [units[0][j] for units, _ in split])
+                  for j, w in enumerate(split[0][0][0])]
+    tail_slots = [_Slot(token, [tail[j] for _, tail in split if tail])
+                  for j, token in enumerate(common)]
+    if optional and len({w.key() for w in tail_slots[0].values}) > 1:
+        raise NoFold  # a per-stage list would need a value for the stages without a POOL
+    slots.extend(unit_slots + tail_slots)
+    vars_["M"] = len(stages)
+    counts = [len(units) for units, _ in split]
+    unit = "-".join(f"{{{id(s)}}}" for s in unit_slots)
+    if counts != [1] * len(counts):
+        unit = f"({unit})*N"
+        vars_["N"] = counts[0] if _same(counts) else counts
+    tail = "-".join(f"{{{id(s)}}}" for s in tail_slots) + ("?" if optional else "")
+    if optional:
+        vars_["POOL"] = [bool(t) for t in tails]
+    text = f"[{unit}-{tail}]*M"
+    for w in trailer:
+        slots.append(_Slot(w.token, [w]))
+        text += f"-{{{id(slots[-1])}}}"
+    return text
+
+
+def _fold_head(head: list[ir.Layer], slots: list[_Slot], vars_: dict) -> str:
+    units, before = [], []
+    for layer in head:
+        if isinstance(layer, ir.Dense):
+            units.append([written(layer)])
+        elif units:
+            units[-1].append(written(layer))
+        else:
+            before.append(written(layer))
+    hidden, classifier = units[:-1], units[-1]
+    assert len(classifier) == 1  # the softmax Dense is the last layer
+    if before and before[0].token == "FLATTEN" and len(before) == 1:
+        before = []   # implicit before the first FC
+    if not _same([[w.token for w in u] for u in hidden]):
+        raise NoFold
+    text = []
+    for w in before:
+        slots.append(_Slot(w.token, [w]))
+        text.append(f"{{{id(slots[-1])}}}")
+    if hidden:
+        unit_slots = [_Slot(w.token, [u[j] for u in hidden]) for j, w in enumerate(hidden[0])]
+        slots.extend(unit_slots)
+        text.append("(" + "-".join(f"{{{id(s)}}}" for s in unit_slots) + ")*K")
+        vars_["K"] = len(hidden)
+    text.append(call(classifier[0]))
+    return "-".join(text)
+
+
+def _settle(slots: list[_Slot]) -> dict:
+    """``layers:`` for every token, and each slot's inline text for what ``layers:`` cannot
+    give it: a per-repetition list serves one slot only; the other slots write theirs."""
+    layers: dict[str, dict] = {}
+    for token in dict.fromkeys(s.token for s in slots):
+        mine = [s for s in slots if s.token == token]
+        entry: dict[str, Any] = {}
+        owner: dict[str, _Slot] = {}
+        for key, _ in mine[0].values[0].args:
+            per_slot = [[dict(w.args)[key] for w in s.values] for s in mine]
+            varying = [s for s, v in zip(mine, per_slot) if not _same(v)]
+            if len(varying) > 1:
+                raise NoFold
+            if varying:
+                owner[key] = varying[0]
+                entry[key] = [dict(w.args)[key] for w in varying[0].values]
+                continue
+            first = per_slot[0][0]
+            if not (is_default(token, key, first, dict(mine[0].values[0].args))
+                    and _same([v[0] for v in per_slot])):
+                entry[key] = first
+        for s in mine:
+            given = {k: (_LIST if k in owner and owner[k] is not s else v)
+                     for k, v in entry.items()}
+            s.text = call(s.values[0], given, frozenset(k for k in owner if owner[k] is s))
+        if entry:
+            layers[token] = entry
+    return layers
+
+
+def _explicit(layers: list[ir.Layer]) -> str:
+    """Token by token with inline arguments; identical neighbouring units as ``(...)*n``."""
+    ws = [written(la) for la in layers]
+    ws = [w for i, w in enumerate(ws)  # a FLATTEN right before an FC is implied
+          if not (w.token == "FLATTEN" and i + 1 < len(ws) and ws[i + 1].token == "FC")]
+    units: list[list[Written]] = []
+    for w in ws:
+        if w.token in ("CONV", "FC", "POOL", "FLATTEN", "GLOBAL_POOL", "SOFTMAX") or not units:
+            units.append([w])
+        else:
+            units[-1].append(w)
+    parts: list[str] = []
+    i = 0
+    while i < len(units):
+        n = 1
+        while i + n < len(units) and units[i + n] == units[i]:
+            n += 1
+        text = "-".join(call(w) for w in units[i])
+        parts.append(f"({text})*{n}" if n > 1 else text)
+        i += n
+    return "-".join(parts)

@@ -1,0 +1,247 @@
+"""``cnnbp import``: a .keras or .onnx classifier back to its blueprint.
+
+Every shipped blueprint goes build → .keras → import → ``cnnbp check``, and must give the
+analysis the shipped blueprint gives; with the weights (``weights.from``, loaded by
+``cnnbp build``), the same outputs. A hand-written Keras LeNet-5 and the ONNX export of AlexNet
+come back as their blueprints; a model outside the grammar is refused naming the layer.
+"""
+from __future__ import annotations
+
+import doctest
+import json
+import zipfile
+
+import numpy as np
+import pytest
+
+from cnnbp import cli
+from cnnbp.builder import build_model, fold, import_keras, import_onnx, imported, ir, load
+from cnnbp.builder.errors import BlueprintError
+from cnnbp.builder.importer import blueprint_for
+from cnnbp.commands import import_model
+from cnnbp.contract.errors import ArtifactError, UsageError
+from tests.conftest import SHIPPED, SMALL
+
+# Written with `padding: same` at stride 1; Keras keeps no trace of how the pads were
+# written, so they come back as the pads `same` adds there, (kernel - 1) / 2 a side.
+WRITTEN_SAME = {"cifar10_small", "digits", "mnist1d"}
+# Folded as the shipped file writes them: the same pattern and vars.
+FOLDED = {"vgg11", "vgg13", "vgg16", "vgg19", "cifar10_small", "digits"}
+
+
+def _check_json(capsys, ref: str) -> dict:
+    capsys.readouterr()
+    assert cli.main(["check", ref, "--json"]) == 0
+    return json.loads(capsys.readouterr().out)
+
+
+def _config_only(model, path) -> None:
+    """A .keras file without weights: Keras's own config.json of the model, all that the
+    structure needs (saving VGG-16's 528 MB of weights would take most of a test's time)."""
+    with zipfile.ZipFile(path, "w") as z:
+        z.writestr("config.json", model.to_json())
+
+
+def _import(capsys, model_path, out) -> str:
+    assert cli.main(["import", str(model_path), "-o", str(out)]) == 0
+    return capsys.readouterr().out
+
+
+def _expected(name: str) -> dict:
+    """The shipped blueprint's analysis, its `padding: same` rows as they come back."""
+    compiled = load(name)
+    expected = compiled.analysis.to_json()
+    if name in WRITTEN_SAME:
+        for row, layer in zip(expected["layers"], compiled.network.layers):
+            if getattr(layer, "padding", None) == "same":
+                row["description"] = row["description"].replace(
+                    "pad same", f"pad {(layer.kernel[0] - 1) // 2}")
+    return expected
+
+
+@pytest.mark.parametrize("name", [n if n in SMALL else pytest.param(n, marks=pytest.mark.slow)
+                                  for n in SHIPPED])
+def test_every_shipped_blueprint_comes_back_with_the_same_analysis(name, tmp_path, capsys,
+                                                                   keras):
+    model = build_model(load(name).network)
+    src = tmp_path / f"{name}.keras"
+    model.save(src) if name in SMALL else _config_only(model, src)
+    out = tmp_path / "imported" / "bp.yaml"
+    out.parent.mkdir()
+    said = _import(capsys, src, out)
+    assert said.startswith(f"{name}: wrote {out}")
+    assert _check_json(capsys, str(out)) == _expected(name)
+    doc = blueprint_for(src, out)
+    assert doc["weights"] == {"from": f"../{name}.keras"}
+    if name in FOLDED:
+        shipped = load(name).resolved
+        assert (doc["pattern"], doc["vars"]) == (shipped["pattern"], shipped["vars"])
+
+
+def test_vgg16_folds_as_the_paper_writes_it(tmp_path, keras):
+    """The shipped file's own form: per-stage filters and counts, pad 1, without TensorFlow
+    building 138M weights (the config of a 1-class, 32x32 VGG-16 has the same structure)."""
+    net = load("vgg16", ["input=[32, 32, 3]", "K=0", "classes=2"]).network
+    src = tmp_path / "vgg16.keras"
+    _config_only(build_model(net), src)
+    doc = blueprint_for(src, tmp_path / "bp.yaml")
+    assert doc["pattern"] == "[(CONV-RELU)*N-POOL]*M-SOFTMAX"
+    assert doc["vars"] == {"M": 5, "N": [2, 2, 3, 3, 3]}
+    assert doc["layers"] == {"CONV": {"filters": [64, 128, 256, 512, 512], "kernel": 3,
+                                      "padding": 1},
+                             "POOL": {"size": 2}}
+
+
+def _outputs_agree(keras, original, rebuilt_path, shape) -> float:
+    x = np.random.default_rng(0).standard_normal((4, *shape)).astype("float32")
+    rebuilt = keras.saving.load_model(rebuilt_path)
+    return float(np.max(np.abs(original.predict(x, verbose=0) - rebuilt.predict(x, verbose=0))))
+
+
+@pytest.mark.parametrize("name", SMALL)
+def test_with_its_weights_the_imported_blueprint_gives_the_same_outputs(name, tmp_path,
+                                                                        capsys, keras):
+    net = load(name).network
+    model = build_model(net)
+    # not the seeded initial weights the blueprint would build anyway
+    model.set_weights([np.random.default_rng(1).standard_normal(w.shape).astype("float32") * 0.1
+                       for w in model.get_weights()])
+    model.save(tmp_path / "m.keras")
+    _import(capsys, tmp_path / "m.keras", tmp_path / "bp.yaml")
+    assert cli.main(["build", str(tmp_path / "bp.yaml"), "-o", str(tmp_path / "r.keras")]) == 0
+    assert "weights from" in capsys.readouterr().out
+    assert _outputs_agree(keras, model, tmp_path / "r.keras", net.input_shape) <= 1e-5
+
+
+def _lenet(keras):
+    L = keras.layers
+    return keras.Sequential([
+        keras.Input((32, 32, 1)),
+        L.Conv2D(6, 5, activation="tanh"), L.AveragePooling2D(2),
+        L.Conv2D(16, 5, activation="tanh"), L.AveragePooling2D(2),
+        L.Conv2D(120, 5, activation="tanh"), L.Flatten(),
+        L.Dense(84, activation="tanh"), L.Dense(10, activation="softmax")])
+
+
+def test_a_hand_written_keras_lenet5_comes_back_as_the_shipped_blueprint(tmp_path, capsys,
+                                                                          keras):
+    model = _lenet(keras)
+    model.save(tmp_path / "lenet.keras")
+    read = import_keras.read(tmp_path / "lenet.keras")
+    assert [la.kind if la.kind != "ACTIVATION" else la.fn for la in read.layers] == [
+        "CONV", "TANH", "POOL", "CONV", "TANH", "POOL", "CONV", "TANH", "FLATTEN", "FC",
+        "TANH", "FC"]
+    assert (read.input_shape, read.classes, read.layers[-1].softmax) == ((32, 32, 1), 10, True)
+    _import(capsys, tmp_path / "lenet.keras", tmp_path / "bp.yaml")
+    got, want = _check_json(capsys, str(tmp_path / "bp.yaml")), _check_json(capsys, "lenet5")
+    assert got.pop("name") == model.name and want.pop("name") == "lenet5"
+    assert got == want
+    text = (tmp_path / "bp.yaml").read_text()
+    assert 'pattern: "[CONV-TANH-POOL?]*M-(FC-TANH)*K-SOFTMAX"' in text
+    assert "vars: {M: 3, POOL: [true, true, false], K: 1}" in text
+    assert cli.main(["build", str(tmp_path / "bp.yaml"), "-o", str(tmp_path / "r.keras")]) == 0
+    assert _outputs_agree(keras, model, tmp_path / "r.keras", (32, 32, 1)) <= 1e-5
+
+
+def _onnx(model, path) -> None:
+    import onnx
+
+    from cnnbp.export.onnx_export import to_onnx
+    onnx.save(to_onnx(model), str(path))
+
+
+def test_an_onnx_export_comes_back_with_its_weights(tmp_path, capsys, keras):
+    model = build_model(load("lenet5").network)
+    _onnx(model, tmp_path / "lenet5.onnx")
+    read = import_onnx.read(tmp_path / "lenet5.onnx")
+    assert [la.name for la in read.layers][:3] == ["stage1_conv1", "stage1_tanh", "stage1_pool"]
+    _import(capsys, tmp_path / "lenet5.onnx", tmp_path / "bp.yaml")
+    assert _check_json(capsys, str(tmp_path / "bp.yaml")) == _expected("lenet5")
+    assert cli.main(["build", str(tmp_path / "bp.yaml"), "-o", str(tmp_path / "r.keras")]) == 0
+    assert _outputs_agree(keras, model, tmp_path / "r.keras", (32, 32, 1)) <= 1e-5
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["alexnet", "zfnet"])
+def test_the_onnx_export_of_alexnet_comes_back_without_its_dropout(name, tmp_path, keras):
+    """An inference graph holds no Dropout: the rest of the net comes back layer for layer
+    (LRN from the subgraph tf2onnx makes of it, ceil rounding from ZFNet's pads)."""
+    import dataclasses
+
+    from cnnbp.builder import ir
+    from cnnbp.builder.importer import network_of
+    shipped = load(name).network
+    _onnx(build_model(shipped), tmp_path / f"{name}.onnx")
+    got = network_of(blueprint_for(tmp_path / f"{name}.onnx"))
+    plain = lambda layers: [dataclasses.replace(la, origin="") for la in layers
+                            if not isinstance(la, ir.Dropout)]
+    assert plain(got.layers) == plain(shipped.layers)
+    assert (got.name, got.input_shape, got.classes) == (name, shipped.input_shape, 1000)
+
+
+def test_the_arithmetic_and_the_inline_text_are_as_documented():
+    assert doctest.testmod(imported).failed == 0 and doctest.testmod(fold).failed == 0
+    conv = ir.Conv("c", 256, (5, 5), (1, 1), ((2, 2), (2, 2)), (1, 1), 2, True, None)
+    assert fold.call(fold.written(conv)) == "CONV(256, 5, pad=2, groups=2)"
+    pool = ir.Pool("p", "max", (3, 3), (2, 2), "valid", "ceil")
+    assert fold.call(fold.written(pool)) == "POOL(3, 2, rounding=ceil)"
+    assert fold.call(fold.written(ir.LRN("n", 5, 1e-4, 0.75, 1.0))) == "LRN(bias=1.0)"
+
+
+# -- refusals --------------------------------------------------------------------------------
+
+def test_a_branch_is_refused_naming_the_layer_that_joins_it(tmp_path, keras):
+    L = keras.layers
+    x = inputs = keras.Input((8, 8, 1))
+    x = L.Conv2D(4, 3, padding="same", name="first")(x)
+    y = L.Conv2D(4, 3, padding="same", name="second")(x)
+    x = L.Add(name="shortcut")([x, y])
+    x = L.Dense(3, activation="softmax")(L.Flatten()(x))
+    keras.Model(inputs, x).save(tmp_path / "res.keras")
+    with pytest.raises(BlueprintError) as err:
+        blueprint_for(tmp_path / "res.keras")
+    assert str(err.value) == (
+        f"{tmp_path / 'res.keras'}: layer 'shortcut' (Add): joins 2 branches (first, second); "
+        "the pattern describes a single chain of layers, each taking the previous one's output")
+
+
+@pytest.mark.parametrize("last, message", [
+    ("Dense(3)", "layer 'logits' (Dense): ends the net, but the pattern ends with its "
+                 "classifier: a Dense layer with a softmax"),
+    ("Conv2DTranspose(3, 3)", "layer 'logits' (Conv2DTranspose): has no token in the pattern "
+                              "grammar; it knows Conv1D/Conv2D (CONV)"),
+])
+def test_a_layer_outside_the_grammar_is_named(last, message, tmp_path, keras):
+    L = keras.layers
+    cls, args = last.split("(")
+    layer = getattr(L, cls)(*[int(a) for a in args.rstrip(")").split(", ")], name="logits")
+    keras.Sequential([keras.Input((8, 8, 1)), L.Conv2D(4, 3), layer]).save(tmp_path / "m.keras")
+    with pytest.raises(BlueprintError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        blueprint_for(tmp_path / "m.keras")
+
+
+def test_an_existing_blueprint_is_kept_unless_forced(tmp_path, capsys, keras):
+    build_model(load("digits").network).save(tmp_path / "m.keras")
+    out = tmp_path / "bp.yaml"
+    out.write_text("mine\n")
+    with pytest.raises(UsageError, match="already exists; add --force"):
+        _run(["import", str(tmp_path / "m.keras"), "-o", str(out)])
+    assert out.read_text() == "mine\n"
+    _run(["import", str(tmp_path / "m.keras"), "-o", str(out), "--force"])
+    assert out.read_text().startswith("name: digits\n")
+
+
+def _run(argv: list[str]) -> int:
+    from cnnbp.commands.assemble import parse, parser
+    args = parse(parser(), argv)
+    assert args.run is import_model.run
+    return args.run(args)
+
+
+def test_a_file_that_is_no_model_is_refused(tmp_path):
+    bad = tmp_path / "m.keras"
+    bad.write_text("not a zip")
+    with pytest.raises(ArtifactError, match="is not a readable .keras file"):
+        blueprint_for(bad)
+    with pytest.raises(BlueprintError, match="neither a .keras nor an .onnx"):
+        blueprint_for(tmp_path / "m.h5")
