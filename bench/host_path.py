@@ -60,7 +60,7 @@ class Case:
 
 
 CASES = {"digits": Case("digits", (8, 8, 1), 28_672, 1_024),
-         "cifar10_small": Case("cifar10_small", (32, 32, 3), 5_120, 512)}
+         "cifar10_small": Case("cifar10_small", (32, 32, 3), 1_536, 256)}
 SETS = ("training.augment.translate=0", f"training.batch_size={BATCH}",
         "training.optimizer=adam", f"training.learning_rate={LEARNING_RATE}",
         "training.schedule=constant", f"training.validation_split={VALIDATION}",
