@@ -256,6 +256,12 @@ def load_into(model, resolved: dict, say=None) -> Loaded | None:
     for kind in ("CONV", "BATCHNORM", "FC"):
         mine = [(i, t) for i, t in enumerate(ours) if t.kind == kind]
         theirs = [s for s in src if s.kind == kind]
+        if kind == "FC" and mine and not theirs and plan:  # a feature extractor's file
+            reinit += [t.layer.name for _, t in mine]
+            say(f"note: {path} has no FC layers (a feature extractor, as include_top=False "
+                f"writes): the {len(mine)} FC layers ({', '.join(reinit)}) keep their fresh "
+                "initialisation, to be trained")
+            continue
         if len(mine) != len(theirs):
             _count_error(path, kind, mine, theirs)
         for (i, t), s in zip(mine, theirs):

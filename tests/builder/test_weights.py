@@ -43,7 +43,7 @@ def test_keras_files_give_the_source_outputs(keras, tmp_path, suffix):
     assert _differs(ours(x), src(x)) <= 1e-6
 
 
-def _torch_like_onnx(src, path):
+def torch_like_onnx(src, path):
     """The ONNX graph ``torch.onnx.export`` writes for the plain CNN ``src``: NCHW input,
     OIHW kernels, a C,H,W flatten and Gemm weights [out, in] with transB=1."""
     import onnx
@@ -106,7 +106,7 @@ def _onnx_outputs(path, x):
 def test_a_pytorch_style_onnx_gives_onnx_runtimes_outputs(keras, tmp_path):
     _, src = _build(keras, seed=1)
     path = tmp_path / "torch.onnx"
-    _torch_like_onnx(src, path)
+    torch_like_onnx(src, path)
     compiled, ours = _build(keras, seed=2)
     x = _x(ours)
     expected = _onnx_outputs(path, x)  # ONNX Runtime on the NCHW graph, not our loader
@@ -116,6 +116,19 @@ def test_a_pytorch_style_onnx_gives_onnx_runtimes_outputs(keras, tmp_path):
     kinds = [(s.kind, s.arrays[0].shape) for s in read(path)]
     assert kinds == [("CONV", (3, 3, 3, 4)), ("CONV", (3, 3, 4, 6)), ("FC", (96, 7)),
                      ("FC", (7, 5))]
+
+
+def test_an_onnx_export_of_a_keras_net_keeps_its_channels_last_flatten(keras, tmp_path):
+    import onnx
+
+    from cnnbp.export.onnx_export import to_onnx
+    _, src = _build(keras, seed=1)
+    path = tmp_path / "keras.onnx"  # tf2onnx: Transposes around NCHW convs, an NHWC flatten
+    onnx.save(to_onnx(src), str(path))
+    compiled, ours = _build(keras, seed=2)
+    load_into(ours, with_source(compiled, None, str(path)).resolved)
+    x = _x(ours)
+    assert _differs(ours(x), src(x)) <= 1e-6
 
 
 def test_bgr_flips_the_first_convolutions_input_channels(keras, tmp_path):
@@ -144,6 +157,29 @@ def test_a_classifier_with_other_classes_is_reinitialised_and_said(keras, tmp_pa
         np.testing.assert_array_equal(a, b)
     for a, b in zip(ours.layers[1].get_weights(), src.layers[1].get_weights()):  # first CONV
         np.testing.assert_array_equal(a, b)
+
+
+def test_a_feature_extractors_file_leaves_the_fc_layers_fresh(keras, tmp_path):
+    _, src = _build(keras, seed=1)
+    L = keras.layers  # what include_top=False keeps: the convolutions only
+    notop = keras.Sequential([keras.Input((8, 8, 3)), L.Conv2D(4, 3, padding="same"),
+                              L.MaxPooling2D(), L.Conv2D(6, 3, padding="same")])
+    convs = [ly for ly in src.layers if type(ly).__name__ == "Conv2D"]
+    for mine, theirs in zip([ly for ly in notop.layers if type(ly).__name__ == "Conv2D"], convs):
+        mine.set_weights(theirs.get_weights())
+    path = str(tmp_path / "notop.weights.h5")
+    notop.save_weights(path)
+    compiled, ours = _build(keras, seed=2)
+    fcs = [ly for ly in ours.layers if type(ly).__name__ == "Dense"]
+    fresh = [w.copy() for ly in fcs for w in ly.get_weights()]
+    said = []
+    loaded = load_into(ours, with_source(compiled, None, path).resolved, say=said.append)
+    assert loaded.layers == 2 and loaded.reinitialised == tuple(ly.name for ly in fcs)
+    assert "no FC layers" in said[0]
+    for a, b in zip([w for ly in fcs for w in ly.get_weights()], fresh):
+        np.testing.assert_array_equal(a, b)
+    for a, b in zip([ly for ly in ours.layers if type(ly).__name__ == "Conv2D"], convs):
+        np.testing.assert_array_equal(a.get_weights()[0], b.get_weights()[0])
 
 
 def test_a_mismatch_names_both_layers_and_shapes_and_changes_nothing(keras, tmp_path):
@@ -204,7 +240,7 @@ def _vgg(keras, name, tmp_path, suffix=".weights.h5"):
     app = getattr(keras.applications, name.upper())(weights=None)
     path = tmp_path / f"{name}{suffix}"
     if suffix == ".onnx":
-        _torch_like_onnx(app, path)
+        torch_like_onnx(app, path)
     else:
         app.save_weights(str(path))
     return app, str(path)
