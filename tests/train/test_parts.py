@@ -165,6 +165,32 @@ def test_array_batches_are_normalised_one_hot_and_reshuffled_by_epoch():
     assert order(0) == order(0) != order(1)
 
 
+def test_array_rows_held_in_memory_are_normalised_once_to_the_batch_formulas_values():
+    """Rows in memory are normalised into a copy when the batches are made; each batch holds
+    exactly the float32 ``x * gain + shift`` of its rows (the formula a batch-at-a-time pass
+    computes), the validation rows stay out of the training copy, and x is left alone."""
+    from cnnbp.contract.preprocessing import fit
+    from cnnbp.train.arrays import batches
+    net = load("digits").network
+    x = np.random.default_rng(3).uniform(0, 1, (12, 8, 8, 1)).astype("float32")
+    before = x.copy()
+    y = np.arange(12) % 10
+    prep = fit(x, input_shape=[8, 8, 1], domain="tensor", class_names=list("0123456789"))
+    gain, shift = prep.gain_shift(prep.scale)
+    rows = np.array([0, 2, 3, 5, 7, 8, 9, 11])  # 1, 4, 6, 10 held out
+    data = batches(x, y, rows, 3, prep, net, mapped=False, seed=4)
+    assert data.ready.shape == (8, 8, 8, 1)
+    seen = []
+    for i in range(len(data)):
+        xb, yb = data[i]
+        take = np.sort(data.order[i * 3:(i + 1) * 3])
+        np.testing.assert_array_equal(xb, x[take] * gain + shift)  # bit for bit
+        np.testing.assert_array_equal(np.argmax(yb, axis=1), y[take])
+        seen += take.tolist()
+    assert sorted(seen) == rows.tolist()
+    np.testing.assert_array_equal(x, before)
+
+
 def test_the_charts_are_written_into_the_run(tmp_path):
     from cnnbp.contract.rundir import RunDir
     from cnnbp.train.plots import write_plots
