@@ -145,7 +145,10 @@ class _Walker:
                 self.refuse(node, "is a softmax that does not follow a fully connected layer")
             self.layers[-1] = ir.Dense(last.name, last.units, last.bias, True, last.origin)
         else:
-            self.refuse(node, f"has no token in the pattern grammar; it knows {KNOWN}")
+            hint = ("; a per-channel Mul/Add is how an exporter folds an inference-mode "
+                    "BatchNormalization, which the graph no longer tells apart: import the "
+                    ".keras file instead") if op in ("Mul", "Add", "Sub") else ""
+            self.refuse(node, f"has no token in the pattern grammar; it knows {KNOWN}{hint}")
         if self.layers and isinstance(self.layers[-1], ir.Dense) and self.layers[-1].softmax \
                 and op != "Softmax":
             self.refuse(node, "follows the softmax; the pattern ends with its classifier")
