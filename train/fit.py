@@ -62,7 +62,7 @@ def run_session(session: Session, quiet: bool, callbacks=(), report: bool = True
         finetune.start(model, t)
         # one fit per fine-tuning phase: Keras takes a change of trainable layers at compile
         for first, last in finetune.phases(t, done):
-            if session.state.stopped_early:
+            if session.state.stopped_early or model.stop_training:  # (a search's pruning)
                 break
             finetune.enter(model, t, first)
             if first > done:  # the previous fit's callback let its writer go at its end

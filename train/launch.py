@@ -22,6 +22,13 @@ def launch(compiled: Compiled, data_spec: str, out: str | Path, quiet: bool = Fa
 
     from .multiworker import cluster, train_multiworker
     if cluster():
+        t = compiled.network.training
+        if t.freeze or t.head_learning_rate is not None:
+            from cnnbp.contract.errors import UsageError
+            raise UsageError(f"TF_CONFIG names {cluster()[0]} workers, and multi-worker "
+                             "training trains every layer at learning_rate: training.freeze, "
+                             "unfreeze_after and head_learning_rate are for one host; drop "
+                             "them or train on one host (unset TF_CONFIG)")
         return train_multiworker(compiled, data_spec, out, quiet=quiet)
     check_new(RunDir(out), replace)
     from .sources import preload

@@ -60,6 +60,18 @@ def test_fit_runs_once_per_phase_split_at_the_unfreeze():
     assert phases(load("digits").network.training, 3) == [(3, 15)]
 
 
+def test_multi_worker_training_refuses_the_fine_tuning_keys(tmp_path, monkeypatch):
+    from cnnbp.contract.errors import UsageError
+    from cnnbp.train.launch import launch
+    monkeypatch.setenv("TF_CONFIG", json.dumps({
+        "cluster": {"worker": ["localhost:1", "localhost:2"]},
+        "task": {"type": "worker", "index": 0}}))
+    for setting in ("training.freeze=[stage1]", "training.head_learning_rate=0.01"):
+        with pytest.raises(UsageError, match="TF_CONFIG names 2 workers.*training.freeze"):
+            launch(load("digits", [setting]), "digits", tmp_path / "run", quiet=True)
+    assert not (tmp_path / "run").exists()
+
+
 # One Adam step on a fixed batch, through Keras's own train step, in a child on either backend.
 # Adam's first step moves each weight by lr * g / (|g| + eps), i.e. by lr wherever |g| >> eps.
 STEP_CHILD = r'''
