@@ -114,6 +114,24 @@ def test_with_its_weights_the_imported_blueprint_gives_the_same_outputs(name, tm
     assert _outputs_agree(keras, model, tmp_path / "r.keras", net.input_shape) <= 1e-5
 
 
+# ZFNet's and AlexNet's parts at a size that saves in a moment: a floored strided window with
+# pads (EdgePad + Conv), ceil pooling (EdgePad with -inf), LRN, grouped convolutions
+ODD_PARTS = ("INPUT(36x36x3)-CONV(8, 7, stride=2, pad=1, rounding=floor)-RELU-"
+             "POOL(3, 2, rounding=ceil)-LRN-CONV(16, 3, pad=1, groups=2)-RELU-POOL(2)-"
+             "FC(32)-RELU-DROPOUT(0.5)-FC(10)-SOFTMAX")
+
+
+def test_the_odd_parts_come_back_with_their_weights(tmp_path, capsys, keras):
+    from cnnbp.builder import load_expression
+    compiled = load_expression(ODD_PARTS)
+    model = build_model(compiled.network)
+    model.save(tmp_path / "m.keras")
+    _import(capsys, tmp_path / "m.keras", tmp_path / "bp.yaml")
+    assert _check_json(capsys, str(tmp_path / "bp.yaml")) == compiled.analysis.to_json()
+    assert cli.main(["build", str(tmp_path / "bp.yaml"), "-o", str(tmp_path / "r.keras")]) == 0
+    assert _outputs_agree(keras, model, tmp_path / "r.keras", (36, 36, 3)) <= 1e-5
+
+
 def _lenet(keras):
     L = keras.layers
     return keras.Sequential([
