@@ -12,6 +12,9 @@ EXAMPLES = """examples:
       --search-set max_params=50000 -o searches/small
   cnnbp search bp.yaml --data digits --trials 40 -o searches/shared \\
       --storage postgresql://user@db/cnnbp       (run the same line on several machines)
+  cnnbp search bp.yaml --data digits --trials 40 -o searches/shared \\
+      --storage journal:/shared/search.log       (a file on a shared filesystem: no server)
+  cnnbp search --refresh searches/shared      (rewrite the outputs from the study, any time)
 then: cnnbp train searches/digits/best.yaml --data digits -o runs/best
 """
 
@@ -25,13 +28,18 @@ def register(subparsers) -> None:
                     "or over-budget ones statically (they never reach TensorFlow), train the "
                     "rest as run directories under OUT/trials/, and write results.csv, "
                     "best.yaml, history.png and pareto.png to OUT.")
-    p.add_argument("blueprint", help="a blueprint file (or shipped name) with a search: section")
-    p.add_argument("--data", required=True, help="the data source, as for `cnnbp train`")
-    p.add_argument("--trials", type=int, required=True, metavar="N",
-                   help="trials to train (statically excluded candidates do not count); a "
-                        "resumed search trains only what is missing")
-    p.add_argument("-o", "--output", required=True, metavar="OUT",
-                   help="the search folder (searches/NAME); rerun to resume")
+    p.add_argument("blueprint", nargs="?",
+                   help="a blueprint file (or shipped name) with a search: section")
+    p.add_argument("--data", help="the data source, as for `cnnbp train` (required)")
+    p.add_argument("--trials", type=int, metavar="N",
+                   help="(required) trials to train in the whole study, every worker's counted "
+                        "(excluded and repeated candidates do not count); a resumed search "
+                        "trains only what is missing")
+    p.add_argument("-o", "--output", metavar="OUT",
+                   help="(required) the search folder (searches/NAME); rerun to resume")
+    p.add_argument("--refresh", metavar="OUT",
+                   help="rewrite OUT's results.csv, best.yaml, history.png and pareto.png "
+                        "from its study (all workers' trials so far) and exit")
     p.add_argument("--timeout", type=float, metavar="SECONDS",
                    help="stop starting trials after this long")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
@@ -43,8 +51,9 @@ def register(subparsers) -> None:
                    metavar="OBJ", help="accuracy (default), accuracy,macs or accuracy,latency "
                    "(a Pareto front); shorthand for --search-set objective=...")
     p.add_argument("--epochs", type=int, help="epochs per trial (--set training.epochs=N)")
-    p.add_argument("--storage", metavar="URL", help="an Optuna RDB URL shared by several "
-                   "workers (postgresql://…); default sqlite in OUT/study.db")
+    p.add_argument("--storage", metavar="URL", help="where several workers share the study: "
+                   "an Optuna RDB URL (postgresql://…) or journal:PATH (a file on a shared "
+                   "filesystem); default sqlite in OUT/study.db")
     p.add_argument("--study-name", default="search", help="the study's name in --storage")
     p.add_argument("--seed", type=int, default=0, help="the sampler's seed (default 0)")
     p.add_argument("--quiet", action="store_true",
@@ -59,12 +68,27 @@ def run(args) -> int:
 
     from cnnbp.contract.errors import UsageError
     from cnnbp.search.load import load
+    if args.refresh:
+        return refresh(Path(args.refresh))
+    missing = [flag for flag, value in (("BLUEPRINT", args.blueprint), ("--data", args.data),
+                                        ("--trials", args.trials), ("-o", args.output))
+               if value is None]
+    if missing:
+        raise UsageError(f"cnnbp search needs {', '.join(missing)}: e.g. cnnbp search "
+                         "digits_search --data digits --trials 20 -o searches/digits "
+                         "(or --refresh OUT alone to rewrite a search's outputs)")
     if args.trials < 1:
         raise UsageError(f"--trials must be >= 1, got {args.trials}")
     overrides = list(args.set) + ([f"training.epochs={args.epochs}"] if args.epochs else [])
     search_sets = list(args.search_set) + ([f"objective={args.objective}"]
                                            if args.objective else [])
     doc, space = load(args.blueprint, overrides, search_sets)
+    import sys
+
+    from cnnbp.search.space_text import describe
+    # on stderr, with the progress: stdout keeps the summary alone
+    sys.stderr.write("search space, as read:\n" + "".join(f"  {line}\n"
+                                                          for line in describe(space)))
 
     import optuna
 
@@ -88,4 +112,16 @@ def run(args) -> int:
         print(f"{out}: results.csv, history.png, pareto.png; best.yaml is trial {top.number} "
               f"(validation accuracy {top.accuracy:.4f}) — "
               f"`cnnbp train {out / 'best.yaml'} --data {args.data} -o runs/NAME`")
+    return 0
+
+
+def refresh(out) -> int:
+    """Rewrite OUT's outputs from the study its ``search.json`` names; print the summary."""
+    from cnnbp.search import outputs
+    from cnnbp.search.study import load_study
+    study, objectives = load_study(out)
+    top = outputs.write_all(study, out, objectives)
+    print(outputs.summary(outputs.rows(study), top))
+    print(f"{out}: results.csv, history.png, pareto.png" + (", best.yaml" if top else "")
+          + f" rewritten from the study ({len(study.trials)} trials)")
     return 0

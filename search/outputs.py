@@ -13,7 +13,7 @@ from typing import Any
 
 from cnnbp.contract.atomic import write_text
 
-from .study import STATUS
+from .proposer import STATUS, records
 
 COLUMNS = ("trial", "status", "reason", "val_accuracy", "test_accuracy", "params", "macs",
            "activation_memory", "latency_ms", "check_ms", "seconds", "run_dir")
@@ -22,8 +22,8 @@ COLUMNS = ("trial", "status", "reason", "val_accuracy", "test_accuracy", "params
 @dataclass(frozen=True)
 class Row:
     """One trial as ``results.csv`` shows it."""
-    number: int
-    status: str        # trained | pruned | infeasible | failed | running | waiting
+    number: int | None  # None for a record (a candidate excluded before it became a trial)
+    status: str  # trained | pruned | infeasible | repeat | failed | running | waiting
     attrs: dict
     params: dict       # Optuna's parameter name -> value
 
@@ -38,15 +38,34 @@ class Row:
 STATES = {"FAIL": "failed", "RUNNING": "running", "WAITING": "waiting"}
 
 
+RECORDS = ("infeasible", "repeat")  # FAIL trials that are records, never trained
+
+
 def rows(study) -> list[Row]:
-    """Every trial of ``study`` as a Row, with cnnbp's status (trained, pruned, infeasible)
-    or, for one that did not finish, Optuna's state (failed, running, waiting)."""
+    """Every trial of ``study`` as a Row, with cnnbp's status (trained, pruned, repeat) or,
+    for one that did not finish, Optuna's state (failed, running, waiting), then every
+    record of an infeasible candidate (no trial number). A failed trial's reason says why
+    and which trial retried it."""
+    trials = study.get_trials(deepcopy=False)
+    retried = {t.system_attrs.get("failed_trial"): t.number for t in trials
+               if t.system_attrs.get("failed_trial") is not None}
     out = []
-    for t in study.get_trials(deepcopy=False):
-        state = STATES.get(t.state.name, t.state.name.lower())
-        status = t.user_attrs.get(STATUS) if t.state.name in ("COMPLETE", "PRUNED") else state
-        out.append(Row(t.number, status or state, dict(t.user_attrs),
-                       dict(t.params)))
+    for t in trials:
+        attrs = dict(t.user_attrs)
+        status = attrs.get(STATUS)
+        if t.state.name == "FAIL" and status not in RECORDS:
+            status = "failed"
+            if "reason" not in attrs:  # no exception: its worker went silent
+                again = retried.get(t.number)
+                attrs["reason"] = ("its worker stopped sending heartbeats (killed or cut "
+                                   "off); " + (f"retried as trial {again}" if again is not None
+                                               else "not retried again"))
+        elif t.state.name not in ("COMPLETE", "PRUNED", "FAIL"):
+            status = STATES.get(t.state.name, t.state.name.lower())
+        out.append(Row(t.number, status or t.state.name.lower(), attrs, dict(t.params)))
+    for rec in records(study):
+        attrs = {k: v for k, v in rec.items() if k not in ("params", "distributions")}
+        out.append(Row(None, rec[STATUS], attrs, dict(rec["params"])))
     return out
 
 
@@ -79,7 +98,8 @@ def write_csv(table: list[Row], path: Path) -> None:
     w = csv.writer(buf)
     w.writerow(list(COLUMNS) + names)
     for r in table:
-        cells = [r.number, r.status] + [r.attrs.get(c, "") for c in COLUMNS[2:]]
+        cells = ["" if r.number is None else r.number, r.status] + \
+            [r.attrs.get(c, "") for c in COLUMNS[2:]]
         w.writerow(cells + [r.params.get(n, "") for n in names])
     write_text(path, buf.getvalue())
 
@@ -181,7 +201,8 @@ def summary(table: list[Row], top: Row | None, limit: int = 5) -> str:
     widths = [max(len(x) for x in col) for col in zip(head, *body)]
     lines = ["  ".join(x.rjust(w) for x, w in zip(line, widths)) for line in [head] + body]
     counts = {s: sum(r.status == s for r in table)
-              for s in ("trained", "pruned", "infeasible", "failed", "running", "waiting")}
+              for s in ("trained", "pruned", "infeasible", "repeat", "failed", "running",
+                        "waiting")}
     lines.append(", ".join(f"{n} {s}" for s, n in counts.items() if n)
                  + (f"; best: trial {top.number}" if top else "; no trial finished training"))
     return "\n".join(lines)

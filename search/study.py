@@ -1,12 +1,13 @@
 """A blueprint with a ``search:`` section + data → an Optuna study whose trials are run dirs.
 
-Every candidate is checked statically first (``candidate.check``); one that cannot work
-completes at once as an infeasible trial and never reaches TensorFlow. Its constraint values
-(``Trial.set_constraint``) tell the sampler — TPE, or NSGA-II for two objectives — to stop
-proposing its like. A feasible one trains through ``cnnbp.train.fit.train`` into
-``OUT/trials/NNN/``, reporting validation accuracy each epoch to Optuna's median pruner. The
-study lives in ``OUT/study.db`` (SQLite) unless ``storage`` names another database, so a killed
-search resumes and several workers can share one study.
+Every candidate is checked statically first (``candidate.check``) in the proposer's sampling
+step (``proposer``); one that cannot work is recorded as a FAIL trial with its reason (no
+sampler or pruner counts it) and never reaches TensorFlow. A feasible one is claimed under a
+lock shared by the workers, so ``--trials`` is the study's exact total, and trains through
+``cnnbp.train.fit.train`` into ``OUT/trials/NNN/``, reporting validation accuracy each epoch
+to Optuna's median pruner. A net already trained in the study is recorded as a repeat, not
+trained again. The study lives in ``OUT/study.db`` (SQLite) unless ``storage`` names another
+database or a journal file, so a killed search resumes and several workers can share one study.
 """
 from __future__ import annotations
 
@@ -25,7 +26,8 @@ from typing import Any, Callable
 from cnnbp.builder.search_space import SearchSpace
 from cnnbp.contract.errors import RefusedError, UsageError
 
-from .candidate import CONSTRAINTS, Candidate, check
+from .candidate import Candidate, check
+from .proposer import STATUS
 from .sampling import suggest
 
 log = logging.getLogger(__name__)
@@ -36,7 +38,6 @@ MAX_INFEASIBLE_STREAK = 2000  # the sampler keeps proposing the impossible: give
 # shortens it (the kill test waits 3 heartbeats for a dead worker, not 90 s).
 _HEARTBEAT = os.environ.get("CNNBP_SEARCH_HEARTBEAT_S", "")
 HEARTBEAT_S = max(1, int(_HEARTBEAT)) if _HEARTBEAT.isdigit() else 30
-STATUS = "status"          # user attribute: trained | pruned | infeasible
 
 
 @dataclass(frozen=True)
@@ -53,17 +54,18 @@ class Settings:
 
 
 def open_study(space: SearchSpace, doc: dict, settings: Settings):
-    """Create the study, or load it to resume; refuse one made for another space."""
+    """Create the study, or load it to resume; refuse one made for another space. Returns
+    the shared study and the sampler for the proposer's shadow study (``proposer``)."""
     import warnings
 
     import optuna
 
     if not settings.storage:  # a shared database is opened before OUT is made
         settings.out.mkdir(parents=True, exist_ok=True)
-    url = settings.storage or f"sqlite:///{(settings.out / 'study.db').resolve()}"
+    url = storage_url(settings)
     with warnings.catch_warnings():  # heartbeats are "experimental" since Optuna 2.8
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        storage = _storage(url)
+        storage = open_storage(url)
     settings.out.mkdir(parents=True, exist_ok=True)
     directions = ["maximize"] + ["minimize"] * (len(space.objectives) - 1)
     seed = settings.seed
@@ -78,7 +80,10 @@ def open_study(space: SearchSpace, doc: dict, settings: Settings):
         sampler = optuna.samplers.NSGAIISampler(
             seed=seed, population_size=max(4, min(50, settings.trials)))
         pruner = optuna.pruners.NopPruner()  # Optuna prunes single-objective studies only
-    study = optuna.create_study(storage=storage, sampler=sampler, pruner=pruner,
+    # The shared study only stores: every candidate is chosen by `sampler` in the proposer's
+    # shadow study and enqueued with its values fixed, so its own sampler never draws.
+    study = optuna.create_study(storage=storage, pruner=pruner,
+                                sampler=optuna.samplers.RandomSampler(seed=seed),
                                 study_name=settings.study_name, directions=directions,
                                 load_if_exists=True)
     fingerprint = {"space": space.to_json(), "blueprint": _stable(doc)}
@@ -88,8 +93,71 @@ def open_study(space: SearchSpace, doc: dict, settings: Settings):
                            "blueprint or search space; pick a new -o (or --study-name) rather "
                            "than mix their trials")
     for k, v in fingerprint.items():
-        study.set_user_attr(k, v)
-    return study
+        if study.user_attrs.get(k) != v:
+            study.set_user_attr(k, v)
+    from cnnbp.contract.atomic import write_json
+    write_json(settings.out / SEARCH_FILE, {"storage": url, "study_name": settings.study_name,
+                                            "objectives": list(space.objectives)})
+    return study, sampler
+
+
+SEARCH_FILE = "search.json"  # OUT/search.json: where the study is, for --refresh
+
+
+def load_study(out: Path):
+    """The study a search folder's ``search.json`` names, and its objectives (for
+    ``--refresh``). Refuses a folder that is no search's."""
+    import warnings
+
+    import optuna
+    meta = out / SEARCH_FILE
+    try:
+        found = json.loads(meta.read_text())
+        url, name, objectives = found["storage"], found["study_name"], found["objectives"]
+    except FileNotFoundError:
+        raise UsageError(f"--refresh {out}: {meta} does not exist; give the -o folder of a "
+                         "`cnnbp search` (it writes search.json when it starts)") from None
+    except (ValueError, KeyError, TypeError) as exc:
+        raise UsageError(f"--refresh {out}: {meta} is not what cnnbp search writes ({exc}); "
+                         "rerun the search to rewrite it") from None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        storage = open_storage(url)
+    try:
+        study = optuna.load_study(study_name=name, storage=storage)
+    except KeyError:
+        raise UsageError(f"--refresh {out}: the storage {meta} names holds no study {name!r}"
+                         ) from None
+    return study, tuple(objectives)
+
+
+def storage_url(settings: Settings) -> str:
+    """The storage as given (an RDB URL or journal:PATH), default OUT/study.db."""
+    return settings.storage or f"sqlite:///{(settings.out / 'study.db').resolve()}"
+
+
+def open_storage(url: str):
+    """``journal:PATH`` (a file, no server) or an RDB URL, both with heartbeats."""
+    if not url.startswith("journal:"):
+        return _storage(url)
+    from .journal import HeartbeatJournalStorage
+    path = Path(url.removeprefix("journal:")).expanduser()
+    if not path.name or not path.parent.is_dir():
+        raise UsageError(f"--storage {url}: journal:PATH needs a file in an existing folder "
+                         f"({path.parent} is not one), e.g. journal:/shared/search.log")
+    return HeartbeatJournalStorage(path.resolve(), HEARTBEAT_S, 3 * HEARTBEAT_S,
+                                   retry_callback())
+
+
+def retry_callback():
+    """What a stale trial gets: failed, its candidate queued once more, its folder removed."""
+    import warnings
+
+    import optuna
+    from optuna.storages import RetryHeartbeatStaleTrialCallback
+    with warnings.catch_warnings():  # "experimental" since Optuna 2.8
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        return RetryAndClear(RetryHeartbeatStaleTrialCallback(max_retry=1))
 
 
 def _storage(url: str):
@@ -100,7 +168,7 @@ def _storage(url: str):
     PostgreSQL the workers take turns under an advisory lock; elsewhere the loser retries
     and finds the tables made.
     """
-    from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
+    from optuna.storages import RDBStorage
     from sqlalchemy.engine import make_url
     from sqlalchemy.exc import ArgumentError, IntegrityError, OperationalError, ProgrammingError
     try:  # the URL as shown in errors: no password
@@ -114,8 +182,7 @@ def _storage(url: str):
             with _schema_lock(url, shown):
                 return RDBStorage(url, heartbeat_interval=HEARTBEAT_S,
                                   grace_period=3 * HEARTBEAT_S,
-                                  heartbeat_stale_trial_callback=RetryAndClear(
-                                      RetryHeartbeatStaleTrialCallback(max_retry=1)))
+                                  heartbeat_stale_trial_callback=retry_callback())
         except ImportError as exc:
             raise UsageError(f"--storage {shown}: the database driver is not installed ({exc}); "
                              "for postgresql:// install psycopg: pip install 'psycopg[binary]'"
@@ -271,36 +338,32 @@ def probe(space: SearchSpace, doc: dict, seed: int) -> Candidate:
                        "Widen the ranges or the budgets; nothing was trained")
 
 
-class Objective:
-    """Optuna's objective: check statically, then train the candidate into a run directory."""
+class Trainer:
+    """Trains a claimed trial of the shared study into its run directory and tells Optuna."""
 
-    def __init__(self, space: SearchSpace, doc: dict, settings: Settings):
-        self.space, self.doc, self.settings = space, doc, settings
-        self.latency = None
-        if "max_latency_ms" in space.budgets or "latency" in space.objectives:
-            from .latency import LatencyCache
-            self.latency = LatencyCache(settings.out / "latency.json")
+    def __init__(self, space: SearchSpace, doc: dict, settings: Settings, latency=None):
+        self.space, self.doc, self.settings, self.latency = space, doc, settings, latency
 
-    def __call__(self, trial):
+    def __call__(self, study, trial):
+        """Train ``trial`` (its values fixed when it was enqueued); return it frozen."""
+        import optuna
         cand = check(self.doc, self.space, suggest(trial, self.space, self.doc), self.latency)
-        for name, value in zip(CONSTRAINTS, cand.constraints()):
-            trial.set_constraint(name, value)  # > 0: infeasible; the samplers read these
         trial.set_user_attr("check_ms", round(cand.check_ms, 3))
         for k, v in cand.measures.items():
             trial.set_user_attr(k, v)
-        if not cand.feasible:
-            trial.set_user_attr(STATUS, "infeasible")
-            trial.set_user_attr("reason", cand.reason)
-            return self._values(cand, 0.0)
         trial.set_user_attr("blueprint", cand.compiled.resolved)
-        accuracy, pruned = self._train(trial, cand)
+        try:
+            accuracy, pruned = self._train(trial, cand)
+        except BaseException as exc:  # the search stops; the trial says why in results.csv
+            trial.set_user_attr("reason", f"training raised {type(exc).__name__}: {exc}"[:500])
+            study.tell(trial, state=optuna.trial.TrialState.FAIL)
+            raise
         if pruned:
-            import optuna
             trial.set_user_attr(STATUS, "pruned")
             trial.set_user_attr("reason", "stopped early by the median pruner")
-            raise optuna.TrialPruned()
+            return study.tell(trial, state=optuna.trial.TrialState.PRUNED)
         trial.set_user_attr(STATUS, "trained")
-        return self._values(cand, accuracy)
+        return study.tell(trial, self._values(cand, accuracy))
 
     def _values(self, cand: Candidate, accuracy: float):
         extra = {"macs": cand.measures.get("macs"), "latency": cand.measures.get("latency_ms")}
@@ -335,42 +398,233 @@ class Objective:
         return accuracy, pruned
 
 
+def net_key(resolved: dict) -> str:
+    """The identity of a trained net: its resolved blueprint, training values included."""
+    import hashlib
+    net = {k: v for k, v in resolved.items() if k not in ("search", "description")}
+    return hashlib.sha256(json.dumps(net, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class Ledger:
+    """The shared study's trials as the accounting sees them."""
+    claimed: int      # trained, pruned, training now, or queued for a retry
+    running: int
+    waiting: int
+    nets: dict        # net key -> the trial number that trains (or trained) it
+
+
+def ledger(study) -> Ledger:
+    """Count the study's claims on ``--trials``: every trial that trained, is training or
+    waits for its retry. Records (infeasible, repeat) and dead workers' trials do not count."""
+    from optuna.trial import TrialState
+    claimed = running = waiting = 0
+    nets: dict[str, int] = {}
+    for t in study.get_trials(deepcopy=False):
+        if t.state == TrialState.RUNNING:
+            running += 1
+        elif t.state == TrialState.WAITING:
+            waiting += 1
+        elif not (t.state in (TrialState.COMPLETE, TrialState.PRUNED)
+                  and t.user_attrs.get(STATUS) in ("trained", "pruned")):
+            continue
+        claimed += 1
+        key = t.user_attrs.get(NET_KEY)
+        if key:
+            nets.setdefault(key, t.number)
+    return Ledger(claimed, running, waiting, nets)
+
+
+NET_KEY = "net_key"
+
+
 def trained_count(study) -> int:
-    """Trials that trained (or were stopped early by the pruner), not the excluded ones."""
+    """Trials that trained (or were stopped early by the pruner), not the records."""
     from optuna.trial import TrialState
     return sum(1 for t in study.get_trials(deepcopy=False,
                                            states=(TrialState.COMPLETE, TrialState.PRUNED))
                if t.user_attrs.get(STATUS) in ("trained", "pruned"))
 
 
+WAIT_POLL_S = 0.5  # how often a worker with nothing left to start looks at the others' trials
+
+
 def run(space: SearchSpace, doc: dict, settings: Settings,
         on_trial: Callable[[Any, Any], None] | None = None):
-    """Run (or resume) the search until ``settings.trials`` trials have trained, the timeout
-    passes, or the sampler proposes only impossible nets; return the study."""
+    """Run (or resume) the search until exactly ``settings.trials`` trials of the study have
+    trained (counting every worker's) and none is still running, the timeout passes, or the
+    sampler proposes only impossible nets; return the study.
+
+    Claims are made under a lock shared by the workers (``claim_lock``), so the total is
+    exact: a worker that finds the count reached waits for the others' running trials, and
+    trains a dead worker's trial when its retry is queued.
+    """
     net = probe(space, doc, settings.seed).compiled.network  # refuse an empty space first
     from cnnbp.train.sources import preload
     # --data problems that need no TensorFlow, before the study or OUT is made
     preload(settings.data, net.input_shape, net.classes, net.class_names)
-    study = open_study(space, doc, settings)
-    streak = 0
-
-    def after(study, frozen) -> None:
-        nonlocal streak
-        streak = streak + 1 if frozen.user_attrs.get(STATUS) == "infeasible" else 0
-        if on_trial:
-            on_trial(study, frozen)
-        # Counting reads every trial from storage: do it only when this one trained.
-        if streak == 0 and trained_count(study) >= settings.trials:
-            study.stop()
-        elif streak >= MAX_INFEASIBLE_STREAK:
-            log.warning("the sampler proposed %d infeasible candidates in a row; stopping",
-                        streak)
-            study.stop()
-
-    if trained_count(study) < settings.trials:
-        study.optimize(Objective(space, doc, settings), timeout=settings.timeout,
-                       callbacks=[after])
+    study, sampler = open_study(space, doc, settings)
+    latency = None
+    if "max_latency_ms" in space.budgets or "latency" in space.objectives:
+        from .latency import LatencyCache
+        latency = LatencyCache(settings.out / "latency.json")
+    from .proposer import Proposer, record
+    proposer = Proposer(space, doc, sampler, latency)
+    trainer = Trainer(space, doc, settings, latency)
+    deadline = None if settings.timeout is None else time.monotonic() + settings.timeout
+    streak, pending = 0, None
+    with claim_lock(storage_url(settings)) as lock:
+        while deadline is None or time.monotonic() < deadline:
+            state = ledger(study)
+            if not state.waiting and state.claimed < settings.trials and pending is None:
+                pending = proposer.propose(study, MAX_INFEASIBLE_STREAK - streak, on_trial)
+                if pending is None:
+                    log.warning("the sampler proposed %d infeasible or repeated candidates in "
+                                "a row; stopping", MAX_INFEASIBLE_STREAK)
+                    break
+            trial = None
+            with lock:
+                fail_stale(study)
+                state = ledger(study)
+                if state.waiting:
+                    trial = _ask(study)  # a dead worker's candidate, queued for its retry
+                elif state.claimed < settings.trials and pending is not None:
+                    key = net_key(pending.candidate.compiled.resolved)
+                    same = state.nets.get(key)
+                    if same is None:
+                        study.enqueue_trial(pending.params, user_attrs={NET_KEY: key},
+                                            skip_if_exists=False)
+                        trial = _ask(study)
+                    else:
+                        frozen = _repeat(study, pending, same, record)
+                        streak += 1
+                        if on_trial:
+                            on_trial(study, frozen)
+                    pending = None
+                if trial is not None:
+                    study._storage.record_heartbeat(trial._trial_id)
+            if trial is not None:
+                streak = 0
+                with _heartbeat(study, trial):
+                    frozen = trainer(study, trial)
+                if on_trial:
+                    on_trial(study, frozen)
+            elif state.claimed >= settings.trials:
+                if not state.running and not state.waiting:
+                    break  # the study is complete
+                time.sleep(WAIT_POLL_S)  # others' trials still train: their results or death
     return study
+
+
+def _repeat(study, pending, same: int, record):
+    """Record a candidate whose net trial ``same`` trains or trained: reuse its result."""
+    from optuna.trial import TrialState
+    earlier = study._storage.get_trial(study._storage.get_trial_id_from_study_id_trial_number(
+        study._study_id, same))
+    reuse = {k: earlier.user_attrs[k] for k in ("val_accuracy", "test_accuracy")
+             if k in earlier.user_attrs and earlier.state != TrialState.RUNNING}
+    return record(study, dict(pending.params), dict(pending.distributions), pending.candidate,
+                  "repeat", f"the same net as trial {same}; not trained again", reuse)
+
+
+def _ask(study):
+    """``study.ask()`` without its warning that heartbeats are meant for ``optimize``: this
+    loop records them itself (``_heartbeat``)."""
+    import warnings
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed")
+        return study.ask()
+
+
+def fail_stale(study) -> None:
+    """Fail the trials of workers that stopped sending heartbeats; the callback retries them."""
+    import warnings
+
+    import optuna
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        optuna.storages.fail_stale_trials(study)
+
+
+@contextlib.contextmanager
+def _heartbeat(study, trial):
+    """Record the trial's heartbeat every HEARTBEAT_S on a thread while it trains."""
+    import threading
+    stop = threading.Event()
+
+    def beat():
+        while not stop.wait(HEARTBEAT_S):
+            study._storage.record_heartbeat(trial._trial_id)
+
+    thread = threading.Thread(target=beat, daemon=True, name="search-heartbeat")
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
+
+
+class _FileLock:
+    """An exclusive ``flock`` on a file: one worker at a time claims trials."""
+
+    def __init__(self, path: Path):
+        self.file = open(path, "a")  # noqa: SIM115 - held for the whole search
+
+    def __enter__(self):
+        import fcntl
+        fcntl.flock(self.file, fcntl.LOCK_EX)
+
+    def __exit__(self, *exc):
+        import fcntl
+        fcntl.flock(self.file, fcntl.LOCK_UN)
+
+    def close(self):
+        self.file.close()
+
+
+class _AdvisoryLock:
+    """A PostgreSQL advisory lock on a connection kept for the whole search."""
+
+    def __init__(self, url: str):
+        import sqlalchemy
+        self.engine = sqlalchemy.create_engine(url, poolclass=sqlalchemy.pool.NullPool)
+        self.conn = self.engine.connect()
+        self.text = sqlalchemy.text
+
+    def __enter__(self):
+        self.conn.execute(self.text("SELECT pg_advisory_lock(:key)"), {"key": CLAIM_LOCK})
+        self.conn.commit()
+
+    def __exit__(self, *exc):
+        self.conn.execute(self.text("SELECT pg_advisory_unlock(:key)"), {"key": CLAIM_LOCK})
+        self.conn.commit()
+
+    def close(self):
+        self.conn.close()
+        self.engine.dispose()
+
+
+CLAIM_LOCK = SCHEMA_LOCK + 1  # pg_advisory_lock's key for claiming a trial
+
+
+@contextlib.contextmanager
+def claim_lock(url: str):
+    """The lock the workers of one study claim trials under: a PostgreSQL advisory lock, or
+    an ``flock`` on a file beside a SQLite database or journal (a shared filesystem must
+    support flock, as NFS v4 does). Other databases: none, and the total may overshoot."""
+    if url.startswith("postgresql"):
+        lock = _AdvisoryLock(url)
+    elif url.startswith(("sqlite:///", "journal:")):
+        path = url.removeprefix("sqlite:///").removeprefix("journal:")
+        lock = _FileLock(Path(path + ".claim.lock"))
+    else:
+        lock = None
+    try:
+        yield lock if lock is not None else contextlib.nullcontext()
+    finally:
+        if lock is not None:
+            lock.close()
 
 
 def _stable(doc: dict) -> str:

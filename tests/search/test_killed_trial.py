@@ -11,7 +11,6 @@ from pathlib import Path
 
 import pytest
 
-from cnnbp import cli
 from cnnbp.search import study as studies
 from tests.search.conftest import wait_for
 
@@ -52,11 +51,21 @@ def test_a_killed_trial_is_retried_and_its_folder_removed(digits_space, tmp_path
                      f"stale ({3 * HEARTBEAT_S} s without a heartbeat)", timeout=60)
     assert len(stale) == 1 and storage.get_trial(stale[0]).state.name == "RUNNING"
     storage.remove_session()
-    assert cli.main(args) == 0
+    # the retry, in a fresh process as a user would run it: no warning from Optuna
+    rerun = subprocess.run([str(Path(sys.executable).with_name("cnnbp")), *args], env=env,
+                           capture_output=True, text=True, timeout=600)
+    assert rerun.returncode == 0, rerun.stderr
+    noise = [line for line in rerun.stderr.splitlines()
+             if "optuna" in line.lower() or "Warning:" in line]
+    assert noise == [], "\n".join(noise)
 
     assert not dead[0].exists(), f"{dead[0]} was left behind"
-    rows = {int(r["trial"]): r for r in _rows(out)}
+    rows = {int(r["trial"]): r for r in _rows(out) if r["trial"]}
+    retry = [n for n, r in rows.items() if n != int(dead[0].name) and r["status"] == "trained"]
     assert rows[int(dead[0].name)]["status"] == "failed"
+    assert rows[int(dead[0].name)]["reason"] == ("its worker stopped sending heartbeats "
+                                                 f"(killed or cut off); retried as trial "
+                                                 f"{retry[0]}")
     trained = [r for r in rows.values() if r["status"] == "trained"]
     assert len(trained) == 1 and (Path(trained[0]["run_dir"]) / "metrics.json").is_file()
     assert {p.name for p in (out / "trials").iterdir()} == {Path(trained[0]["run_dir"]).name}

@@ -11,6 +11,7 @@ from unittest import mock
 import pytest
 
 from cnnbp import cli
+from cnnbp.search.proposer import records
 
 PNG = b"\x89PNG\r\n\x1a\n"
 
@@ -41,13 +42,14 @@ def test_no_trial_crashed_and_only_feasible_nets_trained(searched):
     _, out = searched
     rows = _rows(out)
     statuses = [r["status"] for r in rows]
-    assert set(statuses) <= {"trained", "pruned", "infeasible"}
+    assert set(statuses) <= {"trained", "pruned", "infeasible", "repeat"}
     assert statuses.count("trained") + statuses.count("pruned") == 3
-    trained = {f"{int(r['trial']):03d}" for r in rows if r["status"] != "infeasible"}
+    trained = {f"{int(r['trial']):03d}" for r in rows if r["status"] in ("trained", "pruned")}
     assert {p.name for p in (out / "trials").iterdir()} == trained
     for r in rows:
-        if r["status"] == "infeasible":
-            assert r["reason"] and not r["run_dir"] and not r["val_accuracy"]
+        if r["status"] in ("infeasible", "repeat"):
+            assert r["reason"] and not r["run_dir"]
+            assert r["status"] == "repeat" or not r["val_accuracy"]
         else:
             assert (Path(r["run_dir"]) / "metrics.json").is_file()
             assert 0.0 <= float(r["val_accuracy"]) <= 1.0
@@ -61,13 +63,13 @@ def test_every_excluded_candidate_truly_fails_in_keras(searched, keras):
     from cnnbp.search.load import load
     bp, out = searched
     doc, space = load(str(bp), [], [])
-    excluded = [t for t in _study(out).trials if t.user_attrs.get("status") == "infeasible"]
+    excluded = records(_study(out))
     assert excluded, "the space should make the sampler propose some impossible nets"
-    for t in excluded[:4]:
+    for rec in excluded[:4]:
         # the space has no budgets: every exclusion is a layer whose output has no pixels
-        assert re.match(r"stage\d+_(conv\d+|pool): .*must stay >= 1", t.user_attrs["reason"]), \
-            t.user_attrs["reason"]
-        values = {a.path: t.params[a.name] for a in space.axes}
+        assert re.match(r"stage\d+_(conv\d+|pool): .*must stay >= 1", rec["reason"]), \
+            rec["reason"]
+        values = {a.path: rec["params"][a.name] for a in space.axes}
         with mock.patch.object(blueprint, "analyze", lambda net: None):
             net = blueprint.compile_data(with_values(doc, values)).network
         with pytest.raises(ValueError, match="Computed output size would be zero or negative"):
@@ -79,7 +81,8 @@ def test_outputs_written(searched):
     for name in ("history.png", "pareto.png"):
         assert (out / name).read_bytes()[:8] == PNG
     rows = _rows(out)
-    assert len(rows) == len(_study(out).trials)
+    study = _study(out)
+    assert len(rows) == len(study.trials) + len(records(study))
     assert {"M", "N", "POOL", "FC.units", "learning_rate"} <= set(rows[0])
 
 

@@ -1,0 +1,125 @@
+"""Exact accounting: infeasible candidates are records no sampler or pruner counts, yet each is
+in results.csv with its reason; a net is never trained twice; --trials is the exact total."""
+from __future__ import annotations
+
+import csv
+import time
+from pathlib import Path
+
+import optuna
+import pytest
+
+from cnnbp import cli
+from cnnbp.search import proposer as proposer_module
+from cnnbp.search.load import load
+from cnnbp.search.proposer import Proposer, records
+from tests.search.conftest import DIGITS_SPACE
+
+# N up to 6 valid 3x3 convolutions per stage on 8x8: only N = 1..3 with M = 1 fits, so most of
+# the 4 x 6 x 2 (M, N, POOL) combinations are impossible
+MOSTLY_INFEASIBLE = DIGITS_SPACE.replace("    N: [1, 3]\n", "    N: [1, 6]\n")
+
+
+def _rows(out: Path) -> list[dict]:
+    with open(out / "results.csv", newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def _study(out: Path):
+    return optuna.load_study(study_name="search", storage=f"sqlite:///{out / 'study.db'}")
+
+
+def test_infeasible_candidates_are_records_that_optuna_ignores(digits_space, tmp_path, keras):
+    out = tmp_path / "out"
+    assert cli.main(["search", digits_space(text=MOSTLY_INFEASIBLE), "--data", "digits",
+                     "--trials", "4", "--quiet", "-o", str(out)]) == 0
+    study = _study(out)
+    # only trained nets are trials that finished: the median pruner's warm-up and TPE's
+    # history hold nothing else, and --trials is their exact number
+    done = [t for t in study.trials if t.state.name in ("COMPLETE", "PRUNED")]
+    assert len(done) == 4 and {t.user_attrs["status"] for t in done} <= {"trained", "pruned"}
+    others = [t for t in study.trials if t not in done]
+    assert all(t.state.name == "FAIL" and t.user_attrs["status"] == "repeat" for t in others)
+    excluded = records(study)
+    assert len(excluded) >= 4, "the space should make the sampler meet impossible nets"
+    rows = _rows(out)
+    assert len(rows) == len(study.trials) + len(excluded)
+    infeasible = [r for r in rows if r["status"] == "infeasible"]
+    assert len(infeasible) == len(excluded)
+    for row, rec in zip(infeasible, excluded):
+        assert row["trial"] == "" and not row["run_dir"] and not row["val_accuracy"]
+        assert row["reason"] == rec["reason"] and "must stay >= 1" in row["reason"]
+        assert int(row["M"]) == rec["params"]["M"] and int(row["N"]) == rec["params"]["N"]
+    trained_dirs = {f"{t.number:03d}" for t in done}
+    assert {p.name for p in (out / "trials").iterdir()} == trained_dirs
+
+
+def test_an_infeasible_candidate_costs_milliseconds(digits_space, tmp_path):
+    """The sampling step resamples past impossible nets in memory; each costs a static check
+    and one storage write. Measured on a SQLite study, as a single-machine search uses."""
+    doc, space = load(digits_space(text=MOSTLY_INFEASIBLE), [], [])
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(storage=f"sqlite:///{tmp_path / 'study.db'}",
+                                directions=["maximize"])
+    # TPE, as a search uses; its first 10 proposals are random
+    proposer = Proposer(space, doc, optuna.samplers.TPESampler(seed=3))
+    started, cpu = time.perf_counter(), time.process_time()
+    found = 0
+    for _ in range(20):
+        proposal = proposer.propose(study, limit=2000)
+        assert proposal is not None and proposal.candidate.feasible
+        found += 1
+    elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
+    assert study.trials == []  # no trial: the records are in the study's user attributes
+    excluded = records(study)
+    assert excluded and all(r["status"] == "infeasible" for r in excluded)
+    count = len(excluded) + found
+    print(f"{len(excluded)} infeasible of {count}: {elapsed * 1e3 / count:.1f} ms wall, "
+          f"{cpu * 1e3 / count:.1f} ms CPU per candidate")
+    # CPU time: the wall time of a test on a shared machine measures the neighbours too
+    assert cpu * 1e3 / count < 20, f"{cpu * 1e3 / count:.1f} ms CPU per candidate"
+
+
+def test_the_sampler_learns_from_records_of_other_workers(digits_space, tmp_path,
+                                                         monkeypatch):
+    """A record another worker wrote reaches this worker's sampler as an infeasible trial
+    (its constraint > 0, so TPE ranks it below every feasible one), not as a value."""
+    doc, space = load(digits_space(text=MOSTLY_INFEASIBLE), [], [])
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(storage=f"sqlite:///{tmp_path / 'study.db'}",
+                                directions=["maximize"])
+    monkeypatch.setattr(proposer_module, "WORKER", "elsewhere:1")
+    assert Proposer(space, doc, optuna.samplers.RandomSampler(seed=1)).propose(study, 2000)
+    written = records(study)
+    assert written and {r["origin"] for r in written} == {"elsewhere:1"}
+    monkeypatch.undo()
+    mine = Proposer(space, doc, optuna.samplers.RandomSampler(seed=2))
+    mine.sync(study)
+    copied = mine.shadow.trials
+    assert [t.params for t in copied] == [r["params"] for r in written]
+    for t in copied:
+        assert t.state.name == "COMPLETE"
+        assert t.system_attrs["constraints:shape"] == 1.0  # infeasible by its shape
+    mine.sync(study)
+    assert len(mine.shadow.trials) == len(copied)  # each record copied once
+
+
+@pytest.mark.slow
+def test_a_net_sampled_again_is_recorded_as_a_repeat_not_trained(digits_space, tmp_path,
+                                                                 keras):
+    """Two distinct nets only (FC.units 8 or 16): the third candidate is one of them."""
+    text = DIGITS_SPACE.split("search:")[0] + "search:\n  space:\n    FC.units: {choice: [8, 16]}\n"
+    bp = digits_space(text=text)
+    out = tmp_path / "out"
+    assert cli.main(["search", bp, "--data", "digits", "--trials", "2", "--quiet",
+                     "-o", str(out)]) == 0
+    study = _study(out)
+    trained = [t for t in study.trials if t.user_attrs.get("status") in ("trained", "pruned")]
+    assert len(trained) == 2
+    assert len({t.user_attrs["net_key"] for t in trained}) == 2  # no net trained twice
+    repeats = [t for t in study.trials if t.user_attrs.get("status") == "repeat"]
+    by_number = {t.number: t for t in trained}
+    for t in repeats:
+        same = int(t.user_attrs["reason"].split("trial ")[1].split(";")[0])
+        assert t.params == by_number[same].params
+        assert t.user_attrs["val_accuracy"] == by_number[same].user_attrs["val_accuracy"]
