@@ -246,10 +246,10 @@ def main() -> int:
     rows: list[dict] = []
     with tempfile.TemporaryDirectory(prefix="host_path_") as folder:
         work = Path(folder)
-        for net in args.nets.split(","):
-            case = CASES[net]
-            npz = make_data(case, work / f"{net}.npz")
-            for repeat in range(args.repeats):
+        nets = {net: make_data(CASES[net], work / f"{net}.npz") for net in args.nets.split(",")}
+        for repeat in range(args.repeats):  # outermost: a cut-short run has whole repeats
+            for net, npz in nets.items():
+                case = CASES[net]
                 for backend in args.backends.split(","):
                     for runner in args.runners.split(","):  # alternating, in one repeat
                         row = measure(runner, backend, case, npz, args.epochs, work)
