@@ -1,5 +1,5 @@
-"""Two workers on one study in a real PostgreSQL server started on loopback for the test:
-every trial runs once, in one worker, and none is lost."""
+"""Two workers on one study, in a real PostgreSQL server started on loopback for the test or
+a journal file: every trial runs once, in one worker, none is lost, the total is exact."""
 from __future__ import annotations
 
 import csv
@@ -62,28 +62,66 @@ def postgres_url():
         shutil.rmtree(data, ignore_errors=True)
 
 
-def test_two_workers_share_one_study(postgres_url, digits_space, tmp_path):
+@pytest.fixture(params=["postgresql", "journal"])
+def shared_storage(request, tmp_path):
+    """A storage several workers share: a PostgreSQL database, or a journal file."""
+    if request.param == "journal":
+        return f"journal:{tmp_path / 'search.log'}"
+    return request.getfixturevalue("postgres_url")
+
+
+def _load(storage: str):
+    import optuna
+    if storage.startswith("journal:"):
+        from cnnbp.search.journal import HeartbeatJournalStorage
+        path = Path(storage.removeprefix("journal:"))
+        return optuna.load_study(study_name="search",
+                                 storage=HeartbeatJournalStorage(path, 30, 90))
+    return optuna.load_study(study_name="search", storage=storage)
+
+
+def test_two_workers_share_one_study(shared_storage, digits_space, tmp_path):
+    """--trials is the study's total, exactly; each trained trial ran in one worker; when the
+    workers end, each one's outputs describe the whole study, and --refresh rewrites them."""
+    from cnnbp.search.proposer import records
     bp = digits_space()
     cnnbp = str(Path(sys.executable).with_name("cnnbp"))
     workers = [subprocess.Popen([cnnbp, "search", bp, "--data", "digits", "--trials", "4",
-                                 "--quiet", "--storage", postgres_url, "-o",
+                                 "--quiet", "--storage", shared_storage, "-o",
                                  str(tmp_path / f"worker{i}")],
                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
                for i in range(2)]
     for w in workers:
         output = w.communicate(timeout=600)[0]
         assert w.returncode == 0, output
-    import optuna
-    study = optuna.load_study(study_name="search", storage=postgres_url)
-    states = [t.state.name for t in study.trials]
-    assert "FAIL" not in states and "RUNNING" not in states
+    study = _load(shared_storage)
+    states = {t.state.name for t in study.trials}
+    assert states <= {"COMPLETE", "PRUNED", "FAIL"}  # nothing left running or queued
+    assert all(t.user_attrs["status"] == "repeat" for t in study.trials
+               if t.state.name == "FAIL")
     trained = {t.number for t in study.trials
                if t.user_attrs.get("status") in ("trained", "pruned")}
-    assert 4 <= len(trained) <= 5  # the other worker may finish one trial it had started
-    dirs = [int(p.name) for i in range(2) for p in (tmp_path / f"worker{i}" / "trials").iterdir()]
+    assert len(trained) == 4  # exactly --trials, across both workers
+    dirs = [int(p.name) for i in range(2) if (tmp_path / f"worker{i}" / "trials").is_dir()
+            for p in (tmp_path / f"worker{i}" / "trials").iterdir()]
     assert sorted(dirs) == sorted(trained)  # each trained trial ran in exactly one worker
+    outputs = [{name: (tmp_path / f"worker{i}" / name).read_bytes()
+                for name in ("results.csv", "best.yaml")} for i in range(2)]
+    assert outputs[0] == outputs[1]  # both describe the whole study
     with open(tmp_path / "worker0" / "results.csv", newline="") as f:
-        assert len(list(csv.DictReader(f))) >= len(study.trials) - 1
+        rows = list(csv.DictReader(f))
+    assert len(rows) == len(study.trials) + len(records(study))
+    assert {r["status"] for r in rows} <= {"trained", "pruned", "infeasible", "repeat"}
+    for name in ("results.csv", "best.yaml", "history.png", "pareto.png"):
+        (tmp_path / "worker1" / name).unlink()
+    refreshed = subprocess.run([cnnbp, "search", "--refresh", str(tmp_path / "worker1")],
+                               capture_output=True, text=True, timeout=300)
+    assert refreshed.returncode == 0, refreshed.stderr
+    assert {name: (tmp_path / "worker1" / name).read_bytes()
+            for name in ("results.csv", "best.yaml")} == outputs[0]
+    assert (tmp_path / "worker1" / "history.png").is_file()
+    assert (tmp_path / "worker1" / "pareto.png").is_file()
+    assert "4 trained" in refreshed.stdout
 
 
 RACE = """
