@@ -119,12 +119,13 @@ class NoFold(Exception):
     """The net is written token by token instead."""
 
 
-@dataclass
+@dataclass(eq=False)  # slots are places: two with equal values are still two
 class _Slot:
     """A place in the folded pattern where a token stands, with its value per repetition."""
     token: str
     values: list[Written]      # one per repetition of the repeat enclosing it (1 if none)
     text: str = ""             # filled in when ``layers:`` is settled
+    trailer: bool = False      # after the stages, before the head
 
 
 def fold(net: Imported, weights_from: str | None = None) -> dict:
@@ -212,45 +213,104 @@ def _fold_body(stages: list[list[ir.Layer]], slots: list[_Slot], vars_: dict) ->
     split = [_units(stage, ir.Conv) for stage in stages]
     if any(not units for units, _ in split):
         raise NoFold  # a stage that begins with something other than a CONV
+    mains, counts, extras = [], [], []
     for units, _ in split:
-        if not _same([[w.key() for w in u] for u in units]):
-            raise NoFold  # units differ inside a stage (AlexNet's third)
-    kinds = [[w.token for w in units[0]] for units, _ in split]
-    if not _same(kinds):
+        keys = [[w.key() for w in u] for u in units]
+        n = next((i for i, k in enumerate(keys) if k != keys[0]), len(units))
+        if len(units) - n > 1:
+            raise NoFold  # units that differ inside a stage (AlexNet's third)
+        mains.append(units[0])
+        counts.append(n)
+        extras.append(units[n] if n < len(units) else None)
+    sig = [w.token for w in max(mains, key=len)]
+    aligned = [_align(sig, unit) for unit in mains]
+    optional = [j for j in range(len(sig)) if any(a[j] is None for a in aligned)]
+    flags = [sig[j] for j in optional]
+    if len(set(flags)) != len(flags) or set(flags) & {"N", "M", "K", "POOL", "EXTRA"}:
         raise NoFold
-    tails = [[w.token for w in tail] for _, tail in split]
-    common = tails[0] if tails[0] else ["POOL"]
-    trailer = split[-1][1][len(common):] if tails[-1][:len(common)] == common else []
-    optional = False
-    for i, tail in enumerate(tails):
-        last = i == len(tails) - 1
-        if tail == common or (last and tail[:len(common)] == common):
-            continue
-        if not tail and common == ["POOL"]:
-            optional = True
-            continue
-        raise NoFold
-    unit_slots = [_Slot(w.token, [units[0][j] for units, _ in split])
-                  for j, w in enumerate(split[0][0][0])]
-    tail_slots = [_Slot(token, [tail[j] for _, tail in split if tail])
-                  for j, token in enumerate(common)]
-    if optional and len({w.key() for w in tail_slots[0].values}) > 1:
-        raise NoFold  # a per-stage list would need a value for the stages without a POOL
-    slots.extend(unit_slots + tail_slots)
+    unit_slots = [_Slot(token, _fill([a[j] for a in aligned])) for j, token in enumerate(sig)]
+    slots.extend(unit_slots)
     vars_["M"] = len(stages)
-    counts = [len(units) for units, _ in split]
-    unit = "-".join(f"{{{id(s)}}}" for s in unit_slots)
+    unit = "-".join(f"{{{id(s)}}}" + ("?" if j in optional else "")
+                    for j, s in enumerate(unit_slots))
+    for j in optional:
+        vars_[sig[j]] = [a[j] is not None for a in aligned]
     if counts != [1] * len(counts):
         unit = f"({unit})*N"
         vars_["N"] = counts[0] if _same(counts) else counts
-    tail = "-".join(f"{{{id(s)}}}" for s in tail_slots) + ("?" if optional else "")
+    if any(extras):
+        unit += "-" + _extra(extras, unit_slots, sig, slots, vars_)
+    tail = _fold_tails([tail for _, tail in split], slots, vars_)
+    return f"[{unit}-{tail}]*M" + "".join(f"-{{{id(s)}}}" for s in slots if s.trailer)
+
+
+def _align(sig: list[str], unit: list[Written]) -> list[Written | None]:
+    """``unit`` against the fullest unit's tokens: None where it leaves one out."""
+    out, p = [], 0
+    for token in sig:
+        if p < len(unit) and unit[p].token == token:
+            out.append(unit[p])
+            p += 1
+        else:
+            out.append(None)
+    if p != len(unit):
+        raise NoFold  # not the fullest unit with tokens left out
+    return out
+
+
+def _fill(values: list[Written | None], like: list[Written] | None = None) -> list[Written]:
+    """One value per stage: a stage without the layer takes, argument by argument, what the
+    others agree on, else ``like``'s value there (so two slots can share one list)."""
+    present = [v for v in values if v is not None]
+    filled = []
+    for i, v in enumerate(values):
+        if v is not None:
+            filled.append(v)
+            continue
+        args = []
+        for key, _ in present[0].args:
+            seen = [dict(p.args)[key] for p in present]
+            args.append((key, seen[0] if _same(seen) or like is None
+                         else dict(like[i].args).get(key, seen[0])))
+        filled.append(Written(present[0].token, tuple(args)))
+    return filled
+
+
+def _extra(extras: list, unit_slots: list[_Slot], sig: list[str], slots: list[_Slot],
+           vars_: dict) -> str:
+    """A unit of its own that ends some stages (VGG-16 C's 1x1 convolution): ``(...)?EXTRA``."""
+    present = [e for e in extras if e is not None]
+    if not _same([[w.token for w in e] for e in present]):
+        raise NoFold
+    group = []
+    for j, w in enumerate(present[0]):
+        like = unit_slots[sig.index(w.token)].values if w.token in sig else None
+        group.append(_Slot(w.token, _fill([e[j] if e else None for e in extras], like)))
+    slots.extend(group)
+    vars_["EXTRA"] = [e is not None for e in extras]
+    return "(" + "-".join(f"{{{id(s)}}}" for s in group) + ")?EXTRA"
+
+
+def _fold_tails(tails: list[list[Written]], slots: list[_Slot], vars_: dict) -> str:
+    """Every stage's tail (its POOL onward) alike; a missing POOL is ``POOL?``; what only the
+    last stage adds after it (a DROPOUT before the head) follows the stages."""
+    tokens = [[w.token for w in tail] for tail in tails]
+    common = tokens[0] if tokens[0] else ["POOL"]
+    optional = False
+    for i, tail in enumerate(tokens):
+        if tail == common or (i == len(tokens) - 1 and tail[:len(common)] == common):
+            continue
+        if tail or common != ["POOL"]:
+            raise NoFold
+        optional = True
+    group = [_Slot(token, _fill([tail[j] if tail else None for tail in tails]))
+             for j, token in enumerate(common)]
+    slots.extend(group)
+    for w in tails[-1][len(common):]:
+        slots.append(_Slot(w.token, [w], trailer=True))
     if optional:
         vars_["POOL"] = [bool(t) for t in tails]
-    text = f"[{unit}-{tail}]*M"
-    for w in trailer:
-        slots.append(_Slot(w.token, [w]))
-        text += f"-{{{id(slots[-1])}}}"
-    return text
+    return "-".join(f"{{{id(s)}}}" for s in group) + ("?" if optional else "")
 
 
 def _fold_head(head: list[ir.Layer], slots: list[_Slot], vars_: dict) -> str:
@@ -288,24 +348,24 @@ def _settle(slots: list[_Slot]) -> dict:
     for token in dict.fromkeys(s.token for s in slots):
         mine = [s for s in slots if s.token == token]
         entry: dict[str, Any] = {}
-        owner: dict[str, _Slot] = {}
+        owner: dict[str, list[_Slot]] = {}
         for key, _ in mine[0].values[0].args:
             per_slot = [[dict(w.args)[key] for w in s.values] for s in mine]
-            varying = [s for s, v in zip(mine, per_slot) if not _same(v)]
-            if len(varying) > 1:
-                raise NoFold
+            varying = [(s, v) for s, v in zip(mine, per_slot) if not _same(v)]
+            if not _same([v for _, v in varying]):
+                raise NoFold  # two lists for one key: layers: holds one
             if varying:
-                owner[key] = varying[0]
-                entry[key] = [dict(w.args)[key] for w in varying[0].values]
+                owner[key] = [s for s, _ in varying]
+                entry[key] = varying[0][1]
                 continue
             first = per_slot[0][0]
             if not (is_default(token, key, first, dict(mine[0].values[0].args))
                     and _same([v[0] for v in per_slot])):
                 entry[key] = first
         for s in mine:
-            given = {k: (_LIST if k in owner and owner[k] is not s else v)
+            given = {k: (_LIST if k in owner and s not in owner[k] else v)
                      for k, v in entry.items()}
-            s.text = call(s.values[0], given, frozenset(k for k in owner if owner[k] is s))
+            s.text = call(s.values[0], given, frozenset(k for k in owner if s in owner[k]))
         if entry:
             layers[token] = entry
     return layers

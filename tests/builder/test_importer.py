@@ -27,7 +27,7 @@ from tests.conftest import SHIPPED, SMALL
 WRITTEN_SAME = {"cifar10_small", "digits", "mnist1d"}
 # Folded as the shipped file writes them: the same pattern and vars (vgg13 too, but its file
 # writes N: [2, 2, 2, 2, 2] where the import writes N: 2).
-FOLDED = {"vgg11", "vgg16", "vgg19", "cifar10_small", "digits"}
+FOLDED = {"vgg11", "vgg11_lrn", "vgg16", "vgg19", "cifar10_small", "digits"}
 
 
 def _check_json(capsys, ref: str) -> dict:
@@ -77,6 +77,10 @@ def test_every_shipped_blueprint_comes_back_with_the_same_analysis(name, tmp_pat
     if name in FOLDED:
         shipped = load(name).resolved
         assert (doc["pattern"], doc["vars"]) == (shipped["pattern"], shipped["vars"])
+    if name == "vgg16_c":  # the file's C is EXTRA here, its padding=0 is pad=valid
+        assert doc["pattern"] == ("[(CONV-RELU)*N-(CONV(kernel=1, pad=valid)-RELU)?EXTRA-POOL]*M-"
+                                  "(FC-RELU-DROPOUT)*K-SOFTMAX")
+        assert doc["vars"]["EXTRA"] == [False, False, True, True, True]
 
 
 def test_vgg16_folds_as_the_paper_writes_it(tmp_path, keras):
