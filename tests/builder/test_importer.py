@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from cnnbp import cli
-from cnnbp.builder import build_model, fold, import_keras, import_onnx, imported, ir, load
+from cnnbp.builder import build_model, fold, import_keras, import_onnx, imported, ir, load, written
 from cnnbp.builder.errors import BlueprintError
 from cnnbp.builder.importer import blueprint_for
 from cnnbp.commands import import_model
@@ -203,12 +203,31 @@ def test_the_onnx_export_of_alexnet_comes_back_without_its_dropout(name, tmp_pat
 
 
 def test_the_arithmetic_and_the_inline_text_are_as_documented():
-    assert doctest.testmod(imported).failed == 0 and doctest.testmod(fold).failed == 0
+    assert doctest.testmod(imported).failed == 0 and doctest.testmod(written).failed == 0
     conv = ir.Conv("c", 256, (5, 5), (1, 1), ((2, 2), (2, 2)), (1, 1), 2, True, None)
-    assert fold.call(fold.written(conv)) == "CONV(256, 5, pad=2, groups=2)"
+    assert written.call(written.written(conv)) == "CONV(256, 5, pad=2, groups=2)"
     pool = ir.Pool("p", "max", (3, 3), (2, 2), "valid", "ceil")
-    assert fold.call(fold.written(pool)) == "POOL(3, 2, rounding=ceil)"
-    assert fold.call(fold.written(ir.LRN("n", 5, 1e-4, 0.75, 1.0))) == "LRN(bias=1.0)"
+    assert written.call(written.written(pool)) == "POOL(3, 2, rounding=ceil)"
+    assert written.call(written.written(ir.LRN("n", 5, 1e-4, 0.75, 1.0))) == "LRN(bias=1.0)"
+
+
+def test_a_layer_some_stages_lack_folds_to_an_optional_token():
+    """Two stages of (CONV-RELU)*N, the second with an extra BN, and a 1-D input."""
+    def unit(stage, i, filters, bn=False):
+        conv = ir.Conv(f"c{stage}{i}", filters, (3,), (1,), ((1, 1),), (1,), 1, True, None)
+        return [conv] + ([ir.BatchNorm(f"b{stage}{i}", 0.99, 1e-3)] if bn else []) + \
+            [ir.Activation(f"r{stage}{i}", "RELU")]
+    layers = unit(1, 1, 8) + [ir.Pool("p1", "max", (2,), (2,), "valid", None)] + \
+        unit(2, 1, 16, True) + unit(2, 2, 16, True) + \
+        [ir.Pool("p2", "max", (2,), (2,), "valid", None), ir.Flatten("f"),
+         ir.Dense("d", 5, True, True)]
+    net = imported.Imported("tiny", (16, 1), tuple(layers), "tiny.onnx", "ONNX")
+    assert fold.fold(net, "tiny.onnx") == {
+        "name": "tiny", "description": "imported from ONNX file tiny.onnx", "input": [16, 1],
+        "classes": 5, "pattern": "[(CONV-BN?-RELU)*N-POOL]*M-SOFTMAX",
+        "vars": {"M": 2, "BN": [False, True], "N": [1, 2]},
+        "layers": {"CONV": {"filters": [8, 16], "kernel": 3, "padding": 1}, "POOL": {"size": 2}},
+        "weights": {"from": "tiny.onnx"}}
 
 
 # -- refusals --------------------------------------------------------------------------------
