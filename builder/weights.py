@@ -7,7 +7,7 @@ Layers are matched in the order of their weight-bearing layers, one kind at a ti
 BATCHNORM): a Keras 3 ``.weights.h5`` keeps each kind's order but not how the kinds interleave.
 Layouts are converted to Keras's (OIHW → HWIO, Gemm ``[out, in]`` → ``[in, out]``) before the
 shapes are compared. No Keras import here: the model is filled through its layers'
-``get_weights``/``set_weights``, the files are read with h5py and onnx.
+``weights`` (their shapes) and ``set_weights``, the files are read with h5py and onnx.
 """
 from __future__ import annotations
 
@@ -80,14 +80,18 @@ def with_source(compiled, blueprint_ref: str | None, given: str | None = None):
 
 def read(path: str | Path) -> list[SourceLayer]:
     """The weight-bearing layers of a weights file, in order, in Keras's layout."""
-    path = Path(path)
+    return _read(Path(path))[0]
+
+
+def _read(path: Path) -> tuple[list[SourceLayer], bool]:
+    """The layers, and whether the source flattens channels first (an ONNX from PyTorch)."""
     try:
         if path.name.endswith(".onnx"):
             return _read_onnx(path)
         if path.suffix == ".keras":
             with zipfile.ZipFile(path) as z:
-                return _read_h5(io.BytesIO(z.read("model.weights.h5")))
-        return _read_h5(path)
+                return _read_h5(io.BytesIO(z.read("model.weights.h5"))), False
+        return _read_h5(path), False
     except (OSError, KeyError, zipfile.BadZipFile, ValueError) as exc:
         raise ArtifactError(path, f"cannot read weights from it: {exc}") from None
 
@@ -147,7 +151,7 @@ def _keras3_layers(layers) -> list[SourceLayer]:
     return found
 
 
-def _read_onnx(path: Path) -> list[SourceLayer]:
+def _read_onnx(path: Path) -> tuple[list[SourceLayer], bool]:
     import onnx
     from onnx import numpy_helper
     graph = onnx.load(str(path)).graph
@@ -180,19 +184,18 @@ def _read_onnx(path: Path) -> list[SourceLayer]:
         elif node.op_type == "BatchNormalization":
             found.append(SourceLayer(name, "BATCHNORM",
                                      tuple(values[x] for x in node.input[1:5])))
-    return found
+    return found, flattens_channels_first(graph)
 
 
 def _bias(node, index: int, values: dict) -> list[np.ndarray]:
     return [values[node.input[index]]] if len(node.input) > index and node.input[index] else []
 
 
-def onnx_flattens_channels_first(path: str | Path) -> bool:
+def flattens_channels_first(graph) -> bool:
     """Whether an ONNX graph flattens its feature maps channels first (C, H, W), as PyTorch
     does: true unless a Transpose back to channels last (perm 0,2,3,1 or 0,2,1), as tf2onnx
     writes for Keras nets, comes before the first Gemm or MatMul."""
-    import onnx
-    for node in onnx.load(str(path), load_external_data=False).graph.node:
+    for node in graph.node:
         if node.op_type in ("Gemm", "MatMul"):
             return True
         if node.op_type == "Transpose":
@@ -248,8 +251,7 @@ def load_into(model, resolved: dict, say=None) -> Loaded | None:
     path, order = source
     say = say or (lambda line: print(line, file=sys.stderr))
     start = time.perf_counter()
-    src = read(path)
-    chw = path.endswith(".onnx") and onnx_flattens_channels_first(path)
+    src, chw = _read(Path(path))
     ours = _targets(model)
     plan, reinit = [], []
     last_fc = max((i for i, t in enumerate(ours) if t.kind == "FC"), default=None)
@@ -271,7 +273,7 @@ def load_into(model, resolved: dict, say=None) -> Loaded | None:
                 arrays[0] = _chw_rows(arrays[0], t.flatten_shape)
             if kind == "CONV" and order == "bgr" and i == 0:
                 arrays[0] = arrays[0][..., ::-1, :]  # the source took BGR; ours takes RGB
-            want = [tuple(v.shape) for v in t.layer.get_weights()]
+            want = [tuple(v.shape) for v in t.layer.weights]  # no copy of the values
             got = [tuple(a.shape) for a in arrays]
             if want == got:
                 plan.append((t.layer, arrays))
