@@ -22,9 +22,6 @@ from cnnbp.commands import import_model
 from cnnbp.contract.errors import ArtifactError, UsageError
 from tests.conftest import SHIPPED, SMALL
 
-# Written with `padding: same` at stride 1; Keras keeps no trace of how the pads were
-# written, so they come back as the pads `same` adds there, (kernel - 1) / 2 a side.
-WRITTEN_SAME = {"cifar10_small", "digits", "mnist1d"}
 # Folded as the shipped file writes them: the same pattern and vars (vgg13 too, but its file
 # writes N: [2, 2, 2, 2, 2] where the import writes N: 2).
 FOLDED = {"vgg11", "vgg11_lrn", "vgg16", "vgg19", "cifar10_small", "digits"}
@@ -49,14 +46,16 @@ def _import(capsys, model_path, out) -> str:
 
 
 def _expected(name: str) -> dict:
-    """The shipped blueprint's analysis, its `padding: same` rows as they come back."""
+    """The shipped blueprint's analysis. A window written `padding: same` at stride 1 leaves
+    no trace in Keras of how it was written: it comes back as the pads `same` adds there,
+    (kernel - 1) / 2 a side (cifar10_small, digits, mnist1d)."""
     compiled = load(name)
     expected = compiled.analysis.to_json()
-    if name in WRITTEN_SAME:
-        for row, layer in zip(expected["layers"], compiled.network.layers):
-            if getattr(layer, "padding", None) == "same":
-                row["description"] = row["description"].replace(
-                    "pad same", f"pad {(layer.kernel[0] - 1) // 2}")
+    for row, layer in zip(expected["layers"], compiled.network.layers):
+        if getattr(layer, "padding", None) == "same" and set(layer.stride) == {1} and \
+                len(set(layer.kernel)) == 1 and layer.kernel[0] % 2:
+            row["description"] = row["description"].replace(
+                "pad same", f"pad {(layer.kernel[0] - 1) // 2}")
     return expected
 
 
@@ -164,6 +163,25 @@ def test_a_hand_written_keras_lenet5_comes_back_as_the_shipped_blueprint(tmp_pat
     assert "vars: {M: 3, POOL: [true, true, false], K: 1}" in text
     assert cli.main(["build", str(tmp_path / "bp.yaml"), "-o", str(tmp_path / "r.keras")]) == 0
     assert _outputs_agree(keras, model, tmp_path / "r.keras", (32, 32, 1)) <= 1e-5
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["vgg16", "vgg19"])
+def test_keras_applications_vgg_folds_to_the_shipped_blueprint_without_dropout(name, tmp_path,
+                                                                              keras):
+    """keras.applications' VGG has no Dropout in its head; the rest is the shipped net."""
+    import dataclasses
+    app = {"vgg16": keras.applications.VGG16, "vgg19": keras.applications.VGG19}[name]
+    _config_only(app(weights=None), tmp_path / "app.keras")
+    doc = blueprint_for(tmp_path / "app.keras", tmp_path / "bp.yaml")
+    shipped = load(name)
+    assert doc["pattern"] == "[(CONV-RELU)*N-POOL]*M-(FC-RELU)*K-SOFTMAX"
+    assert (doc["vars"], doc["layers"]["CONV"]) == (shipped.resolved["vars"], {
+        "filters": [64, 128, 256, 512, 512], "kernel": 3, "padding": 1})
+    from cnnbp.builder.importer import network_of
+    plain = lambda layers: [dataclasses.replace(la, origin="") for la in layers
+                            if not isinstance(la, ir.Dropout)]
+    assert plain(network_of(doc).layers) == plain(shipped.network.layers)
 
 
 def _onnx(model, path) -> None:
