@@ -182,6 +182,38 @@ def test_a_feature_extractors_file_leaves_the_fc_layers_fresh(keras, tmp_path):
         np.testing.assert_array_equal(a.get_weights()[0], b.get_weights()[0])
 
 
+def test_keras_2s_root_level_h5_as_keras_applications_downloads_it(keras, tmp_path):
+    import h5py
+    _, src = _build(keras, seed=1)
+    full = str(tmp_path / "full.h5")
+    src.save(full)  # the legacy layout, under model_weights/
+    path = str(tmp_path / "keras2.h5")  # Keras 2's save_weights: the same groups at the root
+    with h5py.File(full, "r") as f, h5py.File(path, "w") as out:
+        groups = f["model_weights"]
+        for name in groups.attrs["layer_names"]:
+            f.copy(groups[name], out, name)
+        out.attrs["layer_names"] = groups.attrs["layer_names"]
+    compiled, ours = _build(keras, seed=2)
+    load_into(ours, with_source(compiled, None, path).resolved)
+    x = _x(ours)
+    assert _differs(ours(x), src(x)) <= 1e-6
+
+
+def test_a_different_layer_count_names_the_first_without_a_partner(keras, tmp_path):
+    _, src = _build(keras, seed=1)
+    path = str(tmp_path / "src.weights.h5")
+    src.save_weights(path)
+    extra = NET.replace("RELU-FC(7)", "RELU-CONV(6,3x3,pad=1)-RELU-FC(7)")
+    out = tmp_path / "m.keras"
+    args = parse(parser(), ["build", "-e", extra, "--weights", path, "-o", str(out)])
+    with pytest.raises(ArtifactError) as caught:
+        build.run(args)
+    message = str(caught.value)
+    assert "this net has 3 CONV layers with weights and the file 2" in message
+    assert "our stage2_conv2 is the first CONV layer without a partner" in message
+    assert not out.exists()  # nothing written when the weights do not fit
+
+
 def test_a_mismatch_names_both_layers_and_shapes_and_changes_nothing(keras, tmp_path):
     _, src = _build(keras, seed=1)
     path = str(tmp_path / "src.weights.h5")
