@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import zipfile
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from . import ir
 from .imported import Imported, Window, breaks, window
@@ -64,7 +64,7 @@ class _Reader:
         self.pad_fill = "zero"
         self.spatial: tuple[int, ...] | None = None
 
-    def refuse(self, entry: dict, message: str):
+    def refuse(self, entry: dict, message: str) -> NoReturn:
         raise breaks(self.source, entry.get("config", {}).get("name", "?"),
                      entry.get("class_name", "?"), message)
 
@@ -111,7 +111,6 @@ class _Reader:
         self.refuse(first, f"the {kind} model's input shape is unknown or not "
                     "LENGTHxCHANNELS / HEIGHTxWIDTHxCHANNELS with fixed sizes; a blueprint "
                     "needs a fixed input such as [224, 224, 3]")
-        raise AssertionError  # refuse raised
 
     # -- one Keras layer -------------------------------------------------------------------
     def _layer(self, entry: dict) -> None:

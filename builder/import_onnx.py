@@ -9,6 +9,7 @@ LRN layer), ``Flatten``/``Reshape`` to a vector, ``MatMul``+``Add`` or ``Gemm``,
 from __future__ import annotations
 
 from pathlib import Path
+from typing import NoReturn
 
 from . import ir
 from .imported import Imported, breaks, window
@@ -60,12 +61,12 @@ class _Walker:
         self.pads = None
         self.jump: dict[str, str] = {}   # the tensor a bias Add takes -> the Add's output
 
-    def refuse(self, node, message: str):
+    def refuse(self, node, message: str) -> NoReturn:
         raise breaks(self.source, node.name or node.op_type, node.op_type, message)
 
-    def next_node(self, tensor: str):
-        nodes = [n for n in self.users.get(tensor, []) if n.op_type != "Shape"]
-        return nodes
+    def next_node(self, tensor: str) -> list:
+        """The nodes that take ``tensor``, less the shape arithmetic on the side."""
+        return [n for n in self.users.get(tensor, []) if n.op_type != "Shape"]
 
     def run(self) -> Imported:
         inputs = [i for i in self.graph.input if i.name not in self.consts]
@@ -162,6 +163,9 @@ class _Walker:
 
     def pad(self, node) -> None:
         a = _attrs(node)
+        if a.get("mode", b"constant") not in (b"constant", "constant"):
+            self.refuse(node, f"pads by {a['mode']!r}; a blueprint pads with zeros (or -inf "
+                        "before a max pool)")
         pads = a.get("pads")
         if pads is None:
             pads = self.weight(node, 1)
@@ -176,7 +180,7 @@ class _Walker:
                         "pads positions only")
         value = self.weight(node, 2)
         self.pads = tuple((begin[i], end[i]) for i in spatial)
-        self.pad_value = float(value) if value is not None and value.size else 0.0
+        self.pad_value = float(value.reshape(-1)[0]) if value is not None and value.size else 0.0
 
     def window(self, node, a: dict, kernel, stride, dilation, max_pool: bool):
         if self.spatial is None:

@@ -280,6 +280,17 @@ def test_a_layer_outside_the_grammar_is_named(last, message, tmp_path, keras):
         blueprint_for(tmp_path / "m.keras")
 
 
+def test_a_batchnorm_the_onnx_exporter_folded_is_refused_with_the_reason(tmp_path, keras):
+    _onnx(build_model(load("cifar10_small").network), tmp_path / "c.onnx")
+    with pytest.raises(BlueprintError) as err:
+        blueprint_for(tmp_path / "c.onnx")
+    assert str(err.value).startswith(f"{tmp_path / 'c.onnx'}: layer 'stage1_bn1/batchnorm/mul_1' "
+                                     "(Mul): has no token in the pattern grammar")
+    assert str(err.value).endswith("a per-channel Mul/Add is how an exporter folds an "
+                                   "inference-mode BatchNormalization, which the graph no longer "
+                                   "tells apart: import the .keras file instead")
+
+
 def test_an_existing_blueprint_is_kept_unless_forced(tmp_path, capsys, keras):
     build_model(load("digits").network).save(tmp_path / "m.keras")
     out = tmp_path / "bp.yaml"
