@@ -202,6 +202,27 @@ def test_an_onnx_export_comes_back_with_its_weights(tmp_path, capsys, keras):
     assert _outputs_agree(keras, model, tmp_path / "r.keras", (32, 32, 1)) <= 1e-5
 
 
+def test_a_pytorch_style_onnx_comes_back_and_builds_to_onnx_runtimes_outputs(tmp_path, capsys,
+                                                                            keras):
+    """NCHW input, OIHW kernels, Flatten and Gemm (transB=1), as torch.onnx.export writes."""
+    import onnxruntime as ort
+
+    from cnnbp.builder import load_expression
+    from tests.builder.test_weights import NET, torch_like_onnx
+    compiled = load_expression(NET)
+    torch_like_onnx(build_model(compiled.network), tmp_path / "torch.onnx")
+    _import(capsys, tmp_path / "torch.onnx", tmp_path / "bp.yaml")
+    got, want = _check_json(capsys, str(tmp_path / "bp.yaml")), compiled.analysis.to_json()
+    assert (got.pop("name"), want.pop("name")) == ("torch_like", "expression") and got == want
+    assert cli.main(["build", str(tmp_path / "bp.yaml"), "-o", str(tmp_path / "r.keras")]) == 0
+    x = np.random.default_rng(0).standard_normal((4, 8, 8, 3)).astype("float32")
+    session = ort.InferenceSession(str(tmp_path / "torch.onnx"),
+                                   providers=["CPUExecutionProvider"])
+    expected = session.run(None, {"input": x.transpose(0, 3, 1, 2)})[0]
+    rebuilt = keras.saving.load_model(tmp_path / "r.keras").predict(x, verbose=0)
+    assert float(np.max(np.abs(rebuilt - expected))) <= 1e-5
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("name", ["alexnet", "zfnet"])
 def test_the_onnx_export_of_alexnet_comes_back_without_its_dropout(name, tmp_path, keras):
