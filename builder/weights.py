@@ -6,8 +6,9 @@ model: ``.keras``, ``.weights.h5``/``.h5`` (Keras 3 and legacy Keras 2 layouts, 
 Layers are matched in the order of their weight-bearing layers, one kind at a time (CONV, FC,
 BATCHNORM): a Keras 3 ``.weights.h5`` keeps each kind's order but not how the kinds interleave.
 Layouts are converted to Keras's (OIHW → HWIO, Gemm ``[out, in]`` → ``[in, out]``) before the
-shapes are compared. No Keras import here: the model is filled through its layers'
-``weights`` (their shapes) and ``set_weights``, the files are read with h5py and onnx.
+shapes are compared. No Keras import here: the shapes come from the IR and its analysis (so a
+file that does not fit is refused before TensorFlow starts), the model is filled through its
+layers' ``set_weights``, the files are read with h5py and onnx.
 """
 from __future__ import annotations
 
@@ -23,11 +24,11 @@ import numpy as np
 
 from cnnbp.contract.errors import ArtifactError
 
+from . import ir
 from .errors import BlueprintError, Problem
 
 SUFFIXES = (".keras", ".weights.h5", ".h5", ".onnx")
 CHANNEL_ORDERS = ("rgb", "bgr")
-KINDS = {"Conv1D": "CONV", "Conv2D": "CONV", "Dense": "FC", "BatchNormalization": "BATCHNORM"}
 
 
 @dataclass(frozen=True)
@@ -207,22 +208,31 @@ def flattens_channels_first(graph) -> bool:
 
 @dataclass(frozen=True)
 class _Target:
-    layer: object   # a Keras layer
+    name: str
     kind: str
+    shapes: tuple[tuple[int, ...], ...]    # its weights' shapes, in Keras's layout
     flatten_shape: tuple[int, ...] | None  # the feature map a first FC after Flatten reads
 
 
-def _targets(model) -> list[_Target]:
-    found, flat = [], None
-    for layer in model.layers:
-        cls = type(layer).__name__
-        if cls == "Flatten":
-            flat = tuple(int(d) for d in layer.input.shape[1:])
-        kind = KINDS.get(cls)
-        if kind:
-            found.append(_Target(layer, kind, flat if kind == "FC" else None))
-            if kind == "FC":
-                flat = None
+def _targets(compiled) -> list[_Target]:
+    """The net's weight-bearing layers and their weights' shapes, from the IR and the
+    analysis (no Keras): the Keras model's layers have the same names."""
+    net = compiled.network
+    found, flat, shape = [], None, tuple(net.input_shape)
+    for layer, stats in zip(net.layers, compiled.analysis.layers, strict=True):
+        if isinstance(layer, ir.Flatten):
+            flat = shape
+        elif isinstance(layer, ir.Conv):
+            kernel = (*layer.kernel, shape[-1] // layer.groups, layer.filters)
+            bias = ((layer.filters,),) if layer.bias else ()
+            found.append(_Target(layer.name, "CONV", (kernel, *bias), None))
+        elif isinstance(layer, ir.Dense):
+            bias = ((layer.units,),) if layer.bias else ()
+            found.append(_Target(layer.name, "FC", ((shape[-1], layer.units), *bias), flat))
+            flat = None
+        elif isinstance(layer, ir.BatchNorm):
+            found.append(_Target(layer.name, "BATCHNORM", ((shape[-1],),) * 4, None))
+        shape = tuple(stats.output_shape)
     return found
 
 
@@ -238,63 +248,84 @@ def _chw_rows(kernel: np.ndarray, feature: tuple[int, ...]) -> np.ndarray:
     return np.moveaxis(k, 0, -2).reshape(kernel.shape)
 
 
-def load_into(model, resolved: dict, say=None) -> Loaded | None:
-    """Fill ``model`` from the resolved blueprint's ``weights.from`` (nothing when it has none).
+@dataclass(frozen=True)
+class Plan:
+    """The file's arrays for each of our layers, every shape checked (``match``)."""
+
+    path: str
+    layers: tuple[tuple[str, tuple[np.ndarray, ...]], ...]  # our layer name → its arrays
+    reinitialised: tuple[str, ...]
+    notes: tuple[str, ...]       # what differs on purpose, for stderr
+
+
+def match(compiled) -> Plan | None:
+    """Read the blueprint's ``weights.from`` and pair its layers with the net's (None when
+    the blueprint has none), without Keras: ``cnnbp build`` and ``train`` call it before
+    TensorFlow starts or a run folder is made.
 
     Raises ArtifactError naming our layer, the source layer and both shapes at the first
-    mismatch. A last FC whose class count differs keeps its fresh initialisation, said on
-    ``say`` (stderr by default).
+    mismatch. A last FC whose class count differs, and every FC when the file has none (a
+    feature extractor), keep their fresh initialisation, said in ``notes``.
     """
-    source = source_of(resolved)
+    source = source_of(compiled.resolved)
     if source is None:
         return None
     path, order = source
-    say = say or (lambda line: print(line, file=sys.stderr))
-    start = time.perf_counter()
     src, chw = _read(Path(path))
-    ours = _targets(model)
-    plan, reinit = [], []
-    last_fc = max((i for i, t in enumerate(ours) if t.kind == "FC"), default=None)
+    ours = _targets(compiled)
+    plan, reinit, notes = [], [], []
+    last_fc = ([t.name for t in ours if t.kind == "FC"] or [None])[-1]
     for kind in ("CONV", "BATCHNORM", "FC"):
-        mine = [(i, t) for i, t in enumerate(ours) if t.kind == kind]
+        mine = [t for t in ours if t.kind == kind]
         theirs = [s for s in src if s.kind == kind]
         if kind == "FC" and mine and not theirs and plan:  # a feature extractor's file
-            reinit += [t.layer.name for _, t in mine]
-            say(f"note: {path} has no FC layers (a feature extractor, as include_top=False "
-                f"writes): the {len(mine)} FC layers ({', '.join(reinit)}) keep their fresh "
-                "initialisation, to be trained")
+            reinit += [t.name for t in mine]
+            notes.append(f"note: {path} has no FC layers (a feature extractor, as "
+                         f"include_top=False writes): the {len(mine)} FC layers "
+                         f"({', '.join(reinit)}) keep their fresh initialisation, to be trained")
             continue
         if len(mine) != len(theirs):
             _count_error(path, kind, mine, theirs)
-        for (i, t), s in zip(mine, theirs):
+        for n, (t, s) in enumerate(zip(mine, theirs)):
             arrays = list(s.arrays)
             if kind == "FC" and chw and t.flatten_shape and len(t.flatten_shape) > 1 and \
-                    arrays[0].shape == (int(np.prod(t.flatten_shape)), t.layer.units):
+                    arrays[0].shape == t.shapes[0]:
                 arrays[0] = _chw_rows(arrays[0], t.flatten_shape)
-            if kind == "CONV" and order == "bgr" and i == 0:
+            if kind == "CONV" and order == "bgr" and n == 0:
                 arrays[0] = arrays[0][..., ::-1, :]  # the source took BGR; ours takes RGB
-            want = [tuple(v.shape) for v in t.layer.weights]  # no copy of the values
-            got = [tuple(a.shape) for a in arrays]
+            want, got = list(t.shapes), [tuple(a.shape) for a in arrays]
             if want == got:
-                plan.append((t.layer, arrays))
-            elif i == last_fc and len(want) == len(got) and want[0][:-1] == got[0][:-1]:
-                reinit.append(t.layer.name)
-                say(f"note: {t.layer.name} has {want[0][-1]} classes and {s.name} in {path} "
-                    f"{got[0][-1]}: the classifier keeps its fresh initialisation, to be "
-                    "trained; every other layer takes the file's weights")
+                plan.append((t.name, tuple(arrays)))
+            elif t.name == last_fc and len(want) == len(got) and want[0][:-1] == got[0][:-1]:
+                reinit.append(t.name)
+                notes.append(f"note: {t.name} has {want[0][-1]} classes and {s.name} in "
+                             f"{path} {got[0][-1]}: the classifier keeps its fresh "
+                             "initialisation, to be trained; every other layer takes the "
+                             "file's weights")
             else:
                 raise ArtifactError(path, f"its weights do not fit this net: our {kind} "
-                                    f"layer {t.layer.name} has weights "
-                                    f"{', '.join(map(_shape, want))} but the source's layer "
-                                    f"{s.name} (its {kind} layer {mine.index((i, t)) + 1}) "
-                                    f"has {', '.join(map(_shape, got))} "
-                                    f"(in Keras's layout); {t.layer.name} is the first layer "
-                                    "that failed. Layers are matched in order, one kind at a "
-                                    "time: check that the blueprint and the file describe the "
-                                    "same net")
-    for layer, arrays in plan:  # nothing changes unless every layer fits
-        layer.set_weights(arrays)
-    return Loaded(path, len(plan), tuple(reinit), time.perf_counter() - start)
+                                    f"layer {t.name} has weights {', '.join(map(_shape, want))}"
+                                    f" but the source's layer {s.name} (its {kind} layer "
+                                    f"{n + 1}) has {', '.join(map(_shape, got))} (in Keras's "
+                                    f"layout); {t.name} is the first layer that failed. "
+                                    "Layers are matched in order, one kind at a time: check "
+                                    "that the blueprint and the file describe the same net")
+    return Plan(path, tuple(plan), tuple(reinit), tuple(notes))
+
+
+def load_into(model, compiled, say=None, plan: Plan | None = None) -> Loaded | None:
+    """Fill ``model`` (built from ``compiled``) from its blueprint's ``weights.from``; nothing
+    when it has none. ``plan`` is ``match(compiled)`` when the caller has it already; its
+    notes go to ``say`` (stderr by default). Nothing changes unless every layer fits."""
+    start = time.perf_counter()
+    plan = plan or match(compiled)
+    if plan is None:
+        return None
+    for note in plan.notes:
+        (say or (lambda line: print(line, file=sys.stderr)))(note)
+    for name, arrays in plan.layers:
+        model.get_layer(name).set_weights(list(arrays))
+    return Loaded(plan.path, len(plan.layers), plan.reinitialised, time.perf_counter() - start)
 
 
 def fixed_normalization(prep, note: str, resolved: dict):
@@ -325,7 +356,7 @@ def fixed_normalization(prep, note: str, resolved: dict):
 
 def _count_error(path: str, kind: str, mine, theirs) -> None:
     n = min(len(mine), len(theirs))
-    first = f"our {mine[n][1].layer.name}" if n < len(mine) else f"the source's {theirs[n].name}"
+    first = f"our {mine[n].name}" if n < len(mine) else f"the source's {theirs[n].name}"
     raise ArtifactError(path, f"its weights do not fit this net: this net has {len(mine)} "
                         f"{kind} layers with weights and the file {len(theirs)}; {first} is "
                         f"the first {kind} layer without a partner (layers are matched in "

@@ -18,14 +18,15 @@ def run(args) -> int:
     """Build the blueprint's model and save it to ``--output``; the path is checked before
     TensorFlow starts."""
     from cnnbp.builder.errors import check_keras_path
-    from cnnbp.builder.weights import load_into, with_source
+    from cnnbp.builder.weights import load_into, match, with_source
     compiled = with_source(compile_args(args), args.blueprint, args.weights)
     check_keras_path(args.output)  # before TensorFlow's start-up
+    plan = match(compiled)  # a file that does not fit is refused before it too
     from cnnbp.builder.tf_env import import_tensorflow
     import_tensorflow()
     from cnnbp.builder.keras_builder import build_model, save_model
     model = build_model(compiled.network)
-    loaded = load_into(model, compiled.resolved)
+    loaded = load_into(model, compiled, plan=plan)
     save_model(model, args.output)
     start = f", weights from {loaded.path}" if loaded else ""
     print(f"{compiled.network.name}: wrote {args.output} ({model.count_params():,} params"

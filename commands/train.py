@@ -79,8 +79,9 @@ def run(args) -> int:
         if args.blueprint is None and args.expr is None or None in (args.data, args.output):
             raise UsageError("train needs BLUEPRINT (or -e), --data and -o, or --resume RUN")
         args.set = overrides(args)
-        from cnnbp.builder.weights import with_source
+        from cnnbp.builder.weights import match, with_source
         compiled = with_source(compile_args(args), args.blueprint, args.weights)
+        match(compiled)  # weights that do not fit are refused before a run folder is made
         metrics = launch(compiled, args.data, args.output, quiet=args.quiet,
                          replace=args.force)
     print(f"{metrics.blueprint}: test accuracy {metrics.test_accuracy:.4f}, "

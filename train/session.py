@@ -158,5 +158,5 @@ def compile_model(session: Session):
             session.best_weights = restore_state(session.run.checkpoint_file(session.state),
                                                  model)
         else:  # weights.from starts a new run only: a resumed one keeps what it trained
-            load_into(model, session.compiled.resolved)
+            load_into(model, session.compiled)
     return model

@@ -38,7 +38,7 @@ def test_keras_files_give_the_source_outputs(keras, tmp_path, suffix):
     compiled, ours = _build(keras, seed=2)
     x = _x(ours)
     assert _differs(ours(x), src(x)) > 1e-3  # a different start, so the load is what agrees
-    loaded = load_into(ours, with_source(compiled, None, path).resolved)
+    loaded = load_into(ours, with_source(compiled, None, path))
     assert (loaded.layers, loaded.reinitialised) == (4, ())
     assert _differs(ours(x), src(x)) <= 1e-6
 
@@ -111,7 +111,7 @@ def test_a_pytorch_style_onnx_gives_onnx_runtimes_outputs(keras, tmp_path):
     x = _x(ours)
     expected = _onnx_outputs(path, x)  # ONNX Runtime on the NCHW graph, not our loader
     assert _differs(ours(x), expected) > 1e-3
-    load_into(ours, with_source(compiled, None, str(path)).resolved)
+    load_into(ours, with_source(compiled, None, str(path)))
     assert _differs(ours(x), expected) <= 1e-5
     kinds = [(s.kind, s.arrays[0].shape) for s in read(path)]
     assert kinds == [("CONV", (3, 3, 3, 4)), ("CONV", (3, 3, 4, 6)), ("FC", (96, 7)),
@@ -126,7 +126,7 @@ def test_an_onnx_export_of_a_keras_net_keeps_its_channels_last_flatten(keras, tm
     path = tmp_path / "keras.onnx"  # tf2onnx: Transposes around NCHW convs, an NHWC flatten
     onnx.save(to_onnx(src), str(path))
     compiled, ours = _build(keras, seed=2)
-    load_into(ours, with_source(compiled, None, str(path)).resolved)
+    load_into(ours, with_source(compiled, None, str(path)))
     x = _x(ours)
     assert _differs(ours(x), src(x)) <= 1e-6
 
@@ -136,7 +136,7 @@ def test_bgr_flips_the_first_convolutions_input_channels(keras, tmp_path):
     path = str(tmp_path / "src.weights.h5")
     src.save_weights(path)
     compiled, ours = _build(keras, seed=2, extra=["weights.channel_order=bgr"])
-    load_into(ours, with_source(compiled, None, path).resolved)
+    load_into(ours, with_source(compiled, None, path))
     x = _x(ours)
     assert _differs(ours(x), src(x[..., ::-1])) <= 1e-6  # we take RGB where it took BGR
     assert _differs(ours(x), src(x)) > 1e-4
@@ -149,7 +149,7 @@ def test_a_classifier_with_other_classes_is_reinitialised_and_said(keras, tmp_pa
     compiled, ours = _build(keras, NET.replace("FC(5)", "FC(3)"), seed=2)
     fresh = ours.layers[-1].get_weights()
     said = []
-    loaded = load_into(ours, with_source(compiled, None, path).resolved, say=said.append)
+    loaded = load_into(ours, with_source(compiled, None, path), say=said.append)
     name = ours.layers[-1].name
     assert loaded.reinitialised == (name,) and len(said) == 1
     assert name in said[0] and "3 classes" in said[0] and "5" in said[0]
@@ -173,7 +173,7 @@ def test_a_feature_extractors_file_leaves_the_fc_layers_fresh(keras, tmp_path):
     fcs = [ly for ly in ours.layers if type(ly).__name__ == "Dense"]
     fresh = [w.copy() for ly in fcs for w in ly.get_weights()]
     said = []
-    loaded = load_into(ours, with_source(compiled, None, path).resolved, say=said.append)
+    loaded = load_into(ours, with_source(compiled, None, path), say=said.append)
     assert loaded.layers == 2 and loaded.reinitialised == tuple(ly.name for ly in fcs)
     assert "no FC layers" in said[0]
     for a, b in zip([w for ly in fcs for w in ly.get_weights()], fresh):
@@ -194,7 +194,7 @@ def test_keras_2s_root_level_h5_as_keras_applications_downloads_it(keras, tmp_pa
             f.copy(groups[name], out, name)
         out.attrs["layer_names"] = groups.attrs["layer_names"]
     compiled, ours = _build(keras, seed=2)
-    load_into(ours, with_source(compiled, None, path).resolved)
+    load_into(ours, with_source(compiled, None, path))
     x = _x(ours)
     assert _differs(ours(x), src(x)) <= 1e-6
 
@@ -222,7 +222,7 @@ def test_a_mismatch_names_both_layers_and_shapes_and_changes_nothing(keras, tmp_
     compiled, ours = _build(keras, other, seed=2)
     before = [w.copy() for w in ours.get_weights()]
     with pytest.raises(ArtifactError) as caught:
-        load_into(ours, with_source(compiled, None, path).resolved)
+        load_into(ours, with_source(compiled, None, path))
     message = str(caught.value)
     conv2 = [ly for ly in ours.layers if type(ly).__name__ == "Conv2D"][1].name
     assert f"our CONV layer {conv2} has weights 3x3x4x8, 8" in message
@@ -295,7 +295,7 @@ def test_keras_applications_vgg_into_the_shipped_blueprint(keras, tmp_path, name
     x = np.random.default_rng(2).random((1, 224, 224, 3), dtype="float32")
     features = _features(keras, app, x)
     assert _differs(ours.layers[1].get_weights()[0], app.layers[1].get_weights()[0]) > 1e-3
-    loaded = load_into(ours, compiled.resolved)
+    loaded = load_into(ours, compiled)
     assert loaded.layers == (16 if name == "vgg16" else 19) and loaded.reinitialised == ()
     assert _differs(ours(x), app(x)) <= 1e-5
     assert _differs(_features(keras, ours, x), features) <= 1e-5 * max(1, np.abs(features).max())
@@ -309,7 +309,7 @@ def test_vgg16_with_10_classes_keeps_the_convolutions(keras, tmp_path):
     ours = build_model(compiled.network)
     fresh = ours.layers[-1].get_weights()
     said = []
-    loaded = load_into(ours, compiled.resolved, say=said.append)
+    loaded = load_into(ours, compiled, say=said.append)
     assert loaded.reinitialised == (ours.layers[-1].name,) and "10 classes" in said[0]
     convs = [ly for ly in ours.layers if type(ly).__name__ == "Conv2D"]
     app_convs = [ly for ly in app.layers if type(ly).__name__ == "Conv2D"]

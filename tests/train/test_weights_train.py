@@ -7,6 +7,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 import yaml
 
 from cnnbp.builder import load, load_resolved
@@ -51,3 +52,18 @@ def test_a_run_starts_from_the_weights_and_resumes_without_them(keras, tmp_path)
     proc = cnnbp("train", "--resume", str(out), "--epochs", "2", "--quiet")
     assert proc.returncode == 0, proc.stderr
     assert "epochs" in proc.stdout
+
+
+def test_weights_that_do_not_fit_are_refused_before_a_run_folder_is_made(keras, tmp_path):
+    from cnnbp.builder.keras_builder import build_model
+    from cnnbp.commands import train
+    from cnnbp.commands.assemble import parse, parser
+    from cnnbp.contract.errors import ArtifactError
+    path = tmp_path / "other.weights.h5"
+    build_model(load("digits", ["layers.FC.units=64"]).network).save_weights(str(path))
+    out = tmp_path / "run"
+    args = parse(parser(), ["train", "digits", "--data", "digits", "--weights", str(path),
+                            "-o", str(out)])
+    with pytest.raises(ArtifactError, match=r"our FC layer fc1 has weights 256x128, 128 but"):
+        train.run(args)
+    assert not out.exists() and [p.name for p in tmp_path.iterdir()] == ["other.weights.h5"]
