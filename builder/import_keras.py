@@ -22,6 +22,8 @@ _POOL = {"MaxPooling1D": "max", "MaxPooling2D": "max", "AveragePooling1D": "avg"
          "AveragePooling2D": "avg"}
 _GLOBAL = {"GlobalMaxPooling1D": "max", "GlobalMaxPooling2D": "max",
            "GlobalAveragePooling1D": "avg", "GlobalAveragePooling2D": "avg"}
+_PREPROCESSING = ("Rescaling", "Normalization", "Resizing", "CenterCrop", "RandomFlip",
+                  "RandomRotation", "RandomTranslation", "RandomZoom", "RandomContrast")
 KNOWN = ("Conv1D/Conv2D (CONV), MaxPooling/AveragePooling (POOL), GlobalMax/AveragePooling "
          "(GLOBAL_POOL), Activation/ReLU/LeakyReLU/ELU, BatchNormalization (BN), Dropout, "
          "Flatten, Dense (FC), ZeroPadding, and cnnbp's LocalResponseNorm (LRN)")
@@ -163,6 +165,10 @@ class _Reader:
             self.layers.append(ir.Dense(name, int(c["units"]), bool(c.get("use_bias", True)),
                                         False, self._origin(entry)))
             self._activation(entry, c.get("activation"), f"{name}_act")
+        elif cls in _PREPROCESSING:
+            self.refuse(entry, "is preprocessing; a blueprint's net starts after it, and the "
+                        "input's scaling is stated beside the weights (weights.normalize: mean "
+                        "and std, see the README) — import the model without this layer")
         else:
             self.refuse(entry, f"has no token in the pattern grammar; it knows {KNOWN}")
 

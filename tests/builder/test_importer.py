@@ -287,6 +287,8 @@ def test_a_branch_is_refused_naming_the_layer_that_joins_it(tmp_path, keras):
 
 
 @pytest.mark.parametrize("last, message", [
+    ("Rescaling(2)", "layer 'logits' (Rescaling): is preprocessing; a blueprint's net starts "
+                     "after it"),
     ("Dense(3)", "layer 'logits' (Dense): ends the net, but the pattern ends with its "
                  "classifier: a Dense layer with a softmax"),
     ("Conv2DTranspose(3, 3)", "layer 'logits' (Conv2DTranspose): has no token in the pattern "
@@ -328,6 +330,18 @@ def _run(argv: list[str]) -> int:
     args = parse(parser(), argv)
     assert args.run is import_model.run
     return args.run(args)
+
+
+def test_importing_a_keras_file_starts_no_tensorflow(tmp_path, keras):
+    import subprocess
+    import sys
+    build_model(load("digits").network).save(tmp_path / "m.keras")
+    code = ("import sys; from cnnbp.builder.importer import blueprint_for; "
+            f"blueprint_for({str(tmp_path / 'm.keras')!r}); "
+            "print(sorted(m for m in ('tensorflow', 'keras') if m in sys.modules))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          check=True, cwd=tmp_path)
+    assert done.stdout == "[]\n"
 
 
 def test_a_file_that_is_no_model_is_refused(tmp_path):
