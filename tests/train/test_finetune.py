@@ -141,6 +141,7 @@ def test_a_frozen_stage_is_unchanged_and_its_bn_stays_in_inference_mode(tmp_path
             assert not any(moved), f"{layer.name} changed while frozen"
         else:
             assert all(moved), f"{layer.name} did not train: {moved}"
+    assert all(layer.trainable for layer in saved.layers)  # frozen is a training setting
     assert {layer.name for layer in initial.layers if layer.get_weights()} >= {
         "stage1_conv1", "stage1_bn1", "stage2_bn2", "predictions"}
 
@@ -184,6 +185,7 @@ def _history(run):
     return [{k: v for k, v in row.items() if k != "seconds"} for row in rows]
 
 
+@pytest.mark.slow  # four 3-epoch runs and two resumes: about a minute on 2 cores
 @pytest.mark.parametrize("unfreeze_after, cut_after", [(2, 1), (1, 2)])
 def test_a_run_resumed_on_either_side_of_the_unfreeze_equals_the_run_never_cut(
         tmp_path, keras, unfreeze_after, cut_after):
