@@ -164,6 +164,51 @@ def feed(net: str, shape: tuple, rows: int, batch: int, work: Path, passes: int 
     return found
 
 
+def interleaved(net: str, rounds: int, work: Path) -> dict:
+    """Steady-state epoch seconds in one process, cnnbp's model and pipelines (its ``fit``
+    call as ``train`` makes it, without the run-directory callback, whose writer a second
+    ``fit`` would find shut) against the hand-written ``fit`` on ready arrays, one epoch each
+    in turn after a first (compiling) epoch each: load on the machine falls on both alike."""
+    import keras
+
+    from cnnbp.builder import load
+    from cnnbp.builder.keras_builder import build_model
+    from cnnbp.train.session import compile_model, prepare
+
+    case = CASES[net]
+    npz = make_data(case, work / f"{net}.npz")
+    session = prepare(load(net, [*SETS, "training.epochs=1"]), str(npz), work / "run")
+    ours = compile_model(session)
+    with np.load(npz) as z:
+        x, y = z["x_train"], keras.utils.to_categorical(z["y_train"], 10)
+    x = ((x.astype("float32") - x.mean()) / x.std()).astype("float32")
+    theirs = build_model(load(net, []).network)
+    theirs.compile(optimizer=keras.optimizers.Adam(LEARNING_RATE),
+                   loss="categorical_crossentropy", metrics=["accuracy"])
+    seconds: dict[str, list[float]] = {"cnnbp": [], "keras": []}
+    for epoch in range(rounds + 1):
+        for name in ("cnnbp", "keras"):
+            marks: list[float] = []  # the epoch alone, not fit's set-up around it
+            timer = keras.callbacks.LambdaCallback(
+                on_epoch_begin=lambda epoch, logs: marks.append(time.perf_counter()),
+                on_epoch_end=lambda epoch, logs: marks.append(float(logs["loss"]) * 0
+                                                              + time.perf_counter()))
+            if name == "cnnbp":
+                session.pipelines.start_epoch(epoch)
+                ours.fit(session.pipelines.train, validation_data=session.pipelines.validation,
+                         epochs=epoch + 1, initial_epoch=epoch, verbose=0, shuffle=False,
+                         callbacks=[timer])
+            else:
+                theirs.fit(x, y, batch_size=BATCH, epochs=epoch + 1, initial_epoch=epoch,
+                           validation_split=VALIDATION, verbose=0, callbacks=[timer])
+            if epoch:  # the first compiles
+                seconds[name].append(marks[1] - marks[0])
+    session.pipelines.close()
+    rate = {"cnnbp": session.pipelines.train_size,
+            "keras": math.ceil(len(x) * (1 - VALIDATION))}
+    return {k: rate[k] / statistics.median(v) for k, v in seconds.items()}
+
+
 def measure(runner: str, backend: str, case: Case, npz: Path, epochs: int, work: Path) -> dict:
     """One fresh process of ``runner``; its wall time, epochs' seconds and images/s."""
     env = {**os.environ, "KERAS_BACKEND": backend, "PYTHONUNBUFFERED": "1"}
@@ -226,6 +271,8 @@ def main() -> int:
     p.add_argument("--nets", default="digits,cifar10_small")
     p.add_argument("--runners", default="keras,cnnbp")
     p.add_argument("--json", help="also write every measurement here")
+    p.add_argument("--interleaved", type=int, metavar="ROUNDS",
+                   help="only steady-state epochs in one process, the two fits in turn")
     p.add_argument("--feed", action="store_true",
                    help="only the host's batch feeding, in this process (KERAS_BACKEND=jax)")
     p.add_argument("--child", help=argparse.SUPPRESS)
@@ -234,6 +281,15 @@ def main() -> int:
     args = p.parse_args()
     if args.child:
         handwritten(CASES[args.child], Path(args.npz), args.epochs, Path(args.report))
+        return 0
+    if args.interleaved:
+        with tempfile.TemporaryDirectory(prefix="host_path_") as folder:
+            for net in args.nets.split(","):
+                found = interleaved(net, args.interleaved, Path(folder))
+                print(f"{net} ({os.environ.get('KERAS_BACKEND', 'tensorflow')}): median "
+                      f"images/s over {args.interleaved} epochs each, cnnbp "
+                      f"{found['cnnbp']:,.0f}, hand-written {found['keras']:,.0f}, ratio "
+                      f"{found['cnnbp'] / found['keras']:.2f}", flush=True)
         return 0
     if args.feed:
         with tempfile.TemporaryDirectory(prefix="host_path_") as folder:
