@@ -34,13 +34,16 @@ class _Slot:
     trailer: bool = False      # after the stages, before the head
 
 
-def fold(net: Imported, weights_from: str | None = None) -> dict:
-    """The blueprint data for ``net``: folded when it fits, token by token otherwise."""
+def fold(net: Imported, weights_from: str | None = None, folded: bool = True) -> dict:
+    """The blueprint data for ``net``: folded when it fits (and ``folded``), token by token
+    otherwise."""
     body, head = _split(net)
     doc: dict[str, Any] = {"name": net.name,
                            "description": f"imported from {net.kind} file {net.source}",
                            "input": list(net.input_shape), "classes": net.classes}
     try:
+        if not folded:
+            raise NoFold
         doc.update(_folded(body, head))
     except NoFold:
         doc["pattern"] = _explicit(body + head)
@@ -142,10 +145,13 @@ def _fold_body(stages: list[list[ir.Layer]], slots: list[_Slot], vars_: dict) ->
     if counts != [1] * len(counts):
         unit = f"({unit})*N"
         vars_["N"] = counts[0] if _same(counts) else counts
+    if any(extras) and len(stages) == 1:
+        raise NoFold  # one stage: nothing to fold, and (...)?EXTRA would only obscure it
     if any(extras):
         unit += "-" + _extra(extras, unit_slots, sig, slots, vars_)
     tail = _fold_tails([tail for _, tail in split], slots, vars_)
-    return f"[{unit}-{tail}]*M" + "".join(f"-{{{id(s)}}}" for s in slots if s.trailer)
+    return f"[{unit}{'-' if tail else ''}{tail}]*M" + \
+        "".join(f"-{{{id(s)}}}" for s in slots if s.trailer)
 
 
 def _align(sig: list[str], unit: list[Written]) -> list[Written | None]:
@@ -199,6 +205,8 @@ def _fold_tails(tails: list[list[Written]], slots: list[_Slot], vars_: dict) -> 
     """Every stage's tail (its POOL onward) alike; a missing POOL is ``POOL?``; what only the
     last stage adds after it (a DROPOUT before the head) follows the stages."""
     tokens = [[w.token for w in tail] for tail in tails]
+    if not any(tokens):
+        return ""  # a net without pooling
     common = tokens[0] if tokens[0] else ["POOL"]
     optional = False
     for i, tail in enumerate(tokens):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import os
 import re
 from pathlib import Path
@@ -20,7 +21,7 @@ from .fold import fold
 from .imported import Imported
 from .schema import validate
 
-SUFFIXES = (".keras", ".onnx")
+log = logging.getLogger(__name__)
 
 
 def read_model(path: str | Path) -> Imported:
@@ -43,19 +44,33 @@ def blueprint_for(model: str | Path, output: str | Path | None = None,
     net = read_model(model)
     where = Path(output).parent if output is not None else Path(".")
     weights = os.path.relpath(Path(model).resolve(), where.resolve()) if with_weights else None
-    doc = fold(net, weights)
-    _check(doc, net)
+    folded = fold(net, weights)
+    if _reproduces(folded, net):
+        return folded
+    # a folding this module did not foresee: the token-by-token form says the same plainly
+    log.warning("%s: the folded blueprint did not reproduce the model's layers; writing it "
+                "token by token", model)
+    doc = fold(net, weights, folded=False)
+    if not _reproduces(doc, net, located=True):
+        raise AssertionError(f"{model}: the token-by-token blueprint differs from its layers")
     return doc
 
 
-def _check(doc: dict, net: Imported) -> None:
-    """Compile ``doc`` and hold its layers against ``net``'s (names and origins aside)."""
+def _reproduces(doc: dict, net: Imported, located: bool = False) -> bool:
+    """Whether ``doc`` compiles to ``net``'s layers (names and origins aside). A value the
+    blueprint's ranges refuse (a Dropout rate of 0.995) is the model's: said when ``located``."""
     plain = {k: v for k, v in doc.items() if k != "weights"}
-    problems = validate(plain)
-    assert not problems, problems  # fold writes only what the schema takes
-    compiled = compile_data(plain).network.layers
+    try:
+        problems = validate(plain)
+        if problems:
+            raise BlueprintError(problems)
+        compiled = compile_data(plain).network.layers
+    except BlueprintError as exc:
+        if located:
+            raise BlueprintError(exc.problems, net.source) from None
+        return False
     strip = lambda layers: [dataclasses.replace(la, name="", origin="") for la in layers]
-    assert strip(compiled) == strip(net.layers), (doc, compiled, net.layers)
+    return strip(compiled) == strip(net.layers)
 
 
 _PLAIN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")

@@ -314,6 +314,16 @@ def test_a_batchnorm_the_onnx_exporter_folded_is_refused_with_the_reason(tmp_pat
                                    "tells apart: import the .keras file instead")
 
 
+def test_a_value_beyond_the_blueprints_ranges_is_refused_naming_the_file(tmp_path, keras):
+    L = keras.layers
+    keras.Sequential([keras.Input((8, 8, 1)), L.Conv2D(4, 3), L.Flatten(), L.Dropout(0.995),
+                      L.Dense(3, activation="softmax")]).save(tmp_path / "m.keras")
+    with pytest.raises(BlueprintError) as err:
+        blueprint_for(tmp_path / "m.keras")
+    assert str(err.value).startswith(f"{tmp_path / 'm.keras'}: ")
+    assert "must be <= 0.99, got 0.995" in str(err.value)
+
+
 def test_an_existing_blueprint_is_kept_unless_forced(tmp_path, capsys, keras):
     build_model(load("digits").network).save(tmp_path / "m.keras")
     out = tmp_path / "bp.yaml"
