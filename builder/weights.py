@@ -28,7 +28,6 @@ from . import ir
 from .errors import BlueprintError, Problem
 
 SUFFIXES = (".keras", ".weights.h5", ".h5", ".onnx")
-CHANNEL_ORDERS = ("rgb", "bgr")
 
 
 @dataclass(frozen=True)
