@@ -184,6 +184,35 @@ def test_keras_applications_vgg_folds_to_the_shipped_blueprint_without_dropout(n
     assert plain(network_of(doc).layers) == plain(shipped.network.layers)
 
 
+HAND_WRITTEN = {
+    "no pooling": lambda L: [L.Conv2D(4, 3, activation="relu"), L.Conv2D(8, 3, activation="relu"),
+                             L.Flatten(), L.Dense(3, activation="softmax")],
+    "BN and a global pool": lambda L: [
+        L.Conv2D(8, 3, padding="same"), L.BatchNormalization(), L.ReLU(), L.MaxPooling2D(2),
+        L.Conv2D(16, 3, padding="same"), L.BatchNormalization(), L.ReLU(), L.MaxPooling2D(2),
+        L.GlobalAveragePooling2D(), L.Dense(5), L.Softmax()],
+    "strided same": lambda L: [
+        L.Conv2D(8, 3, strides=2, padding="same", activation="relu"),
+        L.Conv2D(16, 3, strides=2, padding="same", activation="relu"), L.Flatten(),
+        L.Dropout(0.2), L.Dense(10, activation="softmax")],
+}
+
+
+@pytest.mark.parametrize("name", HAND_WRITTEN)
+def test_hand_written_keras_nets_rebuild_to_the_same_model(name, tmp_path, keras):
+    """Keras itself is the reference: the imported blueprint's model has the same weight
+    shapes and, given the weights in order, the same outputs."""
+    from cnnbp.builder.importer import network_of
+    model = keras.Sequential([keras.Input((16, 16, 3)), *HAND_WRITTEN[name](keras.layers)])
+    _config_only(model, tmp_path / "m.keras")
+    rebuilt = build_model(network_of(blueprint_for(tmp_path / "m.keras")))
+    assert [w.shape for w in rebuilt.get_weights()] == [w.shape for w in model.get_weights()]
+    rebuilt.set_weights(model.get_weights())
+    x = np.random.default_rng(0).standard_normal((4, 16, 16, 3)).astype("float32")
+    diff = np.abs(np.asarray(model(x, training=False)) - np.asarray(rebuilt(x, training=False)))
+    assert float(diff.max()) <= 1e-5
+
+
 def _onnx(model, path) -> None:
     import onnx
 
