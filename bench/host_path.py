@@ -249,12 +249,16 @@ def table(rows: list[dict]) -> str:
              "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
     keys = dict.fromkeys((r["backend"], r["net"]) for r in rows)
     for backend, net in keys:
-        med = {runner: {k: statistics.median(r[k] for r in rows if r["runner"] == runner and
-                                             (r["backend"], r["net"]) == (backend, net))
+        runs = {runner: [r for r in rows if r["runner"] == runner and
+                         (r["backend"], r["net"]) == (backend, net)]
+                for runner in ("keras", "cnnbp")}
+        if not all(runs.values()):  # a run cut short before this pair's second half
+            continue
+        med = {runner: {k: statistics.median(r[k] for r in got)
                         for k in ("images_per_second", "outside", "wall")}
-               for runner in ("keras", "cnnbp")}
+               for runner, got in runs.items()}
         k, c = med["keras"], med["cnnbp"]
-        lines.append(f"| {backend} | {net} | {k['images_per_second']:,.0f} | "
+        lines.append(f"| {backend} | {net} ({len(runs['cnnbp'])}) | {k['images_per_second']:,.0f} | "
                      f"{c['images_per_second']:,.0f} | "
                      f"**{c['images_per_second'] / k['images_per_second']:.2f}** | "
                      f"{k['outside']:.1f} | {c['outside']:.1f} | "
@@ -271,6 +275,7 @@ def main() -> int:
     p.add_argument("--nets", default="digits,cifar10_small")
     p.add_argument("--runners", default="keras,cnnbp")
     p.add_argument("--json", help="also write every measurement here")
+    p.add_argument("--table", metavar="JSON", help="only print the table of a --json file")
     p.add_argument("--interleaved", type=int, metavar="ROUNDS",
                    help="only steady-state epochs in one process, the two fits in turn")
     p.add_argument("--feed", action="store_true",
@@ -281,6 +286,9 @@ def main() -> int:
     args = p.parse_args()
     if args.child:
         handwritten(CASES[args.child], Path(args.npz), args.epochs, Path(args.report))
+        return 0
+    if args.table:
+        print(table(json.loads(Path(args.table).read_text())))
         return 0
     if args.interleaved:
         with tempfile.TemporaryDirectory(prefix="host_path_") as folder:
