@@ -8,7 +8,7 @@ Registering stays cheap and free of TensorFlow: ``cnnbp check`` builds the whole
 
 # In the order ``cnnbp --help`` lists them
 MODULES = ("check", "show", "list", "build", "train", "export", "validate", "serve", "predict",
-           "search", "draw", "explain", "report", "import_model")
+           "search", "draw", "explain", "report", "import")
 
 EXAMPLES = """examples:
   cnnbp check vgg16                       shipped blueprint by name

@@ -8,6 +8,7 @@ come back as their blueprints; a model outside the grammar is refused naming the
 from __future__ import annotations
 
 import doctest
+import importlib
 import json
 import zipfile
 
@@ -18,9 +19,11 @@ from cnnbp import cli
 from cnnbp.builder import build_model, fold, import_keras, import_onnx, imported, ir, load, written
 from cnnbp.builder.errors import BlueprintError
 from cnnbp.builder.importer import blueprint_for
-from cnnbp.commands import import_model
 from cnnbp.contract.errors import ArtifactError, UsageError
 from tests.conftest import SHIPPED, SMALL
+
+# ``import`` is a keyword: the command's module is reached by name
+import_command = importlib.import_module("cnnbp.commands.import")
 
 # Folded as the shipped file writes them: the same pattern and vars (vgg13 too, but its file
 # writes N: [2, 2, 2, 2, 2] where the import writes N: 2).
@@ -367,7 +370,7 @@ def test_an_existing_blueprint_is_kept_unless_forced(tmp_path, capsys, keras):
 def _run(argv: list[str]) -> int:
     from cnnbp.commands.assemble import parse, parser
     args = parse(parser(), argv)
-    assert args.run is import_model.run
+    assert args.run is import_command.run
     return args.run(args)
 
 
