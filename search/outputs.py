@@ -57,9 +57,12 @@ def rows(study) -> list[Row]:
             status = "failed"
             if "reason" not in attrs:  # no exception: its worker went silent
                 again = retried.get(t.number)
+                recovered = again is not None and str(
+                    trials[again].user_attrs.get("reason", "")).startswith("recovered")
                 attrs["reason"] = ("its worker stopped sending heartbeats (killed or cut "
-                                   "off); " + (f"retried as trial {again}" if again is not None
-                                               else "not retried again"))
+                                   "off); " + ("not retried again" if again is None else
+                                               f"its finished run recovered as trial {again}"
+                                               if recovered else f"retried as trial {again}"))
         elif t.state.name not in ("COMPLETE", "PRUNED", "FAIL"):
             status = STATES.get(t.state.name, t.state.name.lower())
         out.append(Row(t.number, status or t.state.name.lower(), attrs, dict(t.params)))

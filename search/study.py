@@ -199,14 +199,19 @@ def _storage(url: str):
 
 class RetryAndClear:
     """Optuna's callback for a dead worker's trial: retry its candidate once (the wrapped
-    callback) and remove the run folder it was training into, which nothing will finish."""
+    callback) and remove the run folder it was training into, which nothing will finish —
+    unless the run had finished (the worker died before telling Optuna): then its result is
+    recovered as a new trial and nothing is trained again."""
 
     def __init__(self, retry):
         self.retry = retry
 
     def __call__(self, study, trial) -> None:
-        self.retry(study, trial)
         run_dir = trial.user_attrs.get("run_dir")
+        if run_dir and (Path(run_dir) / "metrics.json").is_file():
+            recover_finished(study, trial, Path(run_dir))
+            return
+        self.retry(study, trial)
         if not run_dir:
             return
         try:  # Optuna calls this unguarded: a failed tidy-up must not end a live worker
@@ -215,6 +220,31 @@ class RetryAndClear:
         except OSError as exc:
             log.warning("trial %d: its worker died; %s was left (%s)", trial.number, run_dir,
                         exc)
+
+
+def recover_finished(study, trial, run: Path) -> None:
+    """A dead worker's trial whose run finished: add its result to the study as a COMPLETE
+    trial (``failed_trial`` names the dead one, as Optuna's retries do)."""
+    import optuna
+
+    from cnnbp.contract.rundir import RunDir
+    metrics = json.loads((run / "metrics.json").read_text())
+    accuracy = float(RunDir(run).read_state().history[-1]["val_accuracy"])
+    attrs = {**trial.user_attrs, STATUS: "trained", "val_accuracy": accuracy,
+             "test_accuracy": metrics["test_accuracy"], "epochs": metrics["epochs"],
+             "reason": f"recovered from trial {trial.number}, whose worker died after "
+                       "training it"}
+    costs = [float(attrs.get(k, math.inf)) for k in attrs.get(COST_KEYS, [])]
+    values = [accuracy] + costs
+    study.add_trial(optuna.trial.create_trial(
+        state=optuna.trial.TrialState.COMPLETE, values=values, params=trial.params,
+        distributions=trial.distributions, user_attrs=attrs,
+        intermediate_values=trial.intermediate_values,
+        system_attrs={"failed_trial": trial.number}))
+    log.info("trial %d: its worker died after training it; result recovered", trial.number)
+
+
+COST_KEYS = "cost_keys"  # user attribute: the measures after accuracy in the trial's values
 
 
 # What a trial writes: a run's own entries at the top, in state/ its state, checkpoints and lock,
@@ -352,6 +382,8 @@ class Trainer:
         for k, v in cand.measures.items():
             trial.set_user_attr(k, v)
         trial.set_user_attr("blueprint", cand.compiled.resolved)
+        trial.set_user_attr(COST_KEYS, ["latency_ms" if o == "latency" else o
+                                        for o in self.space.objectives[1:]])
         try:
             accuracy, pruned = self._train(trial, cand)
         except BaseException as exc:  # the search stops; the trial says why in results.csv

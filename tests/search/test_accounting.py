@@ -107,17 +107,20 @@ def test_the_sampler_learns_from_records_of_other_workers(digits_space, tmp_path
 @pytest.mark.slow
 def test_a_net_sampled_again_is_recorded_as_a_repeat_not_trained(digits_space, tmp_path,
                                                                  keras):
-    """Two distinct nets only (FC.units 8 or 16): the third candidate is one of them."""
+    """Two distinct nets only (FC.units 8 or 16): a candidate drawn again is recorded with
+    the earlier trial's result, and the search goes on until both were trained."""
     text = DIGITS_SPACE.split("search:")[0] + "search:\n  space:\n    FC.units: {choice: [8, 16]}\n"
     bp = digits_space(text=text)
     out = tmp_path / "out"
+    # seed 1: the sampler proposes FC.units 8 again before it tries 16
     assert cli.main(["search", bp, "--data", "digits", "--trials", "2", "--quiet",
-                     "-o", str(out)]) == 0
+                     "--seed", "1", "-o", str(out)]) == 0
     study = _study(out)
     trained = [t for t in study.trials if t.user_attrs.get("status") in ("trained", "pruned")]
     assert len(trained) == 2
     assert len({t.user_attrs["net_key"] for t in trained}) == 2  # no net trained twice
     repeats = [t for t in study.trials if t.user_attrs.get("status") == "repeat"]
+    assert repeats
     by_number = {t.number: t for t in trained}
     for t in repeats:
         same = int(t.user_attrs["reason"].split("trial ")[1].split(";")[0])

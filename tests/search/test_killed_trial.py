@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from cnnbp import cli
 from cnnbp.search import study as studies
 from tests.search.conftest import wait_for
 
@@ -101,3 +102,34 @@ def test_an_unstarted_trial_folder_and_its_temporaries_go(tmp_path):
     leftover.mkdir()
     assert studies.remove_trial_folder(trial) is True
     assert not trial.exists() and not leftover.exists()
+
+
+def test_a_dead_workers_finished_run_is_recovered_not_trained_again(digits_space, tmp_path,
+                                                                   keras):
+    """The worker died between the run's last file and telling Optuna: the result is read
+    back from the run as a new COMPLETE trial, and the folder stays."""
+    import json
+
+    import optuna
+
+    from cnnbp.contract.rundir import RunDir
+    run = tmp_path / "trials" / "000"
+    assert cli.main(["train", digits_space(), "--data", "digits", "--quiet", "-o",
+                     str(run)]) == 0
+    study = optuna.create_study(storage=f"sqlite:///{tmp_path / 'study.db'}")
+    trial = study.ask()
+    trial.suggest_categorical("FC.units", [8, 16, 32])
+    trial.set_user_attr("run_dir", str(run))
+    trial.set_user_attr("cost_keys", [])
+    dead = study.tell(trial, state=optuna.trial.TrialState.FAIL)
+    studies.retry_callback()(study, dead)
+    assert run.is_dir()
+    recovered = [t for t in study.trials if t.state.name == "COMPLETE"]
+    assert len(recovered) == 1 and not [t for t in study.trials if t.state.name == "WAITING"]
+    got = recovered[0]
+    history = RunDir(run).read_state().history
+    assert got.value == got.user_attrs["val_accuracy"] == history[-1]["val_accuracy"]
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert got.user_attrs["test_accuracy"] == metrics["test_accuracy"]
+    assert got.params == dead.params and got.system_attrs["failed_trial"] == dead.number
+    assert got.user_attrs["status"] == "trained"
