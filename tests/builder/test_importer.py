@@ -138,6 +138,21 @@ def test_the_odd_parts_come_back_with_their_weights(tmp_path, capsys, keras):
     assert _outputs_agree(keras, model, tmp_path / "r.keras", (36, 36, 3)) <= 1e-5
 
 
+@pytest.mark.slow
+def test_a_shipped_alexnet_comes_back_with_its_62m_weights(tmp_path, capsys, keras):
+    """At full size: grouped convolutions, LRN and 4096-wide FCs, weights through
+    weights.from and cnnbp build."""
+    net = load("alexnet_grouped").network
+    model = build_model(net)
+    model.save(tmp_path / "m.keras")
+    _import(capsys, tmp_path / "m.keras", tmp_path / "bp.yaml")
+    assert cli.main(["build", str(tmp_path / "bp.yaml"), "-o", str(tmp_path / "r.keras")]) == 0
+    x = np.random.default_rng(0).standard_normal((2, 227, 227, 3)).astype("float32")
+    rebuilt = keras.saving.load_model(tmp_path / "r.keras")
+    diff = np.abs(np.asarray(model(x, training=False)) - np.asarray(rebuilt(x, training=False)))
+    assert float(diff.max()) <= 1e-5
+
+
 def _lenet(keras):
     L = keras.layers
     return keras.Sequential([
