@@ -128,8 +128,7 @@ def make_pipelines(data, prep: Preprocessing, net: ir.Network,
                    workers: int = 1) -> Pipelines:
     """The training, validation and test streams for ``data``: tf.data on the TensorFlow
     backend (and for files on any backend, when TensorFlow is installed: ``check_readable``),
-    Keras ``PyDataset`` batches of arrays on other backends (``workers`` threads draw a memory
-    map's)."""
+    Keras ``PyDataset`` batches of arrays on other backends (``workers`` threads draw them)."""
     bad = bad or BadImages(net.training.skip_bad_images)
     if backend != "tensorflow" and isinstance(data, Dataset):
         return _arrays(data, prep, net, bad, workers)
@@ -184,10 +183,8 @@ def _arrays(data: Dataset, prep: Preprocessing, net: ir.Network, bad, workers: i
         if is_mapped else split_rows(len(data.y_train), t.validation_split, t.seed)
     augment = make_array_augment(t.augment, net.input_shape, t.seed)
     eval_rows = eval_batch(t, net.input_shape)
-    # Threads only for a memory map's reads: a batch of arrays held in memory is one gather
-    # (0.24 ms for 256x32x32x3 here), which 4 threads made 2.7 ms (bench/host_path.py --feed)
     make = lambda x, y, rows, size, **kw: batches(x, y, rows, size, prep, net, is_mapped,
-                                                  workers=workers if is_mapped else 1, **kw)
+                                                  workers=workers, **kw)
     train = make(data.x_train, data.y_train, tr, t.batch_size, seed=t.seed, augment=augment)
     validation = make(data.x_train, data.y_train, val, eval_rows) if len(val) else None
     test = make(data.x_test, data.y_test, np.arange(len(data.y_test)), eval_rows)
