@@ -110,9 +110,13 @@ def test_with_its_weights_the_imported_blueprint_gives_the_same_outputs(name, tm
                                                                         capsys, keras):
     net = load(name).network
     model = build_model(net)
-    # not the seeded initial weights the blueprint would build anyway
-    model.set_weights([np.random.default_rng(1).standard_normal(w.shape).astype("float32") * 0.1
+    # not the seeded initial weights the blueprint would build anyway (BN variances stay > 0)
+    rng = np.random.default_rng(1)
+    model.set_weights([rng.standard_normal(w.shape).astype("float32") * 0.1
                        for w in model.get_weights()])
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.BatchNormalization):
+            layer.moving_variance.assign(rng.uniform(0.5, 1.5, layer.moving_variance.shape))
     model.save(tmp_path / "m.keras")
     _import(capsys, tmp_path / "m.keras", tmp_path / "bp.yaml")
     assert cli.main(["build", str(tmp_path / "bp.yaml"), "-o", str(tmp_path / "r.keras")]) == 0
