@@ -20,6 +20,7 @@ EXAMPLES = """examples:
   cnnbp draw lenet5 -o lenet5.svg         the lecture-style volume diagram
   cnnbp check -e "INPUT(32x32x3)-CONV(10,5x5,stride=1,pad=2)-RELU-POOL-FC(10)-SOFTMAX"
   cnnbp build digits -o model.keras
+  cnnbp import model.keras -o mine.yaml    a Keras or ONNX classifier -> blueprint
   cnnbp train digits --data digits -o runs/digits
   cnnbp train mnist1d --data mnist1d --epochs 40 -o runs/mnist1d
   cnnbp train --resume runs/digits        continue a run that was interrupted
