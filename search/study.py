@@ -404,7 +404,9 @@ class Trainer:
         return values[0] if len(values) == 1 else values
 
     def _train(self, trial, cand: Candidate) -> tuple[float, bool]:
+        from cnnbp.builder.tf_env import import_keras
         from cnnbp.contract.rundir import RunDir
+        import_keras()  # first, with TensorFlow's start-up noise filtered: train/ imports Keras
         from cnnbp.train import fit
 
         from .pruning import PruningCallback
