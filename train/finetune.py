@@ -8,8 +8,6 @@ state has one shape throughout, so a run resumed in either phase restores it as 
 """
 from __future__ import annotations
 
-import keras
-
 from cnnbp.builder import ir
 
 
@@ -88,6 +86,7 @@ def enter(model, t: ir.Training, epoch: int) -> bool:
 def recompile(model) -> None:
     """Compile ``model`` again with the same optimizer (its state kept), loss, metrics and
     settings, so Keras trains the variables that are trainable now."""
+    import keras  # here, as everywhere in train/: importing the package must not start TensorFlow
     config = model.get_compile_config()
     model.compile(optimizer=model.optimizer, loss=model.loss,
                   metrics=[keras.metrics.deserialize(m) for m in config["metrics"]],
