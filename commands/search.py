@@ -95,12 +95,13 @@ def run(args) -> int:
     from cnnbp.search import outputs
     from cnnbp.search import study as studies
     from cnnbp.search.progress import Progress
+    from cnnbp.search.settings import Settings
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     logging.getLogger("cnnbp").setLevel(logging.WARNING)
     logging.getLogger("tensorflow").setLevel(logging.ERROR)  # retracing notes, one per trial
     out = Path(args.output)
-    settings = studies.Settings(args.data, out, args.trials, args.timeout, args.storage,
-                                args.study_name, args.seed, quiet=True)
+    settings = Settings(args.data, out, args.trials, args.timeout, args.storage,
+                        args.study_name, args.seed, quiet=True)
     progress = Progress(args.trials, args.timeout, quiet=args.quiet)
     try:
         study = studies.run(space, doc, settings, on_trial=progress)
@@ -118,7 +119,7 @@ def run(args) -> int:
 def refresh(out) -> int:
     """Rewrite OUT's outputs from the study its ``search.json`` names; print the summary."""
     from cnnbp.search import outputs
-    from cnnbp.search.study import load_study
+    from cnnbp.search.opening import load_study
     study, objectives = load_study(out)
     top = outputs.write_all(study, out, objectives)
     print(outputs.summary(outputs.rows(study), top))

@@ -13,6 +13,7 @@ from cnnbp import cli
 from cnnbp.search import proposer as proposer_module
 from cnnbp.search.load import load
 from cnnbp.search.proposer import Proposer, records
+from cnnbp.search.study import Ledger, ledger
 from tests.search.conftest import DIGITS_SPACE
 
 # N up to 6 valid 3x3 convolutions per stage on 8x8: only N = 1..3 with M = 1 fits, so most of
@@ -126,3 +127,20 @@ def test_a_net_sampled_again_is_recorded_as_a_repeat_not_trained(digits_space, t
         same = int(t.user_attrs["reason"].split("trial ")[1].split(";")[0])
         assert t.params == by_number[same].params
         assert t.user_attrs["val_accuracy"] == by_number[same].user_attrs["val_accuracy"]
+
+
+def test_the_ledger_counts_claims_on_trials_not_records_or_dead_workers():
+    """Trained, pruned, training and queued-for-retry trials are claims on --trials; a repeat
+    record and a dead worker's failed trial are not, and only claims name a net."""
+    study = optuna.create_study()
+    for status, key, state in (("trained", "a", "COMPLETE"), ("pruned", "b", "PRUNED"),
+                               ("repeat", "a", "FAIL"), (None, "d", "FAIL")):
+        trial = study.ask()
+        trial.set_user_attr("net_key", key)
+        if status:
+            trial.set_user_attr("status", status)
+        study.tell(trial, 0.5 if state == "COMPLETE" else None,
+                   state=optuna.trial.TrialState[state])
+    study.ask().set_user_attr("net_key", "c")  # trial 4 trains now
+    study.enqueue_trial({})                     # a dead worker's candidate, queued again
+    assert ledger(study) == Ledger(claimed=4, running=1, waiting=1, nets={"a": 0, "b": 1, "c": 4})

@@ -8,7 +8,7 @@ import pytest
 from cnnbp.contract.errors import RefusedError
 from cnnbp.search.candidate import CONSTRAINTS, check
 from cnnbp.search.load import load
-from cnnbp.search.study import probe
+from cnnbp.search.probe import probe
 
 
 def expected_side(m: int, n: int, pool: bool, side: int = 8) -> int:

@@ -127,7 +127,7 @@ def test_two_workers_share_one_study(shared_storage, digits_space, tmp_path):
 RACE = """
 import sys
 import optuna.storages, sqlalchemy  # imported before the start, as _storage imports them late
-from cnnbp.search.study import _storage
+from cnnbp.search.storage import _storage
 print("ready", flush=True)
 sys.stdin.readline()  # the test writes a line once every worker is ready: all start together
 _storage(sys.argv[1])
@@ -142,7 +142,7 @@ def test_workers_starting_together_on_a_new_database_take_turns(postgres_url):
     import psycopg
     from sqlalchemy.engine import make_url
 
-    from cnnbp.search.study import SCHEMA_LOCK
+    from cnnbp.search.locks import SCHEMA_LOCK
     url = make_url(postgres_url)
     holder = psycopg.connect(host=url.host, port=url.port, user=url.username,
                              dbname=url.database, autocommit=True)
@@ -198,20 +198,20 @@ def test_a_schema_lock_held_too_long_is_a_clear_error(postgres_url, monkeypatch)
     from sqlalchemy.engine import make_url
 
     from cnnbp.contract.errors import UsageError
-    from cnnbp.search import study
-    monkeypatch.setattr(study, "SCHEMA_LOCK_TIMEOUT_S", 0.5)
+    from cnnbp.search import locks, storage
+    monkeypatch.setattr(locks, "SCHEMA_LOCK_TIMEOUT_S", 0.5)
     url = make_url(postgres_url)
     holder = psycopg.connect(host=url.host, port=url.port, user=url.username,
                              dbname=url.database, autocommit=True)
     try:
-        holder.execute("SELECT pg_advisory_lock(%s)", (study.SCHEMA_LOCK,))
+        holder.execute("SELECT pg_advisory_lock(%s)", (locks.SCHEMA_LOCK,))
         started = time.monotonic()
         with pytest.raises(UsageError, match=r"--storage postgresql://cnnbp@127\.0\.0\.1:\d+"
                                              r"/search: another session has held "
                                              r"cnnbp's schema lock .* "
                                              r"for over 0\.5 s.*classid = 99 AND objid = 1852727920"
                                              r".*pg_terminate_backend") as refused:
-            study._storage(postgres_url)
+            storage._storage(postgres_url)
         assert time.monotonic() - started < 30
         # the query the message gives finds the session that holds the lock, and only it
         query = re.search(r"(SELECT pid FROM pg_locks .*? AND objsubid = 1)",
@@ -220,7 +220,7 @@ def test_a_schema_lock_held_too_long_is_a_clear_error(postgres_url, monkeypatch)
     finally:
         holder.close()
     monkeypatch.undo()
-    study._storage(postgres_url)  # released: the tables are made
+    storage._storage(postgres_url)  # released: the tables are made
     tables = psycopg.connect(host=url.host, port=url.port, user=url.username,
                              dbname=url.database, autocommit=True)
     assert tables.execute("SELECT count(*) FROM pg_tables WHERE schemaname = 'public'"

@@ -9,14 +9,15 @@ import optuna
 import pytest
 
 from cnnbp.contract.errors import UsageError
-from cnnbp.search import study as studies
 from cnnbp.search.journal import HeartbeatJournalStorage
+from cnnbp.search.recovery import fail_stale, retry_callback
+from cnnbp.search.storage import open_storage
 
 
 @pytest.mark.filterwarnings("ignore:Heartbeat of storage is supposed")  # a bare study.ask
 def test_a_trial_without_heartbeats_for_the_grace_period_is_failed_and_retried(tmp_path):
     storage = HeartbeatJournalStorage(tmp_path / "search.log", 1, 3,
-                                      studies.retry_callback())
+                                      retry_callback())
     study = optuna.create_study(storage=storage, study_name="search")
     alive, dead = study.ask(), study.ask()
     dead.suggest_int("M", 1, 4)
@@ -27,7 +28,7 @@ def test_a_trial_without_heartbeats_for_the_grace_period_is_failed_and_retried(t
     old = time.time() - 10  # its worker last beat 10 s ago: over the 3 s grace period
     os.utime(beat, (old, old))
     assert storage._get_stale_trial_ids(study._study_id) == [dead._trial_id]
-    studies.fail_stale(study)
+    fail_stale(study)
     states = {t.number: t.state.name for t in study.trials}
     assert states[dead.number] == "FAIL"
     assert states[alive.number] == states[never.number] == "RUNNING"
@@ -47,4 +48,4 @@ def test_a_second_process_reads_the_same_journal(tmp_path):
 def test_a_journal_in_a_missing_folder_is_a_clear_error(tmp_path):
     with pytest.raises(UsageError, match=r"--storage journal:.*/nowhere/search.log: "
                                          r"journal:PATH needs a file in an existing folder"):
-        studies.open_storage(f"journal:{tmp_path / 'nowhere' / 'search.log'}")
+        open_storage(f"journal:{tmp_path / 'nowhere' / 'search.log'}")

@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 
 from cnnbp import cli
-from cnnbp.search import study as studies
+from cnnbp.search import storage
+from cnnbp.search.recovery import remove_trial_folder, retry_callback
 from tests.search.conftest import wait_for
 
 HEARTBEAT_S = 1  # the dead worker's trial is stale after 3 heartbeats
@@ -45,13 +46,13 @@ def test_a_killed_trial_is_retried_and_its_folder_removed(digits_space, tmp_path
 
     # The dead worker is known only by its silence: wait until the storage itself counts its
     # trial stale (3 heartbeats without one), as a live worker would find it.
-    monkeypatch.setattr(studies, "HEARTBEAT_S", HEARTBEAT_S)
-    storage = studies._storage(f"sqlite:///{out / 'study.db'}")
-    study_id = storage.get_study_id_from_name("search")
-    stale = wait_for(lambda: storage._get_stale_trial_ids(study_id), "the killed trial to go "
+    monkeypatch.setattr(storage, "HEARTBEAT_S", HEARTBEAT_S)
+    rdb = storage._storage(f"sqlite:///{out / 'study.db'}")
+    study_id = rdb.get_study_id_from_name("search")
+    stale = wait_for(lambda: rdb._get_stale_trial_ids(study_id), "the killed trial to go "
                      f"stale ({3 * HEARTBEAT_S} s without a heartbeat)", timeout=60)
-    assert len(stale) == 1 and storage.get_trial(stale[0]).state.name == "RUNNING"
-    storage.remove_session()
+    assert len(stale) == 1 and rdb.get_trial(stale[0]).state.name == "RUNNING"
+    rdb.remove_session()
     # the retry, in a fresh process as a user would run it: no warning from Optuna
     rerun = subprocess.run([str(Path(sys.executable).with_name("cnnbp")), *args], env=env,
                            capture_output=True, text=True, timeout=600)
@@ -88,7 +89,7 @@ def test_a_folder_with_anything_else_is_kept(tmp_path, case):
     elif case == "not_a_trial":
         trial = trial.rename(tmp_path / "trials" / "mine")
     path = Path(os.path.relpath(trial)) if case == "relative" else trial
-    assert studies.remove_trial_folder(path) is False
+    assert remove_trial_folder(path) is False
     assert trial.is_dir()
 
 
@@ -100,7 +101,7 @@ def test_an_unstarted_trial_folder_and_its_temporaries_go(tmp_path):
     dead_pid = 2**22 + 12345  # above Linux's pid_max default: no such process
     leftover = tmp_path / "trials" / f".003.{dead_pid}.tmp"
     leftover.mkdir()
-    assert studies.remove_trial_folder(trial) is True
+    assert remove_trial_folder(trial) is True
     assert not trial.exists() and not leftover.exists()
 
 
@@ -122,7 +123,7 @@ def test_a_dead_workers_finished_run_is_recovered_not_trained_again(digits_space
     trial.set_user_attr("run_dir", str(run))
     trial.set_user_attr("cost_keys", [])
     dead = study.tell(trial, state=optuna.trial.TrialState.FAIL)
-    studies.retry_callback()(study, dead)
+    retry_callback()(study, dead)
     assert run.is_dir()
     recovered = [t for t in study.trials if t.state.name == "COMPLETE"]
     assert len(recovered) == 1 and not [t for t in study.trials if t.state.name == "WAITING"]
