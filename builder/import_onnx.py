@@ -39,6 +39,34 @@ def read(path: str | Path) -> Imported:
     return _Walker(str(path), proto, consts).run()
 
 
+def users_of(graph) -> dict[str, list]:
+    """Each tensor's consumers."""
+    users: dict[str, list] = {}
+    for node in graph.node:
+        for name in node.input:
+            users.setdefault(name, []).append(node)
+    return users
+
+
+def following_bias(next_node, tensor: str, consts: dict, channels: int):
+    """``(bias constant's name, the Add's output)`` when an Add of a ``channels``-element
+    constant follows ``tensor`` past layout nodes (Transpose, Identity...), as tf2onnx and
+    hand-edited graphs write a Conv's or MatMul's bias; else None. ``next_node(tensor)``
+    lists a tensor's consumers. The importer and the weights reader both ask this, so a
+    bias the one finds the other loads."""
+    while True:
+        nodes = next_node(tensor)
+        if len(nodes) != 1:
+            return None
+        node = nodes[0]
+        if node.op_type == "Add":
+            vectors = [i for i in node.input if i in consts and consts[i].size == channels]
+            return (vectors[0], node.output[0]) if vectors else None
+        if node.op_type not in _SKIP:
+            return None
+        tensor = node.output[0]
+
+
 def _f32(value) -> float:
     """A float32 constant as its shortest decimal (1e-4, not 9.999999747378752e-05)."""
     import numpy as np
@@ -53,10 +81,7 @@ def _attrs(node) -> dict:
 class _Walker:
     def __init__(self, source: str, proto, consts: dict):
         self.source, self.graph, self.consts = source, proto.graph, consts
-        self.users: dict[str, list] = {}
-        for node in self.graph.node:
-            for name in node.input:
-                self.users.setdefault(name, []).append(node)
+        self.users = users_of(self.graph)
         self.layers: list[ir.Layer] = []
         self.pads = None
         self.jump: dict[str, str] = {}   # the tensor a bias Add takes -> the Add's output
@@ -231,21 +256,10 @@ class _Walker:
     def bias_add(self, tensor: str, channels: int) -> bool:
         """Whether an Add of a ``channels`` vector follows ``tensor`` (past layout nodes);
         the walk then jumps over it."""
-        while True:
-            nodes = self.next_node(tensor)
-            if len(nodes) != 1:
-                return False
-            node = nodes[0]
-            if node.op_type == "Add":
-                vectors = [i for i in node.input
-                           if i in self.consts and self.consts[i].size == channels]
-                if not vectors:
-                    return False
-                self.jump[tensor] = node.output[0]
-                return True
-            if node.op_type not in _SKIP:
-                return False
-            tensor = node.output[0]
+        found = following_bias(self.next_node, tensor, self.consts, channels)
+        if found is not None:
+            self.jump[tensor] = found[1]
+        return found is not None
 
     def pool(self, node, a: dict, name: str, mode: str) -> None:
         kernel = tuple(int(k) for k in a["kernel_shape"])

@@ -26,6 +26,7 @@ from cnnbp.contract.errors import ArtifactError
 
 from . import ir
 from .errors import BlueprintError, Problem
+from .import_onnx import following_bias, users_of
 
 SUFFIXES = (".keras", ".weights.h5", ".h5", ".onnx")
 
@@ -161,34 +162,38 @@ def _read_onnx(path: Path) -> tuple[list[SourceLayer], bool]:
             values[node.output[0]] = numpy_helper.to_array(node.attribute[0].t)
         elif node.op_type == "Identity" and node.input[0] in values:
             values[node.output[0]] = values[node.input[0]]
+    users = users_of(graph)
+    after = lambda t: [n for n in users.get(t, []) if n.op_type != "Shape"]  # noqa: E731
+
+    def bias(node, channels: int) -> list[np.ndarray]:
+        """Its own third input, else the Add that follows it (the importer's same rule)."""
+        if len(node.input) > 2 and node.input[2]:
+            return [values[node.input[2]].reshape(-1)]
+        found = following_bias(after, node.output[0], values, channels)
+        return [values[found[0]].reshape(-1)] if found else []
+
     found = []
     for i, node in enumerate(graph.node):
         attrs = {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
         name = node.name or f"{node.op_type}#{i}"
         if node.op_type == "Conv" and node.input[1] in values:
             w = values[node.input[1]]  # O, I/groups, *spatial → *spatial, I/groups, O
-            arrays = [np.transpose(w, (*range(2, w.ndim), 1, 0))]
-            found.append(SourceLayer(name, "CONV", tuple(arrays + _bias(node, 2, values))))
+            found.append(SourceLayer(name, "CONV", (np.transpose(w, (*range(2, w.ndim), 1, 0)),
+                                                    *bias(node, w.shape[0]))))
         elif node.op_type == "Gemm" and node.input[1] in values:
             if attrs.get("transA", 0) or attrs.get("alpha", 1.0) != 1.0 or \
                     attrs.get("beta", 1.0) != 1.0:
                 raise ValueError(f"{name}: a Gemm with transA, alpha or beta is not a dense layer")
             w = values[node.input[1]]
-            found.append(SourceLayer(name, "FC", (w.T if attrs.get("transB", 0) else w,
-                                                  *_bias(node, 2, values))))
+            w = w.T if attrs.get("transB", 0) else w
+            found.append(SourceLayer(name, "FC", (w, *bias(node, w.shape[1]))))
         elif node.op_type == "MatMul" and node.input[1] in values:
-            add = next((n for n in graph.node if n.op_type == "Add" and node.output[0] in n.input
-                        and any(x in values for x in n.input)), None)
-            bias = [values[x] for x in add.input if x in values] if add else []
-            found.append(SourceLayer(name, "FC", (values[node.input[1]], *bias)))
+            w = values[node.input[1]]
+            found.append(SourceLayer(name, "FC", (w, *bias(node, w.shape[1]))))
         elif node.op_type == "BatchNormalization":
             found.append(SourceLayer(name, "BATCHNORM",
                                      tuple(values[x] for x in node.input[1:5])))
     return found, flattens_channels_first(graph)
-
-
-def _bias(node, index: int, values: dict) -> list[np.ndarray]:
-    return [values[node.input[index]]] if len(node.input) > index and node.input[index] else []
 
 
 def flattens_channels_first(graph) -> bool:

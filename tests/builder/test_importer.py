@@ -253,15 +253,18 @@ def test_an_onnx_export_comes_back_with_its_weights(tmp_path, capsys, keras):
     assert _outputs_agree(keras, model, tmp_path / "r.keras", (32, 32, 1)) <= 1e-5
 
 
+@pytest.mark.parametrize("bias_add", [False, True])
 def test_a_pytorch_style_onnx_comes_back_and_builds_to_onnx_runtimes_outputs(tmp_path, capsys,
-                                                                            keras):
-    """NCHW input, OIHW kernels, Flatten and Gemm (transB=1), as torch.onnx.export writes."""
+                                                                            keras, bias_add):
+    """NCHW input, OIHW kernels, Flatten and Gemm (transB=1), as torch.onnx.export writes;
+    with ``bias_add`` each Conv's bias is an Add after it, which the import and the build's
+    weights must both take."""
     import onnxruntime as ort
 
     from cnnbp.builder import load_expression
     from tests.builder.test_weights import NET, torch_like_onnx
     compiled = load_expression(NET)
-    torch_like_onnx(build_model(compiled.network), tmp_path / "torch.onnx")
+    torch_like_onnx(build_model(compiled.network), tmp_path / "torch.onnx", bias_add)
     _import(capsys, tmp_path / "torch.onnx", tmp_path / "bp.yaml")
     got, want = _check_json(capsys, str(tmp_path / "bp.yaml")), compiled.analysis.to_json()
     assert (got.pop("name"), want.pop("name")) == ("torch_like", "expression") and got == want

@@ -43,9 +43,10 @@ def test_keras_files_give_the_source_outputs(keras, tmp_path, suffix):
     assert _differs(ours(x), src(x)) <= 1e-6
 
 
-def torch_like_onnx(src, path):
+def torch_like_onnx(src, path, bias_add: bool = False):
     """The ONNX graph ``torch.onnx.export`` writes for the plain CNN ``src``: NCHW input,
-    OIHW kernels, a C,H,W flatten and Gemm weights [out, in] with transB=1."""
+    OIHW kernels, a C,H,W flatten and Gemm weights [out, in] with transB=1. ``bias_add``: each
+    Conv's bias a separate ``Add`` of a 1xCx1x1 constant, as tf2onnx and edited graphs have it."""
     import onnx
     from onnx import TensorProto, helper, numpy_helper
     inits, nodes, x, flat = [], [], "input", None
@@ -67,8 +68,13 @@ def torch_like_onnx(src, path):
             k, b = ly.get_weights()
             pad = (k.shape[0] // 2 if ly.padding == "same" else 0,) * 4
             inits += [numpy_helper.from_array(k.transpose(3, 2, 0, 1).copy(), f"w{i}"),
-                      numpy_helper.from_array(b, f"b{i}")]
-            add("Conv", f"w{i}", f"b{i}", pads=list(pad), kernel_shape=list(k.shape[:2]))
+                      numpy_helper.from_array(b.reshape(1, -1, 1, 1) if bias_add else b,
+                                              f"b{i}")]
+            if bias_add:
+                add("Conv", f"w{i}", pads=list(pad), kernel_shape=list(k.shape[:2]))
+                add("Add", f"b{i}")
+            else:
+                add("Conv", f"w{i}", f"b{i}", pads=list(pad), kernel_shape=list(k.shape[:2]))
             activation(ly)
         elif kind == "Activation":
             activation(ly)
