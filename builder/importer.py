@@ -14,9 +14,11 @@ import re
 from pathlib import Path
 from typing import Any
 
+from cnnbp.contract.errors import ArtifactError
+
 from . import ir
 from .blueprint import compile_data
-from .errors import BlueprintError, Problem
+from .errors import BlueprintError
 from .fold import fold
 from .imported import Imported
 from .schema import validate
@@ -33,8 +35,13 @@ def read_model(path: str | Path) -> Imported:
     if suffix == ".onnx":
         from .import_onnx import read as read_onnx
         return read_onnx(path)
-    raise BlueprintError(Problem("MODEL", f"{str(path)!r} is neither a .keras nor an .onnx "
-                                 "file; cnnbp import reads those two"))
+    if str(path).lower().endswith(".h5"):
+        raise ArtifactError(path, "holds weights but no architecture, so there is no net to "
+                            "import from it; write (or import) the blueprint, then load these "
+                            "weights with `cnnbp build BLUEPRINT --weights FILE` or the "
+                            "blueprint's weights.from")
+    raise ArtifactError(path, "is neither a .keras nor an .onnx file; cnnbp import reads "
+                        "those two")
 
 
 def blueprint_for(model: str | Path, output: str | Path | None = None,
@@ -52,7 +59,10 @@ def blueprint_for(model: str | Path, output: str | Path | None = None,
                 "token by token", model)
     doc = fold(net, weights, folded=False)
     if not _reproduces(doc, net, located=True):
-        raise AssertionError(f"{model}: the token-by-token blueprint differs from its layers")
+        raise ArtifactError(model, "cnnbp import could not write a blueprint that rebuilds "
+                            "this model's layers exactly (neither folded nor token by token); "
+                            "this is a limit of the importer, not of the file: please report "
+                            "it with the file")
     return doc
 
 

@@ -74,8 +74,9 @@ def with_source(compiled, blueprint_ref: str | None, given: str | None = None):
     if not path.name.endswith(SUFFIXES):
         raise ArtifactError(path, f"{key} must name a {', '.join(SUFFIXES)} file")
     if not path.is_file():
-        raise ArtifactError(path, f"{key} names no file here (a blueprint's weights.from is "
-                            "relative to the blueprint file)")
+        where = (f"--weights is relative to the working folder, {Path.cwd()}" if given is not None
+                 else f"a blueprint's weights.from is relative to the blueprint's folder, {folder}")
+        raise ArtifactError(path, f"{key} names no file here ({where})")
     return replace(compiled, resolved=dict(resolved, weights=w))
 
 
@@ -155,7 +156,10 @@ def _keras3_layers(layers) -> list[SourceLayer]:
 def _read_onnx(path: Path) -> tuple[list[SourceLayer], bool]:
     import onnx
     from onnx import numpy_helper
-    graph = onnx.load(str(path)).graph
+    try:
+        graph = onnx.load(str(path)).graph
+    except Exception as exc:  # onnx raises DecodeError, OSError, ValueError…: all mean unreadable
+        raise ArtifactError(path, f"is not a readable ONNX model: {exc}") from None
     values = {t.name: numpy_helper.to_array(t) for t in graph.initializer}
     for node in graph.node:  # constants and their identities count as initializers
         if node.op_type == "Constant":

@@ -413,5 +413,8 @@ def test_a_file_that_is_no_model_is_refused(tmp_path):
     bad.write_text("not a zip")
     with pytest.raises(ArtifactError, match="is not a readable .keras file"):
         blueprint_for(bad)
-    with pytest.raises(BlueprintError, match="neither a .keras nor an .onnx"):
-        blueprint_for(tmp_path / "m.h5")
+    with pytest.raises(ArtifactError, match="m.txt: is neither a .keras nor an .onnx"):
+        blueprint_for(tmp_path / "m.txt")
+    with pytest.raises(ArtifactError, match=r"m.weights.h5: holds weights but no architecture.*"
+                       "--weights FILE"):
+        blueprint_for(tmp_path / "m.weights.h5")

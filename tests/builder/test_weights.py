@@ -240,7 +240,8 @@ def test_a_mismatch_names_both_layers_and_shapes_and_changes_nothing(keras, tmp_
 
 def test_a_missing_or_unknown_file_is_refused_naming_it(tmp_path):
     compiled = load_expression(NET)
-    with pytest.raises(ArtifactError, match="names no file here"):
+    with pytest.raises(ArtifactError, match=r"names no file here \(--weights is relative to "
+                       "the working folder"):
         with_source(compiled, None, str(tmp_path / "none.weights.h5"))
     (tmp_path / "w.pt").write_bytes(b"x")
     with pytest.raises(ArtifactError, match=r"\.keras, \.weights\.h5, \.h5, \.onnx"):
@@ -249,6 +250,20 @@ def test_a_missing_or_unknown_file_is_refused_naming_it(tmp_path):
     bad.write_bytes(b"not hdf5")
     with pytest.raises(ArtifactError, match="cannot read weights"):
         read(bad)
+    garbage = tmp_path / "garbage.onnx"
+    garbage.write_bytes(b"not a protobuf \xff\xfe")
+    with pytest.raises(ArtifactError, match="garbage.onnx: is not a readable ONNX model"):
+        read(garbage)
+
+
+def test_build_refuses_an_unreadable_onnx_cleanly(tmp_path, capsys):
+    from cnnbp import cli
+    (tmp_path / "garbage.onnx").write_bytes(b"not a protobuf \xff\xfe")
+    code = cli.main(["build", "-e", NET, "--weights", str(tmp_path / "garbage.onnx"),
+                     "-o", str(tmp_path / "x.keras")])
+    err = capsys.readouterr().err
+    assert code == 2 and "is not a readable ONNX model" in err and "internal error" not in err
+    assert not (tmp_path / "x.keras").exists()
 
 
 def test_build_takes_weights_from_the_flag_and_from_the_blueprint(keras, tmp_path, capsys,
