@@ -17,6 +17,7 @@ from .source import Source, apply_overrides, from_expression, read
 from .tokens import TOKENS
 from .training import training_from
 from .values import ValueProblem, convert
+from .weights_source import channel_problems
 
 
 @dataclass(frozen=True)
@@ -84,12 +85,15 @@ def _compile(doc: dict[str, Any]) -> Compiled:
         raise BlueprintError(Problem("input", "is not set: add `input: [32, 32, 3]` (or "
                                      "[40, 1] for 1-D signals), or start the pattern with "
                                      "INPUT(32x32x3)"))
+    problems = channel_problems(doc.get("weights", {}), input_shape[-1])
+    if problems:  # here, where the input is known, so that they carry the file and line
+        raise BlueprintError(problems)
     names = tuple(doc.get("class_names", ()))
     if names and len(names) != classes:
         raise BlueprintError(Problem("class_names", f"has {len(names)} names but the net has "
                                      f"{classes} classes"))
     _check_names(names)
-    # weights.from, channel_order and normalize are builder/weights.py's, not initialisation
+    # weights.from, channel_order and normalize are builder/weights*.py's, not initialisation
     weights = ir.Weights(**{k: v for k, v in doc.get("weights", {}).items()
                             if k not in ("from", "channel_order", "normalize")})
     training = training_from(doc.get("training"), len(input_shape) - 1, layers)

@@ -17,7 +17,7 @@ import re
 import sys
 import time
 import zipfile
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -28,7 +28,8 @@ from . import ir
 from .errors import BlueprintError, Problem
 from .import_onnx import following_bias, users_of
 
-SUFFIXES = (".keras", ".weights.h5", ".h5", ".onnx")
+# with_source is kept importable here for bench/weights_load.py
+from .weights_source import channel_problems, source_of, with_source  # noqa: F401
 
 
 @dataclass(frozen=True)
@@ -48,36 +49,6 @@ class Loaded:
     layers: int
     reinitialised: tuple[str, ...]
     seconds: float
-
-
-def source_of(resolved: dict) -> tuple[str, str] | None:
-    """``(path, channel_order)`` of a resolved blueprint's ``weights.from``, or None."""
-    w = resolved.get("weights") or {}
-    return (w["from"], w.get("channel_order", "rgb")) if "from" in w else None
-
-
-def with_source(compiled, blueprint_ref: str | None, given: str | None = None):
-    """``compiled`` with ``weights.from`` made absolute (``given`` is a ``--weights`` path,
-    relative to the working folder; a blueprint's own is relative to the blueprint file), so
-    the resolved blueprint a run or bundle keeps still finds the file. Checks that it exists."""
-    resolved = compiled.resolved
-    w = dict(resolved.get("weights") or {})
-    if given is not None:
-        w["from"], key = str(Path(given).resolve()), "--weights"
-    elif "from" in w:
-        folder = Path(blueprint_ref).resolve().parent if blueprint_ref and \
-            Path(blueprint_ref).is_file() else Path.cwd()
-        w["from"], key = str((folder / w["from"]).resolve()), "weights.from"
-    else:
-        return compiled
-    path = Path(w["from"])
-    if not path.name.endswith(SUFFIXES):
-        raise ArtifactError(path, f"{key} must name a {', '.join(SUFFIXES)} file")
-    if not path.is_file():
-        where = (f"--weights is relative to the working folder, {Path.cwd()}" if given is not None
-                 else f"a blueprint's weights.from is relative to the blueprint's folder, {folder}")
-        raise ArtifactError(path, f"{key} names no file here ({where})")
-    return replace(compiled, resolved=dict(resolved, weights=w))
 
 
 def read(path: str | Path) -> list[SourceLayer]:
@@ -278,7 +249,7 @@ def match(compiled) -> Plan | None:
     source = source_of(compiled.resolved)
     if source is None:
         return None
-    path, order = source
+    path, order = source.path, source.channel_order
     src, chw = _read(Path(path))
     ours = _targets(compiled)
     plan, reinit, notes = [], [], []
@@ -345,10 +316,7 @@ def fixed_normalization(prep, note: str, resolved: dict):
     fixed = (resolved.get("weights") or {}).get("normalize")
     if fixed is None:
         return prep, note
-    channels = prep.input_shape[-1]
-    problems = [Problem(f"weights.normalize.{key}", f"has {len(fixed[key])} values but the "
-                        f"net's input has {channels} channels: give one per channel")
-                for key in ("mean", "std") if len(fixed[key]) != channels]
+    problems = channel_problems(resolved["weights"], prep.input_shape[-1])  # a backstop
     if prep.domain != "image":
         problems.append(Problem("weights.normalize", f"is in pixels (0..255) but this data is "
                                 f"no image ({prep.domain}): drop it and let training fit the "

@@ -21,7 +21,12 @@ def run(args) -> int:
     """Validate the blueprint without TensorFlow and print its one-line summary (with
     ``--json``, the per-layer analysis); a bad blueprint raises BlueprintError (exit 2)."""
     from cnnbp.builder.summary import summary
+    from cnnbp.builder.weights_source import with_source
+
+    from .blueprint_args import is_resolved_copy
     compiled = compile_args(args)
+    if args.expr is not None or not is_resolved_copy(args.blueprint):
+        with_source(compiled, args.blueprint)  # weights.from names a file that is there (unread)
     if args.json:
         print(json.dumps(compiled.analysis.to_json(), indent=2))
     else:

@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from cnnbp.builder import load, load_expression
-from cnnbp.builder.weights import fixed_normalization, load_into, read, with_source
+from cnnbp.builder.weights import fixed_normalization, load_into, read
+from cnnbp.builder.weights_source import with_source
 from cnnbp.commands import build
 from cnnbp.commands.assemble import parse, parser
 from cnnbp.contract.errors import ArtifactError
@@ -254,6 +255,28 @@ def test_a_missing_or_unknown_file_is_refused_naming_it(tmp_path):
     garbage.write_bytes(b"not a protobuf \xff\xfe")
     with pytest.raises(ArtifactError, match="garbage.onnx: is not a readable ONNX model"):
         read(garbage)
+
+
+def test_check_refuses_weights_keys_the_input_cannot_take_at_their_line(tmp_path, capsys):
+    """Channel counts are checked where the blueprint compiles (file and line), and the file
+    weights.from names must be there (check does not read it)."""
+    from cnnbp import cli
+    net = "INPUT(8x8x1)-CONV(4,3x3)-RELU-FC(5)-SOFTMAX"
+    bp = tmp_path / "net.yaml"
+    bp.write_text(f'name: n\npattern: "{net}"\nweights:\n  from: w.weights.h5\n'
+                  "  channel_order: bgr\n  normalize: {mean: [1, 2, 3], std: [1]}\n")
+    assert cli.main(["check", str(bp)]) == 2
+    err = capsys.readouterr().err
+    assert f"{bp}:5:" in err and "weights.channel_order: is bgr, but the net's input has 1 " \
+        "channels" in err
+    assert f"{bp}:6:" in err and "weights.normalize.mean: has 3 values but the net's input " \
+        "has 1 channels" in err and "normalize.std" not in err
+    bp.write_text(f'name: n\npattern: "{net}"\nweights: {{from: w.weights.h5}}\n')
+    assert cli.main(["check", str(bp)]) == 2
+    assert f"weights.from names no file here (a blueprint's weights.from is relative to the " \
+        f"blueprint's folder, {tmp_path})" in capsys.readouterr().err
+    (tmp_path / "w.weights.h5").write_bytes(b"")  # there, and not read by check
+    assert cli.main(["check", str(bp)]) == 0
 
 
 def test_build_refuses_an_unreadable_onnx_cleanly(tmp_path, capsys):
