@@ -236,6 +236,12 @@ class Plan:
     reinitialised: tuple[str, ...]
     notes: tuple[str, ...]       # what differs on purpose, for stderr
 
+    def line(self) -> str:
+        """One line for the user: the file, the layers it fills, the ones left fresh."""
+        fresh = f", {len(self.reinitialised)} re-initialised ({', '.join(self.reinitialised)})" \
+            if self.reinitialised else ""
+        return f"weights from {self.path}: {len(self.layers)} layers loaded{fresh}"
+
 
 def match(compiled) -> Plan | None:
     """Read the blueprint's ``weights.from`` and pair its layers with the net's (None when

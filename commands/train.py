@@ -81,7 +81,9 @@ def run(args) -> int:
         args.set = overrides(args)
         from cnnbp.builder.weights import match, with_source
         compiled = with_source(compile_args(args), args.blueprint, args.weights)
-        match(compiled)  # weights that do not fit are refused before a run folder is made
+        plan = match(compiled)  # weights that do not fit are refused before a run folder
+        if plan is not None:    # is made; a resumed run never reads them again
+            print(plan.line(), flush=True)
         metrics = launch(compiled, args.data, args.output, quiet=args.quiet,
                          replace=args.force)
     print(f"{metrics.blueprint}: test accuracy {metrics.test_accuracy:.4f}, "

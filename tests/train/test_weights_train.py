@@ -34,6 +34,8 @@ def test_a_run_starts_from_the_weights_and_resumes_without_them(keras, tmp_path)
                  "--set", "weights.normalize.mean=[127.5]", "--set", "weights.normalize.std=[64]",
                  "-o", str(out))
     assert proc.returncode == 0, proc.stderr
+    layers = len(source.get_weights()) // 2  # digits: kernel and bias in every such layer
+    assert f"weights from {path}: {layers} layers loaded\n" in proc.stdout
     resolved = yaml.safe_load((out / "blueprint.yaml").read_text())
     assert resolved["weights"]["from"] == str(path)
     assert load_resolved(out).resolved["weights"]["normalize"] == {"mean": [127.5], "std": [64]}
@@ -51,7 +53,7 @@ def test_a_run_starts_from_the_weights_and_resumes_without_them(keras, tmp_path)
     path.unlink()  # resuming must keep what the run trained, not read the file again
     proc = cnnbp("train", "--resume", str(out), "--epochs", "2", "--quiet")
     assert proc.returncode == 0, proc.stderr
-    assert "epochs" in proc.stdout
+    assert "epochs" in proc.stdout and "weights from" not in proc.stdout
 
 
 def test_weights_that_do_not_fit_are_refused_before_a_run_folder_is_made(keras, tmp_path):
