@@ -26,7 +26,7 @@ class Source:
     run: Path | None
     preprocess: Preprocessing
     class_names: list[str]
-    blueprint_text: str | None  # copied into the bundle byte for byte
+    blueprint_text: str | None  # the run's, copied into the bundle (less weights.from)
     compiled: Compiled | None = None
     x_test: np.ndarray | None = None
     y_test: np.ndarray | None = None
@@ -75,10 +75,33 @@ def load_source(ref: str | Path) -> Source:
                                                      "different runs")
     compiled = load_resolved(run)  # the one reader: refuses a missing or damaged blueprint
     # load_resolved has read it as UTF-8 already; the bundle gets the same bytes.
-    blueprint = (run / "blueprint.yaml").read_text(encoding="utf-8")
+    blueprint = _shippable((run / "blueprint.yaml").read_text(encoding="utf-8"), compiled)
     src = Source(model, model_file, run, prep, prep.class_names, blueprint, compiled)
     RunDir(run).read_state()  # a run's state must be sound before its model is shipped
     samples = RunDir(run).read_samples(shape)
     if samples is not None:
         src.x_test, src.y_test, src.x_calibration = samples
     return src
+
+
+def _shippable(text: str, compiled: Compiled) -> str:
+    """The run's blueprint text for a bundle: byte for byte, except that ``weights.from`` (the
+    absolute path of a file on the training machine, whose weights model.onnx now holds) is
+    dropped and named by its file name in a comment. channel_order and normalize stay: the
+    first is already in the model's first CONV, the second in preprocess.json."""
+    weights = compiled.resolved.get("weights") or {}
+    if "from" not in weights:
+        return text
+    import io
+
+    from ruamel.yaml import YAML
+    rest = {k: v for k, v in weights.items() if k != "from"}
+    doc = {k: v for k, v in compiled.resolved.items() if k != "weights"}
+    if rest:
+        doc["weights"] = rest
+    buf = io.StringIO()
+    yaml = YAML(typ="safe", pure=True)
+    yaml.default_flow_style = None  # as the run's own blueprint.yaml is written
+    yaml.dump(doc, buf)
+    return (f"# trained from the weights in {Path(weights['from']).name}; model.onnx holds "
+            "them, the file is not shipped\n" + buf.getvalue())

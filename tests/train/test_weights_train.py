@@ -50,6 +50,14 @@ def test_a_run_starts_from_the_weights_and_resumes_without_them(keras, tmp_path)
     pixels = np.float32([[0.0], [127.5], [255.0]])
     np.testing.assert_allclose(prep.apply(prep.raw_from_pixels(pixels)).ravel(),
                                [-127.5 / 64, 0.0, 127.5 / 64], atol=1e-5)
+    # a bundle's blueprint drops the local path (model.onnx holds the weights), keeps the rest
+    from cnnbp.export.source import load_source
+    shipped = load_source(out).blueprint_text
+    assert str(tmp_path) not in shipped and "digits5.weights.h5" in shipped.splitlines()[0]
+    (tmp_path / "bundle").mkdir()
+    (tmp_path / "bundle" / "blueprint.yaml").write_text(shipped)
+    weights = load_resolved(tmp_path / "bundle").resolved["weights"]
+    assert "from" not in weights and weights["normalize"] == {"mean": [127.5], "std": [64]}
     path.unlink()  # resuming must keep what the run trained, not read the file again
     proc = cnnbp("train", "--resume", str(out), "--epochs", "2", "--quiet")
     assert proc.returncode == 0, proc.stderr
