@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from cnnbp.builder import Compiled
-from cnnbp.builder.weights import fixed_normalization
+from cnnbp.builder.weights_normalize import fixed_normalization
 from cnnbp.contract import records
 from cnnbp.contract.errors import ArtifactError
 from cnnbp.contract.preprocessing import Preprocessing

@@ -8,7 +8,9 @@ import numpy as np
 import pytest
 
 from cnnbp.builder import load, load_expression
-from cnnbp.builder.weights import fixed_normalization, load_into, read
+from cnnbp.builder.weights import load_into
+from cnnbp.builder.weights_normalize import fixed_normalization
+from cnnbp.builder.weights_read import read
 from cnnbp.builder.weights_source import with_source
 from cnnbp.commands import build
 from cnnbp.commands.assemble import parse, parser
