@@ -22,7 +22,9 @@ def main(repeats: int = 3) -> None:
     keras = import_keras()
     from cnnbp.builder import load
     from cnnbp.builder.keras_builder import build_model
-    from cnnbp.builder.weights import load_into, read, with_source
+    from cnnbp.builder.weights import load_into
+    from cnnbp.builder.weights_read import read
+    from cnnbp.builder.weights_source import with_source
     from tests.builder.test_weights import torch_like_onnx
 
     app = keras.applications.VGG16(weights=None)

@@ -19,8 +19,8 @@ import numpy as np
 from cnnbp.contract.errors import ArtifactError
 
 from . import ir
-from .weights_read import read, read_layers  # noqa: F401 (read: bench/weights_load.py)
-from .weights_source import source_of, with_source  # noqa: F401 (with_source: the same)
+from .weights_read import read_layers
+from .weights_source import source_of
 
 
 @dataclass(frozen=True)

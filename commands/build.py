@@ -18,7 +18,8 @@ def run(args) -> int:
     """Build the blueprint's model and save it to ``--output``; the path is checked before
     TensorFlow starts."""
     from cnnbp.builder.errors import check_keras_path
-    from cnnbp.builder.weights import load_into, match, with_source
+    from cnnbp.builder.weights import load_into, match
+    from cnnbp.builder.weights_source import with_source
     compiled = with_source(compile_args(args), args.blueprint, args.weights)
     check_keras_path(args.output)  # before TensorFlow's start-up
     plan = match(compiled)  # a file that does not fit is refused before it too

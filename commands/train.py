@@ -79,7 +79,8 @@ def run(args) -> int:
         if args.blueprint is None and args.expr is None or None in (args.data, args.output):
             raise UsageError("train needs BLUEPRINT (or -e), --data and -o, or --resume RUN")
         args.set = overrides(args)
-        from cnnbp.builder.weights import match, with_source
+        from cnnbp.builder.weights import match
+        from cnnbp.builder.weights_source import with_source
         compiled = with_source(compile_args(args), args.blueprint, args.weights)
         plan = match(compiled)  # weights that do not fit are refused before a run folder
         if plan is not None:    # is made; a resumed run never reads them again
