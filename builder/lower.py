@@ -95,6 +95,12 @@ def _key(token: str) -> str:
     return {"GLOBAL_POOL": "global_pool"}.get(token, token.lower())
 
 
+def stage_of(layer_name: str) -> str | None:
+    """The stage a layer is in (``stage2`` for ``stage2_conv1``, as ``_names`` makes them);
+    None for the head's layers (``flatten``, ``fc1``, ..., ``predictions``)."""
+    return layer_name.split("_")[0] if layer_name.startswith("stage") else None
+
+
 def _names(tokens: list[str]) -> list[str]:
     head = next(i for i, t in enumerate(tokens) if t in _HEAD_START)
     names: list[str] = []

@@ -10,6 +10,7 @@ from typing import Any
 
 from . import ir
 from .errors import BlueprintError, Problem
+from .lower import stage_of
 
 # Augmentations a 1-D signal can take (it is treated as a 1-pixel-high image).
 _ONE_D = {"flip", "translate", "crop", "contrast", "brightness"}
@@ -24,6 +25,7 @@ def training_from(section: dict[str, Any] | None, rank: int,
     problems = []
     if "freeze" in section:
         section["freeze"] = _frozen_stages(section["freeze"], stages_of(layers), problems)
+    freeze_bad = bool(problems)  # (then its stages are unknown: unfreeze_after is not judged)
     if rank == 1:
         for f in fields(augment):
             value = getattr(augment, f.name)
@@ -44,9 +46,10 @@ def training_from(section: dict[str, Any] | None, rank: int,
         problems.append(Problem("training.momentum", f"applies to sgd and rmsprop only; "
                                 f"{t.optimizer} has its own moment estimates"))
     if t.unfreeze_after and not t.freeze:
-        problems.append(Problem("training.unfreeze_after", "unfreezes the stages that "
-                                "training.freeze names, but nothing is frozen: add "
-                                "freeze: features (or a list of stages), or drop it"))
+        if not freeze_bad:
+            problems.append(Problem("training.unfreeze_after", "unfreezes the stages that "
+                                    "training.freeze names, but nothing is frozen: add "
+                                    "freeze: features (or a list of stages), or drop it"))
     elif t.unfreeze_after >= t.epochs:
         problems.append(Problem("training.unfreeze_after", f"{t.unfreeze_after} must be fewer "
                                 f"than the {t.epochs} training epochs, or the frozen stages "
@@ -58,8 +61,8 @@ def training_from(section: dict[str, Any] | None, rank: int,
 
 def stages_of(layers) -> tuple[str, ...]:
     """The net's stage names in order (``stage1``, ``stage2``, ...), from its layer names."""
-    return tuple(dict.fromkeys(layer.name.split("_")[0] for layer in layers
-                               if layer.name.startswith("stage")))
+    return tuple(dict.fromkeys(s for s in map(stage_of, (layer.name for layer in layers))
+                               if s))
 
 
 def _frozen_stages(spec, stages: tuple[str, ...], problems: list) -> tuple[str, ...]:

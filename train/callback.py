@@ -9,6 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
+from . import finetune
 from .checkpoints import checkpoint_arrays, commit
 from .session import Session
 
@@ -45,7 +46,8 @@ def make_callback(session: Session, model, echo: bool = False, seeds: list | Non
     import keras
 
     run, state = session.run, session.state
-    patience = session.compiled.network.training.early_stopping
+    t = session.compiled.network.training
+    patience = t.early_stopping
     seeds = layer_seeds(model) if seeds is None else seeds
 
     class RunCallback(keras.callbacks.Callback):
@@ -99,6 +101,9 @@ def make_callback(session: Session, model, echo: bool = False, seeds: list | Non
                 session.best_weights = weights
             else:
                 state.wait += 1
+            unfreezes = finetune.unfreezes_at(t, epoch)
+            if unfreezes:  # unfreezing makes the loss jump: patience counts from here
+                state.wait = 0
             self.flush()  # the previous epoch's commit, before this one's
             arrays = checkpoint_arrays(model, weights, session.best_weights)
             checkpoint = f"state/epoch-{epoch + 1}.npz"
@@ -112,8 +117,9 @@ def make_callback(session: Session, model, echo: bool = False, seeds: list | Non
             line = None
             if echo:
                 figures = ", ".join(f"{k} {v:.4f}" for k, v in logs.items())
-                line = (f"epoch {epoch + 1}/{session.compiled.network.training.epochs}: "
+                line = (f"epoch {epoch + 1}/{t.epochs}: "
                         f"{figures}, learning rate {self.rate:.3g}, {row['seconds']:.1f} s"
+                        + (f" — {', '.join(t.freeze)} unfrozen" if unfreezes else "")
                         + (" — stopping early" if state.stopped_early else ""))
             self.pending = self.writer.submit(commit, run, checkpoint, arrays,
                                               state.model_copy(deep=True), line)

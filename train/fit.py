@@ -51,6 +51,8 @@ def run_session(session: Session, quiet: bool, callbacks=(), report: bool = True
     done = session.state.epoch
     if not quiet:
         print(session.summary, flush=True)
+        if line := finetune.describe(session.compiled):
+            print(line, flush=True)
     if t.tensorboard:  # a resumed run appends to the same logs
         from . import tensorboard
         callbacks = [*callbacks, tensorboard.keras_callback(session.run)]
@@ -59,12 +61,14 @@ def run_session(session: Session, quiet: bool, callbacks=(), report: bool = True
     if not quiet:  # a bar within each epoch, on a terminal
         callbacks = [*callbacks, EpochBar(session.pipelines.train_size, t.batch_size, t.epochs)]
     try:
-        finetune.start(model, t)
+        with session.device.strategy.scope():  # (MirroredStrategy's variables, several GPUs)
+            finetune.start(model, t)
         # one fit per fine-tuning phase: Keras takes a change of trainable layers at compile
         for first, last in finetune.phases(t, done):
             if session.state.stopped_early or model.stop_training:  # (a search's pruning)
                 break
-            finetune.enter(model, t, first)
+            with session.device.strategy.scope():
+                finetune.enter(model, t, first)
             if first > done:  # the previous fit's callback let its writer go at its end
                 run_callback = make_callback(session, model, echo=not quiet, seeds=seeds)
             with raise_for(session.pipelines.bad), warnings.catch_warnings():
@@ -76,6 +80,8 @@ def run_session(session: Session, quiet: bool, callbacks=(), report: bool = True
                           epochs=last, initial_epoch=first, verbose=0,
                           shuffle=False,  # the pipeline shuffles, seeded
                           callbacks=[run_callback, *callbacks])
+        if not quiet and (line := finetune.left_frozen(t, session.state.epoch)):
+            say(line)
         # the explain figures probe the model with TensorFlow; `cnnbp report RUN` adds them
         explain = report and session.device.backend == "tensorflow"
         if not quiet:  # fit has printed its last epoch's line: the test phase is not silent

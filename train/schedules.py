@@ -58,8 +58,8 @@ def learning_rate(t: ir.Training, steps_per_epoch: int):
 def optimizer(t: ir.Training, steps_per_epoch: int) -> keras.optimizers.Optimizer:
     """The Keras optimizer ``training.optimizer`` names, with its learning-rate schedule
     spread over ``steps_per_epoch`` steps an epoch and ``training.weight_decay``; with
-    ``training.head_learning_rate``, one that steps the head at its own rate
-    (``finetune.head_rate``)."""
+    ``training.head_learning_rate`` or ``training.freeze``, one that steps the head at its
+    own rate and, on JAX, the subset of weights that train (``finetune.head_rate``)."""
     lr = learning_rate(t, steps_per_epoch)
     opt = keras.optimizers
     decay = t.weight_decay or None
@@ -72,6 +72,6 @@ def optimizer(t: ir.Training, steps_per_epoch: int) -> keras.optimizers.Optimize
         kind, kw = opt.AdamW, {"weight_decay": t.weight_decay or 0.004}
     else:
         kind, kw = opt.Adam, {"weight_decay": decay}
-    if t.head_learning_rate is not None:
+    if t.head_learning_rate is not None or t.freeze:  # (freeze: to step a subset on JAX)
         kind = head_rate(kind)
     return kind(lr, **kw)

@@ -13,7 +13,7 @@ import pytest
 
 from cnnbp.builder import load
 from cnnbp.builder.errors import BlueprintError
-from cnnbp.train.finetune import phases
+from cnnbp.train.finetune import describe, left_frozen, phases
 from tests.conftest import ROOT
 
 QUICK = ["training.augment.translate=0", "training.schedule=constant", "training.batch_size=64"]
@@ -48,6 +48,11 @@ def test_unfreeze_after_needs_frozen_stages_and_a_later_epoch():
         load("digits", ["training.freeze=features", "training.unfreeze_after=15"])
     t = load("digits", ["training.freeze=features", "training.unfreeze_after=3"]).network.training
     assert (t.unfreeze_after, t.freeze) == (3, ("stage1", "stage2"))
+    # a freeze that names no stage of the net is the one problem reported, not also this
+    with pytest.raises(BlueprintError) as info:
+        load("digits", ["training.freeze={until: stage3}", "training.unfreeze_after=2"])
+    assert "stage3 is not a stage" in str(info.value)
+    assert "unfreeze_after" not in str(info.value)
 
 
 def test_fit_runs_once_per_phase_split_at_the_unfreeze():
@@ -58,6 +63,29 @@ def test_fit_runs_once_per_phase_split_at_the_unfreeze():
     assert phases(t, 2) == [(2, 5)] and phases(t, 4) == [(4, 5)]
     assert phases(t, 5) == []  # finished: nothing to fit
     assert phases(load("digits").network.training, 3) == [(3, 15)]
+
+
+def test_the_line_training_prints_says_what_is_frozen_until_when_and_the_head_rate():
+    line = describe(load("digits", ["training.freeze=features", "training.unfreeze_after=2",
+                                    "training.head_learning_rate=0.01",
+                                    "training.learning_rate=0.001"]))
+    assert line == ("fine-tuning: stage1, stage2 frozen for 2 epoch(s), trained from epoch 3 "
+                    "on (unfreeze_after); note: there is no weights.from, so the frozen stages "
+                    "keep their random initial weights; head at learning rate 0.01, the rest at "
+                    "0.001")
+    assert describe(load("digits", ["training.freeze=[stage2]"])).startswith(
+        "fine-tuning: stage2 frozen throughout; note: there is no weights.from")
+    assert describe(load("digits")) is None
+
+
+def test_a_run_ending_before_its_unfreeze_says_the_stages_stayed_frozen():
+    t = load("digits", ["training.epochs=5", "training.freeze=features",
+                        "training.unfreeze_after=2"]).network.training
+    assert left_frozen(t, 1) == ("the run ended after epoch 1, before epoch 3 where stage1, "
+                                 "stage2 would have been unfrozen: they stayed frozen throughout")
+    assert left_frozen(t, 2) is not None  # epoch 3, the first unfrozen one, never ran
+    assert left_frozen(t, 3) is None and left_frozen(t, 5) is None
+    assert left_frozen(load("digits", ["training.freeze=features"]).network.training, 1) is None
 
 
 def test_multi_worker_training_refuses_the_fine_tuning_keys(tmp_path, monkeypatch):
@@ -176,6 +204,24 @@ def test_the_frozen_stages_train_from_epoch_n_on(tmp_path, keras):
     assert not np.array_equal(heads[0], heads[1])
 
 
+def test_training_output_marks_the_unfreeze_and_patience_restarts_there(
+        tmp_path, keras, capsys):
+    """early_stopping: 1 with the unfreeze at epoch 2, where the stages start at a rate that
+    makes the loss jump: the unfreeze epoch does not count against patience, so the run
+    reaches epoch 3 (counted, it stopped at epoch 2)."""
+    from cnnbp.train.fit import train
+    compiled = load("digits", ["training.epochs=3", "training.freeze=features",
+                               "training.unfreeze_after=1", "training.early_stopping=1",
+                               "training.optimizer=adam", "training.learning_rate=0.5",
+                               "training.head_learning_rate=0.001", *QUICK])
+    train(compiled, "digits", tmp_path / "run", report=False)
+    out = capsys.readouterr().out
+    assert "fine-tuning: stage1, stage2 frozen for 1 epoch(s)" in out
+    epochs = [line for line in out.splitlines() if line.startswith("epoch ")]
+    assert [("stage1, stage2 unfrozen" in line) for line in epochs] == [False, True, False]
+    assert json.loads((tmp_path / "run" / "state" / "state.json").read_text())["epoch"] == 3
+
+
 class Stop(Exception):
     """Raised by a callback after an epoch was committed: the run is cut there."""
 
@@ -214,5 +260,68 @@ def test_a_run_resumed_on_either_side_of_the_unfreeze_equals_the_run_never_cut(
     assert _history(cut) == _history(whole)
     a = keras_file_weights(cut / "model.keras")
     b = keras_file_weights(whole / "model.keras")
+    assert [n for n, _ in a] == [n for n, _ in b] and len(a) > 0
+    assert all(np.array_equal(x, y) for (_, x), (_, y) in zip(a, b))
+
+
+# On JAX, in a child: a frozen stage (CONV, BN) unchanged by a run; and a run across the
+# unfreeze, cut after epoch 1 and resumed, equal to the whole run (JAX's fit hands the
+# optimizer the values of the variables that train now only).
+JAX_CHILD = r'''
+import json, sys
+from pathlib import Path
+import numpy as np
+import keras
+from cnnbp.builder import load
+from cnnbp.builder.keras_builder import build_model
+from cnnbp.train.fit import train
+from cnnbp.train.resume import resume
+out, quick, bn = Path(sys.argv[1]), json.loads(sys.argv[2]), sys.argv[3]
+compiled = load("digits", [bn, "training.epochs=1", "training.freeze=[stage1]", *quick])
+initial = build_model(compiled.network)
+train(compiled, "digits", out / "frozen", quiet=True, report=False)
+saved = keras.saving.load_model(out / "frozen" / "model.keras", compile=False)
+moved = {l.name: [not np.array_equal(a, b) for a, b in
+                  zip(l.get_weights(), saved.get_layer(l.name).get_weights())]
+         for l in initial.layers if l.get_weights()}
+settings = ["training.epochs=3", "training.freeze=[stage1]", "training.unfreeze_after=2",
+            "training.head_learning_rate=0.004", *quick]
+train(load("digits", settings), "digits", out / "whole", quiet=True, report=False)
+class Stop(Exception):
+    pass
+class Cut(keras.callbacks.Callback):
+    def on_epoch_end(self, epoch, logs=None):
+        raise Stop
+try:
+    train(load("digits", settings), "digits", out / "cut", quiet=True, report=False,
+          callbacks=[Cut()])
+except Stop:
+    pass
+resume(out / "cut", quiet=True)
+print(json.dumps({"backend": keras.backend.backend(), "moved": moved}))
+'''
+
+
+@pytest.mark.slow  # a 1-epoch and three 3-epoch-or-less runs on JAX: about a minute on 2 cores
+def test_freeze_on_jax_keeps_the_stage_and_resumes_exactly(tmp_path):
+    pytest.importorskip("jax")
+    from tests.conftest import keras_file_weights
+    env = {**os.environ, "KERAS_BACKEND": "jax", "PYTHONPATH": str(ROOT.parent)}
+    done = subprocess.run([sys.executable, "-c", JAX_CHILD, str(tmp_path), json.dumps(QUICK),
+                           BN_PATTERN],
+                          capture_output=True, text=True, env=env, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    out = json.loads(done.stdout.strip().splitlines()[-1])
+    assert out["backend"] == "jax"
+    assert {"stage1_conv1", "stage1_bn1", "predictions"} <= set(out["moved"])
+    for name, moved in out["moved"].items():
+        if name.startswith("stage1_"):
+            assert not any(moved), f"{name} changed while frozen"
+        else:
+            assert all(moved), f"{name} did not train: {moved}"
+    cut, whole = tmp_path / "cut", tmp_path / "whole"
+    assert json.loads((cut / "state" / "state.json").read_text())["epoch"] == 3
+    assert _history(cut) == _history(whole)
+    a, b = keras_file_weights(cut / "model.keras"), keras_file_weights(whole / "model.keras")
     assert [n for n, _ in a] == [n for n, _ in b] and len(a) > 0
     assert all(np.array_equal(x, y) for (_, x), (_, y) in zip(a, b))
