@@ -51,7 +51,7 @@ def learning_rate(t: ir.Training, steps_per_epoch: int):
     elif t.schedule == "cosine":
         after = S.CosineDecay(t.learning_rate, max((t.epochs * steps_per_epoch) - warm, 1))
     else:
-        after = t.learning_rate
+        after = float(t.learning_rate)  # YAML's 5 is an int, which Keras's optimizers refuse
     return Warmup(after, warm, t.learning_rate) if warm else after
 
 

@@ -88,6 +88,16 @@ def test_a_run_ending_before_its_unfreeze_says_the_stages_stayed_frozen():
     assert left_frozen(load("digits", ["training.freeze=features"]).network.training, 1) is None
 
 
+def test_a_whole_number_learning_rate_makes_an_optimizer(keras):
+    """``--set training.learning_rate=5`` (found raising the early stop in the frozen phase)
+    was an int, which Keras's optimizers refused: an internal error."""
+    from cnnbp.train import schedules
+    for extra in ([], ["training.freeze=features", "training.head_learning_rate=5"]):
+        t = load("digits", ["training.learning_rate=5", "training.schedule=constant",
+                            *extra]).network.training
+        assert float(schedules.optimizer(t, 1).learning_rate) == 5.0
+
+
 def test_multi_worker_training_refuses_the_fine_tuning_keys(tmp_path, monkeypatch):
     from cnnbp.contract.errors import UsageError
     from cnnbp.train.launch import launch
