@@ -232,6 +232,19 @@ def test_training_output_marks_the_unfreeze_and_patience_restarts_there(
     assert json.loads((tmp_path / "run" / "state" / "state.json").read_text())["epoch"] == 3
 
 
+def test_a_run_stopped_early_before_its_unfreeze_says_so(tmp_path, keras, capsys):
+    """A rate of 1e-9 moves the loss by less than counts: early_stopping: 1 ends the run at
+    epoch 2, while the stages are still frozen (they would train from epoch 3)."""
+    from cnnbp.train.fit import train
+    compiled = load("digits", ["training.epochs=4", "training.freeze=features",
+                               "training.unfreeze_after=2", "training.early_stopping=1",
+                               "training.learning_rate=1e-9", *QUICK])
+    train(compiled, "digits", tmp_path / "run", report=False)
+    assert json.loads((tmp_path / "run" / "state" / "state.json").read_text())["epoch"] == 2
+    assert ("the run ended after epoch 2, before epoch 3 where stage1, stage2 would have been "
+            "unfrozen: they stayed frozen throughout") in capsys.readouterr().out
+
+
 class Stop(Exception):
     """Raised by a callback after an epoch was committed: the run is cut there."""
 
