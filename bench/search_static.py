@@ -26,7 +26,7 @@ def main(count: int = 200) -> None:
     from cnnbp.builder import blueprint, build_model
     from cnnbp.builder.search_space import with_values
     from cnnbp.builder.tf_env import import_tensorflow
-    from cnnbp.search.candidate import check
+    from cnnbp.search.candidate import judge
     from cnnbp.search.load import load
     from cnnbp.search.sampling import suggest
 
@@ -45,7 +45,7 @@ def main(count: int = 200) -> None:
     static, keras_ms, infeasible, agree = [], [], 0, 0
     for values in picks:
         t = time.perf_counter()
-        cand = check(doc, space, values)
+        cand = judge(doc, space, values)
         static.append((time.perf_counter() - t) * 1e3)
         t = time.perf_counter()
         with mock.patch.object(blueprint, "analyze", lambda net: None):

@@ -61,7 +61,7 @@ class _Excluded:
     limit: float = 0.0
 
 
-def check(doc: dict, space: SearchSpace, values: dict[str, Any],
+def judge(doc: dict, space: SearchSpace, values: dict[str, Any],
           latency=None) -> Candidate:
     """Compile and analyse the candidate ``values`` put into ``doc``; never imports TensorFlow.
 

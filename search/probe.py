@@ -4,7 +4,7 @@ from __future__ import annotations
 from cnnbp.builder.search_space import SearchSpace
 from cnnbp.contract.errors import RefusedError
 
-from .candidate import Candidate, check
+from .candidate import Candidate, judge
 from .sampling import suggest
 
 PROBE_CANDIDATES = 500     # random candidates tried before refusing a space as empty
@@ -18,7 +18,7 @@ def probe(space: SearchSpace, doc: dict, seed: int) -> Candidate:
     excluded: dict[str, list[Candidate]] = {}
     for _ in range(PROBE_CANDIDATES):
         trial = study.ask()
-        cand = check(doc, space, suggest(trial, space, doc))
+        cand = judge(doc, space, suggest(trial, space, doc))
         study.tell(trial, 0.0)
         if cand.feasible:
             return cand

@@ -19,7 +19,7 @@ from typing import Any
 
 from cnnbp.builder.search_space import SearchSpace
 
-from .candidate import CONSTRAINTS, Candidate, check
+from .candidate import CONSTRAINTS, Candidate, judge
 from .sampling import suggest
 
 log = logging.getLogger(__name__)
@@ -59,7 +59,7 @@ class Proposer:
         try:
             for _ in range(limit):
                 trial = self.shadow.ask()
-                cand = check(self.doc, self.space, suggest(trial, self.space, self.doc),
+                cand = judge(self.doc, self.space, suggest(trial, self.space, self.doc),
                              self.latency)
                 for name, value in zip(CONSTRAINTS, cand.constraints()):
                     trial.set_constraint(name, value)  # > 0: infeasible; the sampler reads it

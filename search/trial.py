@@ -10,7 +10,7 @@ import time
 from cnnbp.builder.search_space import SearchSpace
 from cnnbp.contract.errors import UsageError
 
-from .candidate import Candidate, check
+from .candidate import Candidate, judge
 from .proposer import STATUS, record
 from .sampling import suggest
 from .settings import Settings
@@ -28,7 +28,7 @@ class Trainer:
     def __call__(self, study, trial):
         """Train ``trial`` (its values fixed when it was enqueued); return it frozen."""
         import optuna
-        cand = check(self.doc, self.space, suggest(trial, self.space, self.doc), self.latency)
+        cand = judge(self.doc, self.space, suggest(trial, self.space, self.doc), self.latency)
         trial.set_user_attr("check_ms", round(cand.check_ms, 3))
         for k, v in cand.measures.items():
             trial.set_user_attr(k, v)

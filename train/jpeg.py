@@ -97,20 +97,20 @@ def scan(paths, input_shape, bad) -> None:
     import numpy as np
     import tensorflow as tf
 
-    def check(path):
+    def decoded_size(path):
         contents = tf.io.read_file(path)[None]
         return tf.cond(split_fast(contents, input_shape)[0],
                        lambda: tf.size(decode_fast(contents, input_shape)),
                        lambda: tf.constant(0))
 
     ds = tf.data.Dataset.from_tensor_slices(tf.constant(paths, tf.string)).enumerate()
-    ds = settled(ds.map(lambda i, path: (i, check(path)), num_parallel_calls=DECODE_CALLS))
+    ds = settled(ds.map(lambda i, path: (i, decoded_size(path)), num_parallel_calls=DECODE_CALLS))
     seen = np.zeros(len(paths), bool)
     for i, _ in ds.ignore_errors().as_numpy_iterator():
         seen[i] = True
     for i in np.flatnonzero(~seen)[:1]:
         try:
-            check(tf.constant(paths[i]))
+            decoded_size(tf.constant(paths[i]))
         except tf.errors.OpError as exc:
             bad.add(os.fsdecode(paths[i]),
                     ValueError(f"TensorFlow's JPEG decoder: {op_message(exc)}"))

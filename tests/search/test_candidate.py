@@ -6,7 +6,7 @@ import itertools
 import pytest
 
 from cnnbp.contract.errors import RefusedError
-from cnnbp.search.candidate import CONSTRAINTS, check
+from cnnbp.search.candidate import CONSTRAINTS, judge
 from cnnbp.search.load import load
 from cnnbp.search.probe import probe
 
@@ -29,7 +29,7 @@ def test_every_combination_is_judged_as_the_arithmetic_says(digits_space):
     doc, space = load(digits_space(), [], [])
     feasible = 0
     for m, n, pool in itertools.product(range(1, 5), range(1, 4), (True, False)):
-        cand = check(doc, space, {"M": m, "N": n, "POOL": pool, "FC.units": 8,
+        cand = judge(doc, space, {"M": m, "N": n, "POOL": pool, "FC.units": 8,
                                   "learning_rate": 0.01})
         side = expected_side(m, n, pool)
         assert cand.feasible == (side >= 1), (m, n, pool, cand.reason)
@@ -46,7 +46,7 @@ def test_every_combination_is_judged_as_the_arithmetic_says(digits_space):
 
 def test_a_budget_excludes_with_the_figures(digits_space):
     doc, space = load(digits_space("  max_params: 400\n"), [], [])
-    cand = check(doc, space, {"M": 1, "N": 1, "POOL": True, "FC.units": 8,
+    cand = judge(doc, space, {"M": 1, "N": 1, "POOL": True, "FC.units": 8,
                               "learning_rate": 0.01})
     # conv 3*3*1*4 + 4 = 40; flatten 3*3*4 = 36; fc 36*8 + 8 = 296; out 8*10 + 10 = 90
     assert cand.measures["params"] == 426
@@ -59,7 +59,7 @@ def test_a_budget_excludes_with_the_figures(digits_space):
 
 def test_macs_and_memory_budgets(digits_space):
     doc, space = load(digits_space("  max_macs: 1000\n"), [], [])
-    cand = check(doc, space, {"M": 1, "N": 1, "POOL": True, "FC.units": 8,
+    cand = judge(doc, space, {"M": 1, "N": 1, "POOL": True, "FC.units": 8,
                               "learning_rate": 0.01})
     # conv 6*6*4 * 9 = 1296 MACs already exceed 1000
     assert cand.excluded_by == "max_macs" and cand.measures["macs"] > 1296
@@ -94,7 +94,7 @@ def test_static_check_never_imports_tensorflow(digits_space):
     import subprocess
     import sys
     code = ("import sys; from cnnbp.search.load import load; from cnnbp.search.candidate "
-            f"import check; doc, space = load({digits_space()!r}, [], []); "
-            "check(doc, space, {'M': 4, 'N': 3, 'POOL': True, 'FC.units': 8, "
+            f"import judge; doc, space = load({digits_space()!r}, [], []); "
+            "judge(doc, space, {'M': 4, 'N': 3, 'POOL': True, 'FC.units': 8, "
             "'learning_rate': 0.01}); sys.exit('tensorflow' in sys.modules)")
     assert subprocess.run([sys.executable, "-c", code]).returncode == 0

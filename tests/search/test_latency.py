@@ -5,7 +5,7 @@ import json
 from unittest import mock
 
 from cnnbp.search import latency as latency_module
-from cnnbp.search.candidate import CONSTRAINTS, check
+from cnnbp.search.candidate import CONSTRAINTS, judge
 from cnnbp.search.latency import LatencyCache
 from cnnbp.search.load import load
 
@@ -17,8 +17,8 @@ def test_latency_is_measured_once_per_net_and_can_exclude(digits_space, tmp_path
     cache = LatencyCache(tmp_path / "latency.json")
     real = latency_module.measure
     with mock.patch.object(latency_module, "measure", side_effect=real) as measure:
-        cand = check(doc, space, VALUES, cache)
-        again = check(doc, space, dict(VALUES, learning_rate=0.02), cache)  # same layers
+        cand = judge(doc, space, VALUES, cache)
+        again = judge(doc, space, dict(VALUES, learning_rate=0.02), cache)  # same layers
     assert measure.call_count == 1
     assert cand.measures["latency_ms"] > 0
     assert cand.excluded_by == "max_latency_ms"
@@ -32,5 +32,5 @@ def test_latency_is_measured_once_per_net_and_can_exclude(digits_space, tmp_path
 def test_latency_is_not_measured_for_a_net_over_a_static_budget(digits_space, tmp_path):
     doc, space = load(digits_space("  max_latency_ms: 10\n  max_params: 100\n"), [], [])
     with mock.patch.object(latency_module, "measure") as measure:
-        cand = check(doc, space, VALUES, LatencyCache(tmp_path / "latency.json"))
+        cand = judge(doc, space, VALUES, LatencyCache(tmp_path / "latency.json"))
     assert cand.excluded_by == "max_params" and measure.call_count == 0

@@ -139,12 +139,12 @@ def test_two_objectives_give_a_front(digits_space, tmp_path, keras):
 
 def test_a_budget_exclusion_is_confirmed_by_keras(digits_space, keras):
     from cnnbp.builder import build_model
-    from cnnbp.search.candidate import check
+    from cnnbp.search.candidate import judge
     from cnnbp.search.load import load
     doc, space = load(digits_space("  max_params: 1000\n"), [], [])
     for units in (8, 16, 32):
         values = {"M": 1, "N": 1, "POOL": False, "FC.units": units, "learning_rate": 0.01}
-        cand = check(doc, space, values)
+        cand = judge(doc, space, values)
         assert cand.excluded_by == "max_params"
         assert build_model(cand.compiled.network).count_params() > 1000
 

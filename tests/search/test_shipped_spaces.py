@@ -8,7 +8,7 @@ import optuna
 import pytest
 
 from cnnbp import cli
-from cnnbp.search.candidate import check
+from cnnbp.search.candidate import judge
 from cnnbp.search.load import load
 from cnnbp.search.sampling import suggest
 from cnnbp.search.space_text import describe
@@ -26,7 +26,7 @@ def test_a_shipped_space_has_both_feasible_and_excluded_nets(name, stages, budge
     assert any(line.startswith("CONV.filters: per stage (as many as M)") for line in lines)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
-    verdicts = [check(doc, space, suggest(study.ask(), space, doc)) for _ in range(100)]
+    verdicts = [judge(doc, space, suggest(study.ask(), space, doc)) for _ in range(100)]
     feasible = [c for c in verdicts if c.feasible]
     assert feasible and any(c.excluded_by == budget for c in verdicts)
     limit = space.budgets[budget]
