@@ -21,17 +21,28 @@ KNOWN = ("Conv, MaxPool, AveragePool, GlobalAveragePool, GlobalMaxPool, Relu, Ta
          "LeakyRelu, Elu, BatchNormalization, LRN, Dropout, Flatten, MatMul+Add, Gemm, Softmax")
 
 
-def read(path: str | Path) -> Imported:
-    """Read ``path`` (an ``.onnx`` file); a graph outside the grammar raises BlueprintError
-    naming the node that breaks it, an unreadable file ArtifactError."""
+def load_model(path: str | Path):
+    """The ``onnx.ModelProto`` in ``path``: the one place an ``.onnx`` file is opened (the
+    importer and the weights reader both use it). A file protobuf cannot parse, or one that
+    parses to no graph at all (protobuf reads many short byte strings as an empty message),
+    is an ArtifactError."""
     import onnx
-    from onnx import numpy_helper
 
     from cnnbp.contract.errors import ArtifactError
     try:
         proto = onnx.load(str(path))
     except Exception as exc:  # onnx raises DecodeError, OSError, ValueError…: all mean unreadable
         raise ArtifactError(path, f"is not a readable ONNX model: {exc}") from None
+    if not proto.graph.node:
+        raise ArtifactError(path, "is not a readable ONNX model: it holds no graph (no nodes)")
+    return proto
+
+
+def read(path: str | Path) -> Imported:
+    """Read ``path`` (an ``.onnx`` file); a graph outside the grammar raises BlueprintError
+    naming the node that breaks it, an unreadable file ArtifactError."""
+    from onnx import numpy_helper
+    proto = load_model(path)
     consts = {i.name: numpy_helper.to_array(i) for i in proto.graph.initializer}
     for node in proto.graph.node:
         if node.op_type == "Constant":

@@ -16,7 +16,7 @@ import numpy as np
 
 from cnnbp.contract.errors import ArtifactError
 
-from .import_onnx import following_bias, users_of
+from .import_onnx import following_bias, load_model, users_of
 
 
 @dataclass(frozen=True)
@@ -104,10 +104,7 @@ def _keras3_layers(layers) -> list[SourceLayer]:
 def _read_onnx(path: Path) -> tuple[list[SourceLayer], bool]:
     import onnx
     from onnx import numpy_helper
-    try:
-        graph = onnx.load(str(path)).graph
-    except Exception as exc:  # onnx raises DecodeError, OSError, ValueError…: all mean unreadable
-        raise ArtifactError(path, f"is not a readable ONNX model: {exc}") from None
+    graph = load_model(path).graph
     values = {t.name: numpy_helper.to_array(t) for t in graph.initializer}
     for node in graph.node:  # constants and their identities count as initializers
         if node.op_type == "Constant":

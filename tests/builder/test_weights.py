@@ -257,6 +257,15 @@ def test_a_missing_or_unknown_file_is_refused_naming_it(tmp_path):
     garbage.write_bytes(b"not a protobuf \xff\xfe")
     with pytest.raises(ArtifactError, match="garbage.onnx: is not a readable ONNX model"):
         read(garbage)
+    for parses_empty in (b"", b"x\n"):  # protobuf reads these as an empty model, no error
+        text = tmp_path / "text.onnx"
+        text.write_bytes(parses_empty)
+        with pytest.raises(ArtifactError, match="text.onnx: is not a readable ONNX model: it "
+                                                "holds no graph"):
+            read(text)
+        from cnnbp.builder.importer import read_model
+        with pytest.raises(ArtifactError, match="holds no graph"):
+            read_model(text)
 
 
 def test_check_refuses_weights_keys_the_input_cannot_take_at_their_line(tmp_path, capsys):
