@@ -1,16 +1,37 @@
-"""`cnnbp search` vs KerasTuner RandomSearch and Hyperband: same space, data and wall clock.
+"""`cnnbp search` against KerasTuner Hyperband: the same space, data and wall budget.
 
-The space is the one in tests/search/conftest.py: [(CONV-RELU)*N-POOL?]*M-FC-RELU-SOFTMAX on
-8x8 digits with 3x3 valid convolutions, M in 1..4, N in 1..3, POOL on/off, FC units 8/16/32,
-log learning rate 0.003..0.03 — two thirds of the (M, N, POOL) combinations are impossible.
-Each tool gets the same wall-clock budget in its own process, one after the other, in one run;
-reported: best validation accuracy, trials completed, trials crashed or wasted, and seconds
-spent on candidates that could never have worked.
-Usage: python bench/search_vs_kerastuner.py [seconds per tool] [epochs per trial]
+The space is blueprints/digits_search.yaml's: [(CONV-RELU)*N-POOL]*M-DROPOUT-(FC-RELU)*K-SOFTMAX
+on scikit-learn's 8x8 digits, M 1..3, N 1..5, K 0..2, filters 16/32/64 per stage, kernel 3 or
+5, FC units 32/64/128, learning rate log 0.0005..0.005, at most 50,000 parameters, 15 epochs.
+cnnbp runs `cnnbp search digits_search --data digits --trials 10000 --quiet --timeout S
+--seed R -o DIR` with its default pruner; KerasTuner runs bench/search_kerastuner_worker.py
+(Hyperband, max_epochs 15, factor 3, seed R; the worker's docstring says how it builds, refuses
+and logs). Before any run this script checks that the worker's train, validation and test
+arrays are cnnbp's own (cnnbp's digits data, mean/std and validation split, imported here).
+
+Same wall budget: each tool's process (its imports included) is killed S seconds after it was
+started; only what had finished by then counts: cnnbp's study, written out by
+`cnnbp search --refresh DIR` after the kill, and the worker's JSON lines. R repeats, the order
+alternating (cnnbp first, then KerasTuner first, ...), seed r for repeat r.
+
+Per tool and repeat: the trial the tool would pick (cnnbp: best.yaml's rule, the trained trial
+with the best last-epoch val accuracy; KerasTuner: as its get_best_trials ranks them, the
+finished trial with the best epoch's val accuracy, partial Hyperband rounds included; the first
+of equals for both), its val and test accuracy (cnnbp: the final weights; KerasTuner: the best
+epoch's weights), how many trials share that val accuracy, nets trained (distinct nets with a
+finished training), how many of them reached 15 epochs (cnnbp: trained; KerasTuner: a trial
+ending at epoch 15, continued or not), how many stopped before (cnnbp: pruned; KerasTuner: nets
+never brought to 15 epochs when the budget ran out), nets refused over the parameter budget
+and crashed trials; then the medians over the repeats. The validation set is 144 images, so
+val accuracies move in steps of 1/144 and ties are common.
+Needs keras-tuner (setup.cfg's bench extra: pip install 'keras-tuner>=1.4,<2').
+Usage: python bench/search_vs_kerastuner.py [seconds per tool] [repeats]   (default 600 3)
 """
 import csv
 import json
 import os
+import signal
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -18,75 +39,138 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "bench"))
 ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+CNNBP = str(Path(sys.executable).with_name("cnnbp"))
+EPOCHS = 15
+FIELDS = ("best_test", "best_val", "tied", "nets", "full", "stopped", "refused", "crashed")
 
 
-def run_for(cmd, seconds: float) -> float:
+def same_data() -> None:
+    """Refuse to run unless the worker's arrays are the ones cnnbp trains and tests on."""
+    import numpy as np
+    from search_kerastuner_worker import digits_splits
+
+    from cnnbp.contract.preprocessing import fit
+    from cnnbp.train.builtin import digits
+    from cnnbp.train.split import split_validation
+
+    d = digits()
+    prep = fit(d.x_train, input_shape=[8, 8, 1], class_names=list(d.class_names))
+    ours = (*split_validation(prep.normalize(d.x_train), d.y_train, 0.1, 0),
+            prep.normalize(d.x_test), d.y_test)
+    for name, a, b in zip(("x_train", "y_train", "x_val", "y_val", "x_test", "y_test"),
+                          ours, digits_splits()):
+        if a.shape != b.shape or a.dtype != b.dtype or not np.array_equal(a, b):
+            raise SystemExit(f"the worker's {name} is not cnnbp's")
+
+
+def run_for(cmd, seconds: float, log: Path) -> float:
+    """Run ``cmd`` and kill its process group ``seconds`` after the start; the wall time."""
     started = time.perf_counter()
-    proc = subprocess.Popen(cmd, cwd=ROOT, env=ENV, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
-    try:
-        proc.wait(seconds)
-    except subprocess.TimeoutExpired:
-        proc.kill()  # the budget is spent; what finished is on disk
-        proc.wait()
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(cmd, cwd=ROOT, env=ENV, stdout=out, stderr=subprocess.STDOUT,
+                                start_new_session=True)
+        try:
+            proc.wait(max(seconds - (time.perf_counter() - started), 0))
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)  # the budget is spent; what finished is on disk
+            proc.wait()
     return time.perf_counter() - started
 
 
-def cnnbp(tmp: Path, seconds: float, epochs: int) -> dict:
-    space = (ROOT / "tests" / "search" / "conftest.py").read_text() \
-        .split('"""\\\n', 1)[1].split('"""', 1)[0]
-    (tmp / "space.yaml").write_text(space)
-    out = tmp / "cnnbp"
-    cmd = [str(Path(sys.executable).with_name("cnnbp")), "search", str(tmp / "space.yaml"),
-           "--data", "digits", "--trials", "10000", "--epochs", str(epochs), "--quiet",
-           "--timeout", str(seconds), "-o", str(out)]
-    wall = run_for(cmd, seconds + 60)  # --timeout stops starting trials; let one finish
+def pick(rows: list[dict]) -> dict | None:
+    """The first row with the highest val_accuracy."""
+    return max(rows, key=lambda r: r["val"], default=None)  # max keeps the first of equals
+
+
+def summary(chosen: dict | None, candidates: list[dict], **counts) -> dict:
+    nan = float("nan")
+    return {"best_test": chosen["test"] if chosen else nan,
+            "best_val": chosen["val"] if chosen else nan,
+            "tied": sum(r["val"] == chosen["val"] for r in candidates) if chosen else 0,
+            **counts}
+
+
+def cnnbp(tmp: Path, seconds: float, seed: int) -> dict:
+    out = tmp / f"cnnbp_{seed}"
+    wall = run_for([CNNBP, "search", "digits_search", "--data", "digits", "--trials", "10000",
+                    "--quiet", "--timeout", f"{seconds:g}", "--seed", str(seed), "-o", str(out)],
+                   seconds, tmp / f"cnnbp_{seed}.log")
+    # the kill may come before the outputs are written: rewrite them from the study
+    subprocess.run([CNNBP, "search", "--refresh", str(out)], cwd=ROOT, env=ENV, check=True,
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     with open(out / "results.csv", newline="") as f:
         rows = list(csv.DictReader(f))
-    trained = [r for r in rows if r["status"] in ("trained", "pruned")]
-    bad = [r for r in rows if r["status"] == "infeasible"]
-    return {"tool": "cnnbp search (TPE)", "wall": wall,
-            "best": max((float(r["val_accuracy"]) for r in trained), default=float("nan")),
-            "completed": len(trained), "wasted": 0, "excluded": len(bad),
-            "crashed": sum(r["status"] == "failed" for r in rows),
-            "wasted_s": 0.0, "static_s": sum(float(r["check_ms"]) for r in bad) / 1e3}
+    status = lambda s: [r for r in rows if r["status"] == s]
+    trained = [{"val": float(r["val_accuracy"]), "test": float(r["test_accuracy"])}
+               for r in status("trained")]
+    full, pruned = len(trained), len(status("pruned"))
+    return {"wall": wall, **summary(pick(trained), trained, nets=full + pruned, full=full,
+                                    stopped=pruned, refused=len(status("infeasible")),
+                                    crashed=len(status("failed")))}
 
 
-def kerastuner(tmp: Path, kind: str, seconds: float, epochs: int) -> dict:
-    folder, log = tmp / f"kt_{kind}", tmp / f"kt_{kind}.jsonl"
-    wall = run_for([sys.executable, "bench/search_kerastuner_worker.py", kind, str(folder),
-                    str(epochs), str(log)], seconds)
-    best, completed, failed = float("nan"), 0, 0
-    for trial in folder.glob("bench/trial_*/trial.json"):
-        t = json.loads(trial.read_text())
-        if t.get("status") == "COMPLETED" and t.get("score") is not None:
-            completed += 1
-            best = t["score"] if best != best else max(best, t["score"])
-        elif t.get("status") in ("FAILED", "INVALID"):
-            failed += 1
-    builds = [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
-    wasted = [b for b in builds if not b["built"]]
-    return {"tool": f"KerasTuner {'RandomSearch' if kind == 'random' else 'Hyperband'}",
-            "wall": wall, "best": best, "completed": completed, "crashed": failed,
-            "wasted": len(wasted), "excluded": 0,
-            "wasted_s": sum(b["seconds"] for b in wasted), "static_s": 0.0}
+def kerastuner(tmp: Path, seconds: float, seed: int) -> dict:
+    log = tmp / f"kt_{seed}.jsonl"
+    wall = run_for([sys.executable, "bench/search_kerastuner_worker.py", str(tmp / f"kt_{seed}"),
+                    str(log), str(seed)], seconds, tmp / f"kt_{seed}.log")
+    lines = []
+    for line in log.read_text().splitlines() if log.exists() else []:
+        try:
+            lines.append(json.loads(line))
+        except json.JSONDecodeError:  # the line being written when the worker was killed
+            pass
+    trained = [{"val": t["val_accuracy"], "test": t["test_accuracy"], **t} for t in lines
+               if t["kind"] == "trained"]
+    parent = {t["trial"]: t["parent"] for t in trained}
+
+    def root(trial):  # the trial that started the net from epoch 0
+        while parent.get(trial) is not None:
+            trial = parent[trial]
+        return trial
+
+    nets = {t["trial"] for t in trained if t["initial_epoch"] == 0}
+    full = {root(t["trial"]) for t in trained if t["epochs"] == EPOCHS}
+    return {"wall": wall, **summary(pick(trained), trained, nets=len(nets), full=len(full),
+                                    stopped=len(nets - full),
+                                    refused=sum(t["kind"] == "refused" for t in lines),
+                                    crashed=sum(t["kind"] == "crashed" for t in lines))}
 
 
-def main(seconds: float = 120, epochs: int = 3) -> None:
+def cell(name: str, value) -> str:
+    if name in ("best_test", "best_val"):
+        return f"{value:.4f}"
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def main(seconds: float = 600, repeats: int = 3) -> None:
+    same_data()
+    tools = {"cnnbp search": cnnbp, "KerasTuner Hyperband": kerastuner}
+    results = {name: [] for name in tools}
     with tempfile.TemporaryDirectory() as tmp:
-        tmp = Path(tmp)
-        results = [cnnbp(tmp, seconds, epochs), kerastuner(tmp, "random", seconds, epochs),
-                   kerastuner(tmp, "hyperband", seconds, epochs)]
-    print(f"budget {seconds:g} s per tool, {epochs} epochs per trial, digits 8x8")
-    print(f"{'tool':28} {'wall s':>7} {'best val acc':>12} {'completed':>9} {'crashed':>7} "
-          f"{'failed builds':>13} {'s on impossible':>15} {'excluded statically':>19}")
-    for r in results:
-        print(f"{r['tool']:28} {r['wall']:7.1f} {r['best']:12.4f} {r['completed']:9d} "
-              f"{r['crashed']:7d} {r['wasted']:13d} {r['wasted_s']:15.3f} "
-              f"{r['excluded']:>10d} ({r['static_s']:.3f} s)")
+        for r in range(repeats):
+            order = list(tools) if r % 2 == 0 else list(tools)[::-1]
+            for name in order:
+                results[name].append(tools[name](Path(tmp), seconds, r))
+                print(f"repeat {r + 1}/{repeats} {name}: {results[name][-1]}", file=sys.stderr)
+    heads = ("test acc of pick", "val acc of pick", "trials at that val", "nets trained",
+             "to 15 epochs", "stopped early", "refused > 50k params", "crashed")
+    print(f"digits_search, {seconds:g} s wall per tool and repeat, {repeats} repeat(s), "
+          "order alternating; each cell: median (per repeat)\n")
+    print("| tool | " + " | ".join(heads) + " | wall s |")
+    print("|---" * (len(heads) + 2) + "|")
+    for name, runs in results.items():
+        cells = []
+        for f in (*FIELDS, "wall"):
+            values = [run[f] for run in runs]
+            each = ", ".join(cell(f, v) if f != "wall" else f"{v:.0f}" for v in values)
+            median = statistics.median(values)
+            cells.append((cell(f, median) if f != "wall" else f"{median:.0f}")
+                         + (f" ({each})" if len(runs) > 1 else ""))
+        print(f"| {name} | " + " | ".join(cells) + " |")
 
 
 if __name__ == "__main__":
-    main(float(sys.argv[1]) if len(sys.argv) > 1 else 120,
+    main(float(sys.argv[1]) if len(sys.argv) > 1 else 600,
          int(sys.argv[2]) if len(sys.argv) > 2 else 3)
