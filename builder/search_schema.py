@@ -8,7 +8,8 @@ from __future__ import annotations
 
 BUDGETS = ("max_params", "max_macs", "max_activation_memory", "max_latency_ms")
 OBJECTIVES = ("accuracy", "accuracy,macs", "accuracy,latency")
-SECTION_KEYS = ("space", "objective") + BUDGETS
+PRUNERS = ("hyperband", "median", "none")
+SECTION_KEYS = ("space", "objective", "pruner", "min_epochs") + BUDGETS
 
 
 def schema() -> dict:
@@ -43,5 +44,11 @@ def schema() -> dict:
             "max_latency_ms": {"type": "number", "exclusiveMinimum": 0,
                                "description": "ONNX Runtime batch-1 latency on this machine"},
             "objective": {"enum": list(OBJECTIVES)},
+            "pruner": {"enum": list(PRUNERS),
+                       "description": "how trials are stopped early: hyperband (default: "
+                       "successive halving over epochs, from min_epochs up to "
+                       "training.epochs), median, or none (every trial trains every epoch)"},
+            "min_epochs": {**whole, "description": "the fewest epochs a trial trains before "
+                           "the pruner may stop it (default 1)"},
         },
     }

@@ -82,6 +82,8 @@ class SearchSpace:
     axes: tuple[Axis, ...]
     budgets: dict            # budget name -> limit; only those given
     objective: str = "accuracy"
+    pruner: str = "hyperband"  # hyperband | median | none (single objective only)
+    min_epochs: int = 1        # the fewest epochs before a trial may be stopped
 
     @property
     def objectives(self) -> tuple[str, ...]:
@@ -91,7 +93,8 @@ class SearchSpace:
     def to_json(self) -> str:
         """A stable text of the space, to tell a resumed study from a different one."""
         return json.dumps({"axes": [[a.name, repr(a.dim)] for a in self.axes],
-                           "budgets": self.budgets, "objective": self.objective},
+                           "budgets": self.budgets, "objective": self.objective,
+                           "pruner": self.pruner, "min_epochs": self.min_epochs},
                           sort_keys=True)
 
 
@@ -120,7 +123,8 @@ def parse(doc: dict) -> SearchSpace | None:
     if problems:
         raise BlueprintError(problems)
     budgets = {k: section[k] for k in BUDGETS if k in section}
-    return SearchSpace(tuple(axes), budgets, section.get("objective", "accuracy"))
+    return SearchSpace(tuple(axes), budgets, section.get("objective", "accuracy"),
+                       section.get("pruner", "hyperband"), section.get("min_epochs", 1))
 
 
 class _Bad(ValueError):

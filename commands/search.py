@@ -15,6 +15,8 @@ EXAMPLES = """examples:
   cnnbp search bp.yaml --data digits --trials 40 -o searches/shared \\
       --storage journal:/shared/search.log       (a file on a shared filesystem: no server)
   cnnbp search --refresh searches/shared      (rewrite the outputs from the study, any time)
+  cnnbp search mnist1d_search --data mnist1d --trials 60 --final-epochs 60 -o searches/m1d
+      (retrain the winner on training + validation data into searches/m1d/final)
 then: cnnbp train searches/digits/best.yaml --data digits -o runs/best
 """
 
@@ -50,7 +52,17 @@ def register(subparsers) -> None:
     p.add_argument("--objective", choices=["accuracy", "accuracy,macs", "accuracy,latency"],
                    metavar="OBJ", help="accuracy (default), accuracy,macs or accuracy,latency "
                    "(a Pareto front); shorthand for --search-set objective=...")
-    p.add_argument("--epochs", type=int, help="epochs per trial (--set training.epochs=N)")
+    p.add_argument("--epochs", type=int, help="epochs per trial at most (--set "
+                   "training.epochs=N); the pruner stops most trials sooner (search.pruner, "
+                   "search.min_epochs)")
+    p.add_argument("--final-epochs", type=int, metavar="N",
+                   help="when the search ends, retrain the best trial's net on training + "
+                        "validation data for N epochs into OUT/final (a full run directory) "
+                        "and report its test accuracy")
+    p.add_argument("--keep", action="store_true",
+                   help="train every trial as a full run directory (checkpoints, models, "
+                        "charts), as `cnnbp train` does; by default a trial keeps its "
+                        "blueprint, history and result, and its model only if it could win")
     p.add_argument("--storage", metavar="URL", help="where several workers share the study: "
                    "an Optuna RDB URL (postgresql://…) or journal:PATH (a file on a shared "
                    "filesystem); default sqlite in OUT/study.db")
@@ -79,6 +91,8 @@ def run(args) -> int:
                          "(or --refresh OUT alone to rewrite a search's outputs)")
     if args.trials < 1:
         raise UsageError(f"--trials must be >= 1, got {args.trials}")
+    if args.final_epochs is not None and args.final_epochs < 1:
+        raise UsageError(f"--final-epochs must be >= 1, got {args.final_epochs}")
     overrides = list(args.set) + ([f"training.epochs={args.epochs}"] if args.epochs else [])
     search_sets = list(args.search_set) + ([f"objective={args.objective}"]
                                            if args.objective else [])
@@ -86,9 +100,9 @@ def run(args) -> int:
     import sys
 
     from cnnbp.search.space_text import describe
-    # on stderr, with the progress: stdout keeps the summary alone
-    sys.stderr.write("search space, as read:\n" + "".join(f"  {line}\n"
-                                                          for line in describe(space)))
+    if not args.quiet:  # on stderr, with the progress: stdout keeps the summary alone
+        sys.stderr.write("search space, as read:\n" + "".join(f"  {line}\n"
+                                                              for line in describe(space)))
 
     import optuna
 
@@ -101,14 +115,23 @@ def run(args) -> int:
     logging.getLogger("tensorflow").setLevel(logging.ERROR)  # retracing notes, one per trial
     out = Path(args.output)
     settings = Settings(args.data, out, args.trials, args.timeout, args.storage,
-                        args.study_name, args.seed, quiet=True)
+                        args.study_name, args.seed, quiet=True, keep=args.keep,
+                        final_epochs=args.final_epochs)
     progress = Progress(args.trials, args.timeout, quiet=args.quiet)
     try:
         study = studies.run(space, doc, settings, on_trial=progress)
     finally:
         progress.close()
+    if args.final_epochs:
+        from cnnbp.search.final import retrain
+        from cnnbp.search.locks import claim_lock
+        from cnnbp.search.storage import storage_url
+        say = (lambda line: None) if args.quiet else \
+            (lambda line: sys.stderr.write(line + "\n"))
+        with claim_lock(storage_url(settings)) as lock:
+            retrain(study, out, args.data, args.final_epochs, lock, say=say)
     top = outputs.write_all(study, out, space.objectives)
-    print(outputs.summary(outputs.rows(study), top))
+    print(outputs.summary(outputs.rows(study), top, final=outputs.final_record(study, top)))
     if top is not None:
         print(f"{out}: results.csv, history.png, pareto.png; best.yaml is trial {top.number} "
               f"(validation accuracy {top.accuracy:.4f}) — "
@@ -122,7 +145,7 @@ def refresh(out) -> int:
     from cnnbp.search.opening import load_study
     study, objectives = load_study(out)
     top = outputs.write_all(study, out, objectives)
-    print(outputs.summary(outputs.rows(study), top))
+    print(outputs.summary(outputs.rows(study), top, final=outputs.final_record(study, top)))
     print(f"{out}: results.csv, history.png, pareto.png" + (", best.yaml" if top else "")
           + f" rewritten from the study ({len(study.trials)} trials)")
     return 0

@@ -16,9 +16,10 @@ from .storage import open_storage, storage_url
 SEARCH_FILE = "search.json"  # OUT/search.json: where the study is, for --refresh
 
 
-def open_study(space: SearchSpace, doc: dict, settings: Settings):
+def open_study(space: SearchSpace, doc: dict, settings: Settings, epochs: int | None = None):
     """Create the study, or load it to resume; refuse one made for another space. Returns
-    the shared study and the sampler for the proposer's shadow study (``proposer``)."""
+    the shared study and the sampler for the proposer's shadow study (``proposer``).
+    ``epochs``: the blueprint's ``training.epochs``, the most a trial trains."""
     import warnings
 
     import optuna
@@ -38,7 +39,7 @@ def open_study(space: SearchSpace, doc: dict, settings: Settings):
     if len(directions) == 1:
         sampler = optuna.samplers.TPESampler(seed=seed,
                                              n_startup_trials=min(10, max(2, settings.trials)))
-        pruner = optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=1)
+        pruner = make_pruner(space, epochs)
     else:
         sampler = optuna.samplers.NSGAIISampler(
             seed=seed, population_size=max(4, min(50, settings.trials)))
@@ -62,6 +63,24 @@ def open_study(space: SearchSpace, doc: dict, settings: Settings):
     write_json(settings.out / SEARCH_FILE, {"storage": url, "study_name": settings.study_name,
                                             "objectives": list(space.objectives)})
     return study, sampler
+
+
+def make_pruner(space: SearchSpace, epochs: int | None):
+    """The pruner ``search.pruner`` names for a one-objective study. Trials report the
+    validation accuracy after each epoch at step = epochs trained, so ``min_epochs`` is the
+    first step a trial may be stopped at. Hyperband (reduction factor 3) runs successive
+    halving in brackets that start from ``min_epochs``, 3x, 9x… up to ``epochs``: most
+    trials stop after a few epochs, the best third of each rung trains on."""
+    import optuna
+    if space.pruner == "none":
+        return optuna.pruners.NopPruner()
+    if space.pruner == "median":
+        return optuna.pruners.MedianPruner(n_startup_trials=3,
+                                           n_warmup_steps=space.min_epochs)
+    return optuna.pruners.HyperbandPruner(min_resource=space.min_epochs,
+                                          max_resource="auto" if epochs is None
+                                          else max(epochs, space.min_epochs),
+                                          reduction_factor=3)
 
 
 def load_study(out: Path):

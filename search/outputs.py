@@ -15,6 +15,7 @@ from cnnbp.contract.atomic import write_text
 
 from .proposer import STATUS, records
 
+FINAL = "cnnbp.final"  # study user attribute: ``--final-epochs``'s retraining (``final``)
 COLUMNS = ("trial", "status", "reason", "val_accuracy", "test_accuracy", "params", "macs",
            "activation_memory", "latency_ms", "check_ms", "seconds", "run_dir")
 
@@ -88,7 +89,7 @@ def write_all(study, out: Path, objectives: tuple[str, ...]) -> Row | None:
     write_csv(table, out / "results.csv")
     top = best(study, table)
     if top is not None:
-        write_best(top, out / "best.yaml")
+        write_best(top, out / "best.yaml", final_record(study, top))
     plot_history(table, out / "history.png")
     plot_pareto(table, out / "pareto.png", "latency_ms" if "latency" in objectives else "macs")
     return top
@@ -107,12 +108,30 @@ def write_csv(table: list[Row], path: Path) -> None:
     write_text(path, buf.getvalue())
 
 
-def write_best(row: Row, path: Path) -> None:
-    """The winning trial's resolved blueprint, as ``cnnbp train`` writes blueprint.yaml."""
+def final_record(study, top: Row | None) -> dict | None:
+    """The study's finished ``--final-epochs`` retraining of ``top``, if there is one."""
+    record = study.user_attrs.get(FINAL)
+    if top is not None and record and record.get("status") == "done" \
+            and record["trial"] == top.number:
+        return record
+    return None
+
+
+def final_line(final: dict) -> str:
+    """What the final retraining gave, in a line."""
+    return (f"final: retrained on training + validation data for {final['epochs']} epochs, "
+            f"test accuracy {final['test_accuracy']:.4f} ({final['run_dir']})")
+
+
+def write_best(row: Row, path: Path, final: dict | None = None) -> None:
+    """The winning trial's resolved blueprint, as ``cnnbp train`` writes blueprint.yaml;
+    its header gives the trial's accuracies and, after ``--final-epochs``, the final run's."""
     from ruamel.yaml import YAML
     buf = io.StringIO()
     buf.write(f"# cnnbp search: trial {row.number}, validation accuracy "
               f"{row.accuracy:.4f}, test accuracy {row.attrs.get('test_accuracy', 0):.4f}\n")
+    if final is not None:
+        buf.write(f"# {final_line(final)}\n")
     yaml = YAML(typ="safe", pure=True)
     yaml.default_flow_style = None
     yaml.dump(row.attrs["blueprint"], buf)
@@ -192,8 +211,9 @@ def pareto_figure(table: list[Row], cost: str):
     return _finish(fig, ax)
 
 
-def summary(table: list[Row], top: Row | None, limit: int = 5) -> str:
-    """The table printed at the end: the best trained trials and the counts."""
+def summary(table: list[Row], top: Row | None, limit: int = 5, final: dict | None = None) -> str:
+    """The table printed at the end: the best trained trials, the counts, and the final
+    retraining's test accuracy when there was one."""
     trained = sorted((r for r in table if r.status == "trained"),
                      key=lambda r: -r.accuracy)[:limit]
     names = sorted({k for r in trained for k in r.params})
@@ -208,6 +228,8 @@ def summary(table: list[Row], top: Row | None, limit: int = 5) -> str:
                         "waiting")}
     lines.append(", ".join(f"{n} {s}" for s, n in counts.items() if n)
                  + (f"; best: trial {top.number}" if top else "; no trial finished training"))
+    if final is not None:
+        lines.append(final_line(final))
     return "\n".join(lines)
 
 

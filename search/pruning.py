@@ -20,7 +20,7 @@ def PruningCallback(trial, monitor: str = "val_accuracy"):
             value = (logs or {}).get(monitor)
             if value is None:
                 return
-            trial.report(float(value), epoch)
+            trial.report(float(value), epoch + 1)  # step = epochs trained (a resource)
             if trial.should_prune():
                 self.pruned = True
                 self.model.stop_training = True

@@ -11,7 +11,7 @@ import shutil
 from pathlib import Path
 
 from .proposer import STATUS
-from .trial import COST_KEYS
+from .trial import COST_KEYS, TRIAL_FILE
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +48,7 @@ class RetryAndClear:
 
     def __call__(self, study, trial) -> None:
         run_dir = trial.user_attrs.get("run_dir")
-        if run_dir and (Path(run_dir) / "metrics.json").is_file():
+        if run_dir and finished(Path(run_dir)) is not None:
             recover_finished(study, trial, Path(run_dir))
             return
         self.retry(study, trial)
@@ -62,22 +62,38 @@ class RetryAndClear:
                         exc)
 
 
-def recover_finished(study, trial, run: Path) -> None:
-    """A dead worker's trial whose run finished: add its result to the study as a COMPLETE
-    trial (``failed_trial`` names the dead one, as Optuna's retries do)."""
-    import optuna
-
+def finished(run: Path) -> dict | None:
+    """A trial folder's result when its training finished: ``trial.json`` (a search's lean
+    trial) or a full run's metrics.json and history; None when it did not finish."""
     from cnnbp.contract.rundir import RunDir
-    metrics = json.loads((run / "metrics.json").read_text())
-    accuracy = float(RunDir(run).read_state().history[-1]["val_accuracy"])
-    attrs = {**trial.user_attrs, STATUS: "trained", "val_accuracy": accuracy,
-             "test_accuracy": metrics["test_accuracy"], "epochs": metrics["epochs"],
+    if (run / TRIAL_FILE).is_file():
+        return json.loads((run / TRIAL_FILE).read_text())
+    if (run / "metrics.json").is_file():
+        metrics = json.loads((run / "metrics.json").read_text())
+        return {"val_accuracy": float(RunDir(run).read_state().history[-1]["val_accuracy"]),
+                "test_accuracy": metrics["test_accuracy"], "epochs": metrics["epochs"],
+                "pruned": False}
+    return None
+
+
+def recover_finished(study, trial, run: Path) -> None:
+    """A dead worker's trial whose training finished: add its result to the study as a
+    COMPLETE (or PRUNED) trial (``failed_trial`` names the dead one, as Optuna's retries
+    do)."""
+    import optuna
+    result = finished(run)
+    pruned = bool(result.get("pruned"))
+    accuracy = result["val_accuracy"]
+    attrs = {**trial.user_attrs, STATUS: "pruned" if pruned else "trained",
+             "val_accuracy": accuracy, "epochs": result["epochs"],
              "reason": f"recovered from trial {trial.number}, whose worker died after "
                        "training it"}
+    if result.get("test_accuracy") is not None:
+        attrs["test_accuracy"] = result["test_accuracy"]
     costs = [float(attrs.get(k, math.inf)) for k in attrs.get(COST_KEYS, [])]
-    values = [accuracy] + costs
+    state = optuna.trial.TrialState.PRUNED if pruned else optuna.trial.TrialState.COMPLETE
     study.add_trial(optuna.trial.create_trial(
-        state=optuna.trial.TrialState.COMPLETE, values=values, params=trial.params,
+        state=state, values=None if pruned else [accuracy] + costs, params=trial.params,
         distributions=trial.distributions, user_attrs=attrs,
         intermediate_values=trial.intermediate_values,
         system_attrs={"failed_trial": trial.number}))
@@ -106,7 +122,7 @@ def remove_trial_folder(path: Path) -> bool:
     for entry in path.iterdir():
         if _TEMPORARY.match(entry.name) or entry.is_symlink():
             continue  # rmtree removes a link, never what it points to
-        if entry.name not in RUN_ENTRIES:
+        if entry.name not in RUN_ENTRIES and entry.name != TRIAL_FILE:
             return False
         if entry.name == STATE and any(not (_STATE_FILE.match(f.name) or
                                             _TEMPORARY.match(f.name))

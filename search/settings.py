@@ -16,3 +16,5 @@ class Settings:
     study_name: str = "search"
     seed: int = 0
     quiet: bool = True
+    keep: bool = False          # every trial a full run directory (`cnnbp train`'s)
+    final_epochs: int | None = None  # retrain the best on training + validation data

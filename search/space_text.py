@@ -14,6 +14,13 @@ def describe(space: ss.SearchSpace) -> list[str]:
     if any("range" in line for line in lines):
         lines.append("(a list of two numbers is a range; for just the two, write "
                      "{choice: [3, 5]})")
+    if len(space.objectives) == 1:  # Optuna prunes one-objective studies only
+        lines.append({"none": "pruner: none (every trial trains every epoch)",
+                      "median": f"pruner: median (a trial may stop after {space.min_epochs}+ "
+                                "epochs)",
+                      "hyperband": f"pruner: hyperband (successive halving from "
+                                   f"{space.min_epochs} epoch{'s' * (space.min_epochs > 1)}, "
+                                   "reduction factor 3)"}[space.pruner])
     return lines
 
 

@@ -48,7 +48,12 @@ def run(space: SearchSpace, doc: dict, settings: Settings,
     from cnnbp.train.sources import preload
     # --data problems that need no TensorFlow, before the study or OUT is made
     preload(settings.data, net.input_shape, net.classes, net.class_names)
-    study, sampler = open_study(space, doc, settings)
+    if space.min_epochs > net.training.epochs and space.pruner != "none":
+        from cnnbp.contract.errors import UsageError
+        raise UsageError(f"search.min_epochs is {space.min_epochs} but a trial trains at "
+                         f"most training.epochs = {net.training.epochs}: set min_epochs to "
+                         f"1..{net.training.epochs}, or raise training.epochs (--epochs)")
+    study, sampler = open_study(space, doc, settings, net.training.epochs)
     latency = None
     if "max_latency_ms" in space.budgets or "latency" in space.objectives:
         from .latency import LatencyCache

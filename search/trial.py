@@ -17,6 +17,7 @@ from .settings import Settings
 
 COST_KEYS = "cost_keys"  # user attribute: the measures after accuracy in the trial's values
 NET_KEY = "net_key"      # user attribute: the trial's ``net_key``, to find repeats
+TRIAL_FILE = "trial.json"  # in a trial's folder: its result, the last file written
 
 
 class Trainer:
@@ -24,6 +25,7 @@ class Trainer:
 
     def __init__(self, space: SearchSpace, doc: dict, settings: Settings, latency=None):
         self.space, self.doc, self.settings, self.latency = space, doc, settings, latency
+        self.fitter = None  # the search's data, loaded once (train.lean.LeanFitter)
 
     def __call__(self, study, trial):
         """Train ``trial`` (its values fixed when it was enqueued); return it frozen."""
@@ -36,14 +38,16 @@ class Trainer:
         trial.set_user_attr(COST_KEYS, ["latency_ms" if o == "latency" else o
                                         for o in self.space.objectives[1:]])
         try:
-            accuracy, pruned = self._train(trial, cand)
+            accuracy, pruned = self._train(study, trial, cand)
         except BaseException as exc:  # the search stops; the trial says why in results.csv
             trial.set_user_attr("reason", f"training raised {type(exc).__name__}: {exc}"[:500])
             study.tell(trial, state=optuna.trial.TrialState.FAIL)
             raise
         if pruned:
             trial.set_user_attr(STATUS, "pruned")
-            trial.set_user_attr("reason", "stopped early by the median pruner")
+            epochs = trial.user_attrs.get("epochs")
+            trial.set_user_attr("reason", f"stopped early by the {self.space.pruner} pruner "
+                                          f"after {epochs} epoch{'s' * (epochs != 1)}")
             return study.tell(trial, state=optuna.trial.TrialState.PRUNED)
         trial.set_user_attr(STATUS, "trained")
         return study.tell(trial, self._values(cand, accuracy))
@@ -54,11 +58,10 @@ class Trainer:
                                for o in self.space.objectives[1:]]
         return values[0] if len(values) == 1 else values
 
-    def _train(self, trial, cand: Candidate) -> tuple[float, bool]:
+    def _train(self, study, trial, cand: Candidate) -> tuple[float, bool]:
         from cnnbp.builder.tf_env import import_keras
-        from cnnbp.contract.rundir import RunDir
         import_keras()  # first, with TensorFlow's start-up noise filtered: train/ imports Keras
-        from cnnbp.train import fit
+        from cnnbp.train.lean import needs_run
 
         from .pruning import PruningCallback
         net = cand.compiled.network
@@ -69,18 +72,86 @@ class Trainer:
         run = (self.settings.out / "trials" / f"{trial.number:03d}").resolve()
         trial.set_user_attr("run_dir", str(run))
         started = time.perf_counter()
-        callbacks = [PruningCallback(trial)] if len(self.space.objectives) == 1 else []
+        prunes = len(self.space.objectives) == 1 and self.space.pruner != "none"
+        callbacks = [PruningCallback(trial)] if prunes else []
+        fitter = self._fitter()
+        full = self.settings.keep or needs_run(cand.compiled, fitter.prepared(cand.compiled)[0])
+        if full:
+            accuracy, test, epochs = self._full_run(cand, run, callbacks)
+        else:
+            accuracy, test, epochs = self._lean(study, cand, run, callbacks)
+        pruned = any(cb.pruned for cb in callbacks)
+        trial.set_user_attr("val_accuracy", accuracy)
+        if test is not None:
+            trial.set_user_attr("test_accuracy", test)
+        trial.set_user_attr("epochs", epochs)
+        trial.set_user_attr("seconds", round(time.perf_counter() - started, 3))
+        return accuracy, pruned
+
+    def _fitter(self):
+        if self.fitter is None:
+            from cnnbp.train.lean import LeanFitter
+            self.fitter = LeanFitter(self.settings.data)
+        return self.fitter
+
+    def _full_run(self, cand: Candidate, run, callbacks) -> tuple[float, float, int]:
+        """A full ``cnnbp train`` run directory (``--keep``, or a net that needs one)."""
+        from cnnbp.contract.rundir import RunDir
+        from cnnbp.train import fit
         # a trial's page would cost seconds of figures; `cnnbp report RUN` writes it on request
         metrics = fit.train(cand.compiled, self.settings.data, run, quiet=self.settings.quiet,
                             callbacks=callbacks, report=False)
         history = RunDir(run).read_state().history
-        accuracy = float(history[-1]["val_accuracy"])
-        trial.set_user_attr("val_accuracy", accuracy)
-        trial.set_user_attr("test_accuracy", metrics.test_accuracy)
-        trial.set_user_attr("epochs", metrics.epochs)
-        trial.set_user_attr("seconds", round(time.perf_counter() - started, 3))
+        return float(history[-1]["val_accuracy"]), metrics.test_accuracy, metrics.epochs
+
+    def _lean(self, study, cand: Candidate, run, callbacks) -> tuple[float, float | None, int]:
+        """Trained in this process on the search's data (``train.lean``). ``run`` appears
+        whole or not at all, with the resolved blueprint, the history and ``trial.json``
+        (the result, for a worker that recovers a dead worker's finished trial), and, when
+        the trial could be the study's best, the model with its labels and normalisation."""
+        from cnnbp.contract.atomic import atomic_path, write_json
+        from cnnbp.contract.rundir import RunDir
+        fitter = self._fitter()
+        result, model = fitter.fit(cand.compiled, callbacks)
         pruned = any(cb.pruned for cb in callbacks)
-        return accuracy, pruned
+        test = None if pruned else fitter.evaluate(cand.compiled, model)
+        with atomic_path(run) as tmp:
+            tmp.mkdir(parents=True)
+            folder = RunDir(tmp)
+            folder.write_blueprint(cand.compiled.resolved)
+            folder.write_history(list(result.history))
+            if not pruned and could_win(study, result.val_accuracy, cand, self.space):
+                fitter.save(cand.compiled, model, tmp)
+            write_json(tmp / TRIAL_FILE, {"val_accuracy": result.val_accuracy,
+                                          "test_accuracy": test, "epochs": len(result.history),
+                                          "pruned": pruned})
+        return result.val_accuracy, test, len(result.history)
+
+
+def could_win(study, accuracy: float | None, cand: Candidate, space: SearchSpace) -> bool:
+    """Whether a trained trial may be the study's best when it ends: no finished trained
+    trial is more accurate (one objective) or better on both accuracy and cost (two)."""
+    from optuna.trial import TrialState
+    if accuracy is None:
+        return False
+    costs = ["latency_ms" if o == "latency" else o for o in space.objectives[1:]]
+    mine = [cand.measures.get(c) for c in costs]
+    for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+        if t.user_attrs.get(STATUS) != "trained":
+            continue
+        other = t.user_attrs.get("val_accuracy")
+        if other is None:
+            continue
+        if not costs:
+            if other > accuracy:
+                return False
+            continue
+        theirs = [t.user_attrs.get(c) for c in costs]
+        if None not in theirs and None not in mine and other >= accuracy and \
+                all(a <= b for a, b in zip(theirs, mine)) and \
+                (other > accuracy or any(a < b for a, b in zip(theirs, mine))):
+            return False
+    return True
 
 
 def net_key(resolved: dict) -> str:

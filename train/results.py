@@ -60,7 +60,7 @@ def _evaluate(session: Session, final, wall_started: float, explaining):
 
     from .evaluate import classification_report
     net = session.compiled.network
-    probabilities, labels = _predict(final, session.pipelines)
+    probabilities, labels = predict_test(final, session.pipelines)
     seconds = session.state.train_seconds
     bad = session.pipelines.bad
     metrics = TrainMetrics(
@@ -99,7 +99,7 @@ def _explain_beside(run_path):
         pool.shutdown(wait=False)
 
 
-def _predict(model, pipelines: Pipelines) -> tuple[np.ndarray, np.ndarray]:
+def predict_test(model, pipelines: Pipelines) -> tuple[np.ndarray, np.ndarray]:
     """Class probabilities and true labels over the test stream, batch by batch."""
     probabilities, labels = [], []
     with raise_for(pipelines.bad):

@@ -138,25 +138,32 @@ def _sample_count(net) -> int:
 
 def compile_model(session: Session):
     """The model with its optimizer, loss and metrics (fresh, or restored to resume)."""
-    import keras
-
-    from cnnbp.builder.keras_builder import build_model
     from cnnbp.builder.weights import load_into
-
-    from . import schedules
-    net = session.compiled.network
-    t = net.training
     with session.device.strategy.scope():
-        model = build_model(net)
-        steps = max(1, -(-session.pipelines.train_size // t.batch_size))
-        model.compile(optimizer=schedules.optimizer(t, steps),
-                      loss=keras.losses.CategoricalCrossentropy(label_smoothing=t.label_smoothing),
-                      metrics=[keras.metrics.CategoricalAccuracy(name="accuracy")],
-                      steps_per_execution=session.device.steps_per_execution,
-                      jit_compile=session.device.jit_compile)
+        model = compile_net(session.compiled.network, session.device,
+                            session.pipelines.train_size)
         if session.state.checkpoint:
             session.best_weights = restore_state(session.run.checkpoint_file(session.state),
                                                  model)
         else:  # weights.from starts a new run only: a resumed one keeps what it trained
             load_into(model, session.compiled)
+    return model
+
+
+def compile_net(net, device: devices.Device, train_size: int):
+    """``net`` built and compiled as every run trains it (optimizer and schedule, loss,
+    metrics, steps per execution), its weights fresh; call inside the device's strategy."""
+    import keras
+
+    from cnnbp.builder.keras_builder import build_model
+
+    from . import schedules
+    t = net.training
+    model = build_model(net)
+    steps = max(1, -(-train_size // t.batch_size))
+    model.compile(optimizer=schedules.optimizer(t, steps),
+                  loss=keras.losses.CategoricalCrossentropy(label_smoothing=t.label_smoothing),
+                  metrics=[keras.metrics.CategoricalAccuracy(name="accuracy")],
+                  steps_per_execution=device.steps_per_execution,
+                  jit_compile=device.jit_compile)
     return model

@@ -24,25 +24,49 @@ def _rows(out: Path) -> list[dict]:
         return list(csv.DictReader(f))
 
 
+def _running(out: Path) -> list:
+    """The study's trials in state RUNNING (read from its SQLite file)."""
+    import sqlite3
+    if not (out / "study.db").is_file():
+        return []
+    with sqlite3.connect(out / "study.db") as db:
+        try:
+            return db.execute("select number from trials where state = 'RUNNING'").fetchall()
+        except sqlite3.OperationalError:  # the tables are not made yet
+            return []
+
+
 @pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning")  # heartbeats
+@pytest.mark.parametrize("keep", [True, False], ids=["run_folder", "lean"])
 def test_a_killed_trial_is_retried_and_its_folder_removed(digits_space, tmp_path, keras,
-                                                          monkeypatch):
+                                                          monkeypatch, keep):
+    """With --keep the kill lands between the first epoch's state and the trial's end, and
+    the half-trained run folder goes; a lean trial writes its folder whole at its end, so
+    none is left."""
     from tests.search.conftest import DIGITS_SPACE
-    # long enough that the kill lands between the first epoch's state and the trial's end
+    # long enough that the kill lands before the trial's end
     bp = digits_space(text=DIGITS_SPACE.replace("epochs: 1,", "epochs: 40,"))
     out = tmp_path / "out"
     args = ["search", bp, "--data", "digits", "--trials", "1", "--quiet", "-o", str(out)]
+    args += ["--keep"] if keep else ["--search-set", "pruner=none"]
     env = {**os.environ, "CNNBP_SEARCH_HEARTBEAT_S": str(HEARTBEAT_S)}
     proc = subprocess.Popen([str(Path(sys.executable).with_name("cnnbp")), *args], env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        wait_for(lambda: list(out.glob("trials/*/state/state.json")),
-                 "the trial's first epoch state", alive=(proc,))
+        if keep:
+            wait_for(lambda: list(out.glob("trials/*/state/state.json")),
+                     "the trial's first epoch state", alive=(proc,))
+        else:
+            wait_for(lambda: _running(out), "the trial to start", alive=(proc,))
     finally:
         proc.send_signal(signal.SIGKILL)
         proc.wait()
-    dead = [p.parent.parent for p in out.glob("trials/*/state/state.json")]
-    assert len(dead) == 1 and not (dead[0] / "metrics.json").exists()
+    if keep:
+        dead = [p.parent.parent for p in out.glob("trials/*/state/state.json")]
+        assert len(dead) == 1 and not (dead[0] / "metrics.json").exists()
+    else:
+        (number,), = _running(out)
+        dead = [out / "trials" / f"{number:03d}"]
 
     # The dead worker is known only by its silence: wait until the storage itself counts its
     # trial stale (3 heartbeats without one), as a live worker would find it.
@@ -69,7 +93,8 @@ def test_a_killed_trial_is_retried_and_its_folder_removed(digits_space, tmp_path
                                                  f"(killed or cut off); retried as trial "
                                                  f"{retry[0]}")
     trained = [r for r in rows.values() if r["status"] == "trained"]
-    assert len(trained) == 1 and (Path(trained[0]["run_dir"]) / "metrics.json").is_file()
+    finished = "metrics.json" if keep else "trial.json"
+    assert len(trained) == 1 and (Path(trained[0]["run_dir"]) / finished).is_file()
     assert {p.name for p in (out / "trials").iterdir()} == {Path(trained[0]["run_dir"]).name}
 
 

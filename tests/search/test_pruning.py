@@ -31,8 +31,8 @@ def test_stops_training_when_the_pruner_says_so(keras):
     trial = FakeTrial(prune_at=2)
     cb, history = _fit(keras, trial)
     assert cb.pruned
-    assert len(history.history["loss"]) == 3  # epochs 0, 1, 2; the third report prunes
-    assert [s for s, _ in trial.reports] == [0, 1, 2]
+    assert len(history.history["loss"]) == 3  # the third epoch's report prunes
+    assert [s for s, _ in trial.reports] == [1, 2, 3]  # step = epochs trained
     assert [v for _, v in trial.reports] == history.history["val_accuracy"]
 
 

@@ -51,7 +51,7 @@ def test_no_trial_crashed_and_only_feasible_nets_trained(searched):
             assert r["reason"] and not r["run_dir"]
             assert r["status"] == "repeat" or not r["val_accuracy"]
         else:
-            assert (Path(r["run_dir"]) / "metrics.json").is_file()
+            assert (Path(r["run_dir"]) / "trial.json").is_file()
             assert 0.0 <= float(r["val_accuracy"]) <= 1.0
 
 
@@ -99,10 +99,10 @@ def test_best_yaml_reproduces_its_trial(searched, tmp_path):
 
 def test_rerun_resumes_and_trains_only_what_is_missing(searched):
     bp, out = searched
-    before = {p.name: (p / "metrics.json").stat().st_mtime_ns for p in (out / "trials").iterdir()}
+    before = {p.name: (p / "trial.json").stat().st_mtime_ns for p in (out / "trials").iterdir()}
     assert cli.main(["search", str(bp), "--data", "digits", "--trials", "4", "--quiet",
                      "-o", str(out)]) == 0
-    after = {p.name: (p / "metrics.json").stat().st_mtime_ns for p in (out / "trials").iterdir()}
+    after = {p.name: (p / "trial.json").stat().st_mtime_ns for p in (out / "trials").iterdir()}
     assert len(after) == 4 and {k: after[k] for k in before} == before
     numbers = [t.number for t in _study(out).trials]
     assert numbers == list(range(len(numbers)))  # one study, no trial run twice
@@ -160,14 +160,14 @@ def test_a_killed_search_continues_where_it_stopped(digits_space, tmp_path):
            "--trials", "3", "--quiet", "-o", str(out)]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        wait_for(lambda: list(out.glob("trials/*/metrics.json")), "the first finished trial",
+        wait_for(lambda: list(out.glob("trials/*/trial.json")), "the first finished trial",
                  alive=(proc,))
     finally:
         proc.kill()
         proc.wait()
-    first = {p.parent.name: p.stat().st_mtime_ns for p in out.glob("trials/*/metrics.json")}
+    first = {p.parent.name: p.stat().st_mtime_ns for p in out.glob("trials/*/trial.json")}
     assert cli.main(cmd[1:]) == 0
-    done = {p.parent.name: p.stat().st_mtime_ns for p in out.glob("trials/*/metrics.json")}
+    done = {p.parent.name: p.stat().st_mtime_ns for p in out.glob("trials/*/trial.json")}
     assert {k: done[k] for k in first} == first  # finished trials are kept, not rerun
     trained = [t for t in _study(out).trials if t.user_attrs.get("status") in ("trained",
                                                                                "pruned")]

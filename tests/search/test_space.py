@@ -108,7 +108,9 @@ def test_schema_file_describes_the_section():
     schema = json.loads(SCHEMA_FILE.read_text())
     section = schema["properties"]["search"]
     assert set(section["properties"]) == {"space", "max_params", "max_macs",
-                                          "max_activation_memory", "max_latency_ms", "objective"}
+                                          "max_activation_memory", "max_latency_ms", "objective",
+                                          "pruner", "min_epochs"}
+    assert section["properties"]["pruner"]["enum"] == ["hyperband", "median", "none"]
 
 
 def test_registering_the_command_imports_neither_tensorflow_nor_optuna():

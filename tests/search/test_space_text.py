@@ -25,6 +25,7 @@ def test_each_entry_says_range_or_choice(digits_space):
         "CONV.filters: choice of [4, 8]",
         "DROPOUT.rate: range 0.1..0.5 (real numbers)",
         "(a list of two numbers is a range; for just the two, write {choice: [3, 5]})",
+        "pruner: hyperband (successive halving from 1 epoch, reduction factor 3)",
     ]
 
 

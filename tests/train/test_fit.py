@@ -256,7 +256,7 @@ def test_errors_beside_the_explain_thread(tmp_path, monkeypatch):
 
     monkeypatch.setattr(explain, "figures", slow)
     monkeypatch.setattr(results, "wait", wait)
-    monkeypatch.setattr(results, "_predict", broken)
+    monkeypatch.setattr(results, "predict_test", broken)
     with pytest.raises(RuntimeError, match="test evaluation broke"):
         fit.train(load("digits", ["training.epochs=1"]), "digits", tmp_path / "a", quiet=True)
     assert drawn.is_set()
