@@ -32,13 +32,10 @@ def open_study(space: SearchSpace, doc: dict, settings: Settings, epochs: int | 
         storage = open_storage(url)
     settings.out.mkdir(parents=True, exist_ok=True)
     directions = ["maximize"] + ["minimize"] * (len(space.objectives) - 1)
-    seed = settings.seed
-    if settings.storage:  # workers sharing a study must not all propose the same candidates
-        import socket
-        seed = hash((seed, socket.gethostname(), os.getpid())) % 2**31
+    seed = worker_seed(settings)
     if len(directions) == 1:
         sampler = optuna.samplers.TPESampler(seed=seed,
-                                             n_startup_trials=min(10, max(2, settings.trials)))
+                                             n_startup_trials=startup_trials(settings))
         pruner = make_pruner(space, epochs)
     else:
         sampler = optuna.samplers.NSGAIISampler(
@@ -63,6 +60,21 @@ def open_study(space: SearchSpace, doc: dict, settings: Settings, epochs: int | 
     write_json(settings.out / SEARCH_FILE, {"storage": url, "study_name": settings.study_name,
                                             "objectives": list(space.objectives)})
     return study, sampler
+
+
+def worker_seed(settings: Settings) -> int:
+    """The sampler's seed: ``--seed``, mixed with the worker's host and process when workers
+    share a study (they must not all propose the same candidates)."""
+    if not settings.storage:
+        return settings.seed
+    import socket
+    return hash((settings.seed, socket.gethostname(), os.getpid())) % 2**31
+
+
+def startup_trials(settings: Settings) -> int:
+    """Trials sampled at random before TPE models the results: feasible ones only
+    (``proposer.Proposer`` samples at random until that many have trained)."""
+    return min(10, max(2, settings.trials))
 
 
 def make_pruner(space: SearchSpace, epochs: int | None):

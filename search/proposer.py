@@ -40,13 +40,18 @@ class Proposal:
 class Proposer:
     """Proposes candidates for the shared ``study`` through a shadow study's sampler."""
 
-    def __init__(self, space: SearchSpace, doc: dict, sampler, latency=None):
+    def __init__(self, space: SearchSpace, doc: dict, sampler, latency=None,
+                 warmup=None, startup: int = 0):
         import optuna
         self.space, self.doc, self.latency = space, doc, latency
         # the costs after accuracy, as the shared study's objective gives them
         self.costs = ["latency_ms" if o == "latency" else o for o in space.objectives[1:]]
         directions = ["maximize"] + ["minimize"] * len(self.costs)
-        self.shadow = optuna.create_study(sampler=sampler, directions=directions)
+        # ``warmup`` (a random sampler) draws until ``startup`` feasible nets have trained:
+        # infeasible candidates, which the shadow holds too, must not end TPE's random start
+        self.sampler, self.startup, self.feasible = sampler, startup, 0
+        self.shadow = optuna.create_study(sampler=warmup if warmup and startup else sampler,
+                                          directions=directions)
         self.seen: set[int] = set()   # shared-study trial numbers already in the shadow
         self.seen_records: set[str] = set()  # record keys already in the shadow
         self.written = 0  # record batches this proposer wrote
@@ -55,6 +60,8 @@ class Proposer:
         """The next feasible candidate; every infeasible one met on the way is recorded in
         ``study``. None after ``limit`` infeasible candidates in a row."""
         self.sync(study)
+        if self.feasible >= self.startup and self.shadow.sampler is not self.sampler:
+            self.shadow.sampler = self.sampler  # enough feasible nets trained: TPE models them
         batch: list[dict] = []
         try:
             for _ in range(limit):
@@ -113,6 +120,7 @@ class Proposer:
                 continue  # its original is still training: copy the repeat later
             self.seen.add(t.number)
             self._copy(t.params, t.distributions, [0.0] * len(CONSTRAINTS), t)
+            self.feasible += 1
 
     def _copy(self, params: dict, distributions: dict, violations: list, t) -> None:
         """One trial into the shadow: ``t`` a shared trial, or None for a record."""

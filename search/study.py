@@ -20,7 +20,7 @@ from typing import Any, Callable
 from cnnbp.builder.search_space import SearchSpace
 
 from .locks import claim_lock
-from .opening import open_study
+from .opening import open_study, startup_trials, worker_seed
 from .probe import probe
 from .proposer import STATUS, Proposer
 from .recovery import fail_stale
@@ -58,11 +58,14 @@ def run(space: SearchSpace, doc: dict, settings: Settings,
     if "max_latency_ms" in space.budgets or "latency" in space.objectives:
         from .latency import LatencyCache
         latency = LatencyCache(settings.out / "latency.json")
-    proposer = Proposer(space, doc, sampler, latency)
+    import optuna
+    warmup = optuna.samplers.RandomSampler(seed=worker_seed(settings))
+    proposer = Proposer(space, doc, sampler, latency, warmup,
+                        startup_trials(settings) if len(space.objectives) == 1 else 0)
     trainer = Trainer(space, doc, settings, latency)
     deadline = None if settings.timeout is None else time.monotonic() + settings.timeout
     streak, pending = 0, None
-    with claim_lock(storage_url(settings)) as lock:
+    with claim_lock(storage_url(settings)) as lock, contextlib.closing(trainer):
         while deadline is None or time.monotonic() < deadline:
             state = ledger(study)
             if not state.waiting and state.claimed < settings.trials and pending is None:

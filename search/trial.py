@@ -1,6 +1,7 @@
-"""One claimed trial: its candidate trained through ``cnnbp.train.fit.train`` into
-``OUT/trials/NNN/`` and told to Optuna; and a net's identity, so a net already trained in the
-study is recorded as a repeat rather than trained again."""
+"""One claimed trial: its candidate trained in the trials' process (``trial_process``) into
+``OUT/trials/NNN/`` — lean (``train.lean``), or a full ``cnnbp train`` run directory — and
+told to Optuna; and a net's identity, so a net already trained in the study is recorded as a
+repeat rather than trained again."""
 from __future__ import annotations
 
 import json
@@ -25,7 +26,7 @@ class Trainer:
 
     def __init__(self, space: SearchSpace, doc: dict, settings: Settings, latency=None):
         self.space, self.doc, self.settings, self.latency = space, doc, settings, latency
-        self.fitter = None  # the search's data, loaded once (train.lean.LeanFitter)
+        self.process = None  # the trials' child process (trial_process.TrialProcess)
 
     def __call__(self, study, trial):
         """Train ``trial`` (its values fixed when it was enqueued); return it frozen."""
@@ -59,11 +60,7 @@ class Trainer:
         return values[0] if len(values) == 1 else values
 
     def _train(self, study, trial, cand: Candidate) -> tuple[float, bool]:
-        from cnnbp.builder.tf_env import import_keras
-        import_keras()  # first, with TensorFlow's start-up noise filtered: train/ imports Keras
-        from cnnbp.train.lean import needs_run
-
-        from .pruning import PruningCallback
+        from .trial_process import Task, TrialProcess
         net = cand.compiled.network
         if net.training.validation_split <= 0:
             raise UsageError("search needs held-out data to compare candidates: set "
@@ -73,59 +70,74 @@ class Trainer:
         trial.set_user_attr("run_dir", str(run))
         started = time.perf_counter()
         prunes = len(self.space.objectives) == 1 and self.space.pruner != "none"
-        callbacks = [PruningCallback(trial)] if prunes else []
-        fitter = self._fitter()
-        full = self.settings.keep or needs_run(cand.compiled, fitter.prepared(cand.compiled)[0])
-        if full:
-            accuracy, test, epochs = self._full_run(cand, run, callbacks)
-        else:
-            accuracy, test, epochs = self._lean(study, cand, run, callbacks)
-        pruned = any(cb.pruned for cb in callbacks)
-        trial.set_user_attr("val_accuracy", accuracy)
-        if test is not None:
-            trial.set_user_attr("test_accuracy", test)
-        trial.set_user_attr("epochs", epochs)
+        task = Task(cand.compiled.resolved, str(run), self.settings.data,
+                    full=self.settings.keep, prunes=prunes, quiet=self.settings.quiet)
+
+        def should_stop(step: int, value: float) -> bool:
+            trial.report(value, step)
+            return trial.should_prune()
+
+        if self.process is None:
+            self.process = TrialProcess()
+        outcome = self.process.run(task, should_stop,
+                                   lambda accuracy: could_win(study, accuracy, cand, self.space))
+        trial.set_user_attr("val_accuracy", outcome.val_accuracy)
+        if outcome.test_accuracy is not None:
+            trial.set_user_attr("test_accuracy", outcome.test_accuracy)
+        trial.set_user_attr("epochs", outcome.epochs)
         trial.set_user_attr("seconds", round(time.perf_counter() - started, 3))
-        return accuracy, pruned
+        return outcome.val_accuracy, outcome.pruned
 
-    def _fitter(self):
-        if self.fitter is None:
-            from cnnbp.train.lean import LeanFitter
-            self.fitter = LeanFitter(self.settings.data)
-        return self.fitter
+    def close(self) -> None:
+        """Let the trials' process go."""
+        if self.process is not None:
+            self.process.close()
+            self.process = None
 
-    def _full_run(self, cand: Candidate, run, callbacks) -> tuple[float, float, int]:
-        """A full ``cnnbp train`` run directory (``--keep``, or a net that needs one)."""
+
+def train_in_child(task, parent, fitters: dict):
+    """Train ``task`` (a ``trial_process.Task``) in the trials' process; ``parent`` answers
+    the pruner's and the could-win questions; ``fitters`` keeps each data spec's
+    ``LeanFitter`` across tasks. Returns a ``trial_process.Outcome``."""
+    from cnnbp.builder.blueprint import compile_data
+    from cnnbp.train.lean import LeanFitter, needs_run
+
+    from .pruning import PruningCallback
+    from .trial_process import Outcome
+    compiled = compile_data(task.resolved)
+    callbacks = [PruningCallback(parent)] if task.prunes else []
+    if task.data not in fitters:
+        fitters[task.data] = LeanFitter(task.data)
+    fitter = fitters[task.data]
+    if task.full or needs_run(compiled, fitter.data(compiled)):
         from cnnbp.contract.rundir import RunDir
         from cnnbp.train import fit
         # a trial's page would cost seconds of figures; `cnnbp report RUN` writes it on request
-        metrics = fit.train(cand.compiled, self.settings.data, run, quiet=self.settings.quiet,
+        metrics = fit.train(compiled, task.data, task.run, quiet=task.quiet,
                             callbacks=callbacks, report=False)
-        history = RunDir(run).read_state().history
-        return float(history[-1]["val_accuracy"]), metrics.test_accuracy, metrics.epochs
-
-    def _lean(self, study, cand: Candidate, run, callbacks) -> tuple[float, float | None, int]:
-        """Trained in this process on the search's data (``train.lean``). ``run`` appears
-        whole or not at all, with the resolved blueprint, the history and ``trial.json``
-        (the result, for a worker that recovers a dead worker's finished trial), and, when
-        the trial could be the study's best, the model with its labels and normalisation."""
-        from cnnbp.contract.atomic import atomic_path, write_json
-        from cnnbp.contract.rundir import RunDir
-        fitter = self._fitter()
-        result, model = fitter.fit(cand.compiled, callbacks)
+        history = RunDir(task.run).read_state().history
         pruned = any(cb.pruned for cb in callbacks)
-        test = None if pruned else fitter.evaluate(cand.compiled, model)
-        with atomic_path(run) as tmp:
-            tmp.mkdir(parents=True)
-            folder = RunDir(tmp)
-            folder.write_blueprint(cand.compiled.resolved)
-            folder.write_history(list(result.history))
-            if not pruned and could_win(study, result.val_accuracy, cand, self.space):
-                fitter.save(cand.compiled, model, tmp)
-            write_json(tmp / TRIAL_FILE, {"val_accuracy": result.val_accuracy,
-                                          "test_accuracy": test, "epochs": len(result.history),
-                                          "pruned": pruned})
-        return result.val_accuracy, test, len(result.history)
+        return Outcome(float(history[-1]["val_accuracy"]),
+                       None if pruned else metrics.test_accuracy, metrics.epochs, pruned)
+    from cnnbp.contract.atomic import atomic_path, write_json
+    from cnnbp.contract.rundir import RunDir
+    result, model = fitter.fit(compiled, callbacks)
+    pruned = any(cb.pruned for cb in callbacks)
+    test = None if pruned else fitter.evaluate(compiled, model)
+    # the folder appears whole or not at all: trial.json, last, says the trial finished
+    with atomic_path(task.run) as tmp:
+        tmp.mkdir(parents=True)
+        folder = RunDir(tmp)
+        folder.write_blueprint(compiled.resolved)
+        folder.write_history(list(result.history))
+        if not pruned and parent.could_win(result.val_accuracy):
+            fitter.save(compiled, model, tmp)
+        write_json(tmp / TRIAL_FILE, {"val_accuracy": result.val_accuracy,
+                                      "test_accuracy": test, "epochs": len(result.history),
+                                      "pruned": pruned, "seconds": result.seconds,
+                                      "backend": fitter.device.backend,
+                                      "device": fitter.device.name})
+    return Outcome(result.val_accuracy, test, len(result.history), pruned)
 
 
 def could_win(study, accuracy: float | None, cand: Candidate, space: SearchSpace) -> bool:

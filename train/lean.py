@@ -57,19 +57,28 @@ class LeanFitter:
     def __init__(self, data_spec: str):
         self.data_spec = data_spec
         self.device: devices.Device | None = None
-        self._data: dict = {}       # input key -> (checked data, preprocessing)
+        self._data: dict = {}       # input key -> the checked data
+        self._prep: dict = {}       # data and normalisation key -> its preprocessing
         self._pipelines: dict = {}  # batch-shaping key -> Pipelines
 
-    def prepared(self, compiled: Compiled):
-        """``(data, preprocessing)`` for ``compiled``'s input and classes: the data loaded
-        and checked, its normalisation fitted as a run fits it (on first use, then kept)."""
+    def data(self, compiled: Compiled):
+        """The data for ``compiled``'s input and classes, loaded and checked (then kept)."""
         net = compiled.network
-        weights = (compiled.resolved.get("weights") or {}).get("normalize")
-        key = json.dumps([net.input_shape, net.classes, net.class_names,
-                          net.training.resize, weights], default=str)
+        key = json.dumps([net.input_shape, net.classes, net.class_names], default=str)
         if key not in self._data:
             data = load_source(self.data_spec, net.input_shape, net.classes)
-            data = check_against(data, net.input_shape, net.classes, net.class_names)
+            self._data[key] = check_against(data, net.input_shape, net.classes,
+                                            net.class_names)
+        return self._data[key]
+
+    def prepared(self, compiled: Compiled):
+        """``(data, preprocessing)`` for ``compiled``: the data, and its normalisation fitted
+        as a run fits it (on first use, then kept)."""
+        data = self.data(compiled)
+        net = compiled.network
+        weights = (compiled.resolved.get("weights") or {}).get("normalize")
+        key = json.dumps([id(data), net.training.resize, weights], default=str)
+        if key not in self._prep:
             shape = list(net.input_shape)
             domain = "signal" if len(shape) == 2 else \
                 "image" if data.raw_max and shape[-1] in (1, 3) else "tensor"
@@ -80,9 +89,8 @@ class LeanFitter:
                                            scale=data.scale, class_names=list(data.class_names),
                                            **extra)
             from cnnbp.builder.weights_normalize import fixed_normalization
-            prep, _ = fixed_normalization(prep, note, compiled.resolved)
-            self._data[key] = (data, prep)
-        return self._data[key]
+            self._prep[key] = fixed_normalization(prep, note, compiled.resolved)[0]
+        return data, self._prep[key]
 
     def _batches(self, compiled: Compiled):
         data, prep = self.prepared(compiled)

@@ -105,6 +105,29 @@ def test_the_sampler_learns_from_records_of_other_workers(digits_space, tmp_path
     assert len(mine.shadow.trials) == len(copied)  # each record copied once
 
 
+def test_the_random_start_counts_feasible_nets_only(digits_space, tmp_path):
+    """TPE models the results only once `startup` feasible nets have trained, however many
+    infeasible candidates the random start met (they are in the shadow study too)."""
+    from cnnbp.search.proposer import STATUS
+    doc, space = load(digits_space(text=MOSTLY_INFEASIBLE), [], [])
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(storage=f"sqlite:///{tmp_path / 'study.db'}",
+                                directions=["maximize"])
+    tpe = optuna.samplers.TPESampler(seed=0, n_startup_trials=1)
+    proposer = Proposer(space, doc, tpe, warmup=optuna.samplers.RandomSampler(seed=0),
+                        startup=3)
+    for trained in range(4):
+        proposal = proposer.propose(study, limit=2000)
+        assert proposal is not None
+        # TPE only once 3 trained nets are in: not after 3 shadow trials, feasible or not
+        assert (proposer.shadow.sampler is tpe) == (trained >= 3), trained
+        assert len(proposer.shadow.trials) > trained  # the records are in the shadow
+        study.add_trial(optuna.trial.create_trial(
+            state=optuna.trial.TrialState.COMPLETE, value=0.5, params=proposal.params,
+            distributions=proposal.distributions, user_attrs={STATUS: "trained"}))
+    assert len(records(study)) >= 3  # it met infeasible candidates before TPE took over
+
+
 @pytest.mark.slow
 def test_a_net_sampled_again_is_recorded_as_a_repeat_not_trained(digits_space, tmp_path,
                                                                  keras):
