@@ -53,6 +53,18 @@ def run(space: SearchSpace, doc: dict, settings: Settings,
         raise UsageError(f"search.min_epochs is {space.min_epochs} but a trial trains at "
                          f"most training.epochs = {net.training.epochs}: set min_epochs to "
                          f"1..{net.training.epochs}, or raise training.epochs (--epochs)")
+    from .trial_process import TrialProcess
+    trials = TrialProcess()
+    trials.start()  # TensorFlow starts in the trials' process while the study is opened
+    try:
+        return _search(space, doc, settings, net, trials, on_trial)
+    finally:
+        trials.close()
+
+
+def _search(space: SearchSpace, doc: dict, settings: Settings, net, trials, on_trial):
+    """``run`` once the space and the data have been checked and the trials' process is
+    starting."""
     study, sampler = open_study(space, doc, settings, net.training.epochs)
     latency = None
     if "max_latency_ms" in space.budgets or "latency" in space.objectives:
@@ -62,7 +74,7 @@ def run(space: SearchSpace, doc: dict, settings: Settings,
     warmup = optuna.samplers.RandomSampler(seed=worker_seed(settings))
     proposer = Proposer(space, doc, sampler, latency, warmup,
                         startup_trials(settings) if len(space.objectives) == 1 else 0)
-    trainer = Trainer(space, doc, settings, latency)
+    trainer = Trainer(space, doc, settings, latency, trials)
     deadline = None if settings.timeout is None else time.monotonic() + settings.timeout
     streak, pending = 0, None
     with claim_lock(storage_url(settings)) as lock, contextlib.closing(trainer):

@@ -24,9 +24,10 @@ TRIAL_FILE = "trial.json"  # in a trial's folder: its result, the last file writ
 class Trainer:
     """Trains a claimed trial of the shared study into its run directory and tells Optuna."""
 
-    def __init__(self, space: SearchSpace, doc: dict, settings: Settings, latency=None):
+    def __init__(self, space: SearchSpace, doc: dict, settings: Settings, latency=None,
+                 process=None):
         self.space, self.doc, self.settings, self.latency = space, doc, settings, latency
-        self.process = None  # the trials' child process (trial_process.TrialProcess)
+        self.process = process  # the trials' child process (trial_process.TrialProcess)
 
     def __call__(self, study, trial):
         """Train ``trial`` (its values fixed when it was enqueued); return it frozen."""

@@ -67,9 +67,8 @@ class TrialProcess:
             could_win: Callable[[float], bool]) -> Outcome:
         """Train ``task`` in the child: ``should_stop(epochs, val_accuracy)`` after each
         epoch, ``could_win(val_accuracy)`` once it has trained; return its ``Outcome``."""
-        if self.process is None or self.done >= self.recycle:
-            self.close()
-            self._start()
+        if self.process is None:
+            self.start()
         self.done += 1
         self.conn.send(("train", task))
         while True:
@@ -85,11 +84,15 @@ class TrialProcess:
             elif kind == "could_win":
                 self.conn.send(could_win(*body))
             elif kind == "done":
+                if self.done >= self.recycle:  # its successor starts while the parent
+                    self.close()               # tells Optuna and proposes the next net
+                    self.start()
                 return body[0]
             else:  # "error": the child's exception, as text
                 raise TrialError(body[0])
 
-    def _start(self) -> None:
+    def start(self) -> None:
+        """Start the child (it imports TensorFlow at once, while the caller goes on)."""
         ctx = multiprocessing.get_context("spawn")  # TensorFlow's threads do not survive fork
         self.conn, child = ctx.Pipe()
         self.process = ctx.Process(target=_serve, args=(child,), daemon=True,
@@ -109,12 +112,15 @@ class TrialProcess:
         """Let the child go (it finishes nothing: call between trials)."""
         if self.process is None:
             return
+        if self.done == 0:  # it trained nothing (may still be importing): nothing to finish
+            self.process.terminate()
         try:
             self.conn.send(("exit",))
         except (BrokenPipeError, OSError):
             pass
         self._reap()
         self.conn.close()
+        self.conn = None
 
 
 def _serve(conn) -> None:
