@@ -84,9 +84,8 @@ class TrialProcess:
             elif kind == "could_win":
                 self.conn.send(could_win(*body))
             elif kind == "done":
-                if self.done >= self.recycle:  # its successor starts while the parent
-                    self.close()               # tells Optuna and proposes the next net
-                    self.start()
+                if self.done >= self.recycle:
+                    self.close()  # the next trial starts its successor
                 return body[0]
             else:  # "error": the child's exception, as text
                 raise TrialError(body[0])
