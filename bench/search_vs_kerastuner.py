@@ -14,10 +14,10 @@ started; only what had finished by then counts: cnnbp's study, written out by
 `cnnbp search --refresh DIR` after the kill, and the worker's JSON lines. R repeats, the order
 alternating (cnnbp first, then KerasTuner first, ...), seed r for repeat r.
 
-Per tool and repeat: the trial the tool would pick (cnnbp: best.yaml's rule, the trained trial
-with the best last-epoch val accuracy; KerasTuner: as its get_best_trials ranks them, the
-finished trial with the best epoch's val accuracy, partial Hyperband rounds included; the first
-of equals for both), its val and test accuracy (cnnbp: the final weights; KerasTuner: the best
+Per tool and repeat: the trial the tool would pick (cnnbp: the one best.yaml names, the trained
+trial with the best last-epoch val accuracy, ties broken by the lower val loss; KerasTuner: as
+its get_best_trials ranks them, the finished trial with the best epoch's val accuracy, partial
+Hyperband rounds included, the first of equals), its val and test accuracy (cnnbp: the final weights; KerasTuner: the best
 epoch's weights), how many trials share that val accuracy, nets trained (distinct nets with a
 finished training), how many of them reached 15 epochs (cnnbp: trained; KerasTuner: a trial
 ending at epoch 15, continued or not), how many stopped before (cnnbp: pruned; KerasTuner: nets
@@ -103,10 +103,14 @@ def cnnbp(tmp: Path, seconds: float, seed: int) -> dict:
     with open(out / "results.csv", newline="") as f:
         rows = list(csv.DictReader(f))
     status = lambda s: [r for r in rows if r["status"] == s]
-    trained = [{"val": float(r["val_accuracy"]), "test": float(r["test_accuracy"])}
-               for r in status("trained")]
+    trained = [{"val": float(r["val_accuracy"]), "test": float(r["test_accuracy"]),
+                "trial": r["trial"]} for r in status("trained")]
     full, pruned = len(trained), len(status("pruned"))
-    return {"wall": wall, **summary(pick(trained), trained, nets=full + pruned, full=full,
+    # cnnbp's own pick, as best.yaml names it (ties on accuracy: the lower validation loss)
+    best = (out / "best.yaml").read_text().split("trial ", 1)[1].split(",", 1)[0] \
+        if (out / "best.yaml").is_file() else None
+    chosen = next((r for r in trained if r["trial"] == best), None)
+    return {"wall": wall, **summary(chosen, trained, nets=full + pruned, full=full,
                                     stopped=pruned, refused=len(status("infeasible")),
                                     crashed=len(status("failed")))}
 

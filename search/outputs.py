@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import csv
 import io
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -75,12 +76,14 @@ def rows(study) -> list[Row]:
 
 def best(study, table: list[Row]) -> Row | None:
     """The trained trial with the best validation accuracy (on the Pareto front, for two
-    objectives: the front's most accurate member)."""
+    objectives: the front's most accurate member); among equal accuracies — a small
+    validation set gives many — the lowest validation loss, then the earliest trial."""
     trained = [r for r in table if r.status == "trained"]
     if len(study.directions) > 1:
         front = {t.number for t in study.best_trials}
         trained = [r for r in trained if r.number in front] or trained
-    return max(trained, key=lambda r: (r.accuracy, -r.number), default=None)
+    return max(trained, key=lambda r: (r.accuracy, -r.attrs.get("val_loss", math.inf),
+                                       -r.number), default=None)
 
 
 def write_all(study, out: Path, objectives: tuple[str, ...]) -> Row | None:

@@ -110,7 +110,8 @@ def _search(space: SearchSpace, doc: dict, settings: Settings, net, trials, on_t
             if trial is not None:
                 streak = 0
                 with _heartbeat(study, trial):
-                    frozen = trainer(study, trial)
+                    # the study's last claim: no successor for the trials' process is needed
+                    frozen = trainer(study, trial, last=state.claimed + 1 >= settings.trials)
                 if on_trial:
                     on_trial(study, frozen)
             elif state.claimed >= settings.trials:

@@ -29,8 +29,9 @@ class Trainer:
         self.space, self.doc, self.settings, self.latency = space, doc, settings, latency
         self.process = process  # the trials' child process (trial_process.TrialProcess)
 
-    def __call__(self, study, trial):
-        """Train ``trial`` (its values fixed when it was enqueued); return it frozen."""
+    def __call__(self, study, trial, last: bool = False):
+        """Train ``trial`` (its values fixed when it was enqueued); return it frozen.
+        ``last``: no trial is expected after it in this worker."""
         import optuna
         cand = judge(self.doc, self.space, suggest(trial, self.space, self.doc), self.latency)
         trial.set_user_attr("check_ms", round(cand.check_ms, 3))
@@ -40,7 +41,7 @@ class Trainer:
         trial.set_user_attr(COST_KEYS, ["latency_ms" if o == "latency" else o
                                         for o in self.space.objectives[1:]])
         try:
-            accuracy, pruned = self._train(study, trial, cand)
+            accuracy, pruned = self._train(study, trial, cand, last)
         except BaseException as exc:  # the search stops; the trial says why in results.csv
             trial.set_user_attr("reason", f"training raised {type(exc).__name__}: {exc}"[:500])
             study.tell(trial, state=optuna.trial.TrialState.FAIL)
@@ -60,7 +61,7 @@ class Trainer:
                                for o in self.space.objectives[1:]]
         return values[0] if len(values) == 1 else values
 
-    def _train(self, study, trial, cand: Candidate) -> tuple[float, bool]:
+    def _train(self, study, trial, cand: Candidate, last: bool) -> tuple[float, bool]:
         from .trial_process import Task, TrialProcess
         net = cand.compiled.network
         if net.training.validation_split <= 0:
@@ -81,8 +82,11 @@ class Trainer:
         if self.process is None:
             self.process = TrialProcess()
         outcome = self.process.run(task, should_stop,
-                                   lambda accuracy: could_win(study, accuracy, cand, self.space))
+                                   lambda accuracy: could_win(study, accuracy, cand, self.space),
+                                   last=last)
         trial.set_user_attr("val_accuracy", outcome.val_accuracy)
+        if outcome.val_loss is not None:
+            trial.set_user_attr("val_loss", outcome.val_loss)
         if outcome.test_accuracy is not None:
             trial.set_user_attr("test_accuracy", outcome.test_accuracy)
         trial.set_user_attr("epochs", outcome.epochs)
@@ -119,7 +123,8 @@ def train_in_child(task, parent, fitters: dict):
         history = RunDir(task.run).read_state().history
         pruned = any(cb.pruned for cb in callbacks)
         return Outcome(float(history[-1]["val_accuracy"]),
-                       None if pruned else metrics.test_accuracy, metrics.epochs, pruned)
+                       None if pruned else metrics.test_accuracy, metrics.epochs, pruned,
+                       history[-1].get("val_loss"))
     from cnnbp.contract.atomic import atomic_path, write_json
     from cnnbp.contract.rundir import RunDir
     result, model = fitter.fit(compiled, callbacks)
@@ -138,7 +143,8 @@ def train_in_child(task, parent, fitters: dict):
                                       "pruned": pruned, "seconds": result.seconds,
                                       "backend": fitter.device.backend,
                                       "device": fitter.device.name})
-    return Outcome(result.val_accuracy, test, len(result.history), pruned)
+    return Outcome(result.val_accuracy, test, len(result.history), pruned,
+                   result.history[-1].get("val_loss") if result.history else None)
 
 
 def could_win(study, accuracy: float | None, cand: Candidate, space: SearchSpace) -> bool:

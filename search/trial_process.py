@@ -43,11 +43,13 @@ class Task:
 @dataclass(frozen=True)
 class Outcome:
     """What the child trained: the last validation accuracy, the test accuracy (None for a
-    pruned trial), epochs trained, and whether the pruner stopped it."""
+    pruned trial), epochs trained, whether the pruner stopped it, and the last validation
+    loss (what breaks a tie between equal accuracies)."""
     val_accuracy: float
     test_accuracy: float | None
     epochs: int
     pruned: bool
+    val_loss: float | None = None
 
 
 class TrialError(RuntimeError):
@@ -62,20 +64,25 @@ class TrialProcess:
         self.process = None
         self.conn = None
         self.done = 0
+        self.spare = None  # (process, conn): the successor, started during the last trial
 
     def run(self, task: Task, should_stop: Callable[[int, float], bool],
-            could_win: Callable[[float], bool]) -> Outcome:
+            could_win: Callable[[float], bool], last: bool = False) -> Outcome:
         """Train ``task`` in the child: ``should_stop(epochs, val_accuracy)`` after each
-        epoch, ``could_win(val_accuracy)`` once it has trained; return its ``Outcome``."""
+        epoch, ``could_win(val_accuracy)`` once it has trained; return its ``Outcome``.
+        ``last``: no task follows (the child's successor is not started)."""
         if self.process is None:
             self.start()
         self.done += 1
         self.conn.send(("train", task))
+        if self.done >= self.recycle and self.spare is None and not last:
+            # the successor imports TensorFlow while this, the child's last trial, trains
+            self.spare = self._spawn()
         while True:
             try:
                 kind, *body = self.conn.recv()
             except (EOFError, OSError):
-                code = self._reap()
+                code = self._retire()
                 raise TrialError(f"the process training the trial died (exit code {code}); "
                                  "if it was killed for memory, lower training.batch_size or "
                                  "the space's sizes (max_activation_memory)") from None
@@ -85,41 +92,57 @@ class TrialProcess:
                 self.conn.send(could_win(*body))
             elif kind == "done":
                 if self.done >= self.recycle:
-                    self.close()  # the next trial starts its successor
+                    self._retire()
                 return body[0]
             else:  # "error": the child's exception, as text
                 raise TrialError(body[0])
 
     def start(self) -> None:
-        """Start the child (it imports TensorFlow at once, while the caller goes on)."""
-        ctx = multiprocessing.get_context("spawn")  # TensorFlow's threads do not survive fork
-        self.conn, child = ctx.Pipe()
-        self.process = ctx.Process(target=_serve, args=(child,), daemon=True,
-                                   name="cnnbp-search-trials")
-        self.process.start()
-        child.close()
+        """Start the child, or take the successor already started; it imports TensorFlow at
+        once, while the caller goes on."""
+        self.process, self.conn = self.spare or self._spawn()
+        self.spare = None
         self.done = 0
 
-    def _reap(self) -> int | None:
-        process, self.process = self.process, None
+    @staticmethod
+    def _spawn():
+        ctx = multiprocessing.get_context("spawn")  # TensorFlow's threads do not survive fork
+        conn, child = ctx.Pipe()
+        process = ctx.Process(target=_serve, args=(child,), daemon=True,
+                              name="cnnbp-search-trials")
+        process.start()
+        child.close()
+        return process, conn
+
+    def _retire(self) -> int | None:
+        """Let the current child go; return its exit code."""
+        process, conn, self.process, self.conn = self.process, self.conn, None, None
         if process is None:
             return None
-        process.join(timeout=30)
-        return process.exitcode
+        code = _stop(process, conn, busy=self.done > 0)
+        self.done = 0
+        return code
 
     def close(self) -> None:
-        """Let the child go (it finishes nothing: call between trials)."""
-        if self.process is None:
-            return
-        if self.done == 0:  # it trained nothing (may still be importing): nothing to finish
-            self.process.terminate()
-        try:
-            self.conn.send(("exit",))
-        except (BrokenPipeError, OSError):
-            pass
-        self._reap()
-        self.conn.close()
-        self.conn = None
+        """Let the child and any successor go (call between trials)."""
+        self._retire()
+        if self.spare is not None:
+            _stop(*self.spare, busy=False)
+            self.spare = None
+
+
+def _stop(process, conn, busy: bool) -> int | None:
+    """Tell a child to exit and wait for it; one that trained nothing (it may still be
+    importing TensorFlow) is terminated, as it has nothing to finish."""
+    if not busy:
+        process.terminate()
+    try:
+        conn.send(("exit",))
+    except (BrokenPipeError, OSError):
+        pass
+    process.join(timeout=30)
+    conn.close()
+    return process.exitcode
 
 
 def _serve(conn) -> None:

@@ -131,3 +131,18 @@ def test_min_epochs_above_the_epochs_is_refused(digits_space, tmp_path, capsys):
     err = capsys.readouterr().err
     assert "search.min_epochs is 3 but a trial trains at most training.epochs = 1" in err
     assert not (tmp_path / "out").exists()
+
+
+def test_equal_accuracies_go_to_the_lower_validation_loss():
+    """A 144-image validation set gives many trials the same accuracy: the lower loss wins,
+    then the earlier trial; a trial without a loss (recovered) ranks after those with one."""
+    from types import SimpleNamespace
+
+    from cnnbp.search.outputs import Row, best
+    study = SimpleNamespace(directions=["maximize"])
+    row = lambda n, acc, loss=None: Row(n, "trained", {"val_accuracy": acc, **(
+        {} if loss is None else {"val_loss": loss})}, {})
+    table = [row(0, 1.0), row(1, 1.0, 0.09), row(2, 1.0, 0.03), row(3, 0.99, 0.01),
+             row(4, 1.0, 0.03), Row(5, "pruned", {"val_accuracy": 1.0, "val_loss": 0.0}, {})]
+    assert best(study, table).number == 2
+    assert best(study, [row(0, 1.0), row(1, 1.0)]).number == 0
