@@ -5,9 +5,10 @@ An empty space is refused first (``probe``), and ``--data``, before the study is
 (``opening``). Every candidate comes from the sampling step (``proposer``): one that cannot
 work is a record, never a trial. A feasible one is claimed under a lock shared by the workers
 (``locks.claim_lock``) and counted on the ``ledger``, so ``--trials`` is the study's exact
-total, and trains in ``trial.Trainer``; a net already trained in the study is recorded as a
-repeat, not trained again. While a trial trains its heartbeat is recorded, so that another
-worker can retry it if this one dies (``recovery``).
+total, and trains in ``trial.Trainer``, in the trials' child process (``trial_process``,
+started as soon as the space and the data are checked); a net already trained in the study is
+recorded as a repeat, not trained again. While a trial trains its heartbeat is recorded, so
+that another worker can retry it if this one dies (``recovery``).
 """
 from __future__ import annotations
 
