@@ -11,7 +11,8 @@ import shutil
 from pathlib import Path
 
 from .proposer import STATUS
-from .trial import COST_KEYS, TRIAL_FILE
+from .trial import COST_KEYS
+from .trial_training import TRIAL_FILE
 
 log = logging.getLogger(__name__)
 

@@ -1,7 +1,6 @@
-"""One claimed trial: its candidate trained in the trials' process (``trial_process``) into
-``OUT/trials/NNN/`` — lean (``train.lean``), or a full ``cnnbp train`` run directory — and
-told to Optuna; and a net's identity, so a net already trained in the study is recorded as a
-repeat rather than trained again."""
+"""One claimed trial: its candidate trained in the trials' process (``trial_process``, which
+runs ``trial_training``) into ``OUT/trials/NNN/`` and told to Optuna; and a net's identity,
+so a net already trained in the study is recorded as a repeat rather than trained again."""
 from __future__ import annotations
 
 import json
@@ -15,10 +14,10 @@ from .candidate import Candidate, judge
 from .proposer import STATUS, record
 from .sampling import suggest
 from .settings import Settings
+from .trial_training import Task
 
 COST_KEYS = "cost_keys"  # user attribute: the measures after accuracy in the trial's values
 NET_KEY = "net_key"      # user attribute: the trial's ``net_key``, to find repeats
-TRIAL_FILE = "trial.json"  # in a trial's folder: its result, the last file written
 
 
 class Trainer:
@@ -62,7 +61,7 @@ class Trainer:
         return values[0] if len(values) == 1 else values
 
     def _train(self, study, trial, cand: Candidate, last: bool) -> tuple[float, bool]:
-        from .trial_process import Task, TrialProcess
+        from .trial_process import TrialProcess
         net = cand.compiled.network
         if net.training.validation_split <= 0:
             raise UsageError("search needs held-out data to compare candidates: set "
@@ -98,53 +97,6 @@ class Trainer:
         if self.process is not None:
             self.process.close()
             self.process = None
-
-
-def train_in_child(task, parent, fitters: dict):
-    """Train ``task`` (a ``trial_process.Task``) in the trials' process; ``parent`` answers
-    the pruner's and the could-win questions; ``fitters`` keeps each data spec's
-    ``LeanFitter`` across tasks. Returns a ``trial_process.Outcome``."""
-    from cnnbp.builder.blueprint import compile_data
-    from cnnbp.train.lean import LeanFitter, needs_run
-
-    from .pruning import PruningCallback
-    from .trial_process import Outcome
-    compiled = compile_data(task.resolved)
-    callbacks = [PruningCallback(parent)] if task.prunes else []
-    if task.data not in fitters:
-        fitters[task.data] = LeanFitter(task.data)
-    fitter = fitters[task.data]
-    if task.full or needs_run(compiled, fitter.data(compiled)):
-        from cnnbp.contract.rundir import RunDir
-        from cnnbp.train import fit
-        # a trial's page would cost seconds of figures; `cnnbp report RUN` writes it on request
-        metrics = fit.train(compiled, task.data, task.run, quiet=task.quiet,
-                            callbacks=callbacks, report=False)
-        history = RunDir(task.run).read_state().history
-        pruned = any(cb.pruned for cb in callbacks)
-        return Outcome(float(history[-1]["val_accuracy"]),
-                       None if pruned else metrics.test_accuracy, metrics.epochs, pruned,
-                       history[-1].get("val_loss"))
-    from cnnbp.contract.atomic import atomic_path, write_json
-    from cnnbp.contract.rundir import RunDir
-    result, model = fitter.fit(compiled, callbacks)
-    pruned = any(cb.pruned for cb in callbacks)
-    test = None if pruned else fitter.evaluate(compiled, model)
-    # the folder appears whole or not at all: trial.json, last, says the trial finished
-    with atomic_path(task.run) as tmp:
-        tmp.mkdir(parents=True)
-        folder = RunDir(tmp)
-        folder.write_blueprint(compiled.resolved)
-        folder.write_history(list(result.history))
-        if not pruned and parent.could_win(result.val_accuracy):
-            fitter.save(compiled, model, tmp)
-        write_json(tmp / TRIAL_FILE, {"val_accuracy": result.val_accuracy,
-                                      "test_accuracy": test, "epochs": len(result.history),
-                                      "pruned": pruned, "seconds": result.seconds,
-                                      "backend": fitter.device.backend,
-                                      "device": fitter.device.name})
-    return Outcome(result.val_accuracy, test, len(result.history), pruned,
-                   result.history[-1].get("val_loss") if result.history else None)
 
 
 def could_win(study, accuracy: float | None, cand: Candidate, space: SearchSpace) -> bool:

@@ -10,7 +10,7 @@ process (spawned: TensorFlow is never forked), which loads the data once and is 
 The child never touches the study. Over a pipe it sends each epoch's validation accuracy and
 waits for the parent's answer (the pruner's, through ``trial.report`` and ``should_prune``),
 asks whether a finished trial could be the study's best (then it keeps the model), and sends
-the result. The trial's folder is written by the child (``trial.train_in_child``). A child
+the result. The trial's folder is written by the child (``trial_training.train_in_child``). A child
 that dies (killed, out of memory) is an error naming its exit code; a parent that dies leaves
 the child reading an ended pipe, and it exits.
 """
@@ -19,37 +19,15 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import traceback
-from dataclasses import dataclass
 from typing import Callable
+
+from .trial_training import Outcome, Task
 
 log = logging.getLogger(__name__)
 
 # Trials per child: its start (Python, TensorFlow, the data) costs about 4 s on this 2-core
 # machine, and it grows about 12 MB a trial (bench/search_overhead.py).
 RECYCLE = 10
-
-
-@dataclass(frozen=True)
-class Task:
-    """One trial for the child: what to train, where, and how."""
-    resolved: dict          # the candidate's resolved blueprint
-    run: str                # its folder (absolute)
-    data: str               # the --data spec
-    full: bool              # a full `cnnbp train` run directory (--keep, or streamed data)
-    prunes: bool            # report each epoch to the parent's pruner
-    quiet: bool = True
-
-
-@dataclass(frozen=True)
-class Outcome:
-    """What the child trained: the last validation accuracy, the test accuracy (None for a
-    pruned trial), epochs trained, whether the pruner stopped it, and the last validation
-    loss (what breaks a tie between equal accuracies)."""
-    val_accuracy: float
-    test_accuracy: float | None
-    epochs: int
-    pruned: bool
-    val_loss: float | None = None
 
 
 class TrialError(RuntimeError):
@@ -150,7 +128,7 @@ def _serve(conn) -> None:
     from cnnbp.builder.tf_env import import_keras
     import_keras()  # TensorFlow's start-up noise filtered, as in the parent
     logging.getLogger("tensorflow").setLevel(logging.ERROR)  # retracing notes, one a trial
-    from .trial import train_in_child
+    from .trial_training import train_in_child
     fitters: dict = {}
     while True:
         try:

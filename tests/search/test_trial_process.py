@@ -11,7 +11,8 @@ import sys
 
 import pytest
 
-from cnnbp.search.trial_process import Task, TrialError, TrialProcess
+from cnnbp.search.trial_process import TrialError, TrialProcess
+from cnnbp.search.trial_training import Task
 
 NET = {
     "name": "tiny", "input": [8, 8, 1], "classes": 10, "pattern": "CONV-RELU-POOL-FC-SOFTMAX",
