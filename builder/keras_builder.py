@@ -107,6 +107,7 @@ def save_model(model: keras.Model, path: str) -> None:
     from cnnbp.contract.atomic import atomic_path
 
     from .errors import check_keras_path
+    from .tf_env import tensorflow_left_unimported
     check_keras_path(path)
-    with atomic_path(path, suffix=".keras") as tmp:
+    with atomic_path(path, suffix=".keras") as tmp, tensorflow_left_unimported():
         model.save(tmp)

@@ -102,3 +102,48 @@ def import_keras():
         raise UsageError(f"KERAS_BACKEND={name}: cnnbp trains with the tensorflow (default) or "
                          "jax backend; set KERAS_BACKEND=tensorflow or jax")
     return sys.modules["keras"]
+
+
+# Keras seeds TensorFlow and checks saved objects against TensorFlow's types whenever it is
+# installed, which imports it: 2.3-2.9 s of a KERAS_BACKEND=jax run that never runs a
+# TensorFlow op (issue 28, docs/benchmarks.md). The two below keep it unimported there.
+
+def set_random_seed(seed: int) -> None:
+    """``keras.utils.set_random_seed(seed)``, without TensorFlow's seed unless TensorFlow is
+    the backend or already imported.
+
+    What Keras's function sets besides (its global seed, a fresh global ``SeedGenerator``,
+    Python's and NumPy's seeds) is set the same way, so the same weights are drawn; a test
+    holds the two to the same initial weights.
+    """
+    keras = import_keras()
+    if keras.backend.backend() == "tensorflow" or "tensorflow" in sys.modules:
+        keras.utils.set_random_seed(seed)
+        return
+    import random
+
+    import numpy as np
+    from keras.src.backend.common import global_state
+    from keras.src.random import seed_generator
+    from keras.src.utils import rng_utils
+    global_state.set_global_attribute(rng_utils.GLOBAL_RANDOM_SEED, seed)
+    global_state.set_global_attribute(seed_generator.GLOBAL_SEED_GENERATOR, None)
+    random.seed(seed)
+    np.random.seed(seed)
+
+
+@contextmanager
+def tensorflow_left_unimported():
+    """While TensorFlow is not imported, Keras's ``tf.available`` checks answer False instead
+    of importing it: no object in this process can be a TensorFlow type (``model.save``
+    asks of every object it serialises)."""
+    from keras.src.utils import module_utils
+    lazy = module_utils.tensorflow
+    if "tensorflow" in sys.modules or lazy._available is not None:
+        yield
+        return
+    lazy._available = False
+    try:
+        yield
+    finally:
+        lazy._available = None

@@ -113,7 +113,8 @@ class LeanFitter:
         if self.device is None:  # the first net's settings configure the process, once
             self.device = devices.configure(t.mixed_precision, t.deterministic, t.xla)
         keras.backend.clear_session()  # the last net's graphs and variables go
-        keras.utils.set_random_seed(t.seed)
+        from cnnbp.builder.tf_env import set_random_seed
+        set_random_seed(t.seed)
         pipelines = self._batches(compiled)
         from cnnbp.builder.weights import load_into
 
@@ -148,6 +149,7 @@ class LeanFitter:
         import keras
 
         from cnnbp.builder.keras_builder import build_model
+        from cnnbp.builder.tf_env import tensorflow_left_unimported
         from cnnbp.contract.rundir import RunDir
         _, prep = self.prepared(compiled)
         run = RunDir(folder)
@@ -160,7 +162,8 @@ class LeanFitter:
         finally:
             keras.mixed_precision.set_global_policy(policy)  # the next net trains as before
         final.set_weights(model.get_weights())
-        run.save_model(final, "model.keras")
+        with tensorflow_left_unimported():
+            run.save_model(final, "model.keras")
 
 
 def _EpochCallback(model, pipelines, patience: int):

@@ -28,6 +28,7 @@ def finish(session: Session, model, wall_started: float, explain: bool = False
     import keras
 
     from cnnbp.builder.keras_builder import build_model
+    from cnnbp.builder.tf_env import tensorflow_left_unimported
     # An image folder's pixel cache and any disk cache go before the test evaluation, whose
     # stream keeps none: the run's peak memory was that cache plus the evaluation's buffers
     # (docs/benchmarks.md). tf.data's own memory cache (TFRecords, mapped arrays) stays with
@@ -40,10 +41,11 @@ def finish(session: Session, model, wall_started: float, explain: bool = False
     final = build_model(net)
     best = session.best_weights or model.get_weights()
     final.set_weights(best)
-    session.run.save_model(final, "best.keras")
-    if not session.state.stopped_early:
-        final.set_weights(model.get_weights())
-    session.run.save_model(final, "model.keras")
+    with tensorflow_left_unimported():  # on JAX: 2.3-2.9 s of import for nothing
+        session.run.save_model(final, "best.keras")
+        if not session.state.stopped_early:
+            final.set_weights(model.get_weights())
+        session.run.save_model(final, "model.keras")
     explaining = _explain_beside(session.run.path) if explain else None
     try:
         return _evaluate(session, final, wall_started, explaining)

@@ -53,13 +53,13 @@ def prepare(compiled: Compiled, data_spec: str, out: str | Path, resume: bool = 
     Image folders and TFRecord shards are listed here, not decoded: the mean and std come
     from a bounded sample, the run's samples.npz from the first few files.
     """
-    from cnnbp.builder.tf_env import import_keras
-    keras = import_keras()
+    from cnnbp.builder.tf_env import import_keras, set_random_seed
+    import_keras()
 
     run = RunDir(out)
     net = compiled.network
     t = net.training
-    keras.utils.set_random_seed(t.seed)
+    set_random_seed(t.seed)
     device = device or devices.configure(t.mixed_precision, t.deterministic, t.xla)
     data = load_source(data_spec, net.input_shape, net.classes)
     check_readable(data, device.backend)

@@ -1,4 +1,5 @@
-"""What importing the backend does to the process: glibc's malloc arenas are capped."""
+"""What importing the backend does to the process: glibc's malloc arenas are capped, and a
+run on JAX never imports TensorFlow, though it is installed."""
 import subprocess
 import sys
 
@@ -46,3 +47,52 @@ def test_the_backend_starts_with_one_malloc_arena_per_core():
     assert arenas("cnnbp") <= malloc_arenas() < plain
     # a user's own setting is left alone
     assert arenas("cnnbp", MALLOC_ARENA_MAX=str(plain + 8)) > malloc_arenas()
+
+
+# KERAS_BACKEND=jax with TensorFlow installed: train and save a run, seed as Keras does and as
+# cnnbp does, and report what was drawn and whether TensorFlow was imported on the way.
+JAX_CHILD = r"""
+import json, random, sys
+import numpy as np
+from cnnbp.cli import main
+from cnnbp.builder import load
+from cnnbp.builder.keras_builder import build_model
+from cnnbp.builder.tf_env import set_random_seed
+code = main(["train", "digits", "--data", "digits", "-o", sys.argv[1], "--epochs", "1",
+             "--quiet"])
+loaded = "tensorflow" in sys.modules
+
+def drawn(seed_with):
+    seed_with(7)
+    return ([w.tolist() for w in build_model(load("digits", []).network).get_weights()],
+            random.random(), float(np.random.random()))
+
+ours = drawn(set_random_seed)
+ours_loaded = "tensorflow" in sys.modules
+import keras
+theirs = drawn(keras.utils.set_random_seed)
+print(json.dumps({"code": code, "tensorflow_after_train": loaded,
+                  "tensorflow_after_seed": ours_loaded, "same_draws": ours == theirs}))
+"""
+
+
+def test_a_jax_run_leaves_tensorflow_unimported_and_seeds_as_keras_does(tmp_path):
+    """Keras imports TensorFlow to seed it and to check saved objects against its types
+    (2.3-2.9 s of a JAX run): a JAX run trains and saves its models without it, and cnnbp's
+    seeding draws the same weights, Python and NumPy numbers as ``keras.utils.set_random_seed``."""
+    import json
+    import os
+    from pathlib import Path
+    pytest.importorskip("jax")
+    pytest.importorskip("tensorflow")  # installed: what Keras would import
+    root = Path(__file__).resolve().parents[2]
+    out = subprocess.run([sys.executable, "-c", JAX_CHILD, str(tmp_path / "run")],
+                         capture_output=True, text=True, timeout=600, cwd=tmp_path,
+                         env={**os.environ, "KERAS_BACKEND": "jax",
+                              "PYTHONPATH": str(root.parent)})
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert json.loads(out.stdout.strip().splitlines()[-1]) == {
+        "code": 0, "tensorflow_after_train": False, "tensorflow_after_seed": False,
+        "same_draws": True}, out.stderr[-3000:]
+    assert (tmp_path / "run" / "model.keras").is_file()
+    assert (tmp_path / "run" / "best.keras").is_file()
