@@ -3,6 +3,7 @@ run on JAX never imports TensorFlow, though it is installed."""
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 from cnnbp.builder.tf_env import malloc_arenas
@@ -96,3 +97,57 @@ def test_a_jax_run_leaves_tensorflow_unimported_and_seeds_as_keras_does(tmp_path
         "same_draws": True}, out.stderr[-3000:]
     assert (tmp_path / "run" / "model.keras").is_file()
     assert (tmp_path / "run" / "best.keras").is_file()
+
+
+# Two runs on an image folder in one JAX process: the first seeds before TensorFlow is loaded
+# (cnnbp's seeding skips its seed; tf.data then imports it), the second after (Keras's seeding,
+# TensorFlow's global seed set). Prints whether their histories and final weights are equal.
+STREAM_CHILD = r"""
+import json, sys
+import numpy as np
+from cnnbp.cli import main
+folder, out = sys.argv[1], sys.argv[2]
+sets = ["input=[12, 12, 3]", "classes=2", "class_names=[a, b]", "training.batch_size=8",
+        "training.epochs=2", "training.augment.translate=0.2"]
+loaded_before = []
+for name in ("a", "b"):
+    loaded_before.append("tensorflow" in sys.modules)
+    code = main(["train", "digits", "--data", folder, "-o", f"{out}/{name}", "--quiet",
+                 *[a for s in sets for a in ("--set", s)]])
+    assert code == 0, code
+history = [open(f"{out}/{n}/history.csv").read().splitlines() for n in "ab"]
+strip = lambda rows: [r.rsplit(",", 1)[0] for r in rows]  # all but the seconds
+import keras
+weights = [keras.saving.load_model(f"{out}/{n}/model.keras").get_weights() for n in "ab"]
+print(json.dumps({"loaded_before": loaded_before,
+                  "same_history": strip(history[0]) == strip(history[1]),
+                  "same_weights": all(np.array_equal(a, b) for a, b in zip(*weights))}))
+"""
+
+
+def test_a_jax_run_streaming_through_tf_data_draws_the_same_without_tensorflows_seed(tmp_path):
+    """On JAX cnnbp no longer sets TensorFlow's global seed before tf.data imports it: a run
+    on an image folder (tf.data, augmented) trains exactly as one seeded with it, because
+    the pipeline draws from its own graph and op seeds."""
+    import json
+    import os
+    from pathlib import Path
+
+    from PIL import Image
+    pytest.importorskip("jax")
+    pytest.importorskip("tensorflow")
+    rng = np.random.default_rng(0)
+    for k, colour in (("a", 200), ("b", 40)):
+        (tmp_path / "pics" / k).mkdir(parents=True)
+        for i in range(16):
+            pixels = rng.integers(0, 255, (12, 12, 3), dtype=np.uint8)
+            pixels[..., 0] = colour
+            Image.fromarray(pixels).save(tmp_path / "pics" / k / f"{i}.png")
+    root = Path(__file__).resolve().parents[2]
+    out = subprocess.run([sys.executable, "-c", STREAM_CHILD, str(tmp_path / "pics"),
+                          str(tmp_path)], capture_output=True, text=True, timeout=600,
+                         cwd=tmp_path, env={**os.environ, "KERAS_BACKEND": "jax",
+                                            "PYTHONPATH": str(root.parent)})
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert json.loads(out.stdout.strip().splitlines()[-1]) == {
+        "loaded_before": [False, True], "same_history": True, "same_weights": True}
