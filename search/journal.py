@@ -17,6 +17,8 @@ from optuna.storages._heartbeat import BaseHeartbeat  # the interface fail_stale
 from optuna.storages.journal import JournalFileBackend
 from optuna.trial import TrialState
 
+from .stale import never_beat_and_stale
+
 
 class HeartbeatJournalStorage(JournalStorage, BaseHeartbeat):
     """A JournalStorage on ``path`` whose trials' heartbeats are file times beside it."""
@@ -34,8 +36,8 @@ class HeartbeatJournalStorage(JournalStorage, BaseHeartbeat):
         (self.beats / str(trial_id)).touch()
 
     def _get_stale_trial_ids(self, study_id: int) -> list[int]:
-        """RUNNING trials whose last heartbeat is older than the grace period (a trial with
-        none yet is not stale, as in RDBStorage)."""
+        """RUNNING trials whose last heartbeat is older than the grace period, or that have
+        none and started longer ago than that (``stale.py``)."""
         now = time.time()
         stale = []
         for trial in self.get_all_trials(study_id, deepcopy=False,
@@ -44,6 +46,8 @@ class HeartbeatJournalStorage(JournalStorage, BaseHeartbeat):
             try:
                 age = now - beat.stat().st_mtime
             except FileNotFoundError:
+                if never_beat_and_stale(trial.datetime_start, self.grace_period):
+                    stale.append(trial._trial_id)
                 continue
             if age > self.grace_period:
                 stale.append(trial._trial_id)

@@ -39,14 +39,16 @@ def open_storage(url: str):
 def _storage(url: str):
     """Optuna's RDB storage with heartbeats, so a dead worker's trial is retried.
 
+    A trial whose worker died before its first heartbeat goes stale too (``stale.py``).
     Workers started together race to create Optuna's tables and types, and the loser's DDL
     fails (optuna/optuna#1092: no fix upstream; it advises creating the study first). On
     PostgreSQL the workers take turns under an advisory lock; elsewhere the loser retries
     and finds the tables made.
     """
-    from optuna.storages import RDBStorage
     from sqlalchemy.engine import make_url
     from sqlalchemy.exc import ArgumentError, IntegrityError, OperationalError, ProgrammingError
+
+    from .rdb import HeartbeatRDBStorage
     try:  # the URL as shown in errors: no password
         shown = make_url(url).render_as_string(hide_password=True)
     except ArgumentError:
@@ -56,9 +58,9 @@ def _storage(url: str):
     for attempt in range(3):
         try:
             with schema_lock(url, shown):
-                return RDBStorage(url, heartbeat_interval=HEARTBEAT_S,
-                                  grace_period=3 * HEARTBEAT_S,
-                                  heartbeat_stale_trial_callback=retry_callback())
+                return HeartbeatRDBStorage(url, heartbeat_interval=HEARTBEAT_S,
+                                           grace_period=3 * HEARTBEAT_S,
+                                           heartbeat_stale_trial_callback=retry_callback())
         except ImportError as exc:
             raise UsageError(f"--storage {shown}: the database driver is not installed ({exc}); "
                              "for postgresql:// install psycopg: pip install 'psycopg[binary]'"

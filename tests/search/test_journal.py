@@ -23,7 +23,7 @@ def test_a_trial_without_heartbeats_for_the_grace_period_is_failed_and_retried(t
     dead.suggest_int("M", 1, 4)
     for trial in (alive, dead):
         storage.record_heartbeat(trial._trial_id)
-    never = study.ask()  # no heartbeat yet: not stale, as in RDBStorage
+    never = study.ask()  # just claimed, no heartbeat yet: not stale within the grace period
     beat = tmp_path / "search.log.heartbeats" / str(dead._trial_id)
     old = time.time() - 10  # its worker last beat 10 s ago: over the 3 s grace period
     os.utime(beat, (old, old))
