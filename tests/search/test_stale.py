@@ -12,6 +12,7 @@ from optuna.trial import TrialState, create_trial
 from cnnbp.search.journal import HeartbeatJournalStorage
 from cnnbp.search.rdb import HeartbeatRDBStorage
 from cnnbp.search.recovery import fail_stale, retry_callback
+from cnnbp.search.stale import never_beat_and_stale
 
 GRACE_S = 60
 
@@ -51,3 +52,10 @@ def test_a_trial_that_never_beat_goes_stale_after_the_grace_period(make, tmp_pat
     assert states[claimed] == states[beating] == TrialState.RUNNING
     retry, = [t for t in study.get_trials(deepcopy=False) if t.state == TrialState.WAITING]
     assert retry.params == {"M": 2}
+
+
+def test_the_rule_counts_from_the_claim_and_needs_a_start():
+    now = datetime.now()
+    assert never_beat_and_stale(now - timedelta(seconds=GRACE_S + 1), GRACE_S)
+    assert not never_beat_and_stale(now - timedelta(seconds=GRACE_S - 5), GRACE_S)
+    assert not never_beat_and_stale(None, GRACE_S)  # not started: nothing to count from
