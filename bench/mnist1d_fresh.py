@@ -27,9 +27,12 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def fresh_npz(path: Path, draw_seed: int) -> Path:
-    """The standard training signals, and a draw with ``draw_seed`` as the test rows."""
+    """The standard training signals (as `--data mnist1d` has them), and a draw with
+    ``draw_seed`` as the test rows."""
     from mnist1d.data import get_dataset_args, make_dataset
-    standard = make_dataset(get_dataset_args())
+
+    from cnnbp.train.builtin import mnist1d
+    standard = mnist1d()
     args = get_dataset_args()
     if draw_seed == args.seed:
         raise SystemExit(f"--draw-seed {draw_seed} is the standard set's own seed; pick another")
@@ -38,8 +41,8 @@ def fresh_npz(path: Path, draw_seed: int) -> Path:
     x = np.concatenate([fresh["x"], fresh["x_test"]])
     y = np.concatenate([fresh["y"], fresh["y_test"]])
     column = lambda a: a.astype("float32")[..., None]
-    np.savez(path, x_train=column(standard["x"]), y_train=standard["y"].astype("int64"),
-             x_test=column(x), y_test=y.astype("int64"))
+    np.savez(path, x_train=standard.x_train, y_train=standard.y_train, x_test=column(x),
+             y_test=y.astype("int64"))
     return path
 
 
