@@ -27,12 +27,13 @@ demo: $(STAMP)
 
 # Lint first (ruff, configured in pyproject.toml). The report tests open pages in a real headless
 # browser (Debian's chromium) and the distributed search test runs a real PostgreSQL server: both
-# are installed when missing.
+# are installed when missing. The tests run on every core (pytest-xdist), a file's tests on one
+# worker so that module fixtures are made once.
 test: $(STAMP)
 	$(BIN)/ruff check .
 	command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium)
 	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq postgresql)
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n auto --dist loadfile
 
 bench: $(STAMP)
 	$(BIN)/python -m pip install -q -e ".[dev,bench]"

@@ -36,6 +36,9 @@ def register(sub) -> None:
                     help="seconds an idle connection stays open (default 5)")
     sv.add_argument("--max-connections", type=int, default=1000,
                     help="open connections; more get 503 (default 1000)")
+    sv.add_argument("--grace", type=float, default=30.0,
+                    help="seconds in-flight requests get to finish after SIGINT/SIGTERM; "
+                         "those still running then get 503 (default 30)")
     sv.set_defaults(run=run)
 
 
@@ -52,5 +55,5 @@ def run(args) -> int:
         max_image_pixels=args.max_image_pixels, max_header_bytes=args.max_header_bytes,
         timeout_header=args.timeout_header, timeout_body=args.timeout_body,
         timeout_keep_alive=args.timeout_keep_alive, max_connections=args.max_connections,
-        access_log=not args.no_access_log))
+        grace=args.grace, access_log=not args.no_access_log))
     return 0

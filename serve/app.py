@@ -68,11 +68,11 @@ class App:
         if scope["type"] != "http":
             return
         started = time.perf_counter()
-        answer = {"status": 500, "size": 0}
+        answer = {"status": 500, "size": 0, "started": False}
 
         async def sent(message):  # what the response was, for /metrics and the access log
             if message["type"] == "http.response.start":
-                answer["status"] = message["status"]
+                answer["status"], answer["started"] = message["status"], True
             else:
                 answer["size"] += len(message.get("body", b""))
             await send(message)
@@ -96,6 +96,18 @@ class App:
         except Exception:  # a bug: the traceback goes to the log, never to the client
             log.exception("internal error on %s %r", scope.get("method"), path)
             await self._error(sent, 500, "internal error")
+        except asyncio.CancelledError:
+            # uvicorn cancels what is still running when the shutdown grace runs out, and
+            # answers a cancelled request with a bare 500: say what happened instead
+            if not self.stopping.is_set():
+                raise
+            if not answer["started"]:
+                await self._error(sent, 503, "the server shut down before this request "
+                                  f"finished: in-flight requests get {self.config.grace:g} s "
+                                  "after SIGINT/SIGTERM (--grace); send it again to a running "
+                                  "server", {"retry-after": "1"})
+            log.warning("%s %s: cancelled at shutdown, %g s grace ran out",
+                        scope.get("method"), path, self.config.grace)
         seconds = time.perf_counter() - started
         route = scope["route"].name if "route" in scope else route_name(path)
         self.metrics.request(route, answer["status"], seconds)

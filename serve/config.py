@@ -23,7 +23,7 @@ class ServeConfig:
     max_delay_ms: float = 2.0  # --max-delay-ms: longest wait for a batch to fill (0 = off)
     max_body: int = 16 << 20  # --max-body: request bytes
     token: str | None = None  # --token or CNNBP_TOKEN: None serves without auth
-    grace: float = 30.0  # seconds in-flight requests get on SIGINT/SIGTERM
+    grace: float = 30.0  # --grace: seconds in-flight requests get on SIGINT/SIGTERM
     max_batch_rows: int | None = None  # --max-batch-rows: rows per request (None: max_batch)
     max_image_pixels: int = MAX_IMAGE_PIXELS  # --max-image-pixels
     max_header_bytes: int = 64 << 10  # --max-header-bytes: request line and headers
@@ -66,7 +66,8 @@ class ServeConfig:
         _within("--max-connections", self.max_connections, 1)
         for flag, seconds in (("--timeout-keep-alive", self.timeout_keep_alive),
                               ("--timeout-header", self.timeout_header),
-                              ("--timeout-body", self.timeout_body)):
+                              ("--timeout-body", self.timeout_body),
+                              ("--grace", self.grace)):
             if not seconds > 0:
                 raise UsageError(f"{flag}: must be a positive number of seconds, got {seconds}")
 

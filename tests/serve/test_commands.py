@@ -40,13 +40,14 @@ def test_each_flag_lands_in_its_field(monkeypatch):
         "b", "--host", "0.0.0.0", "--port", "9000", "--no-grpc", "--no-access-log",
         "--max-batch", "8", "--max-delay-ms", "0", "--max-body", "1000", "--max-batch-rows",
         "4", "--max-image-pixels", "99", "--max-header-bytes", "2048", "--timeout-header", "1.5",
-        "--timeout-body", "2.5", "--timeout-keep-alive", "3.5", "--max-connections", "7"],
+        "--timeout-body", "2.5", "--timeout-keep-alive", "3.5", "--max-connections", "7",
+        "--grace", "12.5"],
         env={"CNNBP_TOKEN": "from-env"})
     assert config == ServeConfig(
         "b", host="0.0.0.0", port=9000, grpc_port=None, access_log=False, max_batch=8,
         max_delay_ms=0.0, max_body=1000, max_batch_rows=4, max_image_pixels=99,
         max_header_bytes=2048, timeout_header=1.5, timeout_body=2.5, timeout_keep_alive=3.5,
-        max_connections=7, token="from-env")
+        max_connections=7, grace=12.5, token="from-env")
     assert served_config(monkeypatch, ["b", "--token", "flag"],
                          env={"CNNBP_TOKEN": "env"}).token == "flag"
 

@@ -154,6 +154,7 @@ def test_settings_default_rows_to_the_batch_and_bracket_an_ipv6_grpc_host():
     ({"max_header_bytes": 100}, "--max-header-bytes: must be at least 1024, got 100"),
     ({"timeout_body": 0.0}, "--timeout-body: must be a positive number of seconds, got 0.0"),
     ({"timeout_header": math.nan}, "--timeout-header: must be a positive number"),
+    ({"grace": -1.0}, "--grace: must be a positive number of seconds, got -1.0"),
 ])
 def test_settings_out_of_range_name_their_flag(change, message):
     with pytest.raises(UsageError) as e:
