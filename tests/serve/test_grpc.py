@@ -250,3 +250,46 @@ def test_no_grpc_serves_http_only(repo):
         assert "grpc://" not in s.log()
     finally:
         s.stop()
+
+
+def test_calls_still_running_when_the_grace_runs_out_get_unavailable(repo):
+    """With 0.2 s of grace, three ~1 s calls cannot all finish: those cut off get UNAVAILABLE
+    (retryable, the stock client's InferenceServerException), never INTERNAL or UNKNOWN, and
+    the server stops cleanly."""
+    import signal
+    import urllib.request
+
+    import tritonclient.grpc as grpcclient
+    from tritonclient.utils import InferenceServerException
+    s = Server(repo / "bundles", max_body=64 << 20, max_batch_rows=65536, grace=0.2)
+    x = RNG.normal(size=(65536, 8, 8, 1)).astype("float32")
+    client = grpcclient.InferenceServerClient(s.grpc_target)
+
+    def call():
+        inp = grpcclient.InferInput("input", list(x.shape), "FP32")
+        inp.set_data_from_numpy(x)
+        try:
+            client.infer("digits", [inp], client_timeout=600)
+            return "OK", None
+        except InferenceServerException as exc:
+            return exc.status(), exc.message()
+
+    def model_calls() -> float:  # ONNX Runtime calls so far, from /metrics
+        with urllib.request.urlopen(f"{s.url}/metrics", timeout=10) as r:
+            text = r.read().decode()
+        return sum(float(line.split()[-1]) for line in text.splitlines()
+                   if line.startswith("cnnbp_batch_size_count"))
+
+    with ThreadPoolExecutor(3) as pool:
+        futures = [pool.submit(call) for _ in range(3)]
+        while model_calls() == 0:  # the first call is being computed: it is in flight
+            assert not any(f.done() for f in futures), [f.result() for f in futures if f.done()]
+        s.proc.send_signal(signal.SIGTERM)
+        results = [f.result() for f in futures]
+    client.close()
+    assert s.wait() in (0, -signal.SIGTERM)
+    log = s.log()
+    codes = [code for code, _ in results]
+    assert "StatusCode.UNAVAILABLE" in codes, (results, log)
+    assert set(codes) <= {"OK", "StatusCode.UNAVAILABLE"}, (results, log)
+    assert log.rstrip().endswith("stopped"), log
