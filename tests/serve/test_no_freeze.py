@@ -1,7 +1,11 @@
 """No request freezes the server: while 16 MB requests of millions of values arrive over HTTP
-(nested JSON to /infer, a signal to /classify) and gRPC (fp32_contents), health answers within
-100 ms (one poll, a busy machine's hiccup, within 500 ms), and the big requests are refused by
-their size before their values are read."""
+(nested JSON to /infer, a signal to /classify) and gRPC (fp32_contents), health keeps answering,
+and the big requests are refused by their size before their values are read.
+
+"Keeps answering" is judged against what one freeze costs on this machine at this moment: the
+test process parses a refused body itself (``freeze_ms``), and health's polls must stay well
+under that. A fixed bar in ms failed when the suite ran on both cores: the other worker's load
+doubled the bounded parses the server does (68 ms alone) to two polls of 112 and 132 ms."""
 import http.client
 import json
 import re
@@ -82,15 +86,17 @@ def test_health_answers_while_huge_requests_are_in_flight(roomy):
 
     senders = [threading.Thread(target=f) for f in (over_http, over_grpc) for _ in range(SENDERS)]
     started = time.perf_counter()
+    freeze = freeze_ms()
     polls = poll_health(roomy.port, senders)
+    freeze = max(freeze, freeze_ms())
     took = time.perf_counter() - started
 
     during = [(a, b) for a, b in polls if any(s <= a and b <= e for s, e in spans)]
     assert len(spans) == 2 * SENDERS * ROUNDS
     assert len(during) >= 10, (len(during), len(polls), took)  # polled while requests ran
     slowest = sorted(round((b - a) * 1000) for a, b in polls)[-5:]
-    assert fast_enough(slowest), f"health took {slowest} ms (the slowest of {len(polls)} polls) " \
-        "while big requests were in flight"
+    assert fast_enough(slowest, freeze), f"health took {slowest} ms (the slowest of {len(polls)} " \
+        f"polls) while big requests were in flight; one refused body parses in {freeze} ms here"
     http_answers = [a for a in answers if a[0] == 413]
     grpc_answers = [a for a in answers if a[0] == "RESOURCE_EXHAUSTED"]
     assert len(http_answers) == len(grpc_answers) == SENDERS * ROUNDS, answers
@@ -170,13 +176,15 @@ def test_health_answers_while_large_input_requests_are_parsed(big):
                 record(started, answer)
 
     senders = [threading.Thread(target=f) for f in (over_http, over_grpc) for _ in range(2)]
+    freeze = freeze_ms()
     polls = poll_health(big.port, senders)
+    freeze = max(freeze, freeze_ms())
     assert len(spans) == 2 * (len(http_cases) + len(grpc_cases))
     during = [(a, b) for a, b in polls if any(s <= a and b <= e for s, e in spans)]
     assert len(during) >= 10, (len(during), len(polls))
     slowest = sorted(round((b - a) * 1000) for a, b in polls)[-5:]
-    assert fast_enough(slowest), f"health took {slowest} ms (the slowest of {len(polls)} polls) " \
-        "while large-input requests were parsed"
+    assert fast_enough(slowest, freeze), f"health took {slowest} ms (the slowest of {len(polls)} " \
+        f"polls) while large-input requests were parsed; one refused body parses in {freeze} ms here"
     assert [a for a in answers if a[0] != a[1]] == []
     refusals = {message.decode() for _, status, message in answers
                 if status in (413, "INVALID_ARGUMENT", "RESOURCE_EXHAUSTED")}
@@ -203,11 +211,22 @@ def model_infer(channel: grpc.Channel):
                                response_deserializer=pb.ModelInferResponse.FromString)
 
 
-def fast_enough(slowest: list[int]) -> bool:
-    """Health kept answering: every poll but one under 100 ms, that one under 500 ms. A parse
-    that holds the server freezes a poll for seconds, once per big request (several here);
-    one poll of 122 ms was seen once when the full suite ran on a busy 2-core machine."""
-    return slowest[-2] < 100 and slowest[-1] < 500
+def freeze_ms() -> int:
+    """What one freeze would hold the server for, here and now: the ms this process takes to
+    parse a refused body (8M values, 16 MB; 640 ms on a quiet 2-core EPYC) as a server without
+    the size bounds would. It moves with the machine's speed and load, as the polls do."""
+    body = b"[" + b"0," * 8_000_000 + b"0]"
+    started = time.perf_counter()
+    json.loads(body)
+    return round((time.perf_counter() - started) * 1000)
+
+
+def fast_enough(slowest: list[int], freeze: int) -> bool:
+    """Health kept answering: the second-slowest poll under half a freeze, the slowest under
+    one. Without the bounds each refused body freezes one poll for about a whole ``freeze``
+    (several here), while the bounded parses the server does take about a tenth of it."""
+    assert freeze >= 200, f"a 16 MB parse took only {freeze} ms: this test could not see a freeze"
+    return slowest[-2] < freeze / 2 and slowest[-1] < freeze
 
 
 def poll_health(port: int, senders: list[threading.Thread]) -> list[tuple[float, float]]:
