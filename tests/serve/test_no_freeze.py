@@ -96,7 +96,8 @@ def test_health_answers_while_huge_requests_are_in_flight(roomy):
     assert len(during) >= 10, (len(during), len(polls), took)  # polled while requests ran
     slowest = sorted(round((b - a) * 1000) for a, b in polls)[-5:]
     assert fast_enough(slowest, freeze), f"health took {slowest} ms (the slowest of {len(polls)} " \
-        f"polls) while big requests were in flight; one refused body parses in {freeze} ms here"
+        f"polls) while big requests were in flight; one refused body parses in " \
+        f"{freeze} ms here"
     http_answers = [a for a in answers if a[0] == 413]
     grpc_answers = [a for a in answers if a[0] == "RESOURCE_EXHAUSTED"]
     assert len(http_answers) == len(grpc_answers) == SENDERS * ROUNDS, answers
@@ -184,7 +185,8 @@ def test_health_answers_while_large_input_requests_are_parsed(big):
     assert len(during) >= 10, (len(during), len(polls))
     slowest = sorted(round((b - a) * 1000) for a, b in polls)[-5:]
     assert fast_enough(slowest, freeze), f"health took {slowest} ms (the slowest of {len(polls)} " \
-        f"polls) while large-input requests were parsed; one refused body parses in {freeze} ms here"
+        f"polls) while large-input requests were parsed; one refused body parses in " \
+        f"{freeze} ms here"
     assert [a for a in answers if a[0] != a[1]] == []
     refusals = {message.decode() for _, status, message in answers
                 if status in (413, "INVALID_ARGUMENT", "RESOURCE_EXHAUSTED")}
