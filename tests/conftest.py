@@ -1,7 +1,10 @@
 """Shared fixtures: the repository root, shipped blueprints, and a quiet Keras."""
 from __future__ import annotations
 
+import os
+import shutil
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -12,6 +15,22 @@ if str(ROOT) not in sys.path:
 
 SHIPPED = sorted(p.stem for p in (ROOT / "blueprints").glob("*.yaml"))
 SMALL = ["digits", "mnist1d", "cifar10_small", "lenet5"]
+
+
+def pytest_configure(config):
+    """One JAX compilation cache for the whole run, in a fresh folder its workers and their
+    subprocesses share (they inherit the environment), so the tests never write to the user's
+    ~/.cache and each run starts cold. A CNNBP_JAX_CACHE set by the caller wins."""
+    if hasattr(config, "workerinput") or "CNNBP_JAX_CACHE" in os.environ:
+        return
+    config.cnnbp_jax_cache = tempfile.mkdtemp(prefix="cnnbp-tests-jax-cache-")
+    os.environ["CNNBP_JAX_CACHE"] = config.cnnbp_jax_cache
+
+
+def pytest_unconfigure(config):
+    made = getattr(config, "cnnbp_jax_cache", None)
+    if made:
+        shutil.rmtree(made)
 
 
 @pytest.fixture(scope="session")
