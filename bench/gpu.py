@@ -197,6 +197,8 @@ class Bench:
         self.log = out / "gpu_bench.log"
         self.env = {**os.environ, "PYTHONUNBUFFERED": "1"}
         self.env.setdefault("KERAS_BACKEND", "jax")
+        # cold, as the hand-written side compiles: no figure rests on an earlier run's cache
+        self.env.setdefault("CNNBP_JAX_CACHE", "off")
 
     def child(self, title: str, cmd: list[str]) -> str | None:
         """Run ``cmd`` within the budget; None if it succeeded, else why not."""

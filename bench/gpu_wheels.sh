@@ -29,6 +29,7 @@ WHEELS=(
   pydantic-core==2.50.4    # pydantic (binary)
   annotated-types==0.8.0
   typing-inspection==0.4.5
+  filelock==4.3.2          # locks JAX's compilation cache (builder/jax_cache.py)
   # The machine has typing-extensions, at a version not read; pydantic and pydantic-core
   # need >=4.16.0, and a newer one only adds names, so carrying it is safe for torch too.
   typing-extensions==4.16.0
