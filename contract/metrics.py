@@ -57,6 +57,7 @@ class TrainMetrics(Record):
     deterministic: bool | None = None   # whether op determinism was on
     backend: str = "tensorflow"         # the Keras backend that trained (KERAS_BACKEND)
     xla: bool | None = None             # whether the training steps were XLA-compiled
+    compile_cache: str | None = None    # JAX's persistent compilation cache folder, when on
 
     @model_validator(mode="after")
     def _square(self):

@@ -58,6 +58,7 @@ def finish(session: Session, model, wall_started: float, explain: bool = False
 
 def _evaluate(session: Session, final, wall_started: float, explaining):
     """``finish`` from the test evaluation on: metrics.json, the charts, the drawn pictures."""
+    from cnnbp.builder import jax_cache
     from cnnbp.report.html import Drawn
 
     from .evaluate import classification_report
@@ -77,7 +78,7 @@ def _evaluate(session: Session, final, wall_started: float, explaining):
         versions=_versions(), skipped_images=len(bad.files), skipped_files=bad.named,
         cache=session.pipelines.cache, normalization=session.state.normalization,
         deterministic=session.device.deterministic, backend=session.device.backend,
-        xla=session.device.jit_compile)
+        xla=session.device.jit_compile, compile_cache=jax_cache.in_use())
     metrics.write(session.run / "metrics.json")
     wait([explaining] if explaining else [])  # before matplotlib draws on this thread
     curves, confusion = write_plots(session.run, session.state.history,

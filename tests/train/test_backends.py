@@ -67,6 +67,7 @@ def test_jax_trains_and_resumes_without_tensorflow_and_the_run_exports(tmp_path,
         done.stderr[-3000:]
     metrics = json.loads((run / "metrics.json").read_text())
     assert metrics["backend"] == "jax" and metrics["xla"] is True
+    assert metrics["compile_cache"] == os.environ["CNNBP_JAX_CACHE"]  # tests/conftest.py's
     assert metrics["device"] == "CPU (jax)" and "tensorflow" not in metrics["versions"]
     assert metrics["epochs"] == 2 and metrics["test_accuracy"] > 0.8
     assert [row["epoch"] for row in json.loads((run / "state" / "state.json").read_text())[
