@@ -89,7 +89,10 @@ def run(args) -> int:
                          replace=args.force)
     print(f"{metrics.blueprint}: test accuracy {metrics.test_accuracy:.4f}, "
           f"loss {metrics.test_loss:.4f} after {metrics.epochs} epochs, "
-          f"{metrics.images_per_second} images/s on {metrics.device} -> {metrics.run_dir}")
+          f"{metrics.images_per_second} images/s"
+          + (f" ({metrics.steady_images_per_second} after the first epoch)"
+             if metrics.steady_images_per_second else "")
+          + f" on {metrics.device} -> {metrics.run_dir}")
     if metrics.skipped_images:
         print(f"  skipped {metrics.skipped_images:,} images that could not be decoded "
               f"(--skip-bad-images); their names: skipped_files in {metrics.run_dir}/metrics.json")

@@ -44,7 +44,7 @@ class TrainMetrics(Record):
     stopped_early: bool
     train_samples: int
     train_seconds: float
-    images_per_second: float | None
+    images_per_second: float | None       # over every epoch, compiling included
     wall_seconds: float           # from loading the data to metrics.json (not report.html)
     device: str
     mixed_precision: bool
@@ -58,6 +58,9 @@ class TrainMetrics(Record):
     backend: str = "tensorflow"         # the Keras backend that trained (KERAS_BACKEND)
     xla: bool | None = None             # whether the training steps were XLA-compiled
     compile_cache: str | None = None    # JAX's persistent compilation cache folder, when on
+    # training rows over the median epoch after the first (which compiles; so may a resumed or
+    # unfrozen one, which the median leaves out): what the machine sustains. None under 2 epochs
+    steady_images_per_second: float | None = None
 
     @model_validator(mode="after")
     def _square(self):

@@ -3,6 +3,7 @@ evaluation in metrics.json, the charts, and (beside the evaluation) the explain 
 """
 from __future__ import annotations
 
+import statistics
 import time
 from concurrent.futures import ThreadPoolExecutor, wait
 from typing import TYPE_CHECKING
@@ -56,6 +57,14 @@ def finish(session: Session, model, wall_started: float, explain: bool = False
         raise
 
 
+def steady_images_per_second(history: list[dict], train_size: int) -> float | None:
+    """``train_size`` over the median epoch after the first, or None under two epochs."""
+    later = [row["seconds"] for row in history[1:]]
+    if not later or statistics.median(later) <= 0:
+        return None
+    return round(train_size / statistics.median(later), 1)
+
+
 def _evaluate(session: Session, final, wall_started: float, explaining):
     """``finish`` from the test evaluation on: metrics.json, the charts, the drawn pictures."""
     from cnnbp.builder import jax_cache
@@ -78,7 +87,9 @@ def _evaluate(session: Session, final, wall_started: float, explaining):
         versions=_versions(), skipped_images=len(bad.files), skipped_files=bad.named,
         cache=session.pipelines.cache, normalization=session.state.normalization,
         deterministic=session.device.deterministic, backend=session.device.backend,
-        xla=session.device.jit_compile, compile_cache=jax_cache.in_use())
+        xla=session.device.jit_compile, compile_cache=jax_cache.in_use(),
+        steady_images_per_second=steady_images_per_second(session.state.history,
+                                                          session.pipelines.train_size))
     metrics.write(session.run / "metrics.json")
     wait([explaining] if explaining else [])  # before matplotlib draws on this thread
     curves, confusion = write_plots(session.run, session.state.history,

@@ -52,6 +52,8 @@ def test_metrics_and_history(digits_run):
     rows = list(csv.DictReader((out / "history.csv").open()))
     assert [int(r["epoch"]) for r in rows] == [1, 2, 3]
     assert {"loss", "accuracy", "val_loss", "val_accuracy", "learning_rate"} <= set(rows[0])
+    later = sorted(float(r["seconds"]) for r in rows[1:])  # epochs 2 and 3: mean = median
+    assert m["steady_images_per_second"] == round(m["train_samples"] / (sum(later) / 2), 1)
 
 
 def test_resolved_blueprint_and_preprocessing(digits_run):

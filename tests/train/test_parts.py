@@ -258,3 +258,11 @@ def test_class_names_are_matched_by_name_into_the_blueprints_order():
     with pytest.raises(DataError, match=r"only in the data: \[cow\]; only in the blueprint: "
                                         r"\[dog\]"):
         match_names(("cat", "cow"), ("cat", "dog"), 2, "src")
+
+
+def test_steady_images_per_second_leaves_out_the_compiling_epochs():
+    from cnnbp.train.results import steady_images_per_second
+    # the first epoch and a resumed one (the fourth) compile; the median of 2.0, 2.5, 7.5, 2.5
+    rows = [{"seconds": s} for s in (9.0, 2.0, 2.5, 7.5, 2.5)]
+    assert steady_images_per_second(rows, 1000) == 400.0  # 1,000 rows in 2.5 s
+    assert steady_images_per_second(rows[:1], 1000) is None  # one epoch: nothing steady
