@@ -1,7 +1,7 @@
 """JAX's persistent compilation cache, on for every run under ``KERAS_BACKEND=jax``.
 
 A JAX run compiles each weight initializer and its training step (twice: the full batch and
-the last, partial one) before its first epoch ends: about 10 of the 25 s of a digits run on
+the last, partial one) before its first epoch ends: about 11 of the 25 s of a digits run on
 the 2-core CPU. JAX can keep compiled programs on disk, keyed by the program, its compile
 options, the devices and the JAX version, so a rerun or a resume loads them instead
 (docs/benchmarks.md, issue 28). The learning-rate schedule is part of the training step, so
@@ -50,7 +50,7 @@ def folder() -> Path | None:
 def enable() -> Path | None:
     """Point JAX's persistent compilation cache at ``folder()`` (before the first compile);
     the folder in use, or None when off, left to the user's own setting, or not writable.
-    ``in_use()`` answers the same afterwards."""
+    Later, ``in_use()`` names the folder JAX uses, the user's own included."""
     import jax
     if os.environ.get("JAX_COMPILATION_CACHE_DIR") or jax.config.jax_compilation_cache_dir:
         return None
