@@ -19,6 +19,7 @@ workers) never read a half-written entry.
 """
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import sys
@@ -47,10 +48,10 @@ def folder() -> Path | None:
     return Path(base) / "cnnbp" / "jax"
 
 
+@functools.cache  # once per process: a folder it cannot use is named in one warning
 def enable() -> Path | None:
     """Point JAX's persistent compilation cache at ``folder()`` (before the first compile);
-    the folder in use, or None when off, left to the user's own setting, or not writable.
-    Later, ``in_use()`` names the folder JAX uses, the user's own included."""
+    the folder in use, or None when off, left to the user's own setting, or not writable."""
     import jax
     if os.environ.get("JAX_COMPILATION_CACHE_DIR") or jax.config.jax_compilation_cache_dir:
         return None
@@ -76,18 +77,11 @@ def enable() -> Path | None:
     jax.config.update("jax_compilation_cache_dir", str(where))
     jax.config.update("jax_persistent_cache_min_compile_time_secs", MIN_COMPILE_SECONDS)
     jax.config.update("jax_compilation_cache_max_size", cap)
-    global _in_use
-    _in_use = where
     return where
 
 
-_in_use: Path | None = None
-
-
 def in_use() -> str | None:
-    """The folder ``enable`` pointed JAX at in this process, or the user's own
-    ``JAX_COMPILATION_CACHE_DIR``; None when no cache is on (and on TensorFlow)."""
-    if _in_use is not None:
-        return str(_in_use)
+    """The folder JAX keeps compiled programs in for this process (``enable``'s or the user's
+    own ``JAX_COMPILATION_CACHE_DIR``); None when no cache is on, and on TensorFlow."""
     jax = sys.modules.get("jax")
     return (jax.config.jax_compilation_cache_dir or None) if jax is not None else None

@@ -80,17 +80,6 @@ def import_tensorflow():
 TRAINING_BACKENDS = ("tensorflow", "jax")
 
 
-_jax_cache_set = False
-
-
-def _use_jax_cache() -> None:
-    """Once per process, before JAX compiles anything: its persistent compilation cache."""
-    global _jax_cache_set
-    from cnnbp.builder import jax_cache
-    jax_cache.enable()
-    _jax_cache_set = True
-
-
 def import_keras():
     """Import and return ``keras``; TensorFlow too (quietly) only when it is Keras's backend
     (``KERAS_BACKEND`` or ~/.keras/keras.json), so training on JAX needs no TensorFlow. On JAX,
@@ -109,8 +98,9 @@ def import_keras():
             if keras.backend.backend() == "tensorflow":
                 import tensorflow  # noqa: F401
     name = sys.modules["keras"].backend.backend()
-    if name == "jax" and not _jax_cache_set:
-        _use_jax_cache()
+    if name == "jax":  # before JAX compiles anything
+        from cnnbp.builder import jax_cache
+        jax_cache.enable()
     if name not in TRAINING_BACKENDS:
         from cnnbp.contract.errors import UsageError
         raise UsageError(f"KERAS_BACKEND={name}: cnnbp trains with the tensorflow (default) or "

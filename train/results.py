@@ -60,9 +60,8 @@ def finish(session: Session, model, wall_started: float, explain: bool = False
 def steady_images_per_second(history: list[dict], train_size: int) -> float | None:
     """``train_size`` over the median epoch after the first, or None under two epochs."""
     later = [row["seconds"] for row in history[1:]]
-    if not later or statistics.median(later) <= 0:
-        return None
-    return round(train_size / statistics.median(later), 1)
+    median = statistics.median(later) if later else 0
+    return round(train_size / median, 1) if median > 0 else None
 
 
 def _evaluate(session: Session, final, wall_started: float, explaining):

@@ -30,6 +30,7 @@ compiler.setLevel(logging.DEBUG)
 compiler.addHandler(Count())
 from cnnbp.builder.tf_env import import_keras, set_random_seed
 keras = import_keras()
+import_keras()  # as a run does, several times: the cache is set up once
 import jax
 import numpy as np
 set_random_seed(0)
@@ -92,9 +93,9 @@ def test_a_folder_that_cannot_be_written_is_named_once_and_the_run_goes_on(tmp_p
     (tmp_path / "a-file").write_text("not a folder")
     folder = tmp_path / where  # an absolute ``where`` stays itself
     blocked = _child(tmp_path, CNNBP_JAX_CACHE=str(folder))
-    assert blocked["cache"] is None and blocked["hit"] == 0, blocked
-    assert f"{folder}: cannot keep the JAX compilation cache there" in blocked["stderr"] \
-        and "CNNBP_JAX_CACHE" in blocked["stderr"], blocked["stderr"]
+    assert blocked["cache"] is None, blocked
+    assert blocked["stderr"].count(f"{folder}: cannot keep the JAX compilation cache there") \
+        == 1 and "CNNBP_JAX_CACHE" in blocked["stderr"], blocked["stderr"]
     assert "persistent compilation cache" not in blocked["stderr"], blocked["stderr"]
 
 
