@@ -7,7 +7,16 @@ Each measurement runs in a fresh process (one `cnnbp train` per precision, one K
 one PyTorch process), so a mixed-precision policy, a compile cache or memory that JAX holds
 never carries over. images/s is over the epochs after the first, since the first includes
 compilation; its seconds are shown separately. "mixed" is fp16 compute with fp32 weights in
-all three (Keras mixed_float16; torch autocast fp16 with a GradScaler).
+all three (Keras mixed_float16; torch autocast fp16 with a GradScaler); "bf16" is bfloat16
+compute with fp32 weights and no loss scaling (Keras mixed_bfloat16; torch autocast bf16).
+For `cnnbp train` the seconds outside its epochs are split into the process's start and end
+(imports, parsing, report.html: process seconds less metrics.json's wall_seconds) and its
+run (statistics, samples, checkpoint waits, saved models, test evaluation: wall_seconds less
+the epochs).
+
+Measurements run in order of what they decide, both nets at each step, so a spent --budget
+skips the least needed: Keras fit (every precision, one process) and cnnbp in float32 (the
+default), PyTorch, then cnnbp in bf16, then cnnbp in fp16.
 
 On the GPU machine (H200: Python 3.12, JAX, PyTorch, no TensorFlow or Keras, no network):
 here, once, `bash bench/gpu_wheels.sh` (fills .whl/, which .git/info/exclude must list), then
@@ -56,8 +65,16 @@ NOTES = (
     "(steps_per_execution=1); the PyTorch loop keeps the scaled arrays on the device (no "
     "input pipeline at all).",
     "PyTorch fp32 allows TF32 tensor-core math, as JAX's default float32 precision on GPUs "
-    "does; 'mixed' is fp16 autocast with a GradScaler, like Keras's mixed_float16.",
+    "does; 'mixed' is fp16 autocast with a GradScaler, like Keras's mixed_float16; 'bf16' is "
+    "bfloat16 autocast without one, like Keras's mixed_bfloat16.",
+    "outside s (cnnbp): process seconds less the epochs' seconds; start+end s: imports, "
+    "parsing and report.html (process less metrics.json's wall_seconds); run s: statistics, "
+    "samples, checkpoint waits, saved models and the test evaluation (wall_seconds less the "
+    "epochs).",
 )
+# --precisions names -> Keras dtype policy, and cnnbp's training.mixed_precision
+POLICY = {"fp32": "float32", "bf16": "mixed_bfloat16", "mixed": "mixed_float16"}
+SETTING = {"fp32": "false", "bf16": "bfloat16", "mixed": "float16"}
 
 
 @dataclass(frozen=True)
@@ -150,8 +167,7 @@ def keras_worker(case: Case, npz: Path, rows: Path, precisions) -> None:
             self.seconds.append(time.perf_counter() - self.started)
 
     for precision in precisions:
-        keras.mixed_precision.set_global_policy(
-            "mixed_float16" if precision == "mixed" else "float32")
+        keras.mixed_precision.set_global_policy(POLICY[precision])
         keras.utils.set_random_seed(0)
         model = build_model(network)
         model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="categorical_crossentropy",
@@ -159,7 +175,7 @@ def keras_worker(case: Case, npz: Path, rows: Path, precisions) -> None:
         timer = EpochTimes()
         history = model.fit(x, y, batch_size=case.batch, epochs=case.epochs, verbose=0,
                             callbacks=[timer])
-        _append(rows, {"variant": "fp32" if precision == "fp32" else "mixed_float16",
+        _append(rows, {"variant": "fp32" if precision == "fp32" else POLICY[precision],
                        "precision": precision, "epoch_seconds": timer.seconds,
                        "images_per_epoch": len(x), "device": device,
                        "final_loss": history.history["loss"][-1],
@@ -245,23 +261,26 @@ class Bench:
         shutil.rmtree(run, ignore_errors=True)
         sets = [*case.overrides, f"training.epochs={case.epochs}",
                 f"training.batch_size={case.batch}", "training.validation_split=0",
-                f"training.mixed_precision={'true' if precision == 'mixed' else 'false'}"]
+                f"training.mixed_precision={SETTING[precision]}"]
         cmd = [sys.executable, str(ROOT / "cli.py"), "train", case.blueprint, "--data", str(npz),
                "-o", str(run), "--quiet", *[a for s in sets for a in ("--set", s)]]
         started = time.monotonic()
         problem = self.child(f"{case.net}: cnnbp train ({precision})", cmd)
-        variant = "mixed_float16" if precision == "mixed" else "fp32"
+        variant = "fp32" if precision == "fp32" else POLICY[precision]
         if problem:
             self.add(case, "cnnbp train", variant, precision, [], 0, note=problem)
             return
         metrics = json.loads((run / "metrics.json").read_text())
         with open(run / "history.csv", newline="") as f:
             seconds = [float(r["seconds"]) for r in csv.DictReader(f)]
-        note = "" if metrics["mixed_precision"] == (precision == "mixed") else \
-            f"ran with mixed_precision={metrics['mixed_precision']}"
+        process = time.monotonic() - started
+        note = "" if metrics.get("precision") == POLICY[precision] else \
+            f"ran under {metrics.get('precision')}"
         self.add(case, "cnnbp train", variant, precision, seconds, metrics["train_samples"],
-                 device=metrics["device"], note=note, process_seconds=round(
-                     time.monotonic() - started, 1),
+                 device=metrics["device"], note=note, process_seconds=round(process, 1),
+                 outside_seconds=round(process - sum(seconds), 1),
+                 start_end_seconds=round(process - metrics["wall_seconds"], 1),
+                 run_seconds=round(metrics["wall_seconds"] - sum(seconds), 1),
                  **{k: metrics[k] for k in ("images_per_second", "train_seconds",
                                             "wall_seconds", "test_accuracy", "versions")})
         shutil.rmtree(run, ignore_errors=True)  # a VGG run holds GBs of checkpoints
@@ -280,8 +299,9 @@ class Bench:
     def table(self) -> str:
         base = {(r["net"], r["precision"]): r["steady_images_per_second"] for r in self.rows
                 if r["runner"] == "Keras fit"}
-        lines = ["| net | runner | variant | images/s | vs Keras fit | 1st epoch s | device | note |",
-                 "| --- | --- | --- | ---: | ---: | ---: | --- | --- |"]
+        lines = ["| net | runner | variant | images/s | vs Keras fit | 1st epoch s | outside s "
+                 "(start+end, run) | device | note |",
+                 "| --- | --- | --- | ---: | ---: | ---: | ---: | --- | --- |"]
         for r in self.rows:
             rate, ref = r["steady_images_per_second"], base.get((r["net"], r["precision"]))
             lines.append("| " + " | ".join([
@@ -289,6 +309,8 @@ class Bench:
                 f"{rate:,.0f}" if rate else "–",
                 f"{rate / ref:.2f}" if rate and ref else "–",
                 f"{r['first_epoch_seconds']:.1f}" if r["first_epoch_seconds"] else "–",
+                f"{r['outside_seconds']} ({r['start_end_seconds']}, {r['run_seconds']})"
+                if "outside_seconds" in r else "–",
                 str(r.get("device", "")), str(r.get("note", ""))]) + " |")
         return "\n".join(lines)
 
@@ -308,7 +330,8 @@ def main() -> int:
     p.add_argument("--nets", default=",".join(c.net for c in FULL),
                    help="comma-separated: cifar10_small, vgg11 (default both)")
     p.add_argument("--runners", default="keras,cnnbp,torch", help="comma-separated subset")
-    p.add_argument("--precisions", help="fp32,mixed (default both; fp32 alone with --quick)")
+    p.add_argument("--precisions",
+                   help="fp32,bf16,mixed (default all three; fp32 alone with --quick)")
     p.add_argument("--budget", type=float, default=540,
                    help="seconds after which no measurement starts (default 540)")
     p.add_argument("--worker", choices=["keras", "torch"], help=argparse.SUPPRESS)
@@ -316,7 +339,7 @@ def main() -> int:
     p.add_argument("--rows", help=argparse.SUPPRESS)
     args = p.parse_args()
     cases = [c for c in (QUICK if args.quick else FULL) if c.net in args.nets.split(",")]
-    precisions = (args.precisions or ("fp32" if args.quick else "fp32,mixed")).split(",")
+    precisions = (args.precisions or ("fp32" if args.quick else "fp32,bf16,mixed")).split(",")
 
     if args.worker:
         fn = keras_worker if args.worker == "keras" else torch_worker
@@ -332,22 +355,27 @@ def main() -> int:
     runners = args.runners.split(",")
     print(f"KERAS_BACKEND={bench.env['KERAS_BACKEND']}; results in {out}", flush=True)
     try:
+        data = {}
         for case in cases:
             print(f"{case.net}: {case.train:,} train images {case.size}x{case.size}x3, "
                   f"batch {case.batch}, {case.epochs} epochs", flush=True)
-            npz = make_data(case, work / f"{case.net}.npz")
+            data[case.net] = make_data(case, work / f"{case.net}.npz")
+        # what decides most first, both nets at each step: a spent --budget skips the rest
+        for case in cases:
             if "keras" in runners:
-                bench.worker("keras", case, npz)
-            if "cnnbp" in runners:
-                for precision in precisions:
-                    bench.cnnbp(case, npz, precision)
+                bench.worker("keras", case, data[case.net])
+            if "cnnbp" in runners and "fp32" in precisions:
+                bench.cnnbp(case, data[case.net], "fp32")
             if "torch" in runners:
                 if importlib.util.find_spec("torch") is None:
                     bench.add(case, "PyTorch loop", "–", None, [], 0,
                               note="skipped: torch is not importable here")
                 else:
-                    bench.worker("torch", case, npz)
-            npz.unlink()
+                    bench.worker("torch", case, data[case.net])
+        for precision in [p for p in precisions if p != "fp32"]:
+            for case in cases:
+                if "cnnbp" in runners:
+                    bench.cnnbp(case, data[case.net], precision)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     bench.write()

@@ -83,11 +83,12 @@ def to_torch(network) -> nn.Sequential:
 
 def variants(cuda: bool) -> list[tuple[str, str, bool]]:
     """(label, precision, compiled). "mixed" is fp16 autocast with a GradScaler, the same
-    arithmetic as Keras's mixed_float16; on a CPU only fp32 is run."""
+    arithmetic as Keras's mixed_float16; "bf16" is bfloat16 autocast with no scaler, as
+    Keras's mixed_bfloat16; on a CPU only fp32 is run."""
     if not cuda:
         return [("fp32", "fp32", False)]
-    return [("fp32 (TF32)", "fp32", False), ("mixed fp16", "mixed", False),
-            ("mixed fp16 + torch.compile", "mixed", True)]
+    return [("fp32 (TF32)", "fp32", False), ("mixed bf16", "bf16", False),
+            ("mixed fp16", "mixed", False), ("mixed fp16 + torch.compile", "mixed", True)]
 
 
 def train(network, x_uint8, y, batch: int, epochs: int, label: str, precision: str,
@@ -115,8 +116,8 @@ def train(network, x_uint8, y, batch: int, epochs: int, label: str, precision: s
     step_model = torch.compile(model) if compiled else model
     opt = torch.optim.Adam(model.parameters(), lr=1e-3, eps=1e-7,  # Keras Adam's defaults
                            fused=dev.type == "cuda")
-    mixed = precision == "mixed"
-    scaler = torch.amp.GradScaler(dev.type, enabled=mixed)
+    half = {"mixed": torch.float16, "bf16": torch.bfloat16}.get(precision)
+    scaler = torch.amp.GradScaler(dev.type, enabled=precision == "mixed")  # fp16 only
     loss_fn = nn.CrossEntropyLoss()
     steps = len(x) // batch
     model.train()
@@ -130,7 +131,7 @@ def train(network, x_uint8, y, batch: int, epochs: int, label: str, precision: s
         for i in range(steps):
             idx = order[i * batch:(i + 1) * batch]
             xb = x[idx].permute(0, 3, 1, 2)  # NCHW view of NHWC memory: channels_last
-            with torch.autocast(dev.type, torch.float16, enabled=mixed):
+            with torch.autocast(dev.type, half or torch.float16, enabled=half is not None):
                 loss = loss_fn(step_model(xb), y[idx])
             opt.zero_grad(set_to_none=True)
             scaler.scale(loss).backward()

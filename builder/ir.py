@@ -174,7 +174,7 @@ class Training:
     skip_bad_images: bool = False    # skip and count undecodable files instead of stopping
     # Speed against reproducibility: "auto" means on for CPU (cheap there), off for GPUs
     # (deterministic kernels cost GPU speed); mixed precision "auto" is off everywhere (it did
-    # not pay on an H200 with JAX: docs/benchmarks.md), true opts in.
+    # not pay on an H200 with JAX: docs/benchmarks.md); true (float16) or bfloat16 opts in.
     deterministic: bool | str = "auto"
     mixed_precision: bool | str = "auto"
     xla: bool | str = "auto"         # XLA-compiled steps; auto: Keras's choice (see train.device)

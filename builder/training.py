@@ -132,8 +132,10 @@ def schema() -> dict:
             "skip_bad_images": {"type": "boolean"},
             "deterministic": {"enum": ["auto", True, False],
                               "description": "op determinism; auto: on for CPU, off for GPU"},
-            "mixed_precision": {"enum": ["auto", True, False],
-                                "description": "float16 compute; auto: off (float32) everywhere"},
+            "mixed_precision": {"enum": ["auto", True, False, "float16", "bfloat16"],
+                                "description": "16-bit compute with float32 weights: true or "
+                                               "float16 (with loss scaling), bfloat16; auto: "
+                                               "off (float32) everywhere"},
             "xla": {"enum": ["auto", True, False],
                     "description": "XLA-compiled training steps; auto: off on a TensorFlow CPU "
                                    "(measured slower), on for GPUs, always on with JAX"},

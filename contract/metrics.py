@@ -58,6 +58,7 @@ class TrainMetrics(Record):
     backend: str = "tensorflow"         # the Keras backend that trained (KERAS_BACKEND)
     xla: bool | None = None             # whether the training steps were XLA-compiled
     compile_cache: str | None = None    # JAX's persistent compilation cache folder, when on
+    precision: str | None = None        # the Keras dtype policy it trained under
     # training rows over the median epoch after the first (which compiles; so may a resumed or
     # unfrozen one, which the median leaves out): what the machine sustains. None under 2 epochs
     steady_images_per_second: float | None = None

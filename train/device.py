@@ -27,8 +27,12 @@ GPU_STEPS_PER_EXECUTION = 16
 # ``training.mixed_precision: auto`` trains in float32 on GPUs too: on an H200 with JAX the
 # mixed_float16 policy did not pay (hand-written Keras fit 0.95x and 1.02x of its float32
 # speed on cifar10_small and VGG-11, cnnbp 1.22x and 0.90x; docs/benchmarks.md, issue 28).
-# ``true`` opts in.
+# ``true`` (or ``float16``) and ``bfloat16`` opt in.
 MIXED_BY_DEFAULT = False
+# ``training.mixed_precision`` -> the Keras dtype policy it trains under. bfloat16 keeps
+# float32's exponent range, so Keras adds no loss scaling to it (it does to mixed_float16).
+POLICIES = {False: "float32", True: "mixed_float16", "float16": "mixed_float16",
+            "bfloat16": "mixed_bfloat16"}
 
 
 class _OneDevice:
@@ -50,6 +54,7 @@ class Device:
     mixed_precision: bool
     deterministic: bool = False
     backend: str = "tensorflow"
+    policy: str = "float32"   # the Keras dtype policy it trains under
 
 
 def resolve(setting: bool | str, on_gpu: bool) -> bool:
@@ -58,10 +63,16 @@ def resolve(setting: bool | str, on_gpu: bool) -> bool:
     return bool(setting) if setting != "auto" else on_gpu
 
 
+def policy(setting: bool | str) -> str:
+    """``training.mixed_precision`` as a Keras dtype policy: ``auto`` is float32 on every
+    device (``MIXED_BY_DEFAULT``, by measurement); ``true``/``float16`` is mixed_float16 and
+    ``bfloat16`` mixed_bfloat16, on a CPU too (for tests)."""
+    return POLICIES[MIXED_BY_DEFAULT if setting == "auto" else setting]
+
+
 def use_mixed(setting: bool | str) -> bool:
-    """``training.mixed_precision``: ``auto`` is float32 on every device (``MIXED_BY_DEFAULT``,
-    by measurement); ``true`` is the mixed_float16 policy, on a CPU too (for tests)."""
-    return MIXED_BY_DEFAULT if setting == "auto" else bool(setting)
+    """Whether ``training.mixed_precision`` computes in a 16-bit float (see ``policy``)."""
+    return policy(setting) != "float32"
 
 
 def configure(mixed_precision: bool | str = "auto", deterministic: bool | str = "auto",
@@ -70,7 +81,8 @@ def configure(mixed_precision: bool | str = "auto", deterministic: bool | str = 
     model.
 
     Op determinism (``auto``: on for CPU, off for GPU, where deterministic kernels are slower),
-    mixed precision (``auto``: off everywhere, see ``use_mixed``; ``True`` turns it on) and XLA
+    mixed precision (``auto``: off everywhere, see ``policy``; ``True``, ``"float16"`` or
+    ``"bfloat16"`` turns it on) and XLA
     (``auto``: off for TensorFlow on a CPU, where it measured 2x slower, on for GPUs; JAX
     always compiles with XLA).
     """
@@ -80,7 +92,8 @@ def configure(mixed_precision: bool | str = "auto", deterministic: bool | str = 
     import tensorflow as tf
 
     gpus = tf.config.list_physical_devices("GPU")
-    mixed = use_mixed(mixed_precision)
+    dtypes = policy(mixed_precision)
+    mixed = dtypes != "float32"
     exact = resolve(deterministic, not gpus)
     if xla is True and exact:
         raise UsageError("training.xla: true: Keras does not compile XLA steps while TensorFlow "
@@ -93,10 +106,10 @@ def configure(mixed_precision: bool | str = "auto", deterministic: bool | str = 
     else:  # process-wide: undo an earlier run's setting in this process (tests, notebooks)
         from tensorflow.python.framework import config as tf_config
         getattr(tf_config, "disable_op_determinism", lambda: None)()
-    keras.mixed_precision.set_global_policy("mixed_float16" if mixed else "float32")
+    keras.mixed_precision.set_global_policy(dtypes)
     if not gpus:
         return Device("CPU", 0, tf.distribute.get_strategy(), CPU_STEPS_PER_EXECUTION, jit,
-                      mixed, exact)
+                      mixed, exact, policy=dtypes)
     for gpu in gpus:
         try:
             tf.config.experimental.set_memory_growth(gpu, True)
@@ -105,8 +118,9 @@ def configure(mixed_precision: bool | str = "auto", deterministic: bool | str = 
     strategy = tf.distribute.MirroredStrategy() if len(gpus) > 1 else tf.distribute.get_strategy()
     details = tf.config.experimental.get_device_details(gpus[0])
     name = f"{len(gpus)} x GPU {details.get('device_name', '')}".strip()
-    log.info("training on %s, mixed precision %s, deterministic %s", name, mixed, exact)
-    return Device(name, len(gpus), strategy, GPU_STEPS_PER_EXECUTION, jit, mixed, exact)
+    log.info("training on %s, %s, deterministic %s", name, dtypes, exact)
+    return Device(name, len(gpus), strategy, GPU_STEPS_PER_EXECUTION, jit, mixed, exact,
+                  policy=dtypes)
 
 
 def _configure_jax(keras, mixed_precision, deterministic, xla) -> Device:
@@ -121,14 +135,14 @@ def _configure_jax(keras, mixed_precision, deterministic, xla) -> Device:
                                    " --xla_gpu_deterministic_ops=true").strip()
     import jax
     gpus = [d for d in jax.devices() if d.platform in ("gpu", "cuda", "rocm")]
-    mixed = use_mixed(mixed_precision)
+    dtypes = policy(mixed_precision)
     exact = resolve(deterministic, not gpus)
-    keras.mixed_precision.set_global_policy("mixed_float16" if mixed else "float32")
+    keras.mixed_precision.set_global_policy(dtypes)
     if len(gpus) > 1:  # untested: no machine with several GPUs was at hand
         keras.distribution.set_distribution(
             keras.distribution.DataParallel(devices=keras.distribution.list_devices("gpu")))
     name = f"{len(gpus)} x GPU {gpus[0].device_kind} (jax)" if gpus else "CPU (jax)"
-    log.info("training on %s, mixed precision %s, deterministic %s", name, mixed, exact)
+    log.info("training on %s, %s, deterministic %s", name, dtypes, exact)
     return Device(name, len(gpus), _OneDevice(),
-                  GPU_STEPS_PER_EXECUTION if gpus else CPU_STEPS_PER_EXECUTION, True, mixed,
-                  exact, "jax")
+                  GPU_STEPS_PER_EXECUTION if gpus else CPU_STEPS_PER_EXECUTION, True,
+                  dtypes != "float32", exact, "jax", dtypes)

@@ -83,6 +83,7 @@ def _evaluate(session: Session, final, wall_started: float, explaining):
         images_per_second=round(session.state.samples_seen / seconds, 1) if seconds else None,
         wall_seconds=round(time.perf_counter() - wall_started, 3),
         device=session.device.name, mixed_precision=session.device.mixed_precision,
+        precision=session.device.policy,
         versions=_versions(), skipped_images=len(bad.files), skipped_files=bad.named,
         cache=session.pipelines.cache, normalization=session.state.normalization,
         deterministic=session.device.deterministic, backend=session.device.backend,
