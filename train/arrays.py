@@ -20,8 +20,16 @@ def batches(x, y, rows, batch: int, prep: Preprocessing, net: ir.Network, mapped
     epoch when ``seed`` is given (``set(epoch)`` as an epoch begins, else one epoch on at each
     ``on_epoch_end``). ``mapped`` arrays hold raw values and are normalised a batch at a
     time; the rest are already divided by ``prep.scale`` and have their ``rows`` normalised
-    once, into a copy."""
+    once, into a copy. ``workers`` threads draw the batches that take work (normalised or
+    augmented as drawn); a batch that is one gather is drawn by the training loop itself."""
     import keras
+
+    # Keras's threaded enqueuer costs the loop every epoch: it starts a pool, hands batches
+    # over through queues under the GIL, and its stop waits out a 0.1 s queue timeout. On an
+    # H200 that held cifar10_small at 0.77x a hand-written fit, whose loop slices its arrays
+    # itself (docs/benchmarks.md, issue 28); a gather needs no thread.
+    if not mapped and augment is None:
+        workers = 1
 
     # one multiply and one add into one new array: ``prep.apply`` took five passes and five
     # arrays, which at 64x224x224x3 held a GPU at 0.68x the Keras fit fed ready arrays
