@@ -14,21 +14,27 @@ from cnnbp.builder import ir
 from cnnbp.contract.preprocessing import Preprocessing
 
 
+# Ready batches (one gather each) smaller than this are drawn by the training loop itself.
+# Keras's threaded enqueuer costs every epoch: it starts a pool, hands batches over through
+# queues under the GIL, and its stop waits out a 0.1 s queue timeout (110-160 ms an epoch of
+# 96 cifar10_small batches here). On an H200 it held cifar10_small (3 MB batches) at 0.77x a
+# hand-written fit, 1.15-1.17x drawn by the loop; but VGG-11's 38.5 MB batches drawn by the
+# loop held bfloat16 at 3,952 images/s against 6,225 on threads (docs/benchmarks.md, issue
+# 28). Sizes between the two were not measured.
+LOOP_DRAWN = 8 * 2**20
+
+
 def batches(x, y, rows, batch: int, prep: Preprocessing, net: ir.Network, mapped: bool,
             seed: int | None = None, augment=None, workers: int = 1):
     """A ``PyDataset`` of (model input, one-hot label) batches of ``x[rows]``; shuffled every
     epoch when ``seed`` is given (``set(epoch)`` as an epoch begins, else one epoch on at each
     ``on_epoch_end``). ``mapped`` arrays hold raw values and are normalised a batch at a
     time; the rest are already divided by ``prep.scale`` and have their ``rows`` normalised
-    once, into a copy. ``workers`` threads draw the batches that take work (normalised or
-    augmented as drawn); a batch that is one gather is drawn by the training loop itself."""
+    once, into a copy. ``workers`` threads draw the batches that take work: normalised or
+    augmented as drawn, or large (``LOOP_DRAWN``); the rest the training loop draws itself."""
     import keras
 
-    # Keras's threaded enqueuer costs the loop every epoch: it starts a pool, hands batches
-    # over through queues under the GIL, and its stop waits out a 0.1 s queue timeout. On an
-    # H200 that held cifar10_small at 0.77x a hand-written fit, whose loop slices its arrays
-    # itself (docs/benchmarks.md, issue 28); a gather needs no thread.
-    if not mapped and augment is None:
+    if not mapped and augment is None and batch * np.prod(net.input_shape) * 4 < LOOP_DRAWN:
         workers = 1
 
     # one multiply and one add into one new array: ``prep.apply`` took five passes and five

@@ -266,3 +266,24 @@ def test_steady_images_per_second_leaves_out_the_compiling_epochs():
     rows = [{"seconds": s} for s in (9.0, 2.0, 2.5, 7.5, 2.5)]
     assert steady_images_per_second(rows, 1000) == 400.0  # 1,000 rows in 2.5 s
     assert steady_images_per_second(rows[:1], 1000) is None  # one epoch: nothing steady
+
+
+def test_ready_array_batches_are_drawn_by_the_loop_and_working_ones_on_threads():
+    """A batch that is one gather of rows normalised in memory is drawn by the training loop
+    (Keras's threaded enqueuer cost 110-160 ms an epoch); batches normalised or augmented as
+    drawn, or larger than ``LOOP_DRAWN``, get the threads asked for."""
+    from cnnbp.contract.preprocessing import fit
+    from cnnbp.train.arrays import LOOP_DRAWN, batches
+    net = load("digits").network
+    x = np.zeros((64, 8, 8, 1), "float32")
+    y = np.arange(64) % 10
+    prep = fit(x + 1, input_shape=[8, 8, 1], domain="tensor", class_names=list("0123456789"))
+    rows = np.arange(64)
+    threads = lambda batch=8, **kw: batches(x, y, rows, batch, prep, net, workers=4,
+                                            **{"mapped": False, **kw}).workers
+    assert threads() == 1
+    assert threads(mapped=True) == 4
+    assert threads(augment=lambda b, rng: b) == 4
+    row_bytes = 8 * 8 * 1 * 4
+    assert threads(batch=LOOP_DRAWN // row_bytes - 1) == 1
+    assert threads(batch=LOOP_DRAWN // row_bytes) == 4
