@@ -13,7 +13,6 @@ import numpy as np
 from cnnbp.builder import ir
 from cnnbp.contract.preprocessing import Preprocessing
 
-
 # Ready batches (one gather each) smaller than this are drawn by the training loop itself.
 # Keras's threaded enqueuer costs every epoch: it starts a pool, hands batches over through
 # queues under the GIL, and its stop waits out a 0.1 s queue timeout (110-160 ms an epoch of
