@@ -135,7 +135,8 @@ def schema() -> dict:
             "mixed_precision": {"enum": ["auto", True, False, "float16", "bfloat16"],
                                 "description": "16-bit compute with float32 weights: true or "
                                                "float16 (with loss scaling), bfloat16; auto: "
-                                               "off (float32) everywhere"},
+                                               "bfloat16 on JAX GPUs of compute capability "
+                                               "8.0+, float32 elsewhere"},
             "xla": {"enum": ["auto", True, False],
                     "description": "XLA-compiled training steps; auto: off on a TensorFlow CPU "
                                    "(measured slower), on for GPUs, always on with JAX"},

@@ -87,13 +87,21 @@ def run(args) -> int:
             print(plan.line(), flush=True)
         metrics = launch(compiled, args.data, args.output, quiet=args.quiet,
                          replace=args.force)
-    print(f"{metrics.blueprint}: test accuracy {metrics.test_accuracy:.4f}, "
-          f"loss {metrics.test_loss:.4f} after {metrics.epochs} epochs, "
-          f"{metrics.images_per_second} images/s"
-          + (f" ({metrics.steady_images_per_second} after the first epoch)"
-             if metrics.steady_images_per_second else "")
-          + f" on {metrics.device} -> {metrics.run_dir}")
+    print(summary_line(metrics))
     if metrics.skipped_images:
         print(f"  skipped {metrics.skipped_images:,} images that could not be decoded "
               f"(--skip-bad-images); their names: skipped_files in {metrics.run_dir}/metrics.json")
     return 0
+
+
+def summary_line(metrics) -> str:
+    """The line a finished run ends with: test figures, speed, device and, when it was not
+    float32, the precision it trained in."""
+    return (f"{metrics.blueprint}: test accuracy {metrics.test_accuracy:.4f}, "
+            f"loss {metrics.test_loss:.4f} after {metrics.epochs} epochs, "
+            f"{metrics.images_per_second} images/s"
+            + (f" ({metrics.steady_images_per_second} after the first epoch)"
+               if metrics.steady_images_per_second else "")
+            + f" on {metrics.device}"
+            + (f" in {metrics.precision}" if metrics.precision not in (None, "float32") else "")
+            + f" -> {metrics.run_dir}")

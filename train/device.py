@@ -20,19 +20,21 @@ log = logging.getLogger(__name__)
 # the step overhead dominated until several steps ran per call.
 CPU_STEPS_PER_EXECUTION = 16
 # On a GPU a step of a classic CNN takes well under a millisecond for small inputs, so the
-# host's per-call overhead dominates unless several steps run per call. Not yet measured on a
-# GPU (none was available while this was written; bench/gpu.py measures it): 16 keeps the
-# CPU's setting.
+# host's per-call overhead dominates unless several steps run per call: 16 keeps the CPU's
+# setting. Under JAX, Keras runs them as a Python loop of single steps; with it cnnbp trained
+# cifar10_small on an H200 at 1.15-1.17x a hand-written fit at 1 (docs/benchmarks.md). 16
+# against 1 alone was not compared on a GPU, nor anything on a TensorFlow GPU.
 GPU_STEPS_PER_EXECUTION = 16
-# ``training.mixed_precision: auto`` trains in float32 on GPUs too: on an H200 with JAX the
-# mixed_float16 policy did not pay (hand-written Keras fit 0.95x and 1.02x of its float32
-# speed on cifar10_small and VGG-11, cnnbp 1.22x and 0.90x; docs/benchmarks.md, issue 28).
-# ``true`` (or ``float16``) and ``bfloat16`` opt in.
-MIXED_BY_DEFAULT = False
 # ``training.mixed_precision`` -> the Keras dtype policy it trains under. bfloat16 keeps
 # float32's exponent range, so Keras adds no loss scaling to it (it does to mixed_float16).
 POLICIES = {False: "float32", True: "mixed_float16", "float16": "mixed_float16",
             "bfloat16": "mixed_bfloat16"}
+# ``auto`` is bfloat16 under JAX on GPUs with bfloat16 tensor cores (compute capability 8.0
+# and up), float32 elsewhere. On an H200 (docs/benchmarks.md, issue 28) bfloat16 trained
+# VGG-11 at 224x224 1.81x as fast as float32 (6,230 against 3,445 images/s; float16 1.77x),
+# and cifar10_small, whose small steps leave the GPU waiting on the host, at 0.99x. On a
+# TensorFlow GPU it was never measured, so auto stays float32 there.
+AUTO_BF16_COMPUTE_CAPABILITY = (8, 0)
 
 
 class _OneDevice:
@@ -63,16 +65,24 @@ def resolve(setting: bool | str, on_gpu: bool) -> bool:
     return bool(setting) if setting != "auto" else on_gpu
 
 
-def policy(setting: bool | str) -> str:
-    """``training.mixed_precision`` as a Keras dtype policy: ``auto`` is float32 on every
-    device (``MIXED_BY_DEFAULT``, by measurement); ``true``/``float16`` is mixed_float16 and
-    ``bfloat16`` mixed_bfloat16, on a CPU too (for tests)."""
-    return POLICIES[MIXED_BY_DEFAULT if setting == "auto" else setting]
+def policy(setting: bool | str, bf16_gpus: bool = False) -> str:
+    """``training.mixed_precision`` as a Keras dtype policy: ``auto`` is mixed_bfloat16 on
+    ``bf16_gpus`` (JAX on GPUs with bfloat16 tensor cores, by measurement) and float32
+    elsewhere; ``true``/``float16`` is mixed_float16 and ``bfloat16`` mixed_bfloat16 on any
+    device, a CPU too (for tests)."""
+    if setting == "auto":
+        return "mixed_bfloat16" if bf16_gpus else "float32"
+    return POLICIES[setting]
 
 
-def use_mixed(setting: bool | str) -> bool:
-    """Whether ``training.mixed_precision`` computes in a 16-bit float (see ``policy``)."""
-    return policy(setting) != "float32"
+def has_bf16_cores(device) -> bool:
+    """Whether a JAX device is a CUDA GPU of compute capability 8.0 or up (Ampere, Hopper and
+    later), whose tensor cores multiply bfloat16; anything else (a CPU, ROCm) says no."""
+    found = str(getattr(device, "compute_capability", "") or "")
+    try:
+        return tuple(int(v) for v in found.split(".")[:2]) >= AUTO_BF16_COMPUTE_CAPABILITY
+    except ValueError:
+        return False
 
 
 def configure(mixed_precision: bool | str = "auto", deterministic: bool | str = "auto",
@@ -81,8 +91,8 @@ def configure(mixed_precision: bool | str = "auto", deterministic: bool | str = 
     model.
 
     Op determinism (``auto``: on for CPU, off for GPU, where deterministic kernels are slower),
-    mixed precision (``auto``: off everywhere, see ``policy``; ``True``, ``"float16"`` or
-    ``"bfloat16"`` turns it on) and XLA
+    mixed precision (``auto``: bfloat16 under JAX on GPUs that have bfloat16 tensor cores,
+    else off, see ``policy``; ``True``, ``"float16"`` or ``"bfloat16"`` turns it on) and XLA
     (``auto``: off for TensorFlow on a CPU, where it measured 2x slower, on for GPUs; JAX
     always compiles with XLA).
     """
@@ -135,7 +145,7 @@ def _configure_jax(keras, mixed_precision, deterministic, xla) -> Device:
                                    " --xla_gpu_deterministic_ops=true").strip()
     import jax
     gpus = [d for d in jax.devices() if d.platform in ("gpu", "cuda", "rocm")]
-    dtypes = policy(mixed_precision)
+    dtypes = policy(mixed_precision, bool(gpus) and all(map(has_bf16_cores, gpus)))
     exact = resolve(deterministic, not gpus)
     keras.mixed_precision.set_global_policy(dtypes)
     if len(gpus) > 1:  # untested: no machine with several GPUs was at hand

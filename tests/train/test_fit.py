@@ -41,6 +41,19 @@ def test_run_directory_is_complete(digits_run):
     assert "test accuracy" in proc.stdout and "Traceback" not in proc.stderr
 
 
+def test_the_summary_line_names_a_16_bit_precision_only(digits_run):
+    from cnnbp.commands.train import summary_line
+    from cnnbp.contract import records
+    from cnnbp.contract.metrics import TrainMetrics
+    out, proc = digits_run
+    metrics = records.read(TrainMetrics, out / "metrics.json", "metrics")
+    assert metrics.precision == "float32"
+    assert proc.stdout.splitlines()[-1] == summary_line(metrics)
+    assert " in " not in summary_line(metrics).split(" on ")[1]
+    bf16 = summary_line(metrics.model_copy(update={"precision": "mixed_bfloat16"}))
+    assert f"on {metrics.device} in mixed_bfloat16 -> " in bf16
+
+
 def test_metrics_and_history(digits_run):
     out, _ = digits_run
     m = json.loads((out / "metrics.json").read_text())
