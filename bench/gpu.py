@@ -90,9 +90,10 @@ class Case:
     classes: int = 10
 
 
-# Sized to fit one 10-minute call on an H200 by estimate (not yet timed there): each of the
-# 8 processes pays start-up and a first compile of tens of seconds, which the epochs after
-# the first exclude, so few epochs of whole batches suffice. 24,576 = 96 x 256, 4,096 = 64 x 64.
+# Sized to fit one 10-minute call on an H200: the whole bench (10 processes, three
+# precisions) took 430 s there on 2026-12-04. Each process pays start-up and a first compile
+# of tens of seconds, which the epochs after the first exclude, so few epochs of whole batches
+# suffice. 24,576 = 96 x 256, 4,096 = 64 x 64.
 FULL = (Case("cifar10_small", "cifar10_small", (), 32, 24_576, 1_024, 256, 4),
         Case("vgg11", "vgg11", ("classes=10", "input=[224,224,3]"), 224, 4_096, 256, 64, 3))
 QUICK = (Case("cifar10_small", "cifar10_small", (), 32, 512, 128, 64, 2),
