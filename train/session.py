@@ -96,8 +96,9 @@ def prepare(compiled: Compiled, data_spec: str, out: str | Path, resume: bool = 
             fresh.write_state(state)
     held = run.hold()  # a second `--resume` of this run, started beside it, stops here
     try:
-        # GPUs draw array batches that take work (normalised or augmented as drawn) on
-        # several threads so the host keeps up; a CPU trains on its cores
+        # GPUs draw array batches that take work (normalised or augmented as drawn, or
+        # large) on several threads so the host keeps up (train.arrays); a CPU trains on
+        # its cores
         pipelines = make_pipelines(data, prep, net, bad, device.backend,
                                    4 if device.gpus else 1)
         session = Session(compiled, run, data_spec, pipelines, prep, names, device, state,
