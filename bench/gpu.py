@@ -15,8 +15,9 @@ run (statistics, samples, checkpoint waits, saved models, test evaluation: wall_
 the epochs).
 
 Measurements run in order of what they decide, both nets at each step, so a spent --budget
-skips the least needed: Keras fit (every precision, one process) and cnnbp in float32 (the
-default), PyTorch, then cnnbp in bf16, then cnnbp in fp16.
+skips the least needed: Keras fit (every precision, one process) and cnnbp in float32,
+PyTorch, then cnnbp in bf16 (what `training.mixed_precision: auto` picks on such GPUs under
+JAX since 2026-12-04), then cnnbp in fp16. Every cnnbp run names its precision explicitly.
 
 On the GPU machine (H200: Python 3.12, JAX, PyTorch, no TensorFlow or Keras, no network):
 here, once, `bash bench/gpu_wheels.sh` (fills .whl/, which .git/info/exclude must list), then
