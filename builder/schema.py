@@ -172,10 +172,10 @@ def _explain(err) -> Problem:
         return Problem(path, err.message.replace("'", "`"))
     if err.validator == "anyOf" and "description" in schema:
         return Problem(path, f"must be {schema['description']}, got {err.instance!r}")
-    if err.validator == "enum":
-        hint = suggest(str(err.instance), [str(v) for v in err.validator_value])
-        return Problem(path, f"{err.instance!r} is not one of "
-                       f"{', '.join(map(str, err.validator_value))}{hint}")
+    if err.validator == "enum":  # the values as a blueprint writes them: true, not True
+        valid = [v if isinstance(v, str) else json.dumps(v) for v in err.validator_value]
+        hint = suggest(str(err.instance), valid)
+        return Problem(path, f"{err.instance!r} is not one of {', '.join(valid)}{hint}")
     if err.validator in ("type", "minimum", "maximum", "pattern", "minItems", "maxItems"):
         return Problem(path, f"{err.message}")
     return Problem(path, err.message)

@@ -131,6 +131,13 @@ def test_unknown_initializer_is_refused_at_check_time(write_blueprint):
     assert "weights.init: 'he_norml' is not one of" in text and "(did you mean he_normal?)" in text
 
 
+def test_an_enum_of_booleans_is_listed_as_a_blueprint_writes_them():
+    with pytest.raises(BlueprintError) as got:
+        load("digits", ["training.mixed_precision=bf16"])
+    assert ("training.mixed_precision: (from --set training.mixed_precision=bf16) 'bf16' is not "
+            "one of auto, true, false, float16, bfloat16") in str(got.value)
+
+
 @pytest.mark.parametrize("override,named,hint", [
     ("clases=5", "vars.clases", "did you mean classes?"),  # a top-level key, misspelt
     ("n=3", "vars.n", "did you mean N?"),                    # a variable, in the wrong case
