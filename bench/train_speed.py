@@ -45,7 +45,7 @@ def main(epochs: int = 10, repeats: int = 3) -> None:
     def tool(spe: int, jit: bool, run_dir_callback: bool = False) -> float:
         keras.backend.clear_session()
         base = devices.configure()
-        dev = devices.Device(base.name, 0, base.strategy, spe, jit, False)
+        dev = devices.Device(base.name, 0, base.strategy, spe, jit, "float32")
         import tempfile
         session = prepare(compiled, "digits", tempfile.mkdtemp(), device=dev)
         model = compile_model(session)

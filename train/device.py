@@ -53,10 +53,14 @@ class Device:
     strategy: object          # a tf.distribute strategy, or one with a no-op scope()
     steps_per_execution: int
     jit_compile: bool
-    mixed_precision: bool
+    policy: str               # the Keras dtype policy it trains under
     deterministic: bool = False
     backend: str = "tensorflow"
-    policy: str = "float32"   # the Keras dtype policy it trains under
+
+    @property
+    def mixed_precision(self) -> bool:
+        """Whether it computes in a 16-bit float."""
+        return self.policy != "float32"
 
 
 def resolve(setting: bool | str, on_gpu: bool) -> bool:
@@ -103,7 +107,6 @@ def configure(mixed_precision: bool | str = "auto", deterministic: bool | str = 
 
     gpus = tf.config.list_physical_devices("GPU")
     dtypes = policy(mixed_precision)
-    mixed = dtypes != "float32"
     exact = resolve(deterministic, not gpus)
     if xla is True and exact:
         raise UsageError("training.xla: true: Keras does not compile XLA steps while TensorFlow "
@@ -119,7 +122,7 @@ def configure(mixed_precision: bool | str = "auto", deterministic: bool | str = 
     keras.mixed_precision.set_global_policy(dtypes)
     if not gpus:
         return Device("CPU", 0, tf.distribute.get_strategy(), CPU_STEPS_PER_EXECUTION, jit,
-                      mixed, exact, policy=dtypes)
+                      dtypes, exact)
     for gpu in gpus:
         try:
             tf.config.experimental.set_memory_growth(gpu, True)
@@ -129,8 +132,7 @@ def configure(mixed_precision: bool | str = "auto", deterministic: bool | str = 
     details = tf.config.experimental.get_device_details(gpus[0])
     name = f"{len(gpus)} x GPU {details.get('device_name', '')}".strip()
     log.info("training on %s, %s, deterministic %s", name, dtypes, exact)
-    return Device(name, len(gpus), strategy, GPU_STEPS_PER_EXECUTION, jit, mixed, exact,
-                  policy=dtypes)
+    return Device(name, len(gpus), strategy, GPU_STEPS_PER_EXECUTION, jit, dtypes, exact)
 
 
 def _configure_jax(keras, mixed_precision, deterministic, xla) -> Device:
@@ -154,5 +156,5 @@ def _configure_jax(keras, mixed_precision, deterministic, xla) -> Device:
     name = f"{len(gpus)} x GPU {gpus[0].device_kind} (jax)" if gpus else "CPU (jax)"
     log.info("training on %s, %s, deterministic %s", name, dtypes, exact)
     return Device(name, len(gpus), _OneDevice(),
-                  GPU_STEPS_PER_EXECUTION if gpus else CPU_STEPS_PER_EXECUTION, True,
-                  dtypes != "float32", exact, "jax", dtypes)
+                  GPU_STEPS_PER_EXECUTION if gpus else CPU_STEPS_PER_EXECUTION, True, dtypes,
+                  exact, "jax")

@@ -54,7 +54,7 @@ def train_multiworker(compiled: Compiled, data_spec: str, out: str | Path,
     workers, index = cluster()
     # The strategy must exist before any other TensorFlow op runs in this process.
     strategy = tf.distribute.MultiWorkerMirroredStrategy()
-    device = devices.Device(f"{workers} workers x CPU", 0, strategy, 1, False, False)
+    device = devices.Device(f"{workers} workers x CPU", 0, strategy, 1, False, "float32")
     out = Path(out) if index == 0 else Path(f"{out}.worker{index}")
     started = time.perf_counter()
     session = prepare(compiled, data_spec, out, device=device)
